@@ -1,0 +1,44 @@
+# Flotilla — run `make` (or `make help`) for the list of targets.
+GO        ?= go
+PKGS      ?= ./...
+BIN       := $(CURDIR)/.bin
+PROTOC_GEN_GO_VERSION := $(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: lint proto-check ## the whole suite: vet, gofmt, generated code current, tests, race tests
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -race -short -timeout 20m $(PKGS)
+
+.PHONY: race
+race: ## all tests under the race detector
+	$(GO) test -count=1 -race -timeout 30m $(PKGS)
+
+.PHONY: sim
+sim: ## long simulator sweep: make sim SEEDS=20000
+	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v
+
+.PHONY: lint
+lint: ## go vet and a gofmt check
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+$(BIN)/protoc-gen-go:
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+.PHONY: proto
+proto: $(BIN)/protoc-gen-go ## regenerate the Go code of every .proto file (needs protoc)
+	@for f in $$(git ls-files '*.proto'; ls messages/*.proto examples/*/*.proto 2>/dev/null) ; do echo $$f; done | sort -u | \
+	  while read f; do PATH=$(BIN):$$PATH protoc --proto_path=. --go_out=. --go_opt=paths=source_relative $$f || exit 1; done
+
+.PHONY: proto-check
+proto-check: ## fail when committed generated code differs from `make proto` (skipped without protoc)
+	@if command -v protoc >/dev/null; then \
+	  $(MAKE) -s proto && git diff --exit-code -- '*.pb.go' || { echo "generated code is stale: run make proto and commit"; exit 1; }; \
+	else echo "protoc not installed: skipping proto-check"; fi
