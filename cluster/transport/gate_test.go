@@ -1,0 +1,55 @@
+package transport_test
+
+import (
+	"testing"
+
+	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+func TestGate(t *testing.T) {
+	members := map[uint64]bool{1: true, 2: true, 3: true}
+	g := transport.NewGate(7, 2, func(id uint64) bool { return members[id] })
+	var delivered []*messages.Message
+	h := g.Wrap(func(m *messages.Message) { delivered = append(delivered, m) })
+
+	for _, tc := range []struct {
+		name  string
+		m     *messages.Message
+		admit bool
+	}{
+		{"member", &messages.Message{ClusterId: 7, From: 1, To: 2}, true},
+		{"other cluster", &messages.Message{ClusterId: 8, From: 1, To: 2}, false},
+		{"wrong to", &messages.Message{ClusterId: 7, From: 1, To: 3}, false},
+		{"non-member", &messages.Message{ClusterId: 7, From: 9, To: 2}, false},
+		{"zero sender", &messages.Message{ClusterId: 7, From: 0, To: 2}, false},
+		{"nil", nil, false},
+		{"another member", &messages.Message{ClusterId: 7, From: 3, To: 2}, true},
+	} {
+		if got := g.Admit(tc.m); got != tc.admit {
+			t.Errorf("%s: Admit = %v, want %v", tc.name, got, tc.admit)
+		}
+		h(tc.m)
+	}
+	want := transport.GateStats{
+		Admitted: 4, DroppedWrongCluster: 2, DroppedWrongTo: 2, DroppedNotMember: 4, DroppedInvalid: 2,
+	}
+	if got := g.Stats(); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+	if got := g.Stats().Dropped(); got != 10 {
+		t.Errorf("Dropped = %d, want 10", got)
+	}
+	if len(delivered) != 2 {
+		t.Errorf("Wrap delivered %d messages, want 2", len(delivered))
+	}
+
+	// A nil predicate admits any non-zero sender.
+	open := transport.NewGate(7, 2, nil)
+	if !open.Admit(&messages.Message{ClusterId: 7, From: 42, To: 2}) {
+		t.Error("nil predicate refused a non-zero sender")
+	}
+	if open.Admit(&messages.Message{ClusterId: 7, From: 0, To: 2}) {
+		t.Error("nil predicate admitted sender 0")
+	}
+}
