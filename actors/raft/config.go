@@ -1,0 +1,163 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+// ReadOnlyOption chooses how ReadIndex confirms leadership.
+type ReadOnlyOption uint8
+
+const (
+	// ReadOnlySafe confirms leadership with a round of heartbeats to a
+	// quorum for every read index (thesis §6.4). The default.
+	ReadOnlySafe ReadOnlyOption = iota
+	// ReadOnlyLeaseBased trusts the leader lease that CheckQuorum maintains
+	// and answers at once (thesis §6.4.1). It relies on bounded clock drift;
+	// it is refused by Validate unless CheckQuorum is on.
+	ReadOnlyLeaseBased
+)
+
+// Config configures one Raft node. Start from DefaultConfig.
+type Config struct {
+	// ID of this node; must be non-zero. Required.
+	ID uint64
+	// ClusterID is stamped on every outgoing message. Default 0.
+	ClusterID uint64
+	// Bootstrap is the initial cluster configuration (voters, learners and
+	// settings), used only when storage is empty. Every founding member
+	// must be given the same one. A node that joins a running cluster
+	// leaves it nil and waits for the leader to contact it.
+	Bootstrap *messages.ClusterConfig
+	// Seed seeds the randomized election timeout. Default 0; give each
+	// node a different one (the node actor derives it from ID and time).
+	Seed int64
+	// MaxSizePerMsg caps the bytes of entries in one AppendEntries.
+	// Default 1 MiB. Always at least one entry is sent.
+	MaxSizePerMsg uint64
+	// MaxEntriesPerMsg caps the entries in one AppendEntries. Default 4096.
+	MaxEntriesPerMsg int
+	// MaxInflightMsgs caps the AppendEntries in flight to one peer in
+	// replicate mode. Default 256.
+	MaxInflightMsgs int
+	// MaxInflightBytes caps the bytes of entries in flight to one peer
+	// (0 = no byte cap). Default 32 MiB.
+	MaxInflightBytes uint64
+	// MaxProposalBytes refuses larger proposals. Default 8 MiB.
+	MaxProposalBytes int
+	// ReadOnly chooses the ReadIndex mode. Default ReadOnlySafe.
+	ReadOnly ReadOnlyOption
+	// Logger receives the core's deterministic log lines. Default: a
+	// logger that discards.
+	Logger *slog.Logger
+}
+
+// DefaultSettings are the cluster-wide settings used when a bootstrap
+// configuration leaves them unset.
+func DefaultSettings() *messages.Settings {
+	return &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 10, HeartbeatTicks: 1}
+}
+
+// DefaultConfig returns a Config with every default filled in; set ID (and
+// Bootstrap for a founding member).
+func DefaultConfig() Config {
+	return Config{
+		MaxSizePerMsg:    1 << 20,
+		MaxEntriesPerMsg: 4096,
+		MaxInflightMsgs:  256,
+		MaxInflightBytes: 32 << 20,
+		MaxProposalBytes: 8 << 20,
+	}
+}
+
+func (c *Config) ensureDefaults() {
+	d := DefaultConfig()
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = d.MaxSizePerMsg
+	}
+	if c.MaxEntriesPerMsg == 0 {
+		c.MaxEntriesPerMsg = d.MaxEntriesPerMsg
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = d.MaxInflightMsgs
+	}
+	if c.MaxProposalBytes == 0 {
+		c.MaxProposalBytes = d.MaxProposalBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem of c at once, each naming the field and
+// its value.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, errors.New("raft: Config.ID must be non-zero"))
+	}
+	if c.MaxEntriesPerMsg < 0 {
+		errs = append(errs, fmt.Errorf("raft: Config.MaxEntriesPerMsg = %d, must be >= 0", c.MaxEntriesPerMsg))
+	}
+	if c.MaxInflightMsgs < 0 {
+		errs = append(errs, fmt.Errorf("raft: Config.MaxInflightMsgs = %d, must be >= 0", c.MaxInflightMsgs))
+	}
+	if c.MaxProposalBytes < 0 {
+		errs = append(errs, fmt.Errorf("raft: Config.MaxProposalBytes = %d, must be >= 0", c.MaxProposalBytes))
+	}
+	if c.ReadOnly > ReadOnlyLeaseBased {
+		errs = append(errs, fmt.Errorf("raft: Config.ReadOnly = %d is not a ReadOnlyOption", c.ReadOnly))
+	}
+	if c.Bootstrap != nil {
+		if err := ValidateClusterConfig(c.Bootstrap); err != nil {
+			errs = append(errs, fmt.Errorf("raft: Config.Bootstrap: %w", err))
+		}
+		if c.ReadOnly == ReadOnlyLeaseBased && (c.Bootstrap.Settings == nil || !c.Bootstrap.Settings.CheckQuorum) {
+			errs = append(errs, errors.New("raft: Config.ReadOnly = ReadOnlyLeaseBased needs Bootstrap.Settings.CheckQuorum = true"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateClusterConfig checks a cluster configuration: at least one voter,
+// non-zero ids, no id twice, settings (when present) with
+// HeartbeatTicks >= 1 and ElectionTicks > HeartbeatTicks.
+func ValidateClusterConfig(cc *messages.ClusterConfig) error {
+	var errs []error
+	if len(cc.GetVoters()) == 0 {
+		errs = append(errs, errors.New("voters is empty"))
+	}
+	unique := func(kind string, ms []*messages.Member) map[uint64]bool {
+		ids := make(map[uint64]bool, len(ms))
+		for _, m := range ms {
+			switch {
+			case m.GetId() == 0:
+				errs = append(errs, fmt.Errorf("%s has a member with id 0", kind))
+			case ids[m.GetId()]:
+				errs = append(errs, fmt.Errorf("member %d is listed twice in %s", m.GetId(), kind))
+			}
+			ids[m.GetId()] = true
+		}
+		return ids
+	}
+	voters := unique("voters", cc.GetVoters())
+	unique("outgoing_voters", cc.GetOutgoingVoters())
+	// A learner may be an outgoing voter (being demoted), never an incoming one.
+	for id := range unique("learners", cc.GetLearners()) {
+		if voters[id] {
+			errs = append(errs, fmt.Errorf("member %d is listed in both voters and learners", id))
+		}
+	}
+	if s := cc.GetSettings(); s != nil {
+		if s.HeartbeatTicks < 1 {
+			errs = append(errs, fmt.Errorf("settings.heartbeat_ticks = %d, must be >= 1", s.HeartbeatTicks))
+		}
+		if s.ElectionTicks <= s.HeartbeatTicks {
+			errs = append(errs, fmt.Errorf("settings.election_ticks = %d, must be > heartbeat_ticks (%d)", s.ElectionTicks, s.HeartbeatTicks))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,45 @@
+// Package raft holds the Raft rules of Flotilla as deterministic code: the
+// follower, candidate (with its pre-candidate sub-state) and leader logic of
+// the Raft paper and of Ongaro's thesis, with PreVote (§9.6), CheckQuorum,
+// leadership transfer (§3.10), ReadIndex (§6.4), snapshots (§5) and
+// configuration changes whose quorum math already knows joint consensus (§4).
+//
+// The package never reads the wall clock, starts a goroutine, sleeps or does
+// I/O, and imports no protoactor, Pebble or OpenTelemetry package. Time
+// arrives as calls to [Raft.Tick]; randomness comes from the seed in
+// [Config]; every output is data handed out by [Raft.Ready]. This is what
+// lets the simulator in package sim drive thousands of seeded runs with
+// faults and check the safety properties after every step, and it is what
+// the node actor in package actors drives in production.
+//
+// # Driving a Raft
+//
+// The driver (the node actor, or the simulator) loops:
+//
+//	r.Step(msg) / r.Tick() / r.Propose(...)   // inputs
+//	rd := r.Ready()                            // outputs, handed out once
+//	if rd.PersistID != 0 {
+//	    persist rd.Snapshot, rd.Entries, rd.HardState atomically and durably
+//	    ...then, later and in PersistID order: r.Persisted(rd.PersistID)
+//	}
+//	send rd.Messages                           // may happen at once
+//	apply rd.Snapshot (if any), then rd.CommittedEntries, in order
+//
+// # Durability ordering (the contract)
+//
+// Messages in Ready.Messages may be sent immediately, even before the
+// Ready's own persistence finishes: the core holds back, inside itself,
+// every message that promises durable state (a vote grant, an append
+// acknowledgement, a vote request carrying a new term) until the driver has
+// reported, through Persisted, that the batch holding that state is on
+// stable storage. Persistence batches must be made durable and reported in
+// PersistID order (a later batch may be reported alone: it implies the
+// earlier ones). The leader's own entries count towards commitment only once
+// persisted, but the leader sends them to followers first (thesis §10.2.1).
+// Committed entries are handed out for applying only once they are durable
+// locally, so a node never applies an entry it could lose in a crash.
+//
+// Ready consumes: each output is handed out once. Entries and messages are
+// never mutated after they are handed out; the driver must not mutate them
+// either.
+package raft

@@ -1,0 +1,122 @@
+package raft
+
+import "github.com/flotilla-raft/flotilla/messages"
+
+// ReadState answers a ReadIndex request: a read for Context is
+// linearizable once the state machine has applied Index.
+type ReadState struct {
+	Index   uint64
+	Context []byte
+}
+
+type readRequest struct {
+	from uint64 // 0 or self: local
+	ctx  []byte
+}
+
+type readStatus struct {
+	index uint64
+	req   readRequest
+	acks  map[uint64]bool
+}
+
+// readOnly tracks read index requests waiting for a heartbeat quorum.
+type readOnly struct {
+	pending map[string]*readStatus
+	queue   []string
+}
+
+func (ro *readOnly) init() { ro.pending, ro.queue = map[string]*readStatus{}, nil }
+
+func (ro *readOnly) lastContext() []byte {
+	if len(ro.queue) == 0 {
+		return nil
+	}
+	return []byte(ro.queue[len(ro.queue)-1])
+}
+
+// ReadIndex asks for a linearizable read point (thesis §6.4). ctx must be
+// unique per request; the answer arrives as a ReadState in a later Ready
+// (on this node, also when it is a follower: it asks the leader).
+func (r *Raft) ReadIndex(ctx []byte) error {
+	if r.role == Leader {
+		r.readIndex(r.id, ctx)
+		return nil
+	}
+	if r.lead == 0 {
+		return ErrNoLeader
+	}
+	r.send(&messages.Message{Type: messages.MessageType_MSG_READ_INDEX, To: r.lead, Context: ctx})
+	return nil
+}
+
+func (r *Raft) readIndex(from uint64, ctx []byte) {
+	req := readRequest{from: from, ctx: ctx}
+	if t, _ := r.log.term(r.log.committed); t != r.term {
+		// The leader does not know the commit index until it has
+		// committed an entry of its own term (§6.4 step 1).
+		r.pendingReads = append(r.pendingReads, req)
+		return
+	}
+	r.serveRead(req)
+}
+
+func (r *Raft) releasePendingReads() {
+	if len(r.pendingReads) == 0 {
+		return
+	}
+	if t, _ := r.log.term(r.log.committed); t != r.term {
+		return
+	}
+	reqs := r.pendingReads
+	r.pendingReads = nil
+	for _, req := range reqs {
+		r.serveRead(req)
+	}
+}
+
+func (r *Raft) serveRead(req readRequest) {
+	single := len(r.quorum.voters()) == 1 && r.quorum.isVoter(r.id)
+	if single || r.cfg.ReadOnly == ReadOnlyLeaseBased {
+		r.answerRead(req, r.log.committed)
+		return
+	}
+	key := string(req.ctx)
+	if _, dup := r.reads.pending[key]; dup {
+		return
+	}
+	r.reads.pending[key] = &readStatus{index: r.log.committed, req: req, acks: map[uint64]bool{r.id: true}}
+	r.reads.queue = append(r.reads.queue, key)
+	r.bcastHeartbeat(req.ctx)
+}
+
+func (r *Raft) ackRead(from uint64, ctx []byte) {
+	rs, ok := r.reads.pending[string(ctx)]
+	if !ok {
+		return
+	}
+	rs.acks[from] = true
+	if r.quorum.voteResult(rs.acks) != VoteWon {
+		return
+	}
+	// Every request queued up to this one is confirmed too.
+	i := 0
+	for ; i < len(r.reads.queue); i++ {
+		key := r.reads.queue[i]
+		st := r.reads.pending[key]
+		delete(r.reads.pending, key)
+		r.answerRead(st.req, st.index)
+		if key == string(ctx) {
+			break
+		}
+	}
+	r.reads.queue = r.reads.queue[i+1:]
+}
+
+func (r *Raft) answerRead(req readRequest, index uint64) {
+	if req.from == r.id || req.from == 0 {
+		r.readStates = append(r.readStates, ReadState{Index: index, Context: req.ctx})
+		return
+	}
+	r.send(&messages.Message{Type: messages.MessageType_MSG_READ_INDEX_RESP, To: req.from, Index: index, Context: req.ctx})
+}
