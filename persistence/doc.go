@@ -1,0 +1,60 @@
+// Package persistence holds the storage contracts of a Raft node: the
+// [LogStore] that keeps the replicated log, the hard state and the log's
+// starting point, and the [SnapshotStore] that keeps the latest snapshot.
+//
+// # Who calls what
+//
+// The node actor's persister child is the only writer of a store: it drains
+// every pending append of its mailbox into one [Update] and calls
+// [LogStore.Save] once (group commit), then reports back that everything up to
+// the last entry is durable. Nothing is sent to a peer before what it promises
+// (a vote, an append acknowledgement) has been saved. The node actor reads the
+// store at start-up ([LogStore.State], [LogStore.Entries], [LogStore.Term],
+// [SnapshotStore.LoadSnapshot]) to rebuild its Raft state; the replicator reads
+// entries to send them. A store is safe for concurrent use, but its writes are
+// meant to come from one goroutine at a time.
+//
+// # The log model
+//
+// A store keeps a contiguous log of entries with indexes FirstIndex through
+// LastIndex, plus the index and term of the last discarded entry
+// (FirstIndex-1), so that [LogStore.Term] can still answer the term of the
+// entry just before the log, which Raft needs as the previous log term of the
+// first AppendEntries it sends. Entries are discarded from the front by a
+// snapshot ([Update.Snapshot]) or by [LogStore.Compact], and from the back by a
+// conflicting append (suffix overwrite). [Plan] states the rules of an
+// [Update] in one place, so that every store (including stores written by
+// users) applies them alike; persistence/storetest checks a store against
+// them.
+//
+// # Ownership
+//
+// The wire types follow the convention of messages/raft.proto: once an
+// Entry, HardState or Snapshot has been handed to another component it is
+// never mutated, so it is shared, not copied. Entries, hard states and
+// snapshots passed to a store are never mutated by it and may be retained. A
+// store returns slices that belong to the caller (the caller may reorder,
+// truncate, append to or overwrite them without affecting the store) whose
+// elements the store never mutates afterwards; the elements may be shared with
+// the store (memstore) or freshly decoded (pebblestore), so callers treat them
+// as immutable too.
+//
+// # Errors
+//
+// Errors are prefixed sentinels ([ErrCompacted], [ErrUnavailable],
+// [ErrClosed], [ErrNoSnapshot], [ErrInvalidUpdate], [ErrSnapshotOutOfDate],
+// [ErrCorrupt], [ErrAlreadyApplied]), wrapped with %w and checked with
+// errors.Is. A cancelled context is answered with the context's error. An
+// error from Save or CommitApplied means the outcome is unknown and the store
+// must be considered failed: the node stops (fail-stop), it never retries
+// silently.
+//
+// # Optional capabilities
+//
+// Like database/sql/driver, extra features arrive as optional interfaces that a
+// store may implement and a caller discovers with a type assertion:
+// [AppliedIndexStore] lets the application put its own writes into the same
+// atomic write that records the applied index ("transactional apply"), so
+// that after a crash the application state and the applied index always agree
+// and every entry is applied exactly once across restarts.
+package persistence
