@@ -68,7 +68,7 @@ func (u Update) Empty() bool {
 
 // State is what a store holds, without the entries themselves.
 type State struct {
-	HardState  *messages.HardState       // zero value when none stored (never nil)
+	HardState  *messages.HardState        // zero value when none stored (never nil)
 	Snapshot   *messages.SnapshotMetadata // nil when none
 	FirstIndex uint64                     // first stored entry index; snapshot index+1, or 1 when nothing is stored
 	LastIndex  uint64                     // last stored entry index; FirstIndex-1 when no entries

@@ -299,4 +299,3 @@ func ioError(t *testing.T, h *Harness, seed int64) {
 		t.Fatalf("seed %d: Save after recovery: %v", seed, err)
 	}
 }
-
