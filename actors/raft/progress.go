@@ -152,6 +152,13 @@ func (in *inflights) freeLE(to uint64) {
 	}
 }
 
+// freeFirst frees the oldest in-flight message.
+func (in *inflights) freeFirst() {
+	if in.count > 0 {
+		in.freeLE(in.buf[in.start].index)
+	}
+}
+
 func (in *inflights) full() bool {
 	return in.count >= in.maxCount || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
 }

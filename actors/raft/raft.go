@@ -703,6 +703,12 @@ func (r *Raft) stepLeader(m *messages.Message) {
 		r.handleAppendResp(m, pr)
 	case messages.MessageType_MSG_HEARTBEAT_RESP:
 		pr.probeSent = false
+		if pr.State == StateReplicate && pr.inflights.full() {
+			// The window may be full of lost messages: free one, so the
+			// next append reveals the gap and the rejection sends the peer
+			// back to probing.
+			pr.inflights.freeFirst()
+		}
 		if pr.Match < r.log.lastIndex() || pr.State == StateProbe {
 			r.sendAppend(m.From, pr)
 		}
