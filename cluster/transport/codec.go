@@ -39,11 +39,8 @@ func (c Codec) maxSize() int {
 // Wrap puts m into an envelope, checking the size limit. The payload is a
 // fresh marshalling of m; the caller may keep m.
 func (c Codec) Wrap(m *messages.Message) (*messages.Envelope, error) {
-	if m == nil {
-		return nil, ErrInvalidMessage
-	}
-	if n := proto.Size(m) + envelopeOverhead; n > c.maxSize() {
-		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrOversized, n, c.maxSize())
+	if err := c.CheckSize(m); err != nil {
+		return nil, err
 	}
 	payload, err := proto.Marshal(m)
 	if err != nil {
@@ -103,3 +100,16 @@ func Encode(m *messages.Message) ([]byte, error) { return Codec{}.Encode(m) }
 
 // Decode is Codec{}.Decode (DefaultMaxSize).
 func Decode(b []byte) (*messages.Message, error) { return Codec{}.Decode(b) }
+
+// CheckSize returns an error wrapping ErrOversized if m's envelope would
+// exceed the limit, without marshalling it (for transports that pass
+// messages by reference, such as inmem, yet keep the same limit).
+func (c Codec) CheckSize(m *messages.Message) error {
+	if m == nil {
+		return ErrInvalidMessage
+	}
+	if n := proto.Size(m) + envelopeOverhead; n > c.maxSize() {
+		return fmt.Errorf("%w: %d bytes (limit %d)", ErrOversized, n, c.maxSize())
+	}
+	return nil
+}

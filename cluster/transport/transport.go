@@ -58,8 +58,9 @@ type Transport interface {
 	// message was not queued (ErrClosed, ErrUnknownPeer, ErrInvalidAddress,
 	// ErrOversized, ErrInvalidMessage); it is never a delivery guarantee.
 	Send(to Peer, m *messages.Message) error
-	// Close stops sending and delivering; no Handler call starts after Close
-	// returns. Idempotent: later calls return nil.
+	// Close stops sending and delivering: it waits for running Handler
+	// calls to return, and no Handler call starts after it returns.
+	// Idempotent: later calls return nil. A Handler must not call Close.
 	Close() error
 }
 
