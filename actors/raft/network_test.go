@@ -1,0 +1,501 @@
+package raft
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/flotilla-raft/flotilla/messages"
+	"google.golang.org/protobuf/proto"
+)
+
+// This file holds the in-test driver: a network of *Raft instances wired
+// together by a FIFO message queue, with a memory "stable storage" per node.
+// It is single-threaded and deterministic: no goroutines, no clock. It
+// follows the driver contract of doc.go (persist, Persisted, send, apply)
+// and checks, at every Ready, that the core keeps its side of it.
+
+// ---- configuration helpers ----
+
+func members(ids ...uint64) []*messages.Member {
+	ms := make([]*messages.Member, 0, len(ids))
+	for _, id := range ids {
+		ms = append(ms, &messages.Member{Id: id, Address: fmt.Sprintf("n%d:7000", id)})
+	}
+	return ms
+}
+
+// testSettings are the settings of most tests: the paper's Raft, without
+// PreVote and CheckQuorum, 10 election ticks, 1 heartbeat tick.
+func testSettings() *messages.Settings {
+	return &messages.Settings{ElectionTicks: 10, HeartbeatTicks: 1}
+}
+
+// withPreVote and withCheckQuorum change the settings of a test cluster.
+func withPreVote(s *messages.Settings)     { s.PreVote = true }
+func withCheckQuorum(s *messages.Settings) { s.CheckQuorum = true }
+
+func clusterConfig(voters []uint64, learners []uint64, opts ...func(*messages.Settings)) *messages.ClusterConfig {
+	s := testSettings()
+	for _, o := range opts {
+		o(s)
+	}
+	return &messages.ClusterConfig{Voters: members(voters...), Learners: members(learners...), Settings: s}
+}
+
+func testConfig(id uint64, cc *messages.ClusterConfig) Config {
+	cfg := DefaultConfig()
+	cfg.ID = id
+	cfg.ClusterID = 7
+	cfg.Seed = 42
+	cfg.Bootstrap = cc
+	return cfg
+}
+
+// newTestRaft returns a bootstrapped node of a cluster of voters peers.
+func newTestRaft(t testing.TB, id uint64, peers []uint64, opts ...func(*messages.Settings)) *Raft {
+	t.Helper()
+	r, err := New(testConfig(id, clusterConfig(peers, nil, opts...)), InitialState{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return r
+}
+
+// configEntry returns a config entry for cc.
+func configEntry(t testing.TB, term, index uint64, cc *messages.ClusterConfig) *messages.Entry {
+	t.Helper()
+	data, err := proto.Marshal(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &messages.Entry{Term: term, Index: index, Type: messages.EntryType_ENTRY_CONFIG, Data: data}
+}
+
+// logOfTerms returns a log whose entry i+1 has term terms[i]; entry 1 is
+// the configuration cc (terms[0] must be 1, as in every log of the paper's
+// figures, which all start with an entry of term 1).
+func logOfTerms(t testing.TB, cc *messages.ClusterConfig, terms ...uint64) []*messages.Entry {
+	t.Helper()
+	if len(terms) == 0 || terms[0] != 1 {
+		t.Fatalf("a log starts with an entry of term 1, got %v", terms)
+	}
+	ents := []*messages.Entry{configEntry(t, 1, 1, cc)}
+	for i, term := range terms[1:] {
+		ents = append(ents, &messages.Entry{Term: term, Index: uint64(i + 2), Data: []byte(fmt.Sprintf("t%d-i%d", term, i+2))})
+	}
+	return ents
+}
+
+// newRaftWithLog returns a node whose stable storage holds ents (entry 1
+// committed) and the hard state term/vote.
+func newRaftWithLog(t testing.TB, id uint64, term uint64, ents []*messages.Entry) *Raft {
+	t.Helper()
+	cfg := testConfig(id, nil)
+	r, err := New(cfg, InitialState{HardState: &messages.HardState{Term: term, Commit: 1}, Entries: ents})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return r
+}
+
+func termsOf(ents []*messages.Entry) []uint64 {
+	ts := make([]uint64, len(ents))
+	for i, e := range ents {
+		ts[i] = e.Term
+	}
+	return ts
+}
+
+func logTerms(t testing.TB, r *Raft) []uint64 {
+	t.Helper()
+	ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return termsOf(ents)
+}
+
+// ---- single-node helpers ----
+
+// drain hands out r's Ready, reports it persisted at once and returns
+// every message that became sendable (those of the Ready and those
+// released by Persisted), and the committed entries.
+func drain(r *Raft) (msgs []*messages.Message, committed []*messages.Entry) {
+	for i := 0; i < 10 && r.HasReady(); i++ {
+		rd := r.Ready()
+		msgs = append(msgs, rd.Messages...)
+		committed = append(committed, rd.CommittedEntries...)
+		if rd.PersistID != 0 {
+			r.Persisted(rd.PersistID)
+		}
+	}
+	return msgs, committed
+}
+
+// drainMsgs is drain keeping the messages only.
+func drainMsgs(r *Raft) []*messages.Message {
+	msgs, _ := drain(r)
+	return msgs
+}
+
+// msgsOfType filters msgs.
+func msgsOfType(msgs []*messages.Message, ty messages.MessageType) []*messages.Message {
+	var out []*messages.Message
+	for _, m := range msgs {
+		if m.Type == ty {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// msg builds a message from -> to at term for the node's cluster.
+func msg(ty messages.MessageType, from, to, term uint64) *messages.Message {
+	return &messages.Message{Type: ty, ClusterId: 7, From: from, To: to, Term: term}
+}
+
+func mustStep(t testing.TB, r *Raft, m *messages.Message) {
+	t.Helper()
+	if err := r.Step(m); err != nil {
+		t.Fatalf("Step(%v): %v", m, err)
+	}
+}
+
+// ---- the network ----
+
+// memStorage is one node's stable storage: only what the driver reported
+// persisted is in it.
+type memStorage struct {
+	hs   *messages.HardState
+	snap *messages.Snapshot
+	ents []*messages.Entry // the entries after snap, contiguous
+}
+
+func (s *memStorage) snapIndex() uint64 { return s.snap.GetMetadata().GetIndex() }
+
+func (s *memStorage) lastIndex() uint64 { return s.snapIndex() + uint64(len(s.ents)) }
+
+// entry returns the stored entry i, nil if not stored.
+func (s *memStorage) entry(i uint64) *messages.Entry {
+	if i <= s.snapIndex() || i > s.lastIndex() {
+		return nil
+	}
+	return s.ents[i-s.snapIndex()-1]
+}
+
+func (s *memStorage) write(t testing.TB, rd Ready) {
+	t.Helper()
+	if rd.HardState != nil {
+		s.hs = proto.Clone(rd.HardState).(*messages.HardState)
+	}
+	if rd.Snapshot != nil {
+		s.snap = rd.Snapshot
+		s.ents = nil
+	}
+	if len(rd.Entries) > 0 {
+		first := rd.Entries[0].Index
+		if first <= s.snapIndex() || first > s.lastIndex()+1 {
+			t.Fatalf("entries from %d do not continue the stored log (snapshot %d, last %d)", first, s.snapIndex(), s.lastIndex())
+		}
+		s.ents = append(slices.Clone(s.ents[:first-s.snapIndex()-1]), rd.Entries...)
+	}
+}
+
+func (s *memStorage) initialState() InitialState {
+	return InitialState{HardState: s.hs, Snapshot: s.snap, Entries: slices.Clone(s.ents)}
+}
+
+type testNode struct {
+	id      uint64
+	cfg     Config
+	r       *Raft
+	store   memStorage
+	down    bool
+	hold    bool    // do not persist at once: keep Readies in unsaved
+	unsaved []Ready // handed out, not yet persisted
+	applied []*messages.Entry
+	reads   []ReadState
+	events  []Event
+}
+
+type network struct {
+	t      testing.TB
+	ids    []uint64
+	nodes  map[uint64]*testNode
+	queue  []*messages.Message
+	cut    map[[2]uint64]bool // from, to
+	filter func(m *messages.Message) bool
+	sent   []*messages.Message // every message delivered, in order
+}
+
+// newNetwork bootstraps a cluster of voters 1..n (and learners) with the
+// given settings options.
+func newNetwork(t testing.TB, n int, opts ...func(*messages.Settings)) *network {
+	t.Helper()
+	var ids []uint64
+	for i := 1; i <= n; i++ {
+		ids = append(ids, uint64(i))
+	}
+	return newNetworkConfig(t, clusterConfig(ids, nil, opts...), ids)
+}
+
+// newNetworkConfig bootstraps the nodes ids with cc (nodes not in cc start
+// empty and wait for the leader).
+func newNetworkConfig(t testing.TB, cc *messages.ClusterConfig, ids []uint64) *network {
+	t.Helper()
+	nw := &network{t: t, nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}}
+	inConfig := map[uint64]bool{}
+	for _, m := range append(slices.Clone(cc.Voters), cc.Learners...) {
+		inConfig[m.Id] = true
+	}
+	for _, id := range ids {
+		var boot *messages.ClusterConfig
+		if inConfig[id] {
+			boot = cc
+		}
+		nw.addNode(testConfig(id, boot), InitialState{})
+	}
+	return nw
+}
+
+// addNode starts a node with cfg and st, as if st were in its storage.
+func (nw *network) addNode(cfg Config, st InitialState) *testNode {
+	nw.t.Helper()
+	cfg.Seed = int64(cfg.ID) * 1000
+	r, err := New(cfg, st)
+	if err != nil {
+		nw.t.Fatalf("New(%d): %v", cfg.ID, err)
+	}
+	nd := &testNode{id: cfg.ID, cfg: cfg, r: r}
+	nd.store = memStorage{hs: st.HardState, snap: st.Snapshot, ents: slices.Clone(st.Entries)}
+	nw.nodes[cfg.ID] = nd
+	if !slices.Contains(nw.ids, cfg.ID) {
+		nw.ids = append(nw.ids, cfg.ID)
+		slices.Sort(nw.ids)
+	}
+	return nd
+}
+
+func (nw *network) raft(id uint64) *Raft { return nw.nodes[id].r }
+
+// isolate cuts every link to and from id.
+func (nw *network) isolate(id uint64) {
+	for _, o := range nw.ids {
+		if o != id {
+			nw.cut[[2]uint64{id, o}] = true
+			nw.cut[[2]uint64{o, id}] = true
+		}
+	}
+}
+
+// cutLink cuts a <-> b.
+func (nw *network) cutLink(a, b uint64) {
+	nw.cut[[2]uint64{a, b}] = true
+	nw.cut[[2]uint64{b, a}] = true
+}
+
+// heal restores every link.
+func (nw *network) heal() { nw.cut = map[[2]uint64]bool{} }
+
+// ready processes every Ready of nd; it reports whether there was any.
+func (nw *network) ready(nd *testNode) bool {
+	t := nw.t
+	t.Helper()
+	any := false
+	for i := 0; nd.r.HasReady(); i++ {
+		if i > 100 {
+			t.Fatalf("node %d: HasReady stays true", nd.id)
+		}
+		any = true
+		rd := nd.r.Ready()
+		// The core's side of the contract: committed entries handed out are
+		// already durable locally, and continue what was applied.
+		for _, e := range rd.CommittedEntries {
+			if se := nd.store.entry(e.Index); se == nil || se.Term != e.Term {
+				t.Fatalf("node %d: committed entry %d (term %d) handed out for applying before it is durable", nd.id, e.Index, e.Term)
+			}
+		}
+		if rd.Snapshot != nil {
+			nd.applied = nil // the application restarts from the snapshot
+		}
+		for _, e := range rd.CommittedEntries {
+			if n := len(nd.applied); n > 0 && nd.applied[n-1].Index+1 != e.Index {
+				t.Fatalf("node %d: applied %d then %d", nd.id, nd.applied[n-1].Index, e.Index)
+			}
+			nd.applied = append(nd.applied, e)
+		}
+		nd.reads = append(nd.reads, rd.ReadStates...)
+		nd.events = append(nd.events, rd.Events...)
+		nw.queue = append(nw.queue, rd.Messages...)
+		if rd.PersistID != 0 {
+			nd.unsaved = append(nd.unsaved, rd)
+			if !nd.hold {
+				nw.persist(nd.id)
+			}
+		}
+	}
+	return any
+}
+
+// persist makes everything nd handed out durable and reports it.
+func (nw *network) persist(id uint64) {
+	nd := nw.nodes[id]
+	if len(nd.unsaved) == 0 {
+		return
+	}
+	for _, rd := range nd.unsaved {
+		nd.store.write(nw.t, rd)
+	}
+	last := nd.unsaved[len(nd.unsaved)-1].PersistID
+	nd.unsaved = nil
+	nd.r.Persisted(last)
+}
+
+// crash drops what id has not persisted and restarts it from its storage.
+func (nw *network) crash(id uint64) {
+	nd := nw.nodes[id]
+	nd.unsaved = nil
+	r, err := New(nd.cfg, nd.store.initialState())
+	if err != nil {
+		nw.t.Fatalf("restart %d: %v", id, err)
+	}
+	nd.r = r
+	nd.applied = nil
+	// Messages in flight to or from it are not lost by the crash itself.
+}
+
+func (nw *network) deliver(m *messages.Message) {
+	nw.t.Helper()
+	nd := nw.nodes[m.To]
+	if nd == nil || nd.down || nw.cut[[2]uint64{m.From, m.To}] || (nw.filter != nil && !nw.filter(m)) {
+		return
+	}
+	nw.sent = append(nw.sent, m)
+	if err := nd.r.Step(proto.Clone(m).(*messages.Message)); err != nil {
+		nw.t.Fatalf("node %d: Step(%v): %v", m.To, m, err)
+	}
+}
+
+// stabilize runs the network until no node has anything to do and no
+// message is in flight.
+func (nw *network) stabilize() {
+	nw.t.Helper()
+	for i := 0; i < 10000; i++ {
+		progressed := false
+		for _, id := range nw.ids {
+			if nd := nw.nodes[id]; !nd.down && nw.ready(nd) {
+				progressed = true
+			}
+		}
+		if len(nw.queue) == 0 && !progressed {
+			return
+		}
+		q := nw.queue
+		nw.queue = nil
+		for _, m := range q {
+			nw.deliver(m)
+		}
+	}
+	nw.t.Fatalf("the network did not stabilize")
+}
+
+// tick ticks the given nodes (all up nodes if none) k times, stabilizing
+// after each round.
+func (nw *network) tick(k int, ids ...uint64) {
+	if len(ids) == 0 {
+		ids = nw.ids
+	}
+	for range k {
+		for _, id := range ids {
+			if nd := nw.nodes[id]; !nd.down {
+				nd.r.Tick()
+			}
+		}
+		nw.stabilize()
+	}
+}
+
+// campaign makes id campaign and runs the election to its end.
+func (nw *network) campaign(id uint64) {
+	nw.raft(id).Campaign()
+	nw.stabilize()
+}
+
+// elect makes id the leader or fails.
+func (nw *network) elect(id uint64) {
+	nw.t.Helper()
+	nw.campaign(id)
+	if r := nw.raft(id); r.Role() != Leader {
+		nw.t.Fatalf("node %d is %s at term %d, want leader", id, r.Role(), r.Term())
+	}
+}
+
+// leader returns the leader of the highest term among up nodes, 0 if none.
+func (nw *network) leader() uint64 {
+	var lead, term uint64
+	for _, id := range nw.ids {
+		nd := nw.nodes[id]
+		if !nd.down && nd.r.Role() == Leader && nd.r.Term() >= term {
+			lead, term = id, nd.r.Term()
+		}
+	}
+	return lead
+}
+
+// propose proposes data at id and stabilizes; it returns the entry's index.
+func (nw *network) propose(id uint64, data string) uint64 {
+	nw.t.Helper()
+	idx, _, err := nw.raft(id).Propose(&messages.Entry{Data: []byte(data)})
+	if err != nil {
+		nw.t.Fatalf("propose at %d: %v", id, err)
+	}
+	nw.stabilize()
+	return idx
+}
+
+// appliedData returns the data of the normal entries nd applied.
+func (nd *testNode) appliedData() []string {
+	var out []string
+	for _, e := range nd.applied {
+		if e.Type == messages.EntryType_ENTRY_NORMAL {
+			out = append(out, string(e.Data))
+		}
+	}
+	return out
+}
+
+// checkLogsMatch fails unless every up node's log equals the leader's up
+// to its last index and every node committed the same prefix.
+func (nw *network) checkLogsMatch(ids ...uint64) {
+	nw.t.Helper()
+	if len(ids) == 0 {
+		ids = nw.ids
+	}
+	ref := nw.raft(ids[0])
+	for _, id := range ids[1:] {
+		r := nw.raft(id)
+		if r.LastIndex() != ref.LastIndex() || r.Committed() != ref.Committed() {
+			nw.t.Fatalf("node %d last %d commit %d; node %d last %d commit %d", id, r.LastIndex(), r.Committed(), ids[0], ref.LastIndex(), ref.Committed())
+		}
+		lo := max(r.FirstIndex(), ref.FirstIndex())
+		a, _ := r.Entries(lo, r.LastIndex()+1)
+		b, _ := ref.Entries(lo, ref.LastIndex()+1)
+		for i := range a {
+			if !proto.Equal(a[i], b[i]) {
+				nw.t.Fatalf("node %d entry %d = %v, node %d has %v", id, a[i].Index, a[i], ids[0], b[i])
+			}
+		}
+	}
+}
+
+// countSent counts delivered messages of type ty (from -> to when non-zero).
+func (nw *network) countSent(ty messages.MessageType, from, to uint64) int {
+	n := 0
+	for _, m := range nw.sent {
+		if m.Type == ty && (from == 0 || m.From == from) && (to == 0 || m.To == to) {
+			n++
+		}
+	}
+	return n
+}
