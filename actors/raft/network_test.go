@@ -244,6 +244,12 @@ func newNetwork(t testing.TB, n int, opts ...func(*messages.Settings)) *network 
 // empty and wait for the leader).
 func newNetworkConfig(t testing.TB, cc *messages.ClusterConfig, ids []uint64) *network {
 	t.Helper()
+	return newNetworkWith(t, cc, ids, nil)
+}
+
+// newNetworkWith is newNetworkConfig with a change to every node's Config.
+func newNetworkWith(t testing.TB, cc *messages.ClusterConfig, ids []uint64, change func(*Config)) *network {
+	t.Helper()
 	nw := &network{t: t, nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}}
 	inConfig := map[uint64]bool{}
 	for _, m := range append(slices.Clone(cc.Voters), cc.Learners...) {
@@ -254,7 +260,11 @@ func newNetworkConfig(t testing.TB, cc *messages.ClusterConfig, ids []uint64) *n
 		if inConfig[id] {
 			boot = cc
 		}
-		nw.addNode(testConfig(id, boot), InitialState{})
+		cfg := testConfig(id, boot)
+		if change != nil {
+			change(&cfg)
+		}
+		nw.addNode(cfg, InitialState{})
 	}
 	return nw
 }

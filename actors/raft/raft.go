@@ -786,6 +786,7 @@ func (r *Raft) commitTo(i uint64) {
 		return
 	}
 	// Configuration entries take effect when committed.
+	changed := false
 	for j := max(old+1, r.log.firstIndex()); j <= i; j++ {
 		e := r.log.entry(j)
 		if e.Type != messages.EntryType_ENTRY_CONFIG {
@@ -797,8 +798,15 @@ func (r *Raft) commitTo(i uint64) {
 			continue
 		}
 		r.applyConfig(j, cc)
+		changed = true
 	}
 	if r.role == Leader {
+		// A new quorum may already hold later entries (a removed voter no
+		// longer holds the commit index back): nothing else would
+		// re-count them until the next acknowledgement.
+		if changed && r.maybeCommit() {
+			r.needBcast = true
+		}
 		r.releasePendingReads()
 	}
 }
