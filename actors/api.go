@@ -1,0 +1,292 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+// Errors answered to requests. Check them with errors.Is.
+var (
+	// ErrNotLeader: see NotLeaderError (re-exported from the core) for who
+	// leads. Retry there.
+	ErrNotLeader = raft.ErrNotLeader
+	// ErrStopped: the node stopped before the request completed. The
+	// outcome of a proposal answered with ErrStopped is unknown unless it
+	// was never appended; retry with the same client id and sequence.
+	ErrStopped = errors.New("actors: node stopped")
+	// ErrOutcomeUnknown: the caller's wait expired. The proposal may still
+	// commit; retry with the same client id and sequence to find out.
+	ErrOutcomeUnknown = errors.New("actors: outcome unknown (wait expired)")
+	// ErrPaused: the node was started paused and has not been resumed.
+	ErrPaused = errors.New("actors: node paused")
+	// ErrRetry: a transient condition (transfer or config change in
+	// progress, no leader known yet); retry later.
+	ErrRetry = errors.New("actors: retry later")
+)
+
+// NotLeaderError says who leads (0 and "" if unknown).
+type NotLeaderError = raft.NotLeaderError
+
+// ---- commands ----
+
+// Propose asks the leader to replicate Data and apply it. Answer:
+// *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
+// retries idempotent.
+type Propose struct {
+	Data     []byte
+	ClientID uint64
+	Sequence uint64
+	// TraceParent (W3C) links the proposal's spans to the caller's trace.
+	TraceParent string
+}
+
+// ProposeResponse answers Propose. Err is nil, or wraps ErrNotLeader
+// (*NotLeaderError), ErrStopped, ErrRetry or ErrPaused.
+type ProposeResponse struct {
+	Index  uint64
+	Term   uint64
+	Result any // the StateMachine's result for this entry
+	Err    error
+}
+
+// Read asks for a linearizable read (ReadIndex, thesis §6.4): once the
+// state machine has applied everything committed when the read arrived,
+// Query is passed to the StateMachine's Query method. Answer:
+// *ReadResponse. Served on the leader or, via the leader, on a follower.
+type Read struct {
+	Query any
+}
+
+// ReadResponse answers Read.
+type ReadResponse struct {
+	Index  uint64 // the read index
+	Result any
+	Err    error
+}
+
+// ChangeConfig proposes a new configuration (members and settings). More
+// than one voter changed at once goes through joint consensus. Answer:
+// *ChangeConfigResponse once the change is committed.
+type ChangeConfig struct {
+	Config *messages.ClusterConfig
+}
+
+// ChangeConfigResponse answers ChangeConfig.
+type ChangeConfigResponse struct {
+	Index uint64
+	Err   error
+}
+
+// TransferLeadership asks the leader to hand over to To (0: the most
+// up-to-date voter). Answer: *TransferLeadershipResponse once another node
+// leads, or with an error after an election timeout.
+type TransferLeadership struct{ To uint64 }
+
+// TransferLeadershipResponse answers TransferLeadership.
+type TransferLeadershipResponse struct {
+	Leader uint64
+	Err    error
+}
+
+// Campaign asks the node to start an election now (no answer).
+type Campaign struct{}
+
+// Resume starts a node that was started paused. Answer: *Resumed.
+type Resume struct{}
+
+// Resumed answers Resume.
+type Resumed struct{}
+
+// Stop stops the node in order: a leader hands leadership over first (when
+// another voter is up to date within an election timeout), pending writes
+// are flushed, pending requests are answered with ErrStopped, subscribers
+// get NodeStopped. Answer: *Stopped; the actor then stops.
+type Stop struct{}
+
+// Stopped answers Stop.
+type Stopped struct{}
+
+// Subscribe registers PID (or the sender, when PID is nil) for events:
+// EntryApplied, LeaderChanged, RoleChanged, TermChanged, MembershipChanged,
+// SnapshotTaken, SnapshotInstalled, NodeStopped. Events arrive in order.
+type Subscribe struct{ PID *actor.PID }
+
+// Unsubscribe removes a subscriber.
+type Unsubscribe struct{ PID *actor.PID }
+
+// GetStatus asks for *Status.
+type GetStatus struct{}
+
+// GetHistory asks for *History.
+type GetHistory struct{}
+
+// TakeSnapshot snapshots the state machine (it must implement
+// Snapshotter) and compacts the log. Answer: *SnapshotTaken or an error in
+// *TakeSnapshotResponse.
+type TakeSnapshot struct{}
+
+// TakeSnapshotResponse answers TakeSnapshot.
+type TakeSnapshotResponse struct {
+	Index uint64
+	Err   error
+}
+
+// ---- events ----
+
+// EntryApplied: an entry was applied on this node (sent by the applier, in
+// log order; configuration and no-op entries included, with Result nil).
+type EntryApplied struct {
+	NodeID uint64
+	Entry  *messages.Entry
+	Result any
+}
+
+// LeaderChanged: the known leader changed (Leader 0: none known).
+type LeaderChanged struct {
+	NodeID        uint64
+	Term          uint64
+	Leader        uint64
+	LeaderAddress string
+}
+
+// RoleChanged: this node's role changed, with the reason.
+type RoleChanged struct {
+	NodeID   uint64
+	Term     uint64
+	From, To raft.Role
+	Reason   string
+}
+
+// TermChanged: this node's term changed, with the reason.
+type TermChanged struct {
+	NodeID uint64
+	Term   uint64
+	Reason string
+}
+
+// MembershipChanged: a configuration entry committed (published on every
+// member that sees it, not only the one joining).
+type MembershipChanged struct {
+	NodeID uint64
+	Index  uint64
+	Config *messages.ClusterConfig
+}
+
+// SnapshotTaken: this node snapshotted its state machine at Index.
+type SnapshotTaken struct {
+	NodeID uint64
+	Index  uint64
+}
+
+// SnapshotInstalled: this node installed a snapshot from the leader.
+type SnapshotInstalled struct {
+	NodeID uint64
+	Index  uint64
+}
+
+// NodeStopped: the node stopped, with the reason (Err non-nil when it
+// stopped on a failure, e.g. a storage error).
+type NodeStopped struct {
+	NodeID uint64
+	Reason string
+	Err    error
+}
+
+// ---- status ----
+
+// Status answers GetStatus.
+type Status struct {
+	ID            uint64
+	Role          raft.Role
+	Term          uint64
+	Leader        uint64
+	LeaderAddress string
+	Commit        uint64
+	Applied       uint64 // applied by the state machine
+	LastIndex     uint64
+	FirstIndex    uint64
+	Config        *messages.ClusterConfig
+	// Progress is the leader's view of each member (leader only).
+	Progress []raft.PeerProgress
+	Paused   bool
+	// Dropped counts inbound messages refused: wrong cluster, non-member,
+	// undecodable (as reported by the transport), or while paused.
+	Dropped DropCounts
+	// Peers is the transport's per-peer connection state, when the
+	// transport reports it.
+	Peers map[uint64]string
+}
+
+// DropCounts counts refused inbound messages by cause.
+type DropCounts struct {
+	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
+}
+
+func (s *Status) String() string {
+	return fmt.Sprintf("node %d: %s term %d leader %d (%s) commit %d applied %d last %d",
+		s.ID, s.Role, s.Term, s.Leader, s.LeaderAddress, s.Commit, s.Applied, s.LastIndex)
+}
+
+// Transition is one entry of the state-transition history.
+type Transition struct {
+	Time   time.Time
+	Term   uint64
+	Kind   string
+	From   string
+	To     string
+	Leader uint64
+	Peer   uint64
+	Reason string
+}
+
+// History answers GetHistory: recent transitions, oldest first.
+type History struct {
+	NodeID      uint64
+	Transitions []Transition
+}
+
+// ---- helpers for callers ----
+
+// Requester is what can make requests: an actor.Context or the root context.
+type Requester interface {
+	RequestFuture(pid *actor.PID, message interface{}, timeout time.Duration) *actor.Future
+}
+
+// ProposeAndWait proposes data and waits up to timeout. An expired wait is
+// ErrOutcomeUnknown, never a failure: the proposal may still commit.
+func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
+	res, err := ctx.RequestFuture(node, p, timeout).Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrTimeout) {
+			return nil, ErrOutcomeUnknown
+		}
+		return nil, fmt.Errorf("actors: propose: %w", err)
+	}
+	r, ok := res.(*ProposeResponse)
+	if !ok {
+		return nil, fmt.Errorf("actors: propose: unexpected answer %T", res)
+	}
+	return r, r.Err
+}
+
+// Request sends msg and waits up to timeout for an answer of type T.
+func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Duration) (T, error) {
+	var zero T
+	res, err := ctx.RequestFuture(node, msg, timeout).Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrTimeout) {
+			return zero, fmt.Errorf("actors: %T: %w", msg, ErrOutcomeUnknown)
+		}
+		return zero, fmt.Errorf("actors: %T: %w", msg, err)
+	}
+	t, ok := res.(T)
+	if !ok {
+		return zero, fmt.Errorf("actors: %T: unexpected answer %T", msg, res)
+	}
+	return t, nil
+}

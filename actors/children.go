@@ -1,0 +1,316 @@
+package actors
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
+)
+
+// ---- persister ----
+
+type persistRequest struct {
+	id uint64
+	u  persistence.Update
+}
+type persistFlush struct{}
+type drainRequest struct{}
+type compactRequest struct {
+	snapshot  *messages.Snapshot
+	compactTo uint64
+}
+
+// persister owns the LogStore. Requests queue in its mailbox; a flush
+// marker it sends itself is handled after all of them, so every write
+// pending then goes into one Save: one sync for many (group commit).
+type persister struct {
+	store  persistence.LogStore
+	node   *actor.PID
+	buf    []persistRequest
+	queued bool
+	failed bool
+}
+
+func (p *persister) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *persistRequest:
+		p.buf = append(p.buf, *msg)
+		if !p.queued {
+			p.queued = true
+			ctx.Send(ctx.Self(), &persistFlush{})
+		}
+	case *persistFlush:
+		p.queued = false
+		p.flush(ctx)
+	case *drainRequest:
+		p.flush(ctx)
+		ctx.Send(p.node, &drained{})
+	case *compactRequest:
+		p.flush(ctx)
+		if p.failed {
+			return
+		}
+		if ss, ok := p.store.(persistence.SnapshotStore); ok {
+			if err := ss.SaveSnapshot(context.Background(), msg.snapshot); err != nil {
+				p.fail(ctx, fmt.Errorf("save snapshot: %w", err))
+				return
+			}
+			if err := p.store.Compact(context.Background(), msg.compactTo); err != nil && !errors.Is(err, persistence.ErrCompacted) {
+				p.fail(ctx, fmt.Errorf("compact: %w", err))
+			}
+		}
+	}
+}
+
+func (p *persister) flush(ctx actor.Context) {
+	if len(p.buf) == 0 || p.failed {
+		return
+	}
+	u := mergeUpdates(p.buf)
+	last := p.buf[len(p.buf)-1].id
+	clear(p.buf)
+	p.buf = p.buf[:0]
+	if err := p.store.Save(context.Background(), u); err != nil {
+		p.fail(ctx, err)
+		return
+	}
+	ctx.Send(p.node, &persisted{id: last})
+}
+
+func (p *persister) fail(ctx actor.Context, err error) {
+	p.failed = true
+	ctx.Send(p.node, &persistFailed{err: err})
+}
+
+// mergeUpdates folds consecutive updates into one with the same effect.
+func mergeUpdates(reqs []persistRequest) persistence.Update {
+	if len(reqs) == 1 {
+		return reqs[0].u
+	}
+	var out persistence.Update
+	for _, r := range reqs {
+		u := r.u
+		if u.Snapshot != nil {
+			out.Snapshot = u.Snapshot
+			out.Entries = nil
+		}
+		if n := len(u.Entries); n > 0 {
+			if len(out.Entries) == 0 {
+				out.Entries = u.Entries
+			} else {
+				base, first := out.Entries[0].Index, u.Entries[0].Index
+				if first <= base {
+					out.Entries = u.Entries
+				} else {
+					k := min(first-base, uint64(len(out.Entries)))
+					merged := make([]*messages.Entry, 0, int(k)+n)
+					merged = append(append(merged, out.Entries[:k]...), u.Entries...)
+					out.Entries = merged
+				}
+			}
+		}
+		if u.HardState != nil {
+			out.HardState = u.HardState
+		}
+	}
+	return out
+}
+
+// ---- applier ----
+
+type indexedWaiter struct {
+	index uint64
+	w     waiter
+}
+
+type applyBatch struct {
+	snapshot *messages.Snapshot
+	entries  []*messages.Entry
+	waiters  []indexedWaiter
+}
+
+type readQuery struct {
+	from  *actor.PID
+	query any
+	index uint64
+}
+
+type setSubscribers struct{ subs []*actor.PID }
+type snapshotRequest struct{ reply *actor.PID }
+
+type session struct {
+	seq    uint64
+	result any
+}
+
+// ErrDuplicate is the result of a proposal whose (client, sequence) was
+// already applied and whose result is no longer known (older than the
+// client's latest, or from before a snapshot). The command was applied once.
+var ErrDuplicate = errors.New("actors: duplicate command, already applied")
+
+// applier owns the StateMachine and applies committed entries in order.
+type applier struct {
+	id       uint64
+	sm       StateMachine
+	node     *actor.PID
+	subs     []*actor.PID
+	applied  uint64
+	sessions map[uint64]session
+}
+
+func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64) *applier {
+	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}}
+}
+
+func (a *applier) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *applyBatch:
+		if msg.snapshot != nil {
+			if err := a.restore(msg.snapshot); err != nil {
+				panic(fmt.Sprintf("actors: restore snapshot %d: %v", msg.snapshot.Metadata.Index, err))
+			}
+		}
+		wi := 0
+		for _, e := range msg.entries {
+			var w *waiter
+			for wi < len(msg.waiters) && msg.waiters[wi].index < e.Index {
+				wi++
+			}
+			if wi < len(msg.waiters) && msg.waiters[wi].index == e.Index {
+				w = &msg.waiters[wi].w
+			}
+			a.apply(ctx, e, w)
+		}
+		ctx.Send(a.node, &appliedUpTo{index: a.applied})
+	case *readQuery:
+		q, ok := a.sm.(Querier)
+		if !ok {
+			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: errors.New("actors: the StateMachine does not implement Querier")})
+			return
+		}
+		res, err := q.Query(msg.query)
+		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+	case *setSubscribers:
+		a.subs = msg.subs
+	case *snapshotRequest:
+		data, err := a.snapshot()
+		ctx.Send(a.node, &snapshotMade{index: a.applied, data: data, err: err, reply: msg.reply})
+	}
+}
+
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
+	if e.Index <= a.applied {
+		// Already in the state machine (durable applied index): not again.
+		if w != nil {
+			ctx.Send(w.pid, &ProposeResponse{Index: e.Index, Term: e.Term, Err: ErrDuplicate})
+		}
+		return
+	}
+	var result any
+	if e.Type == messages.EntryType_ENTRY_NORMAL {
+		result = a.applyNormal(e)
+	}
+	a.applied = e.Index
+	if w != nil {
+		if w.term == e.Term {
+			ctx.Send(w.pid, &ProposeResponse{Index: e.Index, Term: e.Term, Result: result})
+		} else {
+			// Another leader's entry took the slot: the proposal was lost.
+			ctx.Send(w.pid, &ProposeResponse{Err: &NotLeaderError{}})
+		}
+	}
+	for _, s := range a.subs {
+		ctx.Send(s, &EntryApplied{NodeID: a.id, Entry: e, Result: result})
+	}
+}
+
+func (a *applier) applyNormal(e *messages.Entry) any {
+	if e.ClientId == 0 || e.Sequence == 0 {
+		return a.sm.Apply(e)
+	}
+	s, ok := a.sessions[e.ClientId]
+	if ok && e.Sequence <= s.seq {
+		if e.Sequence == s.seq && s.result != nil {
+			return s.result
+		}
+		return ErrDuplicate
+	}
+	res := a.sm.Apply(e)
+	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
+	return res
+}
+
+// Snapshot data: the session table (count, then client and sequence
+// pairs), then the state machine's own bytes.
+func (a *applier) snapshot() ([]byte, error) {
+	sn, ok := a.sm.(Snapshotter)
+	if !ok {
+		return nil, errors.New("actors: the StateMachine does not implement Snapshotter")
+	}
+	data, err := sn.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	out := binary.AppendUvarint(nil, uint64(len(a.sessions)))
+	for c, s := range a.sessions {
+		out = binary.AppendUvarint(binary.AppendUvarint(out, c), s.seq)
+	}
+	return append(out, data...), nil
+}
+
+func (a *applier) restore(s *messages.Snapshot) error {
+	sn, ok := a.sm.(Snapshotter)
+	if !ok {
+		return errors.New("the StateMachine does not implement Snapshotter")
+	}
+	b := s.Data
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return errors.New("corrupt session table")
+	}
+	b = b[k:]
+	sessions := make(map[uint64]session, n)
+	for range n {
+		c, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return errors.New("corrupt session table")
+		}
+		seq, k2 := binary.Uvarint(b[k1:])
+		if k2 <= 0 {
+			return errors.New("corrupt session table")
+		}
+		b = b[k1+k2:]
+		sessions[c] = session{seq: seq}
+	}
+	if err := sn.Restore(b); err != nil {
+		return err
+	}
+	a.sessions = sessions
+	a.applied = s.Metadata.Index
+	return nil
+}
+
+// ---- replicator ----
+
+// replicator hands the leader's traffic for one peer to the transport, off
+// the node actor. Flow control (the in-flight window, probe and replicate
+// modes) is decided by the core; the replicator only sends.
+type replicator struct {
+	peer transport.Peer
+	tr   transport.Transport
+	log  *slog.Logger
+}
+
+func (r *replicator) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*messages.Message); ok {
+		if err := r.tr.Send(r.peer, m); err != nil {
+			r.log.Debug("send failed", "to", r.peer.ID, "type", m.Type, "err", err)
+		}
+	}
+}

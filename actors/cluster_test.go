@@ -1,0 +1,183 @@
+package actors_test
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence/memstore"
+)
+
+// listSM is a test state machine: the list of applied commands.
+type listSM struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (s *listSM) Apply(e *messages.Entry) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cmds = append(s.cmds, string(e.Data))
+	return len(s.cmds)
+}
+
+func (s *listSM) Query(q any) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.cmds), nil
+}
+
+func (s *listSM) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cmds)
+}
+
+// cluster is a test cluster of node actors on an in-memory network, with
+// a probe actor that collects every node's events.
+type cluster struct {
+	t      *testing.T
+	sys    *actor.ActorSystem
+	net    *inmem.Network
+	ids    []uint64
+	nodes  map[uint64]*actor.PID
+	sms    map[uint64]*listSM
+	stores map[uint64]*memstore.Store
+	boot   *messages.ClusterConfig
+	events chan any
+	probe  *actor.PID
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t, sys: actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))), net: inmem.NewNetwork(1),
+		nodes: map[uint64]*actor.PID{}, sms: map[uint64]*listSM{}, stores: map[uint64]*memstore.Store{},
+		events: make(chan any, 1<<16)}
+	c.boot = &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 10, HeartbeatTicks: 1}}
+	for i := 1; i <= n; i++ {
+		c.ids = append(c.ids, uint64(i))
+		c.boot.Voters = append(c.boot.Voters, &messages.Member{Id: uint64(i), Address: fmt.Sprintf("node-%d", i)})
+	}
+	c.probe = c.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case *actor.Started, *actor.Stopping, *actor.Stopped:
+			return
+		}
+		select {
+		case c.events <- ctx.Message():
+		default:
+		}
+	}))
+	for _, id := range c.ids {
+		c.stores[id] = memstore.New()
+		c.start(id)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// stopAll stops every running node in order, then closes the network.
+func (c *cluster) stopAll() {
+	for _, id := range c.ids {
+		if pid := c.nodes[id]; pid != nil {
+			if _, err := actors.Request[*actors.Stopped](c.sys.Root, pid, &actors.Stop{}, 10*time.Second); err != nil {
+				c.t.Errorf("stop node %d: %v", id, err)
+			}
+		}
+	}
+	for _, id := range c.ids {
+		_ = c.net.Transport(id).Close()
+	}
+	c.sys.Shutdown()
+}
+
+func (c *cluster) start(id uint64) {
+	c.t.Helper()
+	cfg := actors.DefaultConfig()
+	cfg.ID = id
+	cfg.Address = fmt.Sprintf("node-%d", id)
+	cfg.Bootstrap = c.boot
+	cfg.Transport = c.net.Transport(id)
+	cfg.LogStore = c.stores[id]
+	c.sms[id] = &listSM{}
+	cfg.StateMachine = c.sms[id]
+	cfg.TickInterval = 10 * time.Millisecond
+	cfg.Raft.Seed = int64(id)
+	cfg.Subscribers = []*actor.PID{c.probe}
+	props, err := actors.Props(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[id] = c.sys.Root.Spawn(props)
+}
+
+// status asks node id for its status.
+func (c *cluster) status(id uint64) *actors.Status {
+	c.t.Helper()
+	s, err := actors.Request[*actors.Status](c.sys.Root, c.nodes[id], &actors.GetStatus{}, 5*time.Second)
+	if err != nil {
+		c.t.Fatalf("status of %d: %v", id, err)
+	}
+	return s
+}
+
+// waitLeader waits (fake time under synctest) until the given nodes agree
+// on one leader, and returns it.
+func (c *cluster) waitLeader(ids ...uint64) uint64 {
+	c.t.Helper()
+	if len(ids) == 0 {
+		ids = c.ids
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead uint64
+		agree := true
+		for _, id := range ids {
+			s := c.status(id)
+			if s.Leader == 0 || (lead != 0 && s.Leader != lead) {
+				agree = false
+				break
+			}
+			lead = s.Leader
+		}
+		if agree && c.status(lead).Role == raft.Leader {
+			return lead
+		}
+		time.Sleep(20 * time.Millisecond) // fake time: advances the bubble's clock
+	}
+	c.t.Fatalf("no agreed leader among %v within 30s (fake time)", ids)
+	return 0
+}
+
+func (c *cluster) propose(id uint64, data string) (*actors.ProposeResponse, error) {
+	return actors.ProposeAndWait(c.sys.Root, c.nodes[id], &actors.Propose{Data: []byte(data)}, 5*time.Second)
+}
+
+// waitApplied waits until every listed node applied n commands.
+func (c *cluster) waitApplied(n int, ids ...uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		done := true
+		for _, id := range ids {
+			if len(c.sms[id].list()) < n {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range ids {
+		c.t.Logf("node %d applied %d", id, len(c.sms[id].list()))
+	}
+	c.t.Fatalf("not every node applied %d commands within 60s (fake time)", n)
+}

@@ -1,0 +1,49 @@
+// Package actors is Flotilla's public face: a Raft node as a protoactor-go
+// actor, spawned inside the application's own actor system.
+//
+//	props, err := actors.Props(cfg)       // cfg from actors.DefaultConfig()
+//	node := ctx.Spawn(props)              // a child of the application's actor
+//	res, err := actors.Propose(ctx, node, cmd, time.Second)
+//
+// # Architecture
+//
+// One node actor owns one Raft node. Its behavior is its role — follower,
+// candidate (pre-candidate included) or leader — switched with protoactor's
+// Become; every behavior calls the deterministic core in package
+// actors/raft, which holds all of Raft's rules. The node actor adds no rule
+// of its own: it turns actor messages into core inputs and the core's Ready
+// into work for its children:
+//
+//   - the persister owns the LogStore. It drains every pending write in its
+//     mailbox into one Save (one sync: group commit) and reports back;
+//     messages that promise durable state leave only after that report (the
+//     core holds them). A storage error stops the node with a NodeStopped
+//     event: never a silent restart.
+//   - the applier owns the StateMachine. It applies committed entries in log
+//     order, answers each proposer with the state machine's result, serves
+//     linearizable reads, and publishes EntryApplied to subscribers.
+//   - a replicator per peer, while leader: it encodes and hands the
+//     AppendEntries for its peer to the Transport, off the node actor's
+//     path. Replicators restart on failure and are stopped on step-down.
+//
+// Time arrives as tick messages from protoactor's timer scheduler, tagged
+// with a generation so that a stale tick (after a restart) is ignored.
+//
+// # Applying commands: StateMachine or an application actor
+//
+// The applier calls a [StateMachine] (Apply, and optionally Query,
+// Snapshot/Restore and AppliedIndex). An application that prefers to keep
+// its state in one of its own actors uses [ActorStateMachine]: the applier
+// then sends each entry as an [ApplyRequest] to that actor and waits for its
+// [ApplyResult]; the actor way and the interface way are one mechanism.
+//
+// # Exactly once
+//
+// Each index is applied once per process lifetime, in order. Across
+// restarts, a state machine that implements AppliedIndexer (its state and
+// applied index are durable together, see persistence.AppliedIndexStore) is
+// not given the entries it already has; one that does not is rebuilt from
+// the log (and the latest snapshot) at start. Client id + sequence number on
+// a proposal make retries idempotent: a repeated (client, sequence) is
+// answered from the session table without being applied twice.
+package actors

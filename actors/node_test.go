@@ -1,0 +1,101 @@
+package actors_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/flotilla-raft/flotilla/actors"
+)
+
+func TestClusterElectsOneLeader(t *testing.T) {
+	for _, n := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newCluster(t, n)
+				lead := c.waitLeader()
+				leaders := 0
+				for _, id := range c.ids {
+					if s := c.status(id); s.Role.String() == "leader" {
+						leaders++
+						if s.ID != lead {
+							t.Errorf("node %d leads but the others follow %d", s.ID, lead)
+						}
+					}
+				}
+				if leaders != 1 {
+					t.Fatalf("%d leaders, want 1", leaders)
+				}
+			})
+		})
+	}
+}
+
+func TestProposalToFollowerGetsNotLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		lead := c.waitLeader()
+		var follower uint64
+		for _, id := range c.ids {
+			if id != lead {
+				follower = id
+				break
+			}
+		}
+		_, err := c.propose(follower, "x")
+		var nl *actors.NotLeaderError
+		if !errors.As(err, &nl) || !errors.Is(err, actors.ErrNotLeader) {
+			t.Fatalf("propose on follower: %v, want NotLeaderError", err)
+		}
+		if nl.Leader != lead || nl.LeaderAddress != fmt.Sprintf("node-%d", lead) {
+			t.Fatalf("NotLeader names %d at %q, want %d at node-%d", nl.Leader, nl.LeaderAddress, lead, lead)
+		}
+	})
+}
+
+// 16 concurrent proposers, 10,000 proposals: every node applies the same
+// commands in the same order.
+func TestConcurrentProposalsAppliedInSameOrder(t *testing.T) {
+	total, proposers := 10000, 16
+	if testing.Short() {
+		total = 2000
+	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		lead := c.waitLeader()
+		var wg sync.WaitGroup
+		errs := make(chan error, proposers)
+		for p := range proposers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := p; i < total; i += proposers {
+					res, err := c.propose(lead, fmt.Sprintf("p%d-%d", p, i))
+					if err != nil {
+						errs <- fmt.Errorf("proposal %d: %w", i, err)
+						return
+					}
+					if res.Index == 0 {
+						errs <- fmt.Errorf("proposal %d: no index", i)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		c.waitApplied(total, c.ids...)
+		want := c.sms[lead].list()
+		for _, id := range c.ids {
+			if got := c.sms[id].list(); !slices.Equal(got, want) {
+				t.Fatalf("node %d applied a different sequence than the leader", id)
+			}
+		}
+	})
+}

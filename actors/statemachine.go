@@ -1,0 +1,85 @@
+package actors
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+// StateMachine is the application's replicated state. The applier actor is
+// the only caller, one call at a time, in log order: no locking is needed
+// for calls made through this interface.
+type StateMachine interface {
+	// Apply applies one committed ENTRY_NORMAL entry and returns the result
+	// answered to its proposer (on the node that proposed it). It must be
+	// deterministic: every node applies the same entries in the same order.
+	// An error result is a result: it is answered, not retried.
+	Apply(e *messages.Entry) any
+}
+
+// Querier is implemented by state machines that serve linearizable reads
+// (the Read message).
+type Querier interface {
+	Query(q any) (any, error)
+}
+
+// Snapshotter is implemented by state machines that can snapshot and
+// restore their state (to compact the log and catch up slow followers).
+type Snapshotter interface {
+	// Snapshot returns the state as of the last applied entry.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with a snapshot's.
+	Restore(data []byte) error
+}
+
+// AppliedIndexer is implemented by state machines whose state and applied
+// index are durable together (transactional apply): entries up to
+// AppliedIndex are not applied again after a restart.
+type AppliedIndexer interface {
+	AppliedIndex() (uint64, error)
+}
+
+// ApplyRequest is what ActorStateMachine sends the application actor for
+// each entry; the actor must Respond with *ApplyResult.
+type ApplyRequest struct {
+	Entry *messages.Entry
+}
+
+// ApplyResult answers ApplyRequest.
+type ApplyResult struct {
+	Result any
+}
+
+// ActorStateMachine applies entries by asking an application actor: each
+// entry is sent as *ApplyRequest and the applier waits (up to Timeout,
+// default 10s) for its *ApplyResult before the next one, so order is kept.
+// This is the "actor way" of applying commands.
+type ActorStateMachine struct {
+	Sender  actor.SenderContext // usually the actor system's Root
+	PID     *actor.PID
+	Timeout time.Duration
+}
+
+// Apply implements StateMachine.
+func (a *ActorStateMachine) Apply(e *messages.Entry) any {
+	t := a.Timeout
+	if t == 0 {
+		t = 10 * time.Second
+	}
+	res, err := a.Sender.RequestFuture(a.PID, &ApplyRequest{Entry: e}, t).Result()
+	if err != nil {
+		return fmt.Errorf("actors: application actor did not answer entry %d: %w", e.Index, err)
+	}
+	if r, ok := res.(*ApplyResult); ok {
+		return r.Result
+	}
+	return fmt.Errorf("actors: application actor answered %T, want *ApplyResult", res)
+}
+
+// StateMachineFunc adapts a function to StateMachine.
+type StateMachineFunc func(e *messages.Entry) any
+
+// Apply implements StateMachine.
+func (f StateMachineFunc) Apply(e *messages.Entry) any { return f(e) }
