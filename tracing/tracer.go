@@ -1,0 +1,134 @@
+package tracing
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Tracer starts the spans of one Raft node, each with the node's raft.node_id and
+// the standard attributes. It is used by the node actor (one goroutine at a time),
+// but is safe for concurrent use since it holds no mutable state.
+//
+// A nil *Tracer is valid and traces nothing.
+type Tracer struct {
+	tracer     trace.Tracer
+	nodeID     uint64
+	off        bool // the provider is a noop: skip everything
+	heartbeats bool
+}
+
+// TracerOption configures a Tracer.
+type TracerOption func(*Tracer)
+
+// WithHeartbeats traces heartbeats (empty AppendEntries and their answers) when on.
+// Default: off, since a leader sends one per peer every heartbeat interval.
+func WithHeartbeats(on bool) TracerOption { return func(t *Tracer) { t.heartbeats = on } }
+
+// NewTracer returns the Tracer of node nodeID. A nil provider means
+// otel.GetTracerProvider() (the global one, a no-op until the application sets one);
+// a trace/noop provider turns tracing off at no cost.
+func NewTracer(provider trace.TracerProvider, nodeID uint64, opts ...TracerOption) *Tracer {
+	if provider == nil {
+		provider = otel.GetTracerProvider()
+	}
+	t := &Tracer{nodeID: nodeID}
+	switch provider.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		t.off = true
+	}
+	t.tracer = provider.Tracer(ScopeName)
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// NodeID is the node whose spans t starts.
+func (t *Tracer) NodeID() uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.nodeID
+}
+
+// Enabled reports whether t may record spans. It is false for a nil Tracer and for
+// a noop provider; callers use it to skip collecting link traceparents.
+func (t *Tracer) Enabled() bool { return t != nil && !t.off }
+
+// TracesHeartbeats reports whether heartbeats are traced (WithHeartbeats).
+func (t *Tracer) TracesHeartbeats() bool { return t.Enabled() && t.heartbeats }
+
+// Start starts span name as a child of the span in ctx (or a new root) with the
+// standard attributes a. When tracing is off it returns ctx unchanged and a
+// non-recording span, without allocating.
+func (t *Tracer) Start(ctx context.Context, name string, a Attrs) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, noop.Span{}
+	}
+	return t.start(ctx, name, a, nil)
+}
+
+// StartRemote starts span name as a child of the remote span that traceparent names
+// (a received message's TraceParent), or of the span in ctx when traceparent is
+// empty or malformed.
+func (t *Tracer) StartRemote(ctx context.Context, traceparent, name string, a Attrs) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, noop.Span{}
+	}
+	return t.start(Extract(ctx, traceparent), name, a, nil)
+}
+
+// StartLinked starts span name as a child of the span in ctx (or a new root), linked
+// to every valid traceparent: the step that handles many causes at once (a batch of
+// proposals, one fsync for many appends, applying entries). Empty traceparents are
+// skipped. BatchSize defaults to len(traceparents).
+func (t *Tracer) StartLinked(ctx context.Context, name string, a Attrs, traceparents []string) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, noop.Span{}
+	}
+	var links []trace.Link
+	for _, tp := range traceparents {
+		if l, ok := LinkFrom(tp); ok {
+			links = append(links, l)
+		}
+	}
+	if a.BatchSize == 0 {
+		a.BatchSize = len(traceparents)
+	}
+	return t.start(ctx, name, a, links)
+}
+
+// StartHeartbeat starts a SpanHeartbeat to a.Peer when heartbeats are traced
+// (WithHeartbeats), and otherwise behaves as tracing off.
+func (t *Tracer) StartHeartbeat(ctx context.Context, a Attrs) (context.Context, trace.Span) {
+	if !t.TracesHeartbeats() {
+		return ctx, noop.Span{}
+	}
+	return t.start(ctx, SpanHeartbeat, a, nil)
+}
+
+func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link) (context.Context, trace.Span) {
+	kvs := make([]attribute.KeyValue, 0, 8)
+	kvs = append(kvs, AttrNodeID.Int64(int64(t.nodeID)))
+	kvs = a.appendTo(kvs)
+	opts := []trace.SpanStartOption{trace.WithSpanKind(kindOf(name)), trace.WithAttributes(kvs...)}
+	if len(links) > 0 {
+		opts = append(opts, trace.WithLinks(links...))
+	}
+	return t.tracer.Start(ctx, name, opts...)
+}
+
+// End ends span, first recording err (when not nil) as an exception event and an
+// Error status.
+func End(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}

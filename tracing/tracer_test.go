@@ -1,0 +1,211 @@
+package tracing_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+func attrMap(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+func TestTracerStartAttributes(t *testing.T) {
+	tp, rec := newRecorded(t)
+	tr := tracing.NewTracer(tp, 7)
+	if !tr.Enabled() || tr.NodeID() != 7 {
+		t.Fatalf("Enabled=%v NodeID=%d, want true 7", tr.Enabled(), tr.NodeID())
+	}
+	_, span := tr.Start(context.Background(), tracing.SpanReplicate, tracing.Attrs{Term: 3, First: 5, Last: 7, Peer: 2, MsgType: "MSG_APPEND"})
+	span.End()
+
+	s := one(t, rec, tracing.SpanReplicate)
+	got := attrMap(s)
+	want := map[attribute.Key]attribute.Value{
+		tracing.AttrNodeID:     attribute.Int64Value(7),
+		tracing.AttrTerm:       attribute.Int64Value(3),
+		tracing.AttrIndexFirst: attribute.Int64Value(5),
+		tracing.AttrIndexLast:  attribute.Int64Value(7),
+		tracing.AttrPeer:       attribute.Int64Value(2),
+		tracing.AttrMsgType:    attribute.StringValue("MSG_APPEND"),
+	}
+	if len(got) != len(want) {
+		t.Errorf("attributes = %v, want exactly %v (zero fields left out)", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k].Emit(), v.Emit())
+		}
+	}
+	if s.SpanKind() != trace.SpanKindProducer {
+		t.Errorf("kind = %v, want producer for a send", s.SpanKind())
+	}
+	if s.InstrumentationScope().Name != tracing.ScopeName {
+		t.Errorf("scope = %q, want %q", s.InstrumentationScope().Name, tracing.ScopeName)
+	}
+}
+
+func TestAttrsKeyValues(t *testing.T) {
+	a := tracing.Attrs{Term: 1, Index: 4, Leader: 3, BatchSize: 2, Role: "leader", Reason: "r", Result: "won"}
+	if got := len(a.KeyValues()); got != 7 {
+		t.Fatalf("KeyValues() = %v, want 7 attributes", a.KeyValues())
+	}
+	if got := (tracing.Attrs{}).KeyValues(); len(got) != 0 {
+		t.Fatalf("zero Attrs gives %v, want none", got)
+	}
+}
+
+func TestTracerStartRemote(t *testing.T) {
+	tp, rec := newRecorded(t)
+	leader, follower := tracing.NewTracer(tp, 1), tracing.NewTracer(tp, 2)
+
+	ctx, rep := leader.Start(context.Background(), tracing.SpanReplicate, tracing.Attrs{Peer: 2})
+	msg := &messages.Message{Type: messages.MessageType_MSG_APPEND, From: 1, To: 2, TraceParent: tracing.Inject(ctx)}
+	rep.End()
+
+	// The follower has its own, unrelated context: the parent comes from the message.
+	fctx, own := tp.Tracer("other").Start(context.Background(), "unrelated")
+	_, fa := follower.StartRemote(fctx, msg.GetTraceParent(), tracing.SpanFollowerAppend, tracing.Attrs{Peer: msg.From})
+	fa.End()
+	own.End()
+	if p := one(t, rec, tracing.SpanFollowerAppend).Parent(); p.SpanID() != rep.SpanContext().SpanID() || !p.IsRemote() {
+		t.Fatalf("follower.append parent = %v (remote %v), want the replicate span %v", p.SpanID(), p.IsRemote(), rep.SpanContext().SpanID())
+	}
+
+	// Without a traceparent the span is a child of ctx.
+	_, orphan := follower.StartRemote(fctx, "", tracing.SpanAck, tracing.Attrs{})
+	orphan.End()
+	if p := one(t, rec, tracing.SpanAck).Parent(); p.SpanID() != own.SpanContext().SpanID() {
+		t.Fatalf("ack parent = %v, want the span in ctx %v", p.SpanID(), own.SpanContext().SpanID())
+	}
+}
+
+func TestTracerStartLinked(t *testing.T) {
+	tp, rec := newRecorded(t)
+	tr := tracing.NewTracer(tp, 1)
+	var parents []string
+	var ids []trace.SpanID
+	for range 3 {
+		ctx, p := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
+		parents = append(parents, tracing.Inject(ctx))
+		ids = append(ids, p.SpanContext().SpanID())
+		p.End()
+	}
+	parents = append(parents, "", "not-a-traceparent") // entries proposed with tracing off
+
+	_, span := tr.StartLinked(context.Background(), tracing.SpanLeaderAppend, tracing.Attrs{First: 1, Last: 5}, parents)
+	span.End()
+	s := one(t, rec, tracing.SpanLeaderAppend)
+	if s.Parent().IsValid() {
+		t.Errorf("linked span has parent %v, want a root", s.Parent())
+	}
+	links := s.Links()
+	if len(links) != 3 {
+		t.Fatalf("links = %d, want 3 (empty and malformed skipped)", len(links))
+	}
+	for i, l := range links {
+		if l.SpanContext.SpanID() != ids[i] {
+			t.Errorf("link %d = %v, want %v", i, l.SpanContext.SpanID(), ids[i])
+		}
+	}
+	if got := attrMap(s)[tracing.AttrBatchSize]; got.AsInt64() != 5 {
+		t.Errorf("batch size = %v, want 5 (len(traceparents))", got.Emit())
+	}
+}
+
+func TestTracerHeartbeats(t *testing.T) {
+	tp, rec := newRecorded(t)
+	def := tracing.NewTracer(tp, 1)
+	if def.TracesHeartbeats() {
+		t.Fatal("heartbeats traced by default")
+	}
+	_, s := def.StartHeartbeat(context.Background(), tracing.Attrs{Peer: 2})
+	s.End()
+	if n := len(rec.Ended()); n != 0 {
+		t.Fatalf("%d spans recorded for an untraced heartbeat", n)
+	}
+
+	on := tracing.NewTracer(tp, 1, tracing.WithHeartbeats(true))
+	_, s = on.StartHeartbeat(context.Background(), tracing.Attrs{Peer: 2, Term: 4})
+	s.End()
+	one(t, rec, tracing.SpanHeartbeat)
+}
+
+func TestTracerOff(t *testing.T) {
+	var nilTracer *tracing.Tracer
+	for name, tr := range map[string]*tracing.Tracer{
+		"noop": tracing.NewTracer(noop.NewTracerProvider(), 1, tracing.WithHeartbeats(true)),
+		"nil":  nilTracer,
+	} {
+		if tr.Enabled() || tr.TracesHeartbeats() {
+			t.Errorf("%s: Enabled=%v TracesHeartbeats=%v, want false", name, tr.Enabled(), tr.TracesHeartbeats())
+		}
+		// A recording parent from elsewhere is neither ended nor replaced.
+		tp, rec := newRecorded(t)
+		ctx, parent := tp.Tracer("app").Start(context.Background(), "app")
+		got, span := tr.Start(ctx, tracing.SpanPropose, tracing.Attrs{})
+		if got != ctx || span.IsRecording() {
+			t.Errorf("%s: Start changed ctx or returned a recording span", name)
+		}
+		span.End()
+		if len(rec.Ended()) != 0 {
+			t.Errorf("%s: ending the off span ended the application's span", name)
+		}
+		parent.End()
+	}
+}
+
+func TestGlobalProviderByDefault(t *testing.T) {
+	// With no SDK installed the global provider records nothing but still works.
+	tr := tracing.NewTracer(nil, 1)
+	ctx, span := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
+	defer span.End()
+	if span.IsRecording() || tracing.Inject(ctx) != "" {
+		t.Fatal("global provider without an SDK recorded a span")
+	}
+}
+
+func TestEndRecordsError(t *testing.T) {
+	tp, rec := newRecorded(t)
+	tr := tracing.NewTracer(tp, 1)
+	_, span := tr.Start(context.Background(), tracing.SpanPersist, tracing.Attrs{})
+	tracing.End(span, errors.New("disk full"))
+	s := one(t, rec, tracing.SpanPersist)
+	if s.Status().Code != codes.Error || s.Status().Description != "disk full" || len(s.Events()) != 1 {
+		t.Fatalf("status = %+v, events = %d, want Error \"disk full\" and one exception event", s.Status(), len(s.Events()))
+	}
+}
+
+// BenchmarkTracerStart compares a noop provider (tracing off) with the SDK.
+func BenchmarkTracerStart(b *testing.B) {
+	tp, rec := newRecorded(b)
+	for _, bc := range []struct {
+		name string
+		tr   *tracing.Tracer
+	}{
+		{"off", tracing.NewTracer(noop.NewTracerProvider(), 1)},
+		{"on", tracing.NewTracer(tp, 1)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, s := bc.tr.Start(ctx, tracing.SpanReplicate, tracing.Attrs{Term: 3, First: 5, Last: 7, Peer: 2})
+				s.End()
+				rec.Reset()
+			}
+		})
+	}
+}
