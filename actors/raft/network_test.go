@@ -335,6 +335,7 @@ func (nw *network) ready(nd *testNode) bool {
 			}
 			nd.applied = append(nd.applied, e)
 		}
+		nw.checkPromises(nd, rd.Messages)
 		nd.reads = append(nd.reads, rd.ReadStates...)
 		nd.events = append(nd.events, rd.Events...)
 		nw.queue = append(nw.queue, rd.Messages...)
@@ -346,6 +347,31 @@ func (nw *network) ready(nd *testNode) bool {
 		}
 	}
 	return any
+}
+
+// checkPromises fails if a message handed out to be sent promises state
+// that is not in nd's stable storage yet (thesis §3.8: "servers must
+// persist their state before responding").
+func (nw *network) checkPromises(nd *testNode, msgs []*messages.Message) {
+	t := nw.t
+	t.Helper()
+	hs := nd.store.hs
+	for _, m := range msgs {
+		switch {
+		case m.Type == messages.MessageType_MSG_VOTE_RESP && !m.Reject:
+			if hs.GetTerm() != m.Term || hs.GetVote() != m.To {
+				t.Fatalf("node %d grants its vote to %d at term %d, stored hard state is %v", nd.id, m.To, m.Term, hs)
+			}
+		case m.Type == messages.MessageType_MSG_VOTE:
+			if hs.GetTerm() != m.Term || hs.GetVote() != nd.id {
+				t.Fatalf("node %d asks for votes at term %d, stored hard state is %v", nd.id, m.Term, hs)
+			}
+		case m.Type == messages.MessageType_MSG_APPEND_RESP && !m.Reject:
+			if m.Index > nd.store.lastIndex() {
+				t.Fatalf("node %d acknowledges index %d, stored last index is %d", nd.id, m.Index, nd.store.lastIndex())
+			}
+		}
+	}
 }
 
 // persist makes everything nd handed out durable and reports it.
