@@ -86,12 +86,16 @@ func PlanUpdate(cur State, u Update, termAt func(index uint64) (uint64, error)) 
 }
 
 // CheckSnapshot reports whether s may be stored over a log in state cur: it
-// must have Metadata (ErrInvalidUpdate) and its index must not be below
+// must have Metadata and an index of at least 1 (ErrInvalidUpdate), and its
+// index must not be below
 // cur.FirstIndex-1 nor below the stored snapshot's index
 // (ErrSnapshotOutOfDate).
 func CheckSnapshot(cur State, s *messages.Snapshot) error {
 	if s == nil || s.Metadata == nil {
 		return fmt.Errorf("%w: snapshot without metadata", ErrInvalidUpdate)
+	}
+	if s.Metadata.Index == 0 {
+		return fmt.Errorf("%w: snapshot at index 0", ErrInvalidUpdate)
 	}
 	idx := s.Metadata.Index
 	if idx+1 < cur.FirstIndex {

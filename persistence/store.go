@@ -39,7 +39,7 @@ var (
 // HardState. Either all of them are stored or none is. The rules (checked by
 // Plan before anything is written) are:
 //
-//   - Snapshot, when set, must have Metadata, and its index must not be below
+//   - Snapshot, when set, must have Metadata with an index >= 1, and its index must not be below
 //     FirstIndex-1 (ErrSnapshotOutOfDate). Every entry with index <=
 //     Snapshot.Metadata.Index is discarded and the log restarts after it. The
 //     entries after it are kept only when the stored entry at the snapshot's

@@ -91,7 +91,7 @@ func (h *history) next(t *testing.T) op {
 	switch r := h.rng.Intn(100); {
 	case r < 55: // append, often overwriting a short suffix
 		lo := st.LastIndex + 1
-		if back := uint64(h.rng.Intn(4)); back > 0 && lo-back >= st.FirstIndex {
+		if back := uint64(h.rng.Intn(4)); back > 0 && back <= lo-st.FirstIndex {
 			lo -= back
 		}
 		o = op{kind: "save", u: persistence.Update{Entries: h.entries(lo, uint64(1+h.rng.Intn(8)))}}
@@ -108,6 +108,7 @@ func (h *history) next(t *testing.T) op {
 		if st.Snapshot != nil && idx < st.Snapshot.Index {
 			idx = st.Snapshot.Index
 		}
+		idx = max(idx, 1)
 		term := h.term
 		if t2, err := h.model.Term(ctx, idx); err == nil && h.rng.Intn(2) == 0 {
 			term = t2
@@ -117,7 +118,7 @@ func (h *history) next(t *testing.T) op {
 			o.u.Entries = h.entries(idx+1, uint64(1+h.rng.Intn(4)))
 		}
 	default: // the node's own snapshot
-		lo := st.FirstIndex - 1
+		lo := max(st.FirstIndex-1, 1)
 		if st.Snapshot != nil && st.Snapshot.Index > lo {
 			lo = st.Snapshot.Index
 		}
