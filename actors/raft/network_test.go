@@ -202,6 +202,18 @@ func (s *memStorage) write(t testing.TB, rd Ready) {
 	}
 }
 
+// compact records snap and drops the stored entries it covers.
+func (s *memStorage) compact(snap *messages.Snapshot) {
+	i := snap.Metadata.Index
+	var keep []*messages.Entry
+	for _, e := range s.ents {
+		if e.Index > i {
+			keep = append(keep, e)
+		}
+	}
+	s.snap, s.ents = snap, keep
+}
+
 func (s *memStorage) initialState() InitialState {
 	return InitialState{HardState: s.hs, Snapshot: s.snap, Entries: slices.Clone(s.ents)}
 }
@@ -215,8 +227,10 @@ type testNode struct {
 	hold    bool    // do not persist at once: keep Readies in unsaved
 	unsaved []Ready // handed out, not yet persisted
 	applied []*messages.Entry
-	reads   []ReadState
-	events  []Event
+	// snapData is the state of the last snapshot the application restored.
+	snapData []byte
+	reads    []ReadState
+	events   []Event
 }
 
 type network struct {
@@ -328,6 +342,7 @@ func (nw *network) ready(nd *testNode) bool {
 		}
 		if rd.Snapshot != nil {
 			nd.applied = nil // the application restarts from the snapshot
+			nd.snapData = rd.Snapshot.Data
 		}
 		for _, e := range rd.CommittedEntries {
 			if n := len(nd.applied); n > 0 && nd.applied[n-1].Index+1 != e.Index {
@@ -388,6 +403,17 @@ func (nw *network) persist(id uint64) {
 	nd.r.Persisted(last)
 }
 
+// compact takes a snapshot of id at its applied index, keeping keep
+// entries, and stores it as the driver would.
+func (nw *network) compact(id uint64, data string, keep uint64) {
+	nw.t.Helper()
+	nd := nw.nodes[id]
+	if err := nd.r.Compact(nd.r.Applied(), []byte(data), keep); err != nil {
+		nw.t.Fatalf("Compact at %d: %v", id, err)
+	}
+	nd.store.compact(nd.r.Snapshot())
+}
+
 // crash drops what id has not persisted and restarts it from its storage.
 func (nw *network) crash(id uint64) {
 	nd := nw.nodes[id]
@@ -398,6 +424,7 @@ func (nw *network) crash(id uint64) {
 	}
 	nd.r = r
 	nd.applied = nil
+	nd.snapData = nd.store.snap.GetData()
 	// Messages in flight to or from it are not lost by the crash itself.
 }
 
