@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// localCluster runs ledger servers as OS processes on loopback: the demo,
+// the verifier and the tests use it. Each server is this very executable
+// re-run with the server subcommand (exe and env say how: the tests re-run
+// the test binary with an environment variable that makes it act as main).
+type localCluster struct {
+	exe   string
+	env   []string
+	dir   string
+	tick  time.Duration
+	ids   []uint64
+	nodes map[uint64]*localNode
+	probe *Client // for status requests
+}
+
+type localNode struct {
+	id         uint64
+	raft, api  string
+	data, logf string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process exited
+	exit error
+}
+
+// newLocalCluster prepares n servers with free loopback ports and data
+// directories under dir. Nothing runs until start.
+func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (*localCluster, error) {
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	c := &localCluster{exe: exe, env: env, dir: dir, tick: tick, nodes: map[uint64]*localNode{}}
+	var apis []string
+	for i := range n {
+		id := uint64(i + 1)
+		nd := &localNode{id: id, raft: ports[2*i], api: ports[2*i+1],
+			data: filepath.Join(dir, fmt.Sprintf("node%d", id)), logf: filepath.Join(dir, fmt.Sprintf("node%d.log", id))}
+		c.ids = append(c.ids, id)
+		c.nodes[id] = nd
+		apis = append(apis, nd.api)
+	}
+	if c.probe, err = NewClient(apis); err != nil {
+		return nil, err
+	}
+	c.probe.AttemptTimeout = 2 * time.Second
+	return c, nil
+}
+
+// freePorts reserves n distinct loopback ports by listening on port 0, then
+// releases them (another process could take one in between; on a test
+// machine that is rare, and the server then fails with a clear error).
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("reserve a loopback port: %w", err)
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+func (c *localCluster) apis() []string {
+	var out []string
+	for _, id := range c.ids {
+		out = append(out, c.nodes[id].api)
+	}
+	return out
+}
+
+// serverArgs is the command line of node id.
+func (c *localCluster) serverArgs(id uint64) []string {
+	nd := c.nodes[id]
+	var peers, peerAPIs []string
+	for _, o := range c.ids {
+		if o != id {
+			peers = append(peers, fmt.Sprintf("%d=%s", o, c.nodes[o].raft))
+			peerAPIs = append(peerAPIs, fmt.Sprintf("%d=%s", o, c.nodes[o].api))
+		}
+	}
+	return []string{"server", "--id", fmt.Sprint(id), "--listen", nd.raft, "--api", nd.api,
+		"--peers", strings.Join(peers, ","), "--peer-api", strings.Join(peerAPIs, ","),
+		"--data", nd.data, "--insecure", "--tick", c.tick.String()}
+}
+
+// start starts node id's process (its log appends to <dir>/node<id>.log).
+func (c *localCluster) start(id uint64) error {
+	nd := c.nodes[id]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd != nil {
+		select {
+		case <-nd.done:
+		default:
+			return fmt.Errorf("node %d is already running (pid %d)", id, nd.cmd.Process.Pid)
+		}
+	}
+	logFile, err := os.OpenFile(nd.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.exe, c.serverArgs(id)...)
+	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start node %d: %w", id, err)
+	}
+	done := make(chan struct{})
+	nd.cmd, nd.done, nd.exit = cmd, done, nil
+	go func() {
+		err := cmd.Wait()
+		logFile.Close()
+		nd.mu.Lock()
+		nd.exit = err
+		nd.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// pid returns node id's process id (0 when not running).
+func (c *localCluster) pid(id uint64) int {
+	nd := c.nodes[id]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd == nil {
+		return 0
+	}
+	return nd.cmd.Process.Pid
+}
+
+// running reports whether node id's process runs, or why it stopped.
+func (c *localCluster) running(id uint64) (bool, error) {
+	nd := c.nodes[id]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd == nil {
+		return false, errors.New("never started")
+	}
+	select {
+	case <-nd.done:
+		return false, nd.exit
+	default:
+		return true, nil
+	}
+}
+
+// signal sends sig to node id and waits up to timeout for it to exit.
+func (c *localCluster) signal(id uint64, sig syscall.Signal, timeout time.Duration) error {
+	nd := c.nodes[id]
+	nd.mu.Lock()
+	cmd, done := nd.cmd, nd.done
+	nd.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal node %d: %w", id, err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("node %d (pid %d) did not exit within %v of %v", id, cmd.Process.Pid, timeout, sig)
+	}
+}
+
+// kill kills node id with SIGKILL (a crash: nothing is flushed).
+func (c *localCluster) kill(id uint64) error { return c.signal(id, syscall.SIGKILL, 10*time.Second) }
+
+// stop stops node id with SIGTERM (orderly), and kills it after 15s.
+func (c *localCluster) stop(id uint64) error {
+	if err := c.signal(id, syscall.SIGTERM, 15*time.Second); err != nil {
+		_ = c.kill(id)
+		return err
+	}
+	return nil
+}
+
+// stopAll stops every node, concurrently.
+func (c *localCluster) stopAll() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.ids))
+	for i, id := range c.ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.stop(id)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// statuses asks every node for its status; nodes that do not answer map
+// to their error.
+func (c *localCluster) statuses(ctx context.Context) (map[uint64]*StatusResponse, map[uint64]error) {
+	sts, errs := map[uint64]*StatusResponse{}, map[uint64]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range c.ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := c.probe.Status(ctx, c.nodes[id].api)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[id] = err
+			} else {
+				sts[id] = st
+			}
+		}()
+	}
+	wg.Wait()
+	return sts, errs
+}
+
+// describe renders statuses for failure messages.
+func describe(sts map[uint64]*StatusResponse, errs map[uint64]error) string {
+	var lines []string
+	for id, st := range sts {
+		lines = append(lines, fmt.Sprintf("node %d: %s term %d leader %d commit %d applied %d", id, st.Role, st.Term, st.Leader, st.Commit, st.Applied))
+	}
+	for id, err := range errs {
+		lines = append(lines, fmt.Sprintf("node %d: %v", id, err))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "; ")
+}
+
+// poll calls check every 25ms until it reports done or timeout passes; the
+// failure names what check last said.
+func poll(ctx context.Context, timeout time.Duration, what string, check func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, state := check()
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not within %v (last seen: %s)", what, timeout, state)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last seen: %s)", what, ctx.Err(), state)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitLeader waits until the running nodes among ids agree on one leader
+// that says it leads, and returns it.
+func (c *localCluster) waitLeader(ctx context.Context, ids []uint64, timeout time.Duration) (uint64, error) {
+	var leader uint64
+	err := poll(ctx, timeout, fmt.Sprintf("nodes %v agree on a leader", ids), func() (bool, string) {
+		sts, errs := c.statuses(ctx)
+		leader = 0
+		for _, id := range ids {
+			st := sts[id]
+			if st == nil || st.Leader == 0 || leader != 0 && st.Leader != leader {
+				return false, describe(sts, errs)
+			}
+			leader = st.Leader
+		}
+		if st := sts[leader]; st == nil || st.Role != "leader" {
+			return false, describe(sts, errs)
+		}
+		return true, ""
+	})
+	return leader, err
+}
+
+// waitCaughtUp waits until node id has applied everything the leader had
+// committed when the wait began.
+func (c *localCluster) waitCaughtUp(ctx context.Context, id, leader uint64, timeout time.Duration) error {
+	st, err := c.probe.Status(ctx, c.nodes[leader].api)
+	if err != nil {
+		return fmt.Errorf("status of leader %d: %w", leader, err)
+	}
+	target := st.Commit
+	return poll(ctx, timeout, fmt.Sprintf("node %d applies up to index %d", id, target), func() (bool, string) {
+		s, err := c.probe.Status(ctx, c.nodes[id].api)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.Applied >= target, fmt.Sprintf("applied %d", s.Applied)
+	})
+}
+
+// waitConverged waits until every node has applied the same index, equal
+// to the leader's commit index.
+func (c *localCluster) waitConverged(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, "every node applies the same index", func() (bool, string) {
+		sts, errs := c.statuses(ctx)
+		if len(errs) > 0 || len(sts) != len(c.ids) {
+			return false, describe(sts, errs)
+		}
+		var applied uint64
+		for i, id := range c.ids {
+			s := sts[id]
+			if s.Applied != s.Commit || i > 0 && s.Applied != applied {
+				return false, describe(sts, errs)
+			}
+			applied = s.Applied
+		}
+		return true, ""
+	})
+}
