@@ -23,6 +23,14 @@ race: ## all tests under the race detector
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v
 
+.PHONY: demo
+demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
+	$(GO) run ./examples/banking demo
+
+.PHONY: verify
+verify: ## long linearizability check of the banking example
+	$(GO) run ./examples/banking verify -duration $(or $(DURATION),2m) -kills $(or $(KILLS),6)
+
 .PHONY: lint
 lint: ## go vet and a gofmt check
 	$(GO) vet $(PKGS)
