@@ -302,9 +302,19 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 		nd.hold = true
 	}
 	applied := map[uint64]*messages.Entry{} // every entry any node applied
+	// Per node, how many of its applied entries were recorded, as of which
+	// restart.
+	seen, restarts := map[uint64]int{}, map[uint64]int{}
 	record := func() {
 		for _, id := range nw.ids {
-			for _, e := range nw.nodes[id].applied {
+			nd := nw.nodes[id]
+			ents := nd.applied
+			if nd.restarts != restarts[id] {
+				seen[id], restarts[id] = 0, nd.restarts
+			}
+			from := seen[id]
+			seen[id] = len(ents)
+			for _, e := range ents[from:] {
 				if old, ok := applied[e.Index]; ok && !proto.Equal(old, e) {
 					t.Fatalf("seed %d: node %d applied %v at %d, another node applied %v", seed, id, e, e.Index, old)
 				}

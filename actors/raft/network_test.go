@@ -229,6 +229,7 @@ type testNode struct {
 	applied []*messages.Entry
 	// snapData is the state of the last snapshot the application restored.
 	snapData []byte
+	restarts int // times applied was reset (crash, snapshot)
 	reads    []ReadState
 	events   []Event
 }
@@ -342,6 +343,7 @@ func (nw *network) ready(nd *testNode) bool {
 		}
 		if rd.Snapshot != nil {
 			nd.applied = nil // the application restarts from the snapshot
+			nd.restarts++
 			nd.snapData = rd.Snapshot.Data
 		}
 		for _, e := range rd.CommittedEntries {
@@ -424,6 +426,7 @@ func (nw *network) crash(id uint64) {
 	}
 	nd.r = r
 	nd.applied = nil
+	nd.restarts++
 	nd.snapData = nd.store.snap.GetData()
 	// Messages in flight to or from it are not lost by the crash itself.
 }
