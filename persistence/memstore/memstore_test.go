@@ -45,10 +45,9 @@ func BenchmarkAppend(b *testing.B) {
 					}
 					for _, batchEs := range es {
 						for _, e := range batchEs {
-							e.Index += next - 1
+							e.Index += next - 1 // next-1 entries per round
 						}
 					}
-					next += next - 1
 				}
 				if err := s.Save(ctx, persistence.Update{Entries: es[i%len(es)]}); err != nil {
 					b.Fatal(err)
