@@ -38,6 +38,9 @@ type Options struct {
 	// Messages is the count for the "many messages" and concurrency cases.
 	// Default 1000.
 	Messages int
+	// Parallel runs the cases in parallel (t.Parallel), for transports
+	// whose networks are slow to build but independent of each other.
+	Parallel bool
 }
 
 func (o *Options) defaults() {
@@ -74,6 +77,9 @@ func Run(t *testing.T, newNetwork Factory, opts Options) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if opts.Parallel {
+				t.Parallel()
+			}
 			c.fn(t, newHarness(t, newNetwork, opts))
 		})
 	}

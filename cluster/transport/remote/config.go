@@ -1,0 +1,188 @@
+package remote
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/flotilla-raft/flotilla/cluster/transport"
+)
+
+// Config configures a remote Transport. Start from DefaultConfig.
+type Config struct {
+	// ID is the local Raft node id. Required (non-zero).
+	ID uint64
+	// ListenAddr is the host:port the gRPC server binds. Port 0 picks a
+	// free port (see Transport.Addr). Default "127.0.0.1:0".
+	ListenAddr string
+	// AdvertisedAddr is the host:port peers dial to reach this node, when
+	// it differs from ListenAddr. Required when ListenAddr binds every
+	// interface (0.0.0.0, ::, or an empty host), since protoactor would
+	// otherwise advertise an address nobody can dial.
+	AdvertisedAddr string
+
+	// CAFile is a PEM bundle of the CAs that sign the cluster's
+	// certificates: this node verifies peers' server certificates, and
+	// (unless DisableClientAuth) peers' client certificates, against it.
+	CAFile string
+	// CertFile and KeyFile are this node's PEM certificate and key, used
+	// both as server certificate and as client certificate (mutual TLS).
+	// The certificate must be valid for the host part of the address
+	// peers dial (an IP SAN for IP addresses), or for ServerName.
+	CertFile, KeyFile string
+	// ServerName, if set, is the name every peer's server certificate is
+	// verified against, instead of the host peers are dialed at.
+	ServerName string
+	// DisableClientAuth turns mutual TLS into server-only TLS: inbound
+	// connections need no client certificate. Default false (mutual TLS).
+	DisableClientAuth bool
+	// Insecure selects plaintext gRPC. It must be set explicitly, and the
+	// TLS files must then be empty.
+	Insecure bool
+
+	// MaxMessageSize is the encoded-envelope size limit in bytes, for both
+	// Send and inbound messages. Default transport.DefaultMaxSize.
+	MaxMessageSize int
+	// ConnectAttempts is how many times protoactor tries to connect to a
+	// peer before dropping the messages queued for it; it waits 2 s after
+	// each failed attempt (a protoactor constant). The next Send starts a
+	// new connection. Default 1.
+	ConnectAttempts int
+	// ReceiverPrefix names the receiver actor: "<prefix>-<id>". Every
+	// member must use the same prefix. Default "flotilla-raft".
+	ReceiverPrefix string
+	// Logger receives the transport's and protoactor's logs (protoactor is
+	// chatty at Info). Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in; set ID, the
+// TLS files (or Insecure) and addresses.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:      "127.0.0.1:0",
+		MaxMessageSize:  transport.DefaultMaxSize,
+		ConnectAttempts: 1,
+		ReceiverPrefix:  "flotilla-raft",
+	}
+}
+
+// ensureDefaults fills zero fields with their defaults.
+func (c *Config) ensureDefaults() {
+	d := DefaultConfig()
+	if c.ListenAddr == "" {
+		c.ListenAddr = d.ListenAddr
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = d.MaxMessageSize
+	}
+	if c.ConnectAttempts == 0 {
+		c.ConnectAttempts = d.ConnectAttempts
+	}
+	if c.ReceiverPrefix == "" {
+		c.ReceiverPrefix = d.ReceiverPrefix
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem of c at once, each naming the field and
+// its value. It does not read the TLS files (New does).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("remote: "+format, args...)) }
+	if c.ID == 0 {
+		bad("Config.ID = 0: a node id must be non-zero")
+	}
+	host, _, err := splitHostPort(c.ListenAddr)
+	if err != nil {
+		bad("Config.ListenAddr = %q: %v", c.ListenAddr, err)
+	}
+	if err == nil && isWildcard(host) && c.AdvertisedAddr == "" {
+		bad("Config.ListenAddr = %q binds every interface: set Config.AdvertisedAddr to the host:port peers dial", c.ListenAddr)
+	}
+	if c.AdvertisedAddr != "" {
+		if h, p, err := splitHostPort(c.AdvertisedAddr); err != nil {
+			bad("Config.AdvertisedAddr = %q: %v", c.AdvertisedAddr, err)
+		} else if isWildcard(h) || p == 0 {
+			bad("Config.AdvertisedAddr = %q: must be a dialable host and a non-zero port", c.AdvertisedAddr)
+		}
+	}
+	if c.Insecure {
+		if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" {
+			bad("Config.Insecure = true with TLS files set (CAFile %q, CertFile %q, KeyFile %q): choose one", c.CAFile, c.CertFile, c.KeyFile)
+		}
+	} else {
+		if c.CAFile == "" {
+			bad("Config.CAFile is empty: TLS needs the cluster CA (or set Config.Insecure = true for plaintext)")
+		}
+		if c.CertFile == "" || c.KeyFile == "" {
+			bad("Config.CertFile = %q, Config.KeyFile = %q: TLS needs both", c.CertFile, c.KeyFile)
+		}
+	}
+	if c.MaxMessageSize < 0 {
+		bad("Config.MaxMessageSize = %d: must be >= 0", c.MaxMessageSize)
+	}
+	if c.ConnectAttempts < 0 {
+		bad("Config.ConnectAttempts = %d: must be >= 0", c.ConnectAttempts)
+	}
+	return errors.Join(errs...)
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number in 0..65535", ps)
+	}
+	return host, port, nil
+}
+
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// tlsConfigs loads the files into a server and a client TLS configuration.
+func (c Config) tlsConfigs() (server, client *tls.Config, err error) {
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote: Config.CAFile: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("remote: Config.CAFile = %q: no PEM certificate found", c.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote: Config.CertFile/KeyFile: %w", err)
+	}
+	server = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}
+	if c.DisableClientAuth {
+		server.ClientAuth = tls.NoClientCert
+	}
+	client = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ServerName:   c.ServerName,
+		MinVersion:   tls.VersionTLS13,
+	}
+	return server, client, nil
+}
