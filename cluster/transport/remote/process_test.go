@@ -50,8 +50,8 @@ type request struct {
 
 type reply struct {
 	ID       uint64                         `json:"id"`
-	Addr     string                         `json:"addr,omitempty"`  // first line: the node's address
-	Err      string                         `json:"err,omitempty"`   // error text
+	Addr     string                         `json:"addr,omitempty"` // first line: the node's address
+	Err      string                         `json:"err,omitempty"`  // error text
 	Sentinel string                         `json:"sentinel,omitempty"`
 	Inbound  []byte                         `json:"inbound,omitempty"` // event: a delivered message
 	Stats    *transport.Stats               `json:"stats,omitempty"`

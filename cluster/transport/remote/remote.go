@@ -401,4 +401,3 @@ func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, con
 func (c *clientCreds) Clone() credentials.TransportCredentials {
 	return &clientCreds{c.TransportCredentials.Clone(), c.t}
 }
-

@@ -281,4 +281,3 @@ func TestSendErrors(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
-
