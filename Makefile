@@ -19,6 +19,10 @@ test: lint proto-check ## the whole suite: vet, gofmt, generated code current, t
 race: ## all tests under the race detector
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
 
+.PHONY: bench
+bench: ## side-by-side benchmark vs hashicorp/raft and etcd raft (make bench ARGS='-clients 64')
+	cd bench && $(GO) run . $(ARGS)
+
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v
