@@ -337,3 +337,48 @@ func TestConfChangeSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestNewLeaderLeavesJointConfig is a regression test: when the leader that
+// committed a joint configuration is lost before its leave entry reaches
+// anyone, the next leader leaves the joint configuration. It used to stay
+// joint for ever, refusing every later change with ErrConfigChangePending.
+func TestNewLeaderLeavesJointConfig(t *testing.T) {
+	nw := newNetworkConfig(t, clusterConfig([]uint64{1, 2, 3}, []uint64{4, 5}), []uint64{1, 2, 3, 4, 5})
+	nw.elect(1)
+	joint, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 4, 5}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Appends of anything after the joint entry are lost; heartbeats tell
+	// the followers that the joint entry committed.
+	nw.filter = func(m *messages.Message) bool {
+		if m.From == 1 && m.Type == mApp {
+			for _, e := range m.Entries {
+				if e.Index > joint {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	nw.stabilize()
+	nw.tick(1, 1)
+	for _, id := range []uint64{2, 3, 4, 5} {
+		if r := nw.raft(id); r.Committed() != joint || r.LastIndex() != joint || len(r.ClusterConfig().OutgoingVoters) == 0 {
+			t.Fatalf("setup: node %d commit %d last %d config %v", id, r.Committed(), r.LastIndex(), r.ClusterConfig())
+		}
+	}
+	_, err = nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 4}, nil))
+	if !errors.Is(err, ErrConfigChangePending) {
+		t.Fatalf("change while joint: %v", err)
+	}
+	nw.filter = nil
+	nw.nodes[1].down = true
+	nw.elect(4)
+	for _, id := range []uint64{4, 5} {
+		nw.checkConfig(id, []uint64{1, 4, 5}, nil)
+	}
+	if _, err := nw.raft(4).ProposeConfig(clusterConfig([]uint64{1, 4, 5}, []uint64{2})); err != nil {
+		t.Fatalf("a change after leaving: %v", err)
+	}
+}

@@ -325,6 +325,11 @@ func (r *Raft) becomeLeader(reason string) {
 	// A no-op entry of the new term commits the entries of earlier terms
 	// (§5.4.2, Figure 8).
 	r.appendEntries(&messages.Entry{Type: messages.EntryType_ENTRY_NOOP})
+	if len(r.cc.OutgoingVoters) > 0 {
+		// The joint configuration in force committed under a leader that
+		// did not get to leave it: nobody else will.
+		r.leaveJoint()
+	}
 	r.noteChanges(oldRole, oldTerm, oldLead, reason)
 }
 
@@ -828,12 +833,18 @@ func (r *Raft) applyConfig(index uint64, cc *messages.ClusterConfig) {
 		return
 	}
 	if len(cc.OutgoingVoters) > 0 {
-		// Joint consensus reached: leave it with the incoming voters alone.
-		leave := proto.Clone(cc).(*messages.ClusterConfig)
-		leave.OutgoingVoters = nil
-		if _, err := r.proposeConfig(leave, true); err != nil {
-			r.logger.Error("could not leave the joint configuration", "err", err)
-		}
+		r.leaveJoint()
+	}
+}
+
+// leaveJoint proposes the configuration in force (joint, committed)
+// without its outgoing voters: joint consensus reached, the incoming
+// voters go on alone (§4.3).
+func (r *Raft) leaveJoint() {
+	leave := proto.Clone(r.cc).(*messages.ClusterConfig)
+	leave.OutgoingVoters = nil
+	if _, err := r.proposeConfig(leave, true); err != nil {
+		r.logger.Error("could not leave the joint configuration", "err", err)
 	}
 }
 
