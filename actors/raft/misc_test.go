@@ -97,6 +97,28 @@ func TestStepRefusesInvalidMessages(t *testing.T) {
 	if r.Term() != 1 {
 		t.Fatalf("term %d", r.Term())
 	}
+	// Appends whose entries do not continue the previous entry, or whose
+	// terms decrease or pass the leader's, are refused: they would corrupt
+	// the log (regression: they were appended as they came).
+	badAppends := map[string][]*messages.Entry{
+		"gap":              {{Term: 2, Index: 2}, {Term: 2, Index: 4}},
+		"not after prev":   {{Term: 2, Index: 5}},
+		"decreasing terms": {{Term: 2, Index: 2}, {Term: 1, Index: 3}},
+		"before prev term": {{Term: 0, Index: 2}},
+		"past the leader":  {{Term: 3, Index: 2}},
+		"nil entry":        {nil},
+	}
+	for name, ents := range badAppends {
+		m := msg(mApp, 2, 1, 2)
+		m.Index, m.LogTerm, m.Commit = 1, 1, 3
+		m.Entries = ents
+		if err := r.Step(m); !errors.Is(err, ErrInvalidMessage) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if r.LastIndex() != 1 || r.Term() != 1 {
+		t.Fatalf("last index %d term %d after refused appends", r.LastIndex(), r.Term())
+	}
 	// Unknown and unexpected types are ignored.
 	mustStep(t, r, msg(messages.MessageType_MSG_UNKNOWN, 2, 1, 1))
 	mustStep(t, r, msg(mReadIndex, 2, 1, 1))

@@ -483,6 +483,18 @@ func (r *Raft) Step(m *messages.Message) error {
 	if m.To != r.id || m.From == 0 || m.From == r.id {
 		return fmt.Errorf("%w: %s from %d to %d at node %d", ErrInvalidMessage, m.Type, m.From, m.To, r.id)
 	}
+	if m.Type == messages.MessageType_MSG_APPEND {
+		// The log is built from these entries as they are: they must
+		// continue the previous entry, with terms that never decrease
+		// and never pass the leader's.
+		prevTerm := m.LogTerm
+		for i, e := range m.Entries {
+			if e.GetIndex() != m.Index+1+uint64(i) || e.GetTerm() < prevTerm || e.GetTerm() > m.Term {
+				return fmt.Errorf("%w: append after %d/%d at term %d: entry %d is %d/%d", ErrInvalidMessage, m.Index, m.LogTerm, m.Term, i, e.GetIndex(), e.GetTerm())
+			}
+			prevTerm = e.GetTerm()
+		}
+	}
 	switch {
 	case m.Term > r.term:
 		if m.Type == messages.MessageType_MSG_VOTE || m.Type == messages.MessageType_MSG_PRE_VOTE {
