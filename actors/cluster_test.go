@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -44,6 +45,7 @@ func (s *listSM) list() []string {
 // cluster is a test cluster of node actors on an in-memory network, with
 // a probe actor that collects every node's events.
 type cluster struct {
+	mu     sync.Mutex // guards nodes and sms, changed by crash and restart
 	t      *testing.T
 	sys    *actor.ActorSystem
 	net    *inmem.Network
@@ -83,10 +85,22 @@ func newCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
+func (c *cluster) node(id uint64) *actor.PID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+func (c *cluster) sm(id uint64) *listSM {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sms[id]
+}
+
 // stopAll stops every running node in order, then closes the network.
 func (c *cluster) stopAll() {
 	for _, id := range c.ids {
-		if pid := c.nodes[id]; pid != nil {
+		if pid := c.node(id); pid != nil {
 			if _, err := actors.Request[*actors.Stopped](c.sys.Root, pid, &actors.Stop{}, 10*time.Second); err != nil {
 				c.t.Errorf("stop node %d: %v", id, err)
 			}
@@ -96,6 +110,10 @@ func (c *cluster) stopAll() {
 		_ = c.net.Transport(id).Close()
 	}
 	c.sys.Shutdown()
+	// protoactor's dead-letter throttle parks a goroutine on a ticker for
+	// DeadLetterThrottleInterval; let fake time pass it so the bubble ends
+	// with no goroutine left.
+	time.Sleep(c.sys.Config.DeadLetterThrottleInterval + time.Millisecond)
 }
 
 func (c *cluster) start(id uint64) {
@@ -106,8 +124,8 @@ func (c *cluster) start(id uint64) {
 	cfg.Bootstrap = c.boot
 	cfg.Transport = c.net.Transport(id)
 	cfg.LogStore = c.stores[id]
-	c.sms[id] = &listSM{}
-	cfg.StateMachine = c.sms[id]
+	sm := &listSM{}
+	cfg.StateMachine = sm
 	cfg.TickInterval = 10 * time.Millisecond
 	cfg.Raft.Seed = int64(id)
 	cfg.Subscribers = []*actor.PID{c.probe}
@@ -115,13 +133,16 @@ func (c *cluster) start(id uint64) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.nodes[id] = c.sys.Root.Spawn(props)
+	pid := c.sys.Root.Spawn(props)
+	c.mu.Lock()
+	c.nodes[id], c.sms[id] = pid, sm
+	c.mu.Unlock()
 }
 
 // status asks node id for its status.
 func (c *cluster) status(id uint64) *actors.Status {
 	c.t.Helper()
-	s, err := actors.Request[*actors.Status](c.sys.Root, c.nodes[id], &actors.GetStatus{}, 5*time.Second)
+	s, err := actors.Request[*actors.Status](c.sys.Root, c.node(id), &actors.GetStatus{}, 5*time.Second)
 	if err != nil {
 		c.t.Fatalf("status of %d: %v", id, err)
 	}
@@ -147,7 +168,7 @@ func (c *cluster) waitLeader(ids ...uint64) uint64 {
 			}
 			lead = s.Leader
 		}
-		if agree && c.status(lead).Role == raft.Leader {
+		if agree && slices.Contains(ids, lead) && c.status(lead).Role == raft.Leader {
 			return lead
 		}
 		time.Sleep(20 * time.Millisecond) // fake time: advances the bubble's clock
@@ -157,7 +178,7 @@ func (c *cluster) waitLeader(ids ...uint64) uint64 {
 }
 
 func (c *cluster) propose(id uint64, data string) (*actors.ProposeResponse, error) {
-	return actors.ProposeAndWait(c.sys.Root, c.nodes[id], &actors.Propose{Data: []byte(data)}, 5*time.Second)
+	return actors.ProposeAndWait(c.sys.Root, c.node(id), &actors.Propose{Data: []byte(data)}, 5*time.Second)
 }
 
 // waitApplied waits until every listed node applied n commands.
@@ -167,7 +188,7 @@ func (c *cluster) waitApplied(n int, ids ...uint64) {
 	for time.Now().Before(deadline) {
 		done := true
 		for _, id := range ids {
-			if len(c.sms[id].list()) < n {
+			if len(c.sm(id).list()) < n {
 				done = false
 			}
 		}
@@ -177,7 +198,86 @@ func (c *cluster) waitApplied(n int, ids ...uint64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, id := range ids {
-		c.t.Logf("node %d applied %d", id, len(c.sms[id].list()))
+		c.t.Logf("node %d applied %d", id, len(c.sm(id).list()))
 	}
 	c.t.Fatalf("not every node applied %d commands within 60s (fake time)", n)
+}
+
+// crash stops node id abruptly (no hand-over, no flush) and cuts its
+// transport, as a process kill would; its store keeps what was saved.
+func (c *cluster) crash(id uint64) {
+	c.sys.Root.Stop(c.node(id))
+	_ = c.net.Transport(id).Close()
+	c.mu.Lock()
+	c.nodes[id] = nil
+	c.mu.Unlock()
+}
+
+// restart starts node id again on its store.
+func (c *cluster) restart(id uint64) { c.start(id) }
+
+// client proposes with a session, retrying on redirects and unknown
+// outcomes, as a careful application would. It returns the applied commands
+// it saw acknowledged.
+type client struct {
+	c   *cluster
+	id  uint64
+	seq uint64
+}
+
+func (cl *client) propose(data string, tries int) bool {
+	cl.seq++
+	target := cl.c.ids[0]
+	for range tries {
+		pid := cl.c.node(target)
+		if pid == nil {
+			target = cl.c.ids[int(cl.seq+uint64(target))%len(cl.c.ids)]
+			time.Sleep(50 * time.Millisecond) // back off (fake time)
+			continue
+		}
+		_, err := actors.ProposeAndWait(cl.c.sys.Root, pid, &actors.Propose{Data: []byte(data), ClientID: cl.id, Sequence: cl.seq}, 2*time.Second)
+		if err == nil {
+			return true
+		}
+		var nl *actors.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader != 0 {
+			target = nl.Leader
+		} else {
+			target = cl.c.ids[(int(target))%len(cl.c.ids)]
+			time.Sleep(50 * time.Millisecond) // back off (fake time)
+		}
+	}
+	return false
+}
+
+// checkAcked waits until every live node applied every acknowledged
+// command exactly once.
+func (c *cluster) checkAcked(acked []string) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		bad := ""
+		for _, id := range c.ids {
+			if c.node(id) == nil {
+				continue
+			}
+			count := map[string]int{}
+			for _, cmd := range c.sm(id).list() {
+				count[cmd]++
+			}
+			for _, a := range acked {
+				if count[a] != 1 {
+					bad = fmt.Sprintf("node %d applied acknowledged %q %d times", id, a, count[a])
+					break
+				}
+			}
+		}
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal(bad)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -246,7 +246,8 @@ func (n *node) common(ctx actor.Context) bool {
 	case *actor.Stopping:
 		n.stopTicking()
 	case *actor.Stopped:
-		n.stopTicking()
+		// Stopped by its parent (or a crash test): release what it holds.
+		n.shutdown(ctx)
 	case *actor.Terminated:
 		if msg.Who.Equal(n.persister) || msg.Who.Equal(n.applier) {
 			if n.stop == nil && !n.failed {
@@ -261,9 +262,14 @@ func (n *node) common(ctx actor.Context) bool {
 	case *messages.Message:
 		n.inbound(ctx, msg)
 	case *tick:
-		if msg.gen != n.gen || n.paused {
+		if msg.gen != n.gen {
 			return true // a stale timer: ignore
 		}
+		if n.paused {
+			n.armTick()
+			return true
+		}
+		n.armTick()
 		n.r.Tick()
 		n.tickControl(ctx)
 		n.scheduleFlush(ctx)
@@ -396,8 +402,7 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.paused = n.cfg.StartPaused
 	n.gen = tickGen.Add(1)
-	g := n.gen
-	n.cancelTick = scheduler.NewTimerScheduler(n.root).SendRepeatedly(n.cfg.TickInterval, n.cfg.TickInterval, n.self, &tick{gen: g})
+	n.armTick()
 	n.become(r.Role())
 	if n.paused {
 		n.addHistory(Transition{Kind: "paused", Reason: "started paused"})
@@ -436,6 +441,13 @@ func (n *node) scheduleFlush(ctx actor.Context) {
 		// Ready covers all of it (batching without a timer).
 		ctx.Send(n.self, &flushNode{})
 	}
+}
+
+// armTick schedules the next tick. SendOnce, re-armed on every tick, is
+// used rather than SendRepeatedly, whose cancel races with its timer in the
+// pinned protoactor version.
+func (n *node) armTick() {
+	n.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(n.cfg.TickInterval, n.self, &tick{gen: n.gen})
 }
 
 func (n *node) stopTicking() {

@@ -91,9 +91,9 @@ func TestConcurrentProposalsAppliedInSameOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitApplied(total, c.ids...)
-		want := c.sms[lead].list()
+		want := c.sm(lead).list()
 		for _, id := range c.ids {
-			if got := c.sms[id].list(); !slices.Equal(got, want) {
+			if got := c.sm(id).list(); !slices.Equal(got, want) {
 				t.Fatalf("node %d applied a different sequence than the leader", id)
 			}
 		}
