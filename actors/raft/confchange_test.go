@@ -382,3 +382,57 @@ func TestNewLeaderLeavesJointConfig(t *testing.T) {
 		t.Fatalf("a change after leaving: %v", err)
 	}
 }
+
+// TestConfChangeJointLeaderOnlyOutgoing: a leader that is only an outgoing
+// voter leads through the joint configuration, leaves it, then steps down;
+// the incoming voters go on.
+func TestConfChangeJointLeaderOnlyOutgoing(t *testing.T) {
+	nw := newNetworkConfig(t, clusterConfig([]uint64{1, 2, 3}, []uint64{4, 5}), []uint64{1, 2, 3, 4, 5})
+	nw.elect(1)
+	if _, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{3, 4, 5}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	if r := nw.raft(1); r.Role() != Follower {
+		t.Fatalf("old leader is %s", r.Role())
+	}
+	nw.checkConfig(1, []uint64{3, 4, 5}, nil)
+	// The old leader stepped down as the leave entry committed, before
+	// telling anyone: the others learn it from the next leader.
+	nw.tick(30, 3, 4, 5)
+	lead := nw.leader()
+	if lead < 3 {
+		t.Fatalf("leader %d", lead)
+	}
+	for _, id := range []uint64{3, 4, 5} {
+		nw.checkConfig(id, []uint64{3, 4, 5}, nil)
+	}
+	nw.propose(lead, "new era")
+	nw.checkLogsMatch(3, 4, 5)
+}
+
+// TestConfChangeEventsAndStatus: the config-changed event carries the index
+// and the configuration; Status reports it.
+func TestConfChangeEventsAndStatus(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.elect(1)
+	idx, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 2, 3}, []uint64{9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	for _, id := range nw.ids {
+		var got *Event
+		for i, ev := range nw.nodes[id].events {
+			if ev.Kind == EventConfigChanged {
+				got = &nw.nodes[id].events[i]
+			}
+		}
+		if got == nil || got.Index != idx || memberIDs(got.Config.Learners)[0] != 9 {
+			t.Fatalf("node %d config event %v", id, got)
+		}
+		if st := nw.raft(id).Status(); st.Config != nw.raft(id).ClusterConfig() || st.Leader != 1 {
+			t.Fatalf("node %d status %+v", id, st)
+		}
+	}
+}
