@@ -180,13 +180,13 @@ func bankCrash(t *testing.T, seed int64) {
 		transfers[i] = transfer{rng.Uint64N(bankAccounts), rng.Uint64N(bankAccounts), 1 + rng.Uint64N(400)}
 		// Padding makes the memtable flush now and then, so crash points
 		// also fall in flushes and MANIFEST writes.
-		entries[i] = &messages.Entry{Index: uint64(i + 1), Term: 1, Data: transfers[i].encode(rng.IntN(40 << 10))}
+		entries[i] = &messages.Entry{Index: uint64(i + 1), Term: 1, Data: transfers[i].encode(rng.IntN(32 << 10))}
 	}
 	mem := vfs.NewCrashableMem()
 	var saved, applied atomic.Uint64
 	trig := &crashTrigger{
 		mem: mem, rng: rand.New(rand.NewPCG(uint64(seed), 2)),
-		at:    1 + rng.Int64N(300),
+		at:    1 + rng.Int64N(260),
 		acked: func() (uint64, uint64) { return saved.Load(), applied.Load() },
 	}
 	db, err := pebblestore.Open(dir, pebblestore.Options{FS: errorfs.Wrap(mem, trig), Logger: quietLogger, CacheSize: 1 << 20, MemTableSize: 1 << 20})

@@ -19,6 +19,7 @@
 // synced is lost). The reference model for the randomized cases is
 // persistence/memstore, which follows persistence.PlanUpdate.
 //
-// The number of crash seeds is set with -persist.crashseeds (default 50);
-// every failure names its seed, and -persist.seed=N replays one.
+// The number of crash seeds is set with -persist.crashseeds (default 50, 10
+// with -short); every failure names its seed, and -persist.seed=N replays
+// one.
 package storetest

@@ -18,14 +18,26 @@ var (
 	onlySeed   = flag.Int64("persist.seed", -1, "run only this crash seed (replay a failure)")
 )
 
+// shortCrashSeeds is the number of crash seeds with -short, unless
+// -persist.crashseeds is given.
+const shortCrashSeeds = 10
+
 // CrashSeeds returns the seeds the crash tests of this package (and of the
-// stores that share its flags) run: 1..N for -persist.crashseeds=N, or the
-// one seed of -persist.seed.
+// stores that share its flags) run: 1..N for -persist.crashseeds=N (default
+// 50, or 10 with -short), or the one seed of -persist.seed.
 func CrashSeeds() []int64 {
 	if *onlySeed >= 0 {
 		return []int64{*onlySeed}
 	}
-	seeds := make([]int64, *crashSeeds)
+	n := *crashSeeds
+	if testing.Short() {
+		explicit := false
+		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "persist.crashseeds" })
+		if !explicit {
+			n = min(n, shortCrashSeeds)
+		}
+	}
+	seeds := make([]int64, n)
 	for i := range seeds {
 		seeds[i] = int64(i + 1)
 	}
