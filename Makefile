@@ -54,3 +54,7 @@ proto-check: ## fail when committed generated code differs from `make proto` (sk
 	@if command -v protoc >/dev/null; then \
 	  $(MAKE) -s proto && git diff --exit-code -- '*.pb.go' || { echo "generated code is stale: run make proto and commit"; exit 1; }; \
 	else echo "protoc not installed: skipping proto-check"; fi
+
+.PHONY: crash
+crash: ## longer crash-safety sweep: make crash SEEDS=2000
+	$(GO) test -count=1 -timeout 60m ./persistence/pebblestore/ -run 'TestConformance/(PowerLoss|IOError)|TestTransactionalApplyCrash' -persist.crashseeds=$(or $(SEEDS),2000)

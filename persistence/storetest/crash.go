@@ -246,11 +246,7 @@ func testIOError(t *testing.T, newHarness func(t *testing.T) *Harness) {
 	} else {
 		h.Store.Close()
 	}
-	seeds := CrashSeeds()
-	if len(seeds) > 20 {
-		seeds = seeds[:20]
-	}
-	for _, seed := range seeds {
+	for _, seed := range CrashSeeds() {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			ioError(t, newHarness(t), seed)
 		})
