@@ -54,11 +54,15 @@ type cluster struct {
 	sms    map[uint64]*listSM
 	stores map[uint64]*memstore.Store
 	boot   *messages.ClusterConfig
+	dirs   map[uint64]string // DataDir per node; nil: memstore
 	events chan any
 	probe  *actor.PID
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t *testing.T, n int) *cluster { return newClusterWith(t, n, nil) }
+
+// newClusterWith lets setup adjust the cluster before the nodes start.
+func newClusterWith(t *testing.T, n int, setup func(*cluster)) *cluster {
 	c := &cluster{t: t, sys: actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))), net: inmem.NewNetwork(1),
 		nodes: map[uint64]*actor.PID{}, sms: map[uint64]*listSM{}, stores: map[uint64]*memstore.Store{},
 		events: make(chan any, 1<<16)}
@@ -77,11 +81,21 @@ func newCluster(t *testing.T, n int) *cluster {
 		default:
 		}
 	}))
+	if setup != nil {
+		setup(c)
+	}
 	for _, id := range c.ids {
 		c.stores[id] = memstore.New()
 		c.start(id)
 	}
-	t.Cleanup(c.stopAll)
+	t.Cleanup(func() {
+		c.stopAll()
+		c.sys.Shutdown()
+		// protoactor's dead-letter throttle parks a goroutine on a ticker
+		// for DeadLetterThrottleInterval; let fake time pass it so the
+		// bubble ends with no goroutine left.
+		time.Sleep(c.sys.Config.DeadLetterThrottleInterval + time.Millisecond)
+	})
 	return c
 }
 
@@ -104,16 +118,14 @@ func (c *cluster) stopAll() {
 			if _, err := actors.Request[*actors.Stopped](c.sys.Root, pid, &actors.Stop{}, 10*time.Second); err != nil {
 				c.t.Errorf("stop node %d: %v", id, err)
 			}
+			c.mu.Lock()
+			c.nodes[id] = nil
+			c.mu.Unlock()
 		}
 	}
 	for _, id := range c.ids {
 		_ = c.net.Transport(id).Close()
 	}
-	c.sys.Shutdown()
-	// protoactor's dead-letter throttle parks a goroutine on a ticker for
-	// DeadLetterThrottleInterval; let fake time pass it so the bubble ends
-	// with no goroutine left.
-	time.Sleep(c.sys.Config.DeadLetterThrottleInterval + time.Millisecond)
 }
 
 func (c *cluster) start(id uint64) {
@@ -123,7 +135,11 @@ func (c *cluster) start(id uint64) {
 	cfg.Address = fmt.Sprintf("node-%d", id)
 	cfg.Bootstrap = c.boot
 	cfg.Transport = c.net.Transport(id)
-	cfg.LogStore = c.stores[id]
+	if d, ok := c.dirs[id]; ok {
+		cfg.DataDir = d
+	} else {
+		cfg.LogStore = c.stores[id]
+	}
 	sm := &listSM{}
 	cfg.StateMachine = sm
 	cfg.TickInterval = 10 * time.Millisecond

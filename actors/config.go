@@ -29,10 +29,16 @@ type Config struct {
 	// Transport carries Raft messages. Required. The node starts it and
 	// closes it when it stops.
 	Transport transport.Transport
-	// LogStore holds the log; nil means an in-memory store (nothing
-	// survives the process). See persistence/pebblestore for the durable
-	// one.
+	// LogStore holds the log. When nil: a Pebble store in DataDir if set
+	// (durable; the default for real deployments), otherwise an in-memory
+	// store (nothing survives the process).
 	LogStore persistence.LogStore
+	// DataDir is the directory of the node's Pebble database, used when
+	// LogStore is nil. Nodes of one process given the same DataDir share
+	// one database, each in the group of its ClusterID, so nodes of the
+	// same cluster need different directories. The node closes what it
+	// opened when it stops.
+	DataDir string
 	// StateMachine receives committed commands. Required.
 	StateMachine StateMachine
 	// TickInterval is one Raft tick; the election timeout and heartbeat

@@ -27,9 +27,17 @@ func Props(cfg Config) (*actor.Props, error) {
 		return nil, err
 	}
 	sh := &shared{cfg: cfg, store: cfg.LogStore}
-	if sh.store == nil {
-		sh.store = memstore.New()
-		sh.ownStore = true
+	switch {
+	case sh.store != nil:
+	case cfg.DataDir != "":
+		store, release, err := openDataDir(cfg.DataDir, cfg.ClusterID, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		sh.store, sh.release = store, release
+	default:
+		store := memstore.New()
+		sh.store, sh.release = store, store.Close
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }), nil
 }
@@ -39,7 +47,7 @@ func Props(cfg Config) (*actor.Props, error) {
 type shared struct {
 	cfg              Config
 	store            persistence.LogStore
-	ownStore         bool
+	release          func() error // closes the store when the node opened it
 	transportStarted bool
 }
 
@@ -733,8 +741,11 @@ func (n *node) shutdown(ctx actor.Context) {
 	if n.cfg.Transport != nil {
 		_ = n.cfg.Transport.Close()
 	}
-	if n.sh.ownStore {
-		_ = n.sh.store.Close()
+	if n.sh.release != nil {
+		if err := n.sh.release(); err != nil {
+			n.log.Error("closing the store", "err", err)
+		}
+		n.sh.release = nil
 	}
 }
 
