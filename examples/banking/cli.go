@@ -203,7 +203,7 @@ func printStatus(ctx context.Context, c *Client, servers []string, out io.Writer
 	for _, s := range servers {
 		st, err := c.Status(ctx, s)
 		if err != nil {
-			fmt.Fprintf(tw, "?\t%s\tunreachable: %v\t\t\t\t\t\t\n", s, err)
+			fmt.Fprintf(tw, "?\t%s\tunreachable\t-\t-\t-\t-\t-\t%v\n", s, err)
 			continue
 		}
 		var peers []string
