@@ -54,6 +54,8 @@ type etcdNode struct {
 	db      *pebble.DB // nil in memory mode
 	inbox   chan *pb.Message
 	applied atomic.Uint64
+	// Counters for diagnostics: synced batches, their time, messages sent.
+	writes, writeNanos, sent atomic.Uint64
 
 	mu      sync.Mutex
 	waiters map[uint64]chan struct{} // proposal id -> applied on this node
@@ -199,10 +201,15 @@ func (nd *etcdNode) readyLoop(leaders chan<- *etcdNode) {
 				if rd.MustSync {
 					opt = pebble.Sync
 				}
+				t0 := time.Now()
 				if err := b.Commit(opt); err != nil {
 					panic(err)
 				}
 				b.Close()
+				if rd.MustSync {
+					nd.writes.Add(1)
+					nd.writeNanos.Add(uint64(time.Since(t0)))
+				}
 			}
 			if rd.HardState != nil {
 				if err := nd.storage.SetHardState(rd.HardState); err != nil {
@@ -219,6 +226,7 @@ func (nd *etcdNode) readyLoop(leaders chan<- *etcdNode) {
 				}
 			}
 			// 2. Send.
+			nd.sent.Add(uint64(len(rd.Messages)))
 			for _, m := range rd.Messages {
 				if to := nd.c.nodes[m.GetTo()]; to != nil {
 					select {
@@ -288,6 +296,27 @@ func (c *etcdCluster) followLeader(old *etcdNode) {
 	if lead := old.n.Status().Lead; lead != 0 && lead != old.id {
 		c.leader.CompareAndSwap(old, c.nodes[lead])
 	}
+}
+
+// counters implements diagnoser: synced batches on the leader and per
+// follower (durable mode), and messages sent.
+func (c *etcdCluster) counters() counters {
+	out := counters{}
+	lead := c.leader.Load()
+	for _, nd := range c.nodes {
+		out["msgs"] += float64(nd.sent.Load())
+		if nd.db == nil {
+			continue
+		}
+		if nd == lead {
+			out["leader writes"] += float64(nd.writes.Load())
+			out["leader writes_ns"] += float64(nd.writeNanos.Load())
+		} else {
+			out["follower writes"] += float64(nd.writes.Load()) / 2
+			out["follower writes_ns"] += float64(nd.writeNanos.Load()) / 2
+		}
+	}
+	return out
 }
 
 func (c *etcdCluster) close() error {

@@ -129,11 +129,13 @@ type flotillaCluster struct {
 	net     *inmem.Network
 	nodes   map[uint64]*actor.PID
 	leader  atomic.Pointer[actor.PID]
+	leadID  atomic.Uint64
+	stores  map[uint64]*countingStore
 	closers []func() error
 }
 
 func startFlotilla(ctx context.Context, mode, dir string) (cluster, error) {
-	c := &flotillaCluster{sys: newQuietActorSystem(), net: inmem.NewNetwork(1), nodes: map[uint64]*actor.PID{}}
+	c := &flotillaCluster{sys: newQuietActorSystem(), net: inmem.NewNetwork(1), nodes: map[uint64]*actor.PID{}, stores: map[uint64]*countingStore{}}
 	watch, leaders := leaderWatch(c.sys)
 	boot := flotillaBoot(func(id uint64) string { return fmt.Sprintf("node-%d", id) })
 	for id := uint64(1); id <= 3; id++ {
@@ -143,7 +145,9 @@ func startFlotilla(ctx context.Context, mode, dir string) (cluster, error) {
 			return nil, err
 		}
 		c.closers = append(c.closers, closeStore)
-		props, err := actors.Props(flotillaNodeConfig(id, boot.Voters[id-1].Address, boot, c.net.Transport(id), store, watch))
+		cs := &countingStore{LogStore: store}
+		c.stores[id] = cs
+		props, err := actors.Props(flotillaNodeConfig(id, boot.Voters[id-1].Address, boot, c.net.Transport(id), cs, watch))
 		if err != nil {
 			c.close()
 			return nil, err
@@ -154,6 +158,7 @@ func startFlotilla(ctx context.Context, mode, dir string) (cluster, error) {
 	select {
 	case id := <-leaders:
 		c.leader.Store(c.nodes[id])
+		c.leadID.Store(id)
 	case <-ctx.Done():
 		c.close()
 		return nil, fmt.Errorf("flotilla: no leader: %w", ctx.Err())
@@ -183,6 +188,27 @@ func flotillaPropose(ctx context.Context, root *actor.RootContext, leader *atomi
 		}
 	}
 	return err
+}
+
+// counters implements diagnoser: synced writes (LogStore.Saves) on the
+// leader and per follower, and messages on the network.
+func (c *flotillaCluster) counters() counters {
+	out := counters{}
+	lead := c.leadID.Load()
+	for id, s := range c.stores {
+		if id == lead {
+			out["leader writes"] += float64(s.saves.Load())
+			out["leader writes_ns"] += float64(s.nanos.Load())
+		} else {
+			out["follower writes"] += float64(s.saves.Load()) / 2
+			out["follower writes_ns"] += float64(s.nanos.Load())
+		}
+	}
+	out["follower writes_ns"] /= 2
+	for _, st := range c.net.Stats() {
+		out["msgs"] += float64(st.Sent)
+	}
+	return out
 }
 
 func (c *flotillaCluster) close() error {

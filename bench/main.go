@@ -195,6 +195,9 @@ func measure(ctx context.Context, cfg *config, w *os.File) (*report, error) {
 					fmt.Fprintf(w, "FAILED: %v\n", err)
 				} else {
 					fmt.Fprintf(w, "%9.0f ops/s  p50 %-9v p99 %-9v max %v\n", res.OpsPerSec, round(res.P50), round(res.P99), round(res.Max))
+					if res.Diag != "" {
+						fmt.Fprintf(w, "%32s   %s\n", "", res.Diag)
+					}
 				}
 				rep.Cells = append(rep.Cells, res)
 			}

@@ -40,6 +40,17 @@ func markdown(rep *report, svgName string) string {
 		}
 	}
 
+	var diags []string
+	for _, c := range rep.Cells {
+		if c.Diag != "" {
+			diags = append(diags, fmt.Sprintf("- %s: %s\n", c.cellSpec, c.Diag))
+		}
+	}
+	if len(diags) > 0 {
+		b.WriteString("\n## Internals over the window\n\nSynced writes per second on the leader and per follower (each covering that many operations on average), mean time of one, and messages between nodes per operation.\n\n")
+		b.WriteString(strings.Join(diags, ""))
+	}
+
 	b.WriteString("\n## Rows\n\n")
 	seen := map[string]bool{}
 	for _, c := range rep.Cells {

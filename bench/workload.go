@@ -74,6 +74,7 @@ type cellResult struct {
 	BytesPerOp  float64       // process-wide bytes allocated per op (-1 unknown)
 	CPUPerOp    time.Duration // process CPU (user+sys) per op (in-process rows only; -1 unknown)
 	Skipped     string        // why the cell did not run, if it did not
+	Diag        string        // internal counters over the window (see diagnoser)
 }
 
 // runOptions are the knobs of one cell run.
@@ -170,6 +171,11 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 	case <-timer.C:
 	case <-ctx.Done():
 	}
+	dg, _ := cl.(diagnoser)
+	var dg0, dg1 counters
+	if dg != nil {
+		dg0 = dg.counters()
+	}
 	runtime.ReadMemStats(&ms0)
 	cpu0 = processCPU()
 	if o.profileDir != "" {
@@ -185,6 +191,9 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 	}
 	runtime.ReadMemStats(&ms1)
 	cpu1 = processCPU()
+	if dg != nil {
+		dg1 = dg.counters()
+	}
 	if stopProfile != nil {
 		if err := stopProfile(); err != nil {
 			return res, err
@@ -212,6 +221,7 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 		res.P99 = percentile(all, 0.99)
 		res.Max = all[len(all)-1]
 	}
+	res.Diag = diagnose(dg0, dg1, res.Ops, o.window)
 	if res.Ops > 0 && d.inProcess {
 		res.AllocsPerOp = float64(ms1.Mallocs-ms0.Mallocs) / float64(res.Ops)
 		res.BytesPerOp = float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(res.Ops)
