@@ -189,6 +189,7 @@ func (g *Group) Entries(ctx context.Context, lo, hi, maxBytes uint64) ([]*messag
 	out := make([]*messages.Entry, 0, min(hi-lo, 1024))
 	var size uint64
 	want := lo
+	limited := false
 	for valid := it.First(); valid; valid = it.Next() {
 		if idx, ok := g.keys.entryIndex(it.Key()); !ok || idx != want {
 			return nil, g.corrupt("log", fmt.Errorf("found key %x where entry %d belongs", it.Key(), want))
@@ -199,6 +200,7 @@ func (g *Group) Entries(ctx context.Context, lo, hi, maxBytes uint64) ([]*messag
 		}
 		size += uint64(len(v))
 		if maxBytes > 0 && size > maxBytes && len(out) > 0 {
+			limited = true
 			break
 		}
 		e := &messages.Entry{}
@@ -219,7 +221,7 @@ func (g *Group) Entries(ctx context.Context, lo, hi, maxBytes uint64) ([]*messag
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("pebblestore: group %d: read entries: %w", g.id, err)
 	}
-	if want < hi && (maxBytes == 0 || len(out) == 0) {
+	if want < hi && !limited {
 		return nil, g.corrupt("log", fmt.Errorf("entry %d is missing", want))
 	}
 	return out, nil

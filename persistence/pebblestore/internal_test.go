@@ -180,3 +180,26 @@ func TestEntriesAreFreshCopies(t *testing.T) {
 		t.Fatalf("mutating a returned entry reached the store: %q", got2[0].Data)
 	}
 }
+
+func TestMissingEntryIsCorrupt(t *testing.T) {
+	ctx := context.Background()
+	for _, maxBytes := range []uint64{0, 1 << 20} {
+		db := openMem(t)
+		g, _ := db.Group(1)
+		es := []*messages.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 1}}
+		if err := g.Save(ctx, persistence.Update{Entries: es}); err != nil {
+			t.Fatal(err)
+		}
+		for _, idx := range []uint64{2, 3} {
+			if err := db.pdb.Delete(g.keys.entry(nil, idx), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.Entries(ctx, 1, 4, maxBytes); !errors.Is(err, persistence.ErrCorrupt) {
+				t.Fatalf("Entries(maxBytes=%d) with entry %d missing: %v, want ErrCorrupt", maxBytes, idx, err)
+			}
+			if _, err := g.Term(ctx, idx); !errors.Is(err, persistence.ErrCorrupt) {
+				t.Fatalf("Term(%d) of a missing entry: %v, want ErrCorrupt", idx, err)
+			}
+		}
+	}
+}
