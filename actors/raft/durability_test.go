@@ -277,7 +277,7 @@ func TestTruncatedBatchDoesNotMakeNewEntriesDurable(t *testing.T) {
 // persisted), messages are lost and reordered. No entry any node applied
 // is ever lost or changed, and after healing every node has all of them.
 func TestCrashLosesNoAcknowledgedEntry(t *testing.T) {
-	seeds := 40
+	seeds := 60
 	if testing.Short() {
 		seeds = 10
 	}
@@ -350,6 +350,10 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 		case k < 19:
 			if rng.IntN(3) == 0 {
 				nw.crash(pick())
+			} else if nd := nw.nodes[pick()]; nd.r.Applied() > nd.r.log.snapIndex {
+				// Compact may leave a snapshot ahead of the in-memory log
+				// start (keep); the storage keeps what follows it.
+				nw.compact(nd.id, fmt.Sprint("snap@", nd.r.Applied()), uint64(rng.IntN(3)))
 			}
 		default:
 			if rng.IntN(4) == 0 {
@@ -375,10 +379,28 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 	}
 	lead := nw.leader()
 	nw.propose(lead, "final")
-	nw.tick(3)
+	for i := 0; i < 100; i++ {
+		nw.tick(1)
+		ok := true
+		for _, id := range nw.ids {
+			ok = ok && nw.raft(id).Committed() == nw.raft(lead).LastIndex()
+		}
+		if ok {
+			break
+		}
+		if i == 99 {
+			for _, id := range nw.ids {
+				st := nw.raft(id).Status()
+				t.Logf("node %d: %s term %d lead %d first %d last %d commit %d progress %+v", id, st.Role, st.Term, st.Leader, st.FirstIndex, st.LastIndex, st.Commit, st.Progress)
+			}
+		}
+	}
 	record()
 	nw.checkLogsMatch()
 	for idx, e := range applied {
+		if idx < nw.raft(lead).FirstIndex() {
+			continue // compacted: covered by the snapshot
+		}
 		got, err := nw.raft(lead).Entries(idx, idx+1)
 		if err != nil || !proto.Equal(got[0], e) {
 			t.Fatalf("seed %d: applied entry %d (%v) lost: leader has %v (%v)", seed, idx, e, got, err)
