@@ -37,23 +37,27 @@ var (
 //
 // Its parts take effect in this order: Snapshot, then Entries, then
 // HardState. Either all of them are stored or none is. The rules (checked by
-// Plan before anything is written) are:
+// PlanUpdate before anything is written) are:
 //
-//   - Snapshot, when set, must have Metadata with an index >= 1, and its index must not be below
-//     FirstIndex-1 (ErrSnapshotOutOfDate). Every entry with index <=
-//     Snapshot.Metadata.Index is discarded and the log restarts after it. The
-//     entries after it are kept only when the stored entry at the snapshot's
-//     index has the snapshot's term (Raft's InstallSnapshot rule, Figure 13
-//     steps 6-7); otherwise the whole log is discarded and LastIndex becomes
-//     the snapshot's index. The snapshot replaces the stored one.
+//   - Snapshot, when set, must have Metadata with an index >= 1
+//     (ErrInvalidUpdate), and its index must not be below FirstIndex-1 nor
+//     below the stored snapshot's (ErrSnapshotOutOfDate). Every entry with
+//     index <= Snapshot.Metadata.Index is discarded and the log restarts
+//     after it. The entries after it are kept only when the stored entry at
+//     the snapshot's index has the snapshot's term (Raft's InstallSnapshot
+//     rule, Figure 13 steps 6-7); otherwise the whole log is discarded and
+//     LastIndex becomes the snapshot's index. The snapshot replaces the
+//     stored one, and StartTerm becomes its term.
 //   - Entries, when set, must be non-nil, contiguous and ascending, with
-//     Entries[0].Index >= 1. Entries[0].Index must lie in
+//     Entries[0].Index >= 1 (ErrInvalidUpdate). Entries[0].Index must lie in
 //     [FirstIndex, LastIndex+1] of the log as left by Snapshot: below it is
 //     ErrCompacted (entries cannot be written before the log's start; the
-//     caller trims them), above it (a gap) is ErrInvalidUpdate, unless a
-//     Snapshot in the same Update makes it contiguous. Every stored entry with
-//     index >= Entries[0].Index is deleted (suffix overwrite), then Entries
-//     are stored.
+//     caller trims them); above it is a gap, ErrInvalidUpdate, which is how
+//     the case Entries[0].Index > LastIndex+1 is decided: it is accepted
+//     only when a Snapshot in the same Update makes it contiguous (a
+//     snapshot at Entries[0].Index-1). Every stored entry with index >=
+//     Entries[0].Index is
+//     deleted (suffix overwrite), then Entries are stored.
 //   - HardState, when set, replaces the stored hard state.
 type Update struct {
 	HardState *messages.HardState // nil: unchanged
