@@ -56,8 +56,8 @@ var (
 //     the case Entries[0].Index > LastIndex+1 is decided: it is accepted
 //     only when a Snapshot in the same Update makes it contiguous (a
 //     snapshot at Entries[0].Index-1). Every stored entry with index >=
-//     Entries[0].Index is
-//     deleted (suffix overwrite), then Entries are stored.
+//     Entries[0].Index is deleted (suffix overwrite), then Entries are
+//     stored.
 //   - HardState, when set, replaces the stored hard state.
 type Update struct {
 	HardState *messages.HardState // nil: unchanged
