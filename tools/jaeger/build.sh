@@ -7,8 +7,9 @@
 #   JAEGER_OUT=/some/dir/jaeger tools/jaeger/build.sh
 #
 # The first build takes about 5 minutes on an idle 2-core machine (38 minutes was
-# measured on a busy one); the Go build cache makes later rebuilds quick. tracing/jaegertest looks for the
-# binary at the same default path (or $FLOTILLA_JAEGER_BIN).
+# measured on a busy one); the Go build cache makes later rebuilds quick.
+# tracing/jaegertest looks for the binary at the same default path (or
+# $FLOTILLA_JAEGER_BIN).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
