@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,7 +208,10 @@ func launchNode(t *testing.T, cfg remote.Config) *launch {
 	}
 	n := &node{t: t, done: make(chan struct{}), exited: make(chan error, 1)}
 	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	n.cmd.Env = append(os.Environ(), childEnv+"="+string(cfgJSON))
+	// A -race child otherwise sleeps 1 s at exit (atexit_sleep_ms); its
+	// reports still fail the test through the exit status.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	n.cmd.Env = append(os.Environ(), childEnv+"="+string(cfgJSON), "GORACE="+gorace)
 	n.cmd.Stderr = &n.stderr
 	stdin, err := n.cmd.StdinPipe()
 	if err != nil {

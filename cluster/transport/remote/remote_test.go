@@ -58,7 +58,7 @@ func TestConformanceInsecure(t *testing.T) {
 			cfgs = append(cfgs, cfg)
 		}
 		return asNetwork(spawnNodes(t, cfgs...))
-	}, transporttest.Options{MaxMessageSize: conformanceLimit(), Parallel: true, Timeout: suiteTimeout})
+	}, transporttest.Options{MaxMessageSize: conformanceLimit(), Parallel: true, Timeout: suiteTimeout, Messages: 400})
 }
 
 func TestConformanceMutualTLS(t *testing.T) {
@@ -76,7 +76,7 @@ func TestConformanceMutualTLS(t *testing.T) {
 			cfgs = append(cfgs, cfg)
 		}
 		return asNetwork(spawnNodes(t, cfgs...))
-	}, transporttest.Options{MaxMessageSize: 2 << 20, Parallel: true, Timeout: suiteTimeout})
+	}, transporttest.Options{MaxMessageSize: 2 << 20, Parallel: true, Timeout: suiteTimeout, Messages: 400})
 }
 
 // inbox is a Handler that signals each message on a channel.
