@@ -11,13 +11,16 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ---- persister ----
 
 type persistRequest struct {
-	id uint64
-	u  persistence.Update
+	id    uint64
+	trace string // parent span of the persist span, if any
+	u     persistence.Update
 }
 type persistFlush struct{}
 type drainRequest struct{}
@@ -30,6 +33,7 @@ type compactRequest struct {
 // marker it sends itself is handled after all of them, so every write
 // pending then goes into one Save: one sync for many (group commit).
 type persister struct {
+	tracer *tracing.Tracer
 	store  persistence.LogStore
 	node   *actor.PID
 	buf    []persistRequest
@@ -74,13 +78,45 @@ func (p *persister) flush(ctx actor.Context) {
 	}
 	u := mergeUpdates(p.buf)
 	last := p.buf[len(p.buf)-1].id
+	var span trace.Span
+	if p.tracer.Enabled() {
+		span = p.traceFlush(u)
+	}
 	clear(p.buf)
 	p.buf = p.buf[:0]
-	if err := p.store.Save(context.Background(), u); err != nil {
+	err := p.store.Save(context.Background(), u)
+	if span != nil {
+		tracing.End(span, err)
+	}
+	if err != nil {
 		p.fail(ctx, err)
 		return
 	}
 	ctx.Send(p.node, &persisted{id: last})
+}
+
+// traceFlush starts the span of one group commit: a child of the first
+// request's parent (a follower's append) or of the first traced entry,
+// linked to every traced entry written.
+func (p *persister) traceFlush(u persistence.Update) trace.Span {
+	parent := ""
+	for _, r := range p.buf {
+		if r.trace != "" {
+			parent = r.trace
+			break
+		}
+	}
+	_, all := firstTraced(u.Entries)
+	if parent == "" && len(all) > 0 {
+		parent, all = all[0], all[1:]
+	}
+	if parent == "" {
+		return nil
+	}
+	lo, hi := indexRange(u.Entries)
+	_, span := p.tracer.StartLinked(tracing.Extract(bg, parent), tracing.SpanPersist,
+		tracing.Attrs{First: lo, Last: hi, BatchSize: len(u.Entries)}, all)
+	return span
 }
 
 func (p *persister) fail(ctx actor.Context, err error) {
@@ -156,6 +192,7 @@ var ErrDuplicate = errors.New("actors: duplicate command, already applied")
 
 // applier owns the StateMachine and applies committed entries in order.
 type applier struct {
+	tracer   *tracing.Tracer
 	id       uint64
 	sm       StateMachine
 	node     *actor.PID
@@ -164,8 +201,8 @@ type applier struct {
 	sessions map[uint64]session
 }
 
-func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64) *applier {
-	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}}
+func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
+	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}, tracer: t}
 }
 
 func (a *applier) Receive(ctx actor.Context) {
@@ -212,9 +249,16 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
 		}
 		return
 	}
+	var span trace.Span
+	if e.TraceParent != "" && a.tracer.Enabled() {
+		_, span = a.tracer.StartRemote(bg, e.TraceParent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
+	}
 	var result any
 	if e.Type == messages.EntryType_ENTRY_NORMAL {
 		result = a.applyNormal(e)
+	}
+	if span != nil {
+		span.End()
 	}
 	a.applied = e.Index
 	if w != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // listSM is a test state machine: the list of applied commands.
@@ -55,6 +56,7 @@ type cluster struct {
 	stores map[uint64]*memstore.Store
 	boot   *messages.ClusterConfig
 	dirs   map[uint64]string // DataDir per node; nil: memstore
+	tp     trace.TracerProvider
 	events chan any
 	probe  *actor.PID
 }
@@ -145,6 +147,7 @@ func (c *cluster) start(id uint64) {
 	cfg.TickInterval = 10 * time.Millisecond
 	cfg.Raft.Seed = int64(id)
 	cfg.Subscribers = []*actor.PID{c.probe}
+	cfg.TracerProvider = c.tp
 	props, err := actors.Props(cfg)
 	if err != nil {
 		c.t.Fatal(err)

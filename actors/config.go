@@ -11,6 +11,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a node actor. Start from DefaultConfig.
@@ -59,6 +60,13 @@ type Config struct {
 	// Snapshotter) each time this many entries were applied since the last
 	// one, and compacts the log. 0: never. Default 0.
 	SnapshotEvery uint64
+	// TracerProvider receives the spans of every message flow (see
+	// trace.go). Default nil: the global provider (otel.GetTracerProvider),
+	// which records nothing until the application sets one; pass a
+	// trace/noop provider to turn tracing off at no cost.
+	TracerProvider trace.TracerProvider
+	// TraceHeartbeats traces heartbeats too. Default false.
+	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int

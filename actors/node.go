@@ -16,6 +16,8 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
+	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Props returns the props of a node actor for cfg, to spawn with the
@@ -115,6 +117,14 @@ type node struct {
 	lastSnapshot  uint64
 	history       []Transition
 	drops         DropCounts
+
+	tracer       *tracing.Tracer
+	appendTrace  map[uint64]string // peer -> span of the last append from it (follower)
+	voteTrace    map[uint64]string // candidate -> traceparent of its vote request
+	persistTrace string            // parent of the next persist span (follower)
+	commitTraced uint64
+	election     trace.Span
+	electionCtx  context.Context
 }
 
 type transferState struct {
@@ -171,6 +181,7 @@ func (n *node) leader(ctx actor.Context) {
 			n.respond(ctx, &ProposeResponse{Err: mapErr(err)})
 			return
 		}
+		n.traceProposal(msg.TraceParent, e, idx, term)
 		if s := ctx.Sender(); s != nil {
 			n.proposals[idx] = waiter{pid: s, term: term}
 		}
@@ -364,6 +375,8 @@ func (n *node) start(ctx actor.Context) error {
 	n.self = ctx.Self()
 	n.root = ctx.ActorSystem().Root
 	n.replicators = map[uint64]*actor.PID{}
+	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID, tracing.WithHeartbeats(n.cfg.TraceHeartbeats))
+	n.appendTrace, n.voteTrace = map[uint64]string{}, map[uint64]string{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
 	n.configWaiters = map[uint64]*actor.PID{}
@@ -387,13 +400,13 @@ func (n *node) start(ctx actor.Context) error {
 	n.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
 	var err2 error
 	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &persister{store: n.sh.store, node: n.self}
+		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer}
 	}), "persister")
 	if err2 != nil {
 		return err2
 	}
 	n.applier, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied())
+		return newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
 	}), "applier")
 	if err2 != nil {
 		return err2
@@ -434,6 +447,7 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if !n.gate.Admit(m) {
 		return
 	}
+	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
 		n.drops.Invalid++
 		n.log.Warn("message refused", "from", m.From, "type", m.Type, "err", err)
@@ -474,7 +488,9 @@ func (n *node) processReady(ctx actor.Context) {
 	for n.r.HasReady() {
 		rd := n.r.Ready()
 		if rd.PersistID != 0 {
-			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
+			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.persistTrace,
+				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
+			n.persistTrace = ""
 		}
 		for _, m := range rd.Messages {
 			n.send(ctx, m)
@@ -500,12 +516,17 @@ func (n *node) processReady(ctx actor.Context) {
 			n.onEvent(ctx, ev)
 		}
 	}
+	if c := n.r.Committed(); c > n.commitTraced {
+		n.traceCommits(n.commitTraced, c)
+		n.commitTraced = c
+	}
 	n.serveReads(ctx)
 }
 
 // send hands m to the transport: leader traffic through the peer's
 // replicator, the rest directly.
 func (n *node) send(ctx actor.Context, m *messages.Message) {
+	n.traceOutbound(m)
 	peer := transport.Peer{ID: m.To, Address: n.r.Address(m.To)}
 	if n.r.Role() == raft.Leader {
 		switch m.Type {
@@ -549,6 +570,7 @@ func (n *node) become(role raft.Role) {
 }
 
 func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
+	n.traceElection(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID
 	switch ev.Kind {
