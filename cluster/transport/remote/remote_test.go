@@ -79,20 +79,23 @@ func TestConformanceMutualTLS(t *testing.T) {
 	}, transporttest.Options{MaxMessageSize: 2 << 20, Parallel: true, Timeout: suiteTimeout, Messages: 400})
 }
 
-// inbox is a Handler that signals each message on a channel.
-type inbox chan *messages.Message
+// inbox records what a node's Handler received.
+type inbox struct {
+	ch   chan *messages.Message
+	node *node
+}
 
 func (in inbox) handle(m *messages.Message) {
 	select {
-	case in <- m:
+	case in.ch <- m:
 	default: // the test reads what it needs; never block the transport
 	}
 }
 
-func start(t *testing.T, tr transport.Transport) inbox {
+func start(t *testing.T, n *node) inbox {
 	t.Helper()
-	in := make(inbox, 1024)
-	if err := tr.Start(context.Background(), in.handle); err != nil {
+	in := inbox{ch: make(chan *messages.Message, 1024), node: n}
+	if err := n.Start(context.Background(), in.handle); err != nil {
 		t.Fatal(err)
 	}
 	return in
@@ -108,10 +111,12 @@ func expect(t *testing.T, in inbox, from uint64, what string) *messages.Message 
 	deadline := time.After(waitTimeout)
 	for {
 		select {
-		case m := <-in:
+		case m := <-in.ch:
 			if m.GetFrom() == from {
 				return m
 			}
+		case <-in.node.done:
+			t.Fatalf("waiting for %s: the node's process ended; stderr:\n%s", what, in.node.stderr.String())
 		case <-deadline:
 			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
 		}
@@ -164,7 +169,7 @@ func TestUntrustedPeerIsRefused(t *testing.T) {
 		expect(t, in1, 2, "node 2's message at node 1")
 	}
 	select {
-	case m := <-in1:
+	case m := <-in1.ch:
 		if m.GetFrom() == 3 {
 			t.Fatalf("node 1 delivered a message from the untrusted node: %v", m)
 		}
@@ -215,7 +220,7 @@ func TestReconnectAfterPeerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-in2:
+		case <-in2.ch:
 			if ps := n1.PeerStatus()[2]; ps.State != transport.ConnConnected {
 				t.Errorf("delivered, but node 1 reports node 2 as %v", ps.State)
 			}
@@ -280,4 +285,34 @@ func TestSendErrors(t *testing.T) {
 	if s := n1.Stats(); s.SendErrors != 5 || s.Sent != 0 {
 		t.Errorf("stats %+v", s)
 	}
+}
+
+// TestWildcardListenWithAdvertisedAddr binds every interface and advertises
+// a dialable address: peers reach the node, and its replies carry the
+// advertised address.
+func TestWildcardListenWithAdvertisedAddr(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+
+	cfg := insecureConfig(1)
+	cfg.ListenAddr = fmt.Sprintf("0.0.0.0:%d", port)
+	cfg.AdvertisedAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	ns := spawnNodes(t, cfg, insecureConfig(2))
+	n1, n2 := ns[0], ns[1]
+	if n1.Addr() != cfg.AdvertisedAddr {
+		t.Fatalf("Addr() = %q, want the advertised %q", n1.Addr(), cfg.AdvertisedAddr)
+	}
+	in1, in2 := start(t, n1), start(t, n2)
+	if err := n2.Send(transport.Peer{ID: 1, Address: n1.Addr()}, msg(2, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, in1, 2, "node 2's message at the wildcard-bound node 1")
+	if err := n1.Send(transport.Peer{ID: 2, Address: n2.Addr()}, msg(1, 2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, in2, 1, "node 1's reply")
 }
