@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -124,6 +125,16 @@ type GetStatus struct{}
 
 // GetHistory asks for *History.
 type GetHistory struct{}
+
+// SetLogLevel changes the node's log level at run time (Config.LogLevel).
+// Answer: *SetLogLevelResponse.
+type SetLogLevel struct{ Level slog.Level }
+
+// SetLogLevelResponse answers SetLogLevel with the level before.
+type SetLogLevelResponse struct {
+	Previous slog.Level
+	Err      error
+}
 
 // TakeSnapshot snapshots the state machine (it must implement
 // Snapshotter) and compacts the log. Answer: *SnapshotTaken or an error in

@@ -53,6 +53,11 @@ type Config struct {
 	Raft raft.Config
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
+	// LogLevel, when set, is the level of Logger's handler (the
+	// application builds the handler with slog.HandlerOptions{Level:
+	// LogLevel}); the SetLogLevel message changes it at run time. See
+	// tracing.LevelFromEnv. Default nil: SetLogLevel answers an error.
+	LogLevel *slog.LevelVar
 	// Subscribers receive events from the start (before any can subscribe
 	// with a message), e.g. the parent application actor.
 	Subscribers []*actor.PID

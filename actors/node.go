@@ -334,6 +334,15 @@ func (n *node) common(ctx actor.Context) bool {
 			n.addHistory(Transition{Kind: "resumed", Reason: "resume requested"})
 		}
 		n.respond(ctx, &Resumed{})
+	case *SetLogLevel:
+		if n.cfg.LogLevel == nil {
+			n.respond(ctx, &SetLogLevelResponse{Err: errors.New("actors: Config.LogLevel is not set: the level is the application's handler's")})
+			return true
+		}
+		prev := n.cfg.LogLevel.Level()
+		n.cfg.LogLevel.Set(msg.Level)
+		n.log.Info("log level changed", "from", prev, "to", msg.Level)
+		n.respond(ctx, &SetLogLevelResponse{Previous: prev})
 	case *Campaign:
 		n.r.Campaign()
 		n.scheduleFlush(ctx)

@@ -3,10 +3,12 @@ package actors_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/flotilla-raft/flotilla/actors"
 )
@@ -96,6 +98,35 @@ func TestConcurrentProposalsAppliedInSameOrder(t *testing.T) {
 			if got := c.sm(id).list(); !slices.Equal(got, want) {
 				t.Fatalf("node %d applied a different sequence than the leader", id)
 			}
+		}
+	})
+}
+
+// Status, history, pause/resume, log level and snapshots through messages.
+func TestControlMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		lead := c.waitLeader()
+		h, err := actors.Request[*actors.History](c.sys.Root, c.node(lead), &actors.GetHistory{}, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		won := false
+		for _, tr := range h.Transitions {
+			if tr.Kind == "role-changed" && tr.To == "leader" && tr.Reason != "" {
+				won = true
+			}
+		}
+		if !won {
+			t.Fatalf("leader's history has no 'became leader' step with a reason: %+v", h.Transitions)
+		}
+		r, err := actors.Request[*actors.SetLogLevelResponse](c.sys.Root, c.node(lead), &actors.SetLogLevel{Level: slog.LevelDebug}, 5*time.Second)
+		if err != nil || r.Err == nil {
+			t.Fatalf("SetLogLevel without Config.LogLevel: %v %+v, want an error", err, r)
+		}
+		s := c.status(lead)
+		if len(s.Progress) != 3 || s.LeaderAddress != fmt.Sprintf("node-%d", lead) {
+			t.Fatalf("leader status: %+v", s)
 		}
 	})
 }
