@@ -15,6 +15,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
+	"github.com/flotilla-raft/flotilla/tracing/tracingtest"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -85,6 +86,11 @@ func newClusterWith(t *testing.T, n int, setup func(*cluster)) *cluster {
 	}))
 	if setup != nil {
 		setup(c)
+	}
+	if c.tp == nil {
+		// Record spans: a failing test saves them as a Mermaid sequence
+		// diagram (tracingtest.SaveOnFailure) so the run can be read.
+		c.tp, _ = tracingtest.NewProvider(t)
 	}
 	for _, id := range c.ids {
 		c.stores[id] = memstore.New()

@@ -2,7 +2,11 @@ package sim
 
 import (
 	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,6 +64,9 @@ func TestSweep(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d seeds in %v: %+v", seeds, time.Since(start).Round(time.Millisecond), total)
 	for i, v := range failures {
+		if i == 0 {
+			saveTrace(t, v.Seed)
+		}
 		if i == 5 {
 			t.Errorf("... and %d more failing seeds", len(failures)-5)
 			break
@@ -124,4 +131,24 @@ func (s *Stats) add(o Stats) {
 	s.Dropped += o.Dropped
 	s.Duplicated += o.Duplicated
 	s.Delivered += o.Delivered
+}
+
+// saveTrace replays seed with its step trace and writes the trace to a file
+// under $FLOTILLA_TRACE_DIR (or the temp dir), so a failing sweep can be
+// read, not guessed.
+func saveTrace(t *testing.T, seed uint64) {
+	opt := AllFaults(seed, sizeFor(seed))
+	opt.Trace = true
+	v, st, trace := Run(opt)
+	dir := os.Getenv("FLOTILLA_TRACE_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("flotilla-sim-seed-%d.txt", seed))
+	body := fmt.Sprintf("%v\nstats: %+v\n\n%s\n", v, st, strings.Join(trace, "\n"))
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Logf("saving the trace of seed %d: %v", seed, err)
+		return
+	}
+	t.Logf("step trace of seed %d: %s", seed, path)
 }
