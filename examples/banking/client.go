@@ -147,7 +147,8 @@ func (c *Client) Status(ctx context.Context, server string) (*StatusResponse, er
 }
 
 // do runs one request against the cluster until an answer that retrying
-// will not change, or until ctx ends.
+// will not change, or until ctx ends. ctx is checked between attempts; an
+// attempt already sent runs to its answer or to AttemptTimeout.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
 	maybeTaken := false // could any attempt have been taken (proposed) by a server?
 	var last error
@@ -232,7 +233,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 // out; any other into the returned ErrorResponse.
 func (c *Client) once(ctx context.Context, method, server, path string, q url.Values, body, out any) (int, ErrorResponse, error) {
 	var er ErrorResponse
-	ctx, cancel := context.WithTimeout(ctx, c.AttemptTimeout)
+	// An attempt in flight is not cut short by ctx (only by
+	// AttemptTimeout): the answer tells whether the server took the
+	// command, an abandoned exchange would not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.AttemptTimeout)
 	defer cancel()
 	u := url.URL{Scheme: "http", Host: server, Path: path, RawQuery: q.Encode()}
 	var rd io.Reader
