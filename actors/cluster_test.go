@@ -48,7 +48,7 @@ func (s *listSM) list() []string {
 // a probe actor that collects every node's events.
 type cluster struct {
 	mu     sync.Mutex // guards nodes and sms, changed by crash and restart
-	t      *testing.T
+	t      testing.TB
 	sys    *actor.ActorSystem
 	net    *inmem.Network
 	ids    []uint64
@@ -62,10 +62,10 @@ type cluster struct {
 	probe  *actor.PID
 }
 
-func newCluster(t *testing.T, n int) *cluster { return newClusterWith(t, n, nil) }
+func newCluster(t testing.TB, n int) *cluster { return newClusterWith(t, n, nil) }
 
 // newClusterWith lets setup adjust the cluster before the nodes start.
-func newClusterWith(t *testing.T, n int, setup func(*cluster)) *cluster {
+func newClusterWith(t testing.TB, n int, setup func(*cluster)) *cluster {
 	c := &cluster{t: t, sys: actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))), net: inmem.NewNetwork(1),
 		nodes: map[uint64]*actor.PID{}, sms: map[uint64]*listSM{}, stores: map[uint64]*memstore.Store{},
 		events: make(chan any, 1<<16)}
