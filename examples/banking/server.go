@@ -98,7 +98,11 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	}
 	c.api = *api
 	if c.api == "" && err == nil {
-		c.api = net.JoinHostPort(lhost, strconv.Itoa(lport+apiPortOffset))
+		if lport+apiPortOffset > 65535 {
+			bad("--listen port %d: the default API port (+%d) would exceed 65535; set --api", lport, apiPortOffset)
+		} else {
+			c.api = net.JoinHostPort(lhost, strconv.Itoa(lport+apiPortOffset))
+		}
 	}
 	if c.api != "" {
 		if _, _, err := splitAddr(c.api); err != nil {
@@ -135,6 +139,10 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		h, p, err := splitAddr(addr)
 		if err != nil {
 			continue // reported by parseIDAddrs
+		}
+		if p+apiPortOffset > 65535 {
+			bad("--peers: node %d's port %d + %d exceeds 65535: give its API address with --peer-api", pid, p, apiPortOffset)
+			continue
 		}
 		c.peerAPIs[pid] = net.JoinHostPort(h, strconv.Itoa(p+apiPortOffset))
 	}
@@ -177,8 +185,8 @@ func splitAddr(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("not host:port: %v", err)
 	}
 	p, err := strconv.Atoi(ps)
-	if err != nil || p <= 0 || p > 65535-apiPortOffset {
-		return "", 0, fmt.Errorf("port %q: want a number from 1 to %d", ps, 65535-apiPortOffset)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("port %q: want a number from 1 to 65535", ps)
 	}
 	return h, p, nil
 }
