@@ -436,3 +436,61 @@ func TestConfChangeEventsAndStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedLeaderHandsOff is a regression test: a leader that a committed
+// configuration removes from the voters hands its log over to a voter
+// before stepping down. It used to step down at once; the remaining voter,
+// not yet told that the change committed, still needed the old leader's
+// vote for the outgoing majority, and the old leader refused it for its
+// longer log: no leader ever again.
+func TestRemovedLeaderHandsOff(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.elect(1)
+	nw.isolate(3) // a minority of the outgoing voters is down
+	l := nw.raft(1)
+	joint, err := l.ProposeConfig(clusterConfig([]uint64{2}, []uint64{1, 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The joint entry commits, the leader proposes the leave entry; 2's
+	// acknowledgement of it is held back.
+	var held []*messages.Message
+	nw.filter = func(m *messages.Message) bool {
+		if m.From == 2 && m.Type == mAppResp && m.Index > joint {
+			held = append(held, m)
+			return false
+		}
+		return true
+	}
+	nw.stabilize()
+	leave := joint + 1
+	if l.LastIndex() != leave || len(held) == 0 {
+		t.Fatalf("setup: last %d, held %v", l.LastIndex(), held)
+	}
+	// One more entry, whose appends to 2 are lost.
+	if _, _, err := l.Propose(&messages.Entry{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	nw.filter = func(m *messages.Message) bool { return !(m.From == 1 && m.To == 2) }
+	nw.stabilize()
+	// Now 2's acknowledgement of the leave entry arrives: it commits, the
+	// leader is no longer a voter, 2 is the only one, and 2 was never told.
+	nw.queue = append(nw.queue, held...)
+	nw.filter = nil
+	nw.stabilize()
+	if c := l.Committed(); c < leave {
+		t.Fatalf("leader commit %d, leave entry at %d", c, leave)
+	}
+	nw.tick(50, 1, 2)
+	if lead := nw.leader(); lead != 2 {
+		for _, id := range nw.ids {
+			st := nw.raft(id).Status()
+			t.Logf("node %d: %s term %d last %d commit %d config %v", id, st.Role, st.Term, st.LastIndex, st.Commit, st.Config)
+		}
+		t.Fatalf("leader %d, want 2", lead)
+	}
+	nw.propose(2, "after")
+	if r := nw.raft(2); r.Committed() != r.LastIndex() {
+		t.Fatalf("2 alone does not commit: %d of %d", r.Committed(), r.LastIndex())
+	}
+}

@@ -374,6 +374,9 @@ func (r *Raft) tickHeartbeat() {
 		if r.leadTransferee != 0 {
 			r.event(Event{Kind: EventTransferAborted, Peer: r.leadTransferee, Reason: "transferee did not take over within an election timeout"})
 			r.leadTransferee = 0
+			if !r.promotable() {
+				r.handOff() // try again, maybe another voter
+			}
 		}
 	}
 	for _, id := range r.peers {
@@ -841,7 +844,7 @@ func (r *Raft) applyConfig(index uint64, cc *messages.ClusterConfig) {
 		return
 	}
 	if !r.quorum.isVoter(r.id) {
-		r.becomeFollower(r.term, 0, "removed from the voters by a committed configuration")
+		r.handOff()
 		return
 	}
 	if len(cc.OutgoingVoters) > 0 {
