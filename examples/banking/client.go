@@ -28,6 +28,7 @@ type Client struct {
 	hint    string // the server believed to lead
 	next    int    // round-robin position when no hint
 	http    *http.Client
+	retries int // attempts beyond the first, over the client's life
 
 	// AttemptTimeout bounds one HTTP exchange. Default 5s.
 	AttemptTimeout time.Duration
@@ -59,6 +60,14 @@ func NewClient(servers []string) (*Client, error) {
 
 // ID returns the client id.
 func (c *Client) ID() uint64 { return c.id }
+
+// Retries returns how many attempts beyond the first the client made, over
+// all its requests.
+func (c *Client) Retries() int { return c.retries }
+
+// prefer makes server the first one tried by the next request (followers
+// serve reads too: through the leader's read index).
+func (c *Client) prefer(server string) { c.hint = server }
 
 // APIError is an answer that retrying will not change (a bad request, an
 // unknown account).
@@ -176,9 +185,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		}
 		return &UnavailableError{Last: last}
 	}
-	for {
+	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return giveUp()
+		}
+		if attempt > 0 {
+			c.retries++
 		}
 		target := c.hint
 		if target == "" {

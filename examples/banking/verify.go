@@ -146,7 +146,7 @@ type verifyOptions struct {
 // verifyReport summarises a run.
 type verifyReport struct {
 	Ops, Reads, Writes, Unknown, DroppedReads int
-	Kills                                     int
+	Kills, Retries                            int
 	CheckTime                                 time.Duration
 	Result                                    porcupine.CheckResult
 	Visualization                             string // HTML file of a failed check
@@ -154,8 +154,8 @@ type verifyReport struct {
 }
 
 func (r verifyReport) String() string {
-	return fmt.Sprintf("history of %d operations (%d writes, %d reads, %d with unknown outcome; %d unanswered reads dropped) across %d leader kills; porcupine: %s in %v",
-		r.Ops, r.Writes, r.Reads, r.Unknown, r.DroppedReads, r.Kills, r.Result, r.CheckTime.Round(time.Millisecond))
+	return fmt.Sprintf("history of %d operations (%d writes, %d reads, %d with unknown outcome; %d unanswered reads dropped; %d retried attempts) across %d leader kills; porcupine: %s in %v",
+		r.Ops, r.Writes, r.Reads, r.Unknown, r.DroppedReads, r.Retries, r.Kills, r.Result, r.CheckTime.Round(time.Millisecond))
 }
 
 // verifyRun starts a cluster, records a history while killing leaders and
@@ -239,6 +239,7 @@ func verifyRun(ctx context.Context, o verifyOptions) (rep verifyReport, err erro
 	var history []porcupine.Operation
 	var workErr error
 	nextClient := o.clients // fresh porcupine client ids after an unknown outcome
+	var clients []*Client
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range o.clients {
@@ -246,6 +247,11 @@ func verifyRun(ctx context.Context, o verifyOptions) (rep verifyReport, err erro
 		if err != nil {
 			return rep, err
 		}
+		reader, err := NewClient(c.apis())
+		if err != nil {
+			return rep, err
+		}
+		clients = append(clients, cl, reader)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -271,7 +277,14 @@ func verifyRun(ctx context.Context, o verifyOptions) (rep verifyReport, err erro
 				}
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				call := time.Since(start).Nanoseconds()
-				out, err := verifyOp(cctx, cl, names, in, toState)
+				use := cl
+				if in.Op == "read" {
+					// Reads go to a random server: followers serve them
+					// through the leader's read index.
+					use = reader
+					use.prefer(c.apis()[rng.IntN(len(c.ids))])
+				}
+				out, err := verifyOp(cctx, use, names, in, toState)
 				ret := time.Since(start).Nanoseconds()
 				cancel()
 				var unknown *OutcomeUnknownError
@@ -339,6 +352,9 @@ func verifyRun(ctx context.Context, o verifyOptions) (rep verifyReport, err erro
 	}
 
 	// Check.
+	for _, cl := range clients {
+		rep.Retries += cl.Retries()
+	}
 	rep.Ops = len(history)
 	for _, op := range history {
 		if op.Input.(verifyInput).Op == "read" {
