@@ -32,6 +32,12 @@
 // *slog.Logger instead. A stored value that does not decode is
 // persistence.ErrCorrupt.
 //
+// Power loss while Open creates a new database (before it first returns) can
+// leave a directory that Pebble refuses to open ("could not open manifest
+// file"); nothing was acknowledged yet, so removing the directory is safe.
+// Once Open has returned, every power loss is recovered (the crash tests
+// check it at every filesystem operation of a seeded workload).
+//
 // # Closing
 //
 // [Group.Close] closes one group's handle (later calls answer
