@@ -22,7 +22,7 @@
 // entry just before the log, which Raft needs as the previous log term of the
 // first AppendEntries it sends. Entries are discarded from the front by a
 // snapshot ([Update.Snapshot]) or by [LogStore.Compact], and from the back by a
-// conflicting append (suffix overwrite). [Plan] states the rules of an
+// conflicting append (suffix overwrite). [PlanUpdate] states the rules of an
 // [Update] in one place, so that every store (including stores written by
 // users) applies them alike; persistence/storetest checks a store against
 // them.
@@ -44,10 +44,12 @@
 // Errors are prefixed sentinels ([ErrCompacted], [ErrUnavailable],
 // [ErrClosed], [ErrNoSnapshot], [ErrInvalidUpdate], [ErrSnapshotOutOfDate],
 // [ErrCorrupt], [ErrAlreadyApplied]), wrapped with %w and checked with
-// errors.Is. A cancelled context is answered with the context's error. An
-// error from Save or CommitApplied means the outcome is unknown and the store
-// must be considered failed: the node stops (fail-stop), it never retries
-// silently.
+// errors.Is. A cancelled context is answered with the context's error, before
+// anything is done. A write that breaks the rules is rejected before anything
+// is written (ErrInvalidUpdate, ErrSnapshotOutOfDate, ErrCompacted,
+// ErrAlreadyApplied); any other error from a write means its outcome is
+// unknown and the store must be considered failed: the node stops
+// (fail-stop), it never retries silently.
 //
 // # Optional capabilities
 //
