@@ -38,13 +38,13 @@ func benchEntries(n int) []*messages.Entry {
 func appendLoop(b *testing.B, g *pebblestore.Group, es []*messages.Entry, iters int) {
 	ctx := context.Background()
 	next := uint64(1)
-	hs := &messages.HardState{Term: 1, Vote: 1}
 	for range iters {
 		for _, e := range es {
 			e.Index = next
 			next++
 		}
-		hs.Commit = next - 1
+		// A new hard state each time: the store keeps the last one.
+		hs := &messages.HardState{Term: 1, Vote: 1, Commit: next - 1}
 		if err := g.Save(ctx, persistence.Update{Entries: es, HardState: hs}); err != nil {
 			b.Fatal(err)
 		}
