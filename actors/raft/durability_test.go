@@ -147,7 +147,11 @@ func TestAckOfOlderBatchWaitsForLaterOne(t *testing.T) {
 // to id durable.
 func TestPersistedCoversEarlierBatches(t *testing.T) {
 	r := newTestRaft(t, 1, []uint64{1})
-	r.Campaign() // single voter: leader at once
+	r.Campaign() // single voter: leader once its vote is durable
+	r.Persisted(r.Ready().PersistID)
+	if r.Role() != Leader {
+		t.Fatalf("single voter is %s once its vote is durable", r.Role())
+	}
 	rd1 := r.Ready()
 	r.Propose(&messages.Entry{Data: []byte("x")})
 	rd2 := r.Ready()
@@ -162,8 +166,8 @@ func TestPersistedCoversEarlierBatches(t *testing.T) {
 		t.Fatalf("commit %d, want 3", r.Committed())
 	}
 	rd := r.Ready()
-	if got := len(rd.CommittedEntries); got != 3 {
-		t.Fatalf("%d committed entries, want 3", got)
+	if got := len(rd.CommittedEntries); got != 2 {
+		t.Fatalf("%d committed entries, want the no-op and x", got)
 	}
 }
 
@@ -298,8 +302,8 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 		opts = append(opts, withPreVote, withCheckQuorum)
 	}
 	nw := newNetwork(t, size, opts...)
-	for _, nd := range nw.nodes {
-		nd.hold = true
+	for _, id := range nw.ids {
+		nw.nodes[id].hold = true
 	}
 	applied := map[uint64]*messages.Entry{} // every entry any node applied
 	// Per node, how many of its applied entries were recorded, as of which
@@ -367,9 +371,9 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 	}
 	// Heal, persist at once, and let the cluster settle.
 	nw.heal()
-	for _, nd := range nw.nodes {
-		nd.hold = false
-		nw.persist(nd.id)
+	for _, id := range nw.ids {
+		nw.nodes[id].hold = false
+		nw.persist(id)
 	}
 	for i := 0; nw.leader() == 0 || nw.raft(nw.leader()).Committed() != nw.raft(nw.leader()).LastIndex(); i++ {
 		if i > 200 {
@@ -444,5 +448,41 @@ func TestDeterminism(t *testing.T) {
 	}
 	if !slices.Equal(ticksToElect(5), ticksToElect(5)) {
 		t.Fatal("same seed, different election timeouts")
+	}
+}
+
+// TestSingleVoterLeadsOnlyOnceItsVoteIsDurable is a regression test for an
+// Election Safety violation a seeded schedule found: a single voter won its
+// election at once, before its new term and self-vote were durable, and
+// sent entries of that term. Crashing, it came back at the old term, won
+// the same term again and wrote different entries at the same indices; a
+// follower holding the first ones took them for the second (same index
+// and term) and applied different commands.
+func TestSingleVoterLeadsOnlyOnceItsVoteIsDurable(t *testing.T) {
+	nw := newNetworkConfig(t, clusterConfig([]uint64{1}, []uint64{2}), []uint64{1, 2})
+	nw.stabilize()
+	nd := nw.nodes[1]
+	nd.hold = true
+	nw.campaign(1)
+	if r := nw.raft(1); r.Role() == Leader {
+		t.Fatalf("leader of term %d before its vote is durable", r.Term())
+	}
+	if n := nw.countSent(mApp, 1, 2); n != 0 {
+		t.Fatalf("%d appends sent before the term is durable", n)
+	}
+	nw.raft(1).Propose(&messages.Entry{Data: []byte("first")}) // refused: not leader
+	nw.stabilize()
+	nw.crash(1)
+	nd.hold = false
+	nw.elect(1)
+	nw.propose(1, "second")
+	nw.tick(2)
+	if a, b := nw.nodes[1].appliedData(), nw.nodes[2].appliedData(); !slices.Equal(a, []string{"second"}) || !slices.Equal(a, b) {
+		t.Fatalf("leader applied %v, learner applied %v", a, b)
+	}
+	// The same with the leader persisting: it leads once its vote is.
+	nw.persist(1)
+	if r := nw.raft(1); r.Role() != Leader {
+		t.Fatalf("%s", r.Role())
 	}
 }

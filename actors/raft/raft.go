@@ -103,6 +103,7 @@ type Raft struct {
 	batches          []persistBatch      // handed out, not yet reported persisted
 	persistSeq       uint64
 	prevHS           termVote // last term and vote handed out
+	durableHS        termVote // last term and vote reported durable
 	needBcast        bool     // leader: flush appends in Ready
 
 	events []Event
@@ -118,8 +119,9 @@ type confAt struct {
 
 type persistBatch struct {
 	id        uint64
-	lastIndex uint64 // last entry index written by the batch (capped by later truncations); 0: none
-	snapIndex uint64 // snapshot installed by the batch; 0: none
+	lastIndex uint64   // last entry index written by the batch (capped by later truncations); 0: none
+	snapIndex uint64   // snapshot installed by the batch; 0: none
+	hs        termVote // term and vote written by the batch
 	msgs      []*messages.Message
 }
 
@@ -193,6 +195,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	r.pendingConfIndex = r.log.committed
 	r.setConfig(cc)
 	r.prevHS = termVote{hs.Term, hs.Vote}
+	r.durableHS = r.prevHS
 	r.becomeFollower(r.term, 0, "started")
 	r.events = r.events[:0] // starting is not a change
 	return r, nil
@@ -431,11 +434,14 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 		r.becomeCandidate(reason)
 		voteType, term = messages.MessageType_MSG_VOTE, r.term
 	}
-	if r.poll(r.id, true) == VoteWon {
+	if role == PreCandidate && r.poll(r.id, true) == VoteWon {
 		// A single voter: no one to ask.
 		r.electionWon()
 		return
 	}
+	// A candidate's own vote counts once durable, like any other (see
+	// Persisted): a single voter that won at once could otherwise lead
+	// the same term twice across a crash, with different entries.
 	var ctx []byte
 	if transfer {
 		ctx = campaignTransfer

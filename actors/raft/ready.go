@@ -74,6 +74,7 @@ func (r *Raft) Ready() Ready {
 		b := persistBatch{id: r.persistSeq, msgs: r.msgsAfterPersist}
 		rd.HardState = r.hardState()
 		r.prevHS = termVote{r.term, r.vote}
+		b.hs = r.prevHS
 		if r.pendingSnapshot != nil {
 			rd.Snapshot = r.pendingSnapshot
 			b.snapIndex = r.pendingSnapshot.Metadata.Index
@@ -119,6 +120,7 @@ func (r *Raft) Persisted(id uint64) {
 			r.log.persisted = max(r.log.persisted, b.lastIndex)
 		}
 		r.msgs = append(r.msgs, b.msgs...)
+		r.durableHS = b.hs
 	}
 	if n == 0 {
 		return
@@ -130,6 +132,9 @@ func (r *Raft) Persisted(id uint64) {
 				r.needBcast = true
 			}
 		}
+	}
+	if r.role == Candidate && r.durableHS == (termVote{r.term, r.id}) && r.poll(r.id, true) == VoteWon {
+		r.electionWon() // a single voter, or the others answered first
 	}
 }
 
