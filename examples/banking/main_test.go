@@ -65,11 +65,7 @@ func TestDemo(t *testing.T) {
 // bounded run takes about 10 s; `make verify` runs a long one
 // (-banking.verify-duration, -banking.verify-kills).
 func TestVerifyLinearizable(t *testing.T) {
-	d := *verifyDuration
-	if testing.Short() && d == 8*time.Second {
-		d = 5 * time.Second // the race run: servers are slower, keep the suite's wall time down
-	}
-	o := verifyOptions{clients: 6, accounts: 4, initial: 100, duration: d, kills: *verifyKills,
+	o := verifyOptions{clients: 6, accounts: 4, initial: 100, duration: *verifyDuration, kills: *verifyKills,
 		tick: 50 * time.Millisecond, check: 5 * time.Minute, exe: testExe(t), env: []string{runAsMain}, log: t.Logf}
 	rep, err := verifyRun(context.Background(), o)
 	t.Logf("%s", rep)
