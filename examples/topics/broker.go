@@ -140,9 +140,11 @@ func (b *broker) Receive(ctx actor.Context) {
 		b.node = ctx.Spawn(props)
 
 	case *actors.Propose, *actors.Read, *actors.ChangeConfig, *actors.TransferLeadership, *actors.GetStatus, *actors.Stop:
-		if b.node != nil {
-			ctx.Forward(b.node) // the node answers the original sender
+		if b.node == nil {
+			refuse(ctx) // the node failed to start or has stopped
+			return
 		}
+		ctx.Forward(b.node) // the node answers the original sender
 
 	case *actors.EntryApplied:
 		if msg.Entry.Type != messages.EntryType_ENTRY_NORMAL {
@@ -305,6 +307,27 @@ func (b *broker) publish(ctx actor.Context, msg *Publish) {
 			ctx.Respond(&PublishResponse{Owner: b.id, Offset: len(b.logs[msg.Topic]) - 1})
 		}
 	})
+}
+
+// refuse answers a request for the node with ErrStopped, as the node itself
+// would once stopped, so that the sender does not wait for its timeout.
+func refuse(ctx actor.Context) {
+	if ctx.Sender() == nil {
+		return
+	}
+	switch ctx.Message().(type) {
+	case *actors.Propose:
+		ctx.Respond(&actors.ProposeResponse{Err: actors.ErrStopped})
+	case *actors.Read:
+		ctx.Respond(&actors.ReadResponse{Err: actors.ErrStopped})
+	case *actors.ChangeConfig:
+		ctx.Respond(&actors.ChangeConfigResponse{Err: actors.ErrStopped})
+	case *actors.TransferLeadership:
+		ctx.Respond(&actors.TransferLeadershipResponse{Err: actors.ErrStopped})
+	case *actors.Stop:
+		ctx.Respond(&actors.Stopped{})
+	}
+	// GetStatus has no error answer: the sender's wait expires.
 }
 
 // readResult unwraps the answer to a Read whose result is a T.

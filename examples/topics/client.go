@@ -56,7 +56,8 @@ func (d *Directory) IDs() []uint64 {
 // Client talks to the cluster the way a producer or an operator would:
 // it proposes through the leader (following NotLeader redirects, retrying
 // with the same client id and sequence so a retry is never applied twice),
-// routes topics with linearizable reads, and publishes to owners.
+// routes topics with linearizable reads, and publishes to owners. A Client
+// is used by one goroutine at a time.
 type Client struct {
 	Root *actor.RootContext
 	Dir  *Directory
