@@ -62,3 +62,12 @@ crash: ## longer crash-safety sweep: make crash SEEDS=2000
 .PHONY: jaeger
 jaeger: ## build Jaeger v2 from its Go module into .cache/jaeger (reused when present)
 	tools/jaeger/build.sh
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@for f in $$(git ls-files '*_test.go'); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do echo "./$$(dirname $$f) $$t"; done; \
+	done | sort -u | while read pkg t; do \
+	  echo "== $$pkg $$t"; \
+	  $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(or $(FUZZTIME),30s) $$pkg || exit 1; \
+	done
