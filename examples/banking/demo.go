@@ -194,7 +194,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (err error) {
 	if err := c.waitCaughtUp(ctx, leader, newLeader, 30*time.Second); err != nil {
 		return err
 	}
-	say("node %d caught up", leader)
+	say("node %d caught up (%d transfers done so far)", leader, okN.Load()+refusedN.Load())
 
 	sleep(ctx, time.Until(start.Add(o.duration)))
 	finish()
