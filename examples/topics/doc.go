@@ -32,10 +32,10 @@
 // continued with ctx.ReenterAfter.
 //
 // Clients (client.go) route with a linearizable Read ("which server owns
-// topic X?") on any server, then publish to that server's broker with the
-// epoch they were told; a broker accepts only a publish for a topic it owns
-// at that epoch in its own applied view, so a stale route is refused, never
-// silently served by a former owner.
+// topic X?") on any server, then publish to the owner's broker. The broker
+// confirms its ownership with a linearizable Read of its own before it
+// appends, so a server whose topic was moved away (or that was removed from
+// the cluster) refuses, even before it has applied the move.
 //
 // The scenario (scenario.go) runs three servers over the in-memory
 // transport, creates six topics, adds a fourth server (learner, then voter),
