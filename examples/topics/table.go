@@ -58,7 +58,9 @@ type Assignment struct {
 	Topic string `json:"topic"`
 	Owner uint64 `json:"owner"` // 0: unassigned
 	// Epoch is the log index of the entry that last set Owner (or created
-	// the topic). A publish names the epoch its route was read at.
+	// the topic): it only grows, so it orders the assignments a client
+	// has seen of one topic, and could fence a stale owner's writes in
+	// storage shared by the owners.
 	Epoch uint64 `json:"epoch"`
 }
 
