@@ -38,6 +38,11 @@
 //   - gRPC's 4 MiB receive limit is raised (protoactor batches many
 //     envelopes into one gRPC message); the per-message limit is
 //     MaxMessageSize, checked on Send and on receipt.
+//   - One transport per process: protoactor's Remote.Start writes a gRPC
+//     global (grpclog.SetLoggerV2) without synchronisation while other
+//     gRPC goroutines read it. Several remote transports in one process
+//     work, but are a data race under -race; this package's multi-node
+//     tests therefore run each node in a child process.
 //   - Close does not use protoactor's graceful Shutdown, which can panic
 //     in a connection goroutine (a nil map, unrecoverable). It tears every
 //     outbound endpoint down through the endpoint manager, stops the gRPC
