@@ -181,10 +181,12 @@ func flotillaPropose(ctx context.Context, root *actor.RootContext, leader *atomi
 		timeout = time.Until(dl)
 	}
 	_, err := actors.ProposeAndWait(root, leader.Load(), &actors.Propose{Data: data}, timeout)
-	var nl *actors.NotLeaderError
-	if errors.As(err, &nl) && nl.Leader != 0 {
-		if pid := nodes[nl.Leader]; pid != nil {
-			leader.Store(pid)
+	if err != nil {
+		var nl *actors.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader != 0 {
+			if pid := nodes[nl.Leader]; pid != nil {
+				leader.Store(pid)
+			}
 		}
 	}
 	return err
