@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"math"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -136,4 +137,30 @@ func TestBankModel(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
+}
+
+// A server that cannot start (its API port is taken) is reported at once,
+// with the end of its log, instead of a wait that times out.
+func TestClusterReportsAServerThatCannotStart(t *testing.T) {
+	c, err := newLocalCluster(t.TempDir(), testExe(t), []string{runAsMain}, 3, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", c.nodes[1].api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Cleanup(func() { c.stopAll() })
+	for _, id := range c.ids {
+		if err := c.start(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = c.waitLeader(context.Background(), c.ids, 20*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "node 1's process exited") || !strings.Contains(err.Error(), "client API") ||
+		!strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("error %v, want node 1's exit with its log's reason", err)
+	}
+	t.Logf("reported: %v", err)
 }

@@ -264,8 +264,9 @@ func describe(sts map[uint64]*StatusResponse, errs map[uint64]error) string {
 }
 
 // poll calls check every 25ms until it reports done or timeout passes; the
-// failure names what check last said.
-func poll(ctx context.Context, timeout time.Duration, what string, check func() (bool, string)) error {
+// failure names what check last said. It fails at once when the process of
+// one of ids has exited.
+func (c *localCluster) poll(ctx context.Context, timeout time.Duration, what string, ids []uint64, check func() (bool, string)) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
@@ -273,6 +274,9 @@ func poll(ctx context.Context, timeout time.Duration, what string, check func() 
 		done, state := check()
 		if done {
 			return nil
+		}
+		if err := c.exited(ids); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not within %v (last seen: %s)", what, timeout, state)
@@ -289,7 +293,7 @@ func poll(ctx context.Context, timeout time.Duration, what string, check func() 
 // that says it leads, and returns it.
 func (c *localCluster) waitLeader(ctx context.Context, ids []uint64, timeout time.Duration) (uint64, error) {
 	var leader uint64
-	err := poll(ctx, timeout, fmt.Sprintf("nodes %v agree on a leader", ids), func() (bool, string) {
+	err := c.poll(ctx, timeout, fmt.Sprintf("nodes %v agree on a leader", ids), ids, func() (bool, string) {
 		sts, errs := c.statuses(ctx)
 		leader = 0
 		for _, id := range ids {
@@ -315,7 +319,7 @@ func (c *localCluster) waitCaughtUp(ctx context.Context, id, leader uint64, time
 		return fmt.Errorf("status of leader %d: %w", leader, err)
 	}
 	target := st.Commit
-	return poll(ctx, timeout, fmt.Sprintf("node %d applies up to index %d", id, target), func() (bool, string) {
+	return c.poll(ctx, timeout, fmt.Sprintf("node %d applies up to index %d", id, target), []uint64{id}, func() (bool, string) {
 		s, err := c.probe.Status(ctx, c.nodes[id].api)
 		if err != nil {
 			return false, err.Error()
@@ -327,7 +331,7 @@ func (c *localCluster) waitCaughtUp(ctx context.Context, id, leader uint64, time
 // waitConverged waits until every node has applied the same index, equal
 // to the leader's commit index.
 func (c *localCluster) waitConverged(ctx context.Context, timeout time.Duration) error {
-	return poll(ctx, timeout, "every node applies the same index", func() (bool, string) {
+	return c.poll(ctx, timeout, "every node applies the same index", c.ids, func() (bool, string) {
 		sts, errs := c.statuses(ctx)
 		if len(errs) > 0 || len(sts) != len(c.ids) {
 			return false, describe(sts, errs)
@@ -342,4 +346,25 @@ func (c *localCluster) waitConverged(ctx context.Context, timeout time.Duration)
 		}
 		return true, ""
 	})
+}
+
+// exited reports the first of ids whose process has exited, with the last
+// lines of its log.
+func (c *localCluster) exited(ids []uint64) error {
+	for _, id := range ids {
+		if up, err := c.running(id); !up {
+			return fmt.Errorf("node %d's process exited (%v); the end of %s:\n%s", id, err, c.nodes[id].logf, logTail(c.nodes[id].logf, 5))
+		}
+	}
+	return nil
+}
+
+// logTail returns the last n lines of a file.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
