@@ -302,6 +302,7 @@ func TestParseServerFlags(t *testing.T) {
 		{"--id 1 --listen 127.0.0.1:7001 --peers 1=127.0.0.1:7002 --data d --insecure", []string{"own id 1"}, nil},
 		{"--id 1 --listen 127.0.0.1:7001 --peers 2=x --data d --insecure", []string{`"2=x"`}, nil},
 		{base + " --insecure --peer-api 9=127.0.0.1:1", []string{"node 9, which is not in --peers"}, nil},
+		{base + " --insecure --peer-api 2", []string{"--peer-api: \"2\" is not id=host:port"}, nil},
 		{base + " --insecure --tick 0s --election-ticks 1", []string{"--tick", "--election-ticks"}, nil},
 		{"--id 1 --listen 127.0.0.1:65000 --peers 2=127.0.0.1:65001 --data d --insecure", []string{"set --api", "--peer-api"}, nil},
 		{"--id 1 --listen 127.0.0.1:65000 --api 127.0.0.1:65100 --peers 2=127.0.0.1:65001 --peer-api 2=127.0.0.1:65101 --data d --insecure", nil,

@@ -88,10 +88,6 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	if c.dataDir == "" {
 		bad("--data is required (the node's data directory)")
 	}
-	raftAddr := c.advertise
-	if raftAddr == "" {
-		raftAddr = c.listen
-	}
 	lhost, lport, err := splitAddr(c.listen)
 	if err != nil {
 		bad("--listen %q: %v", c.listen, err)
@@ -131,6 +127,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	}
 	if c.peerAPIs, err = parseIDAddrs(*peerAPIs); err != nil {
 		bad("--peer-api: %v", err)
+		c.peerAPIs = map[uint64]string{}
 	}
 	for pid, addr := range c.peers {
 		if _, ok := c.peerAPIs[pid]; ok {
