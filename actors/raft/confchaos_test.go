@@ -22,9 +22,9 @@ import (
 // change of commit alone is not synced) falls back to an older
 // configuration until a leader tells it again.
 func TestRandomConfigChangesAreSafe(t *testing.T) {
-	seeds := 300
+	seeds := 100 // raise locally to hunt; 8000 seeds run in about 15 s without -race
 	if testing.Short() {
-		seeds = 60
+		seeds = 30
 	}
 	var list []uint64
 	for seed := range uint64(seeds) {
