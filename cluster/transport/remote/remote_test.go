@@ -175,6 +175,8 @@ func TestUntrustedPeerIsRefused(t *testing.T) {
 		}
 	default:
 	}
+	// Received is counted after the Handler returns: wait for it.
+	waitUntil(t, "node 1 to count the 3 messages from node 2", func() bool { return n1.Stats().Received >= 3 })
 	if s := n1.Stats(); s.Received != 3 {
 		t.Fatalf("node 1 stats %+v: want exactly the 3 messages from node 2", s)
 	}
