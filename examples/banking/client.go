@@ -93,10 +93,17 @@ func (e *OutcomeUnknownError) Error() string {
 
 // UnavailableError: the client gave up and the request was never taken by
 // a server (a command was not applied).
-type UnavailableError struct{ Last error }
+type UnavailableError struct {
+	Last    error
+	Command bool // the request was a command
+}
 
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("no server could serve the request before the deadline (last problem: %v)", e.Last)
+	msg := fmt.Sprintf("no server could serve the request before the deadline (last problem: %v)", e.Last)
+	if e.Command {
+		msg += "; the command was not applied"
+	}
+	return msg
 }
 
 // Command applies cmd with the next sequence number. Retries use the same
@@ -183,7 +190,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			_ = json.Unmarshal(body.([]byte), &req)
 			return &OutcomeUnknownError{ClientID: req.ClientID, Seq: req.Seq, Last: last}
 		}
-		return &UnavailableError{Last: last}
+		return &UnavailableError{Last: last, Command: path == pathCommands}
 	}
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {

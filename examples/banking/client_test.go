@@ -168,8 +168,8 @@ func TestClientGivesUpWithClearOutcome(t *testing.T) {
 		defer cancel()
 		_, err := c.Command(ctx, transfer)
 		var ue *UnavailableError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection refused") {
-			t.Fatalf("error %v, want UnavailableError naming the refused connection", err)
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "the command was not applied") {
+			t.Fatalf("error %v, want UnavailableError naming the refused connection and saying the command was not applied", err)
 		}
 	})
 	t.Run("redirect loop", func(t *testing.T) {

@@ -439,8 +439,8 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || o.clients < 1 || o.initial < 10 || o.initial > MaxAmount || o.duration <= 0 || o.kills < 0 || o.tick <= 0 || o.check <= 0 {
-		fmt.Fprintln(stderr, "banking verify: want no arguments, --clients >= 1, --initial from 10 to 10^12, --kills >= 0, and positive durations")
+	if fs.NArg() > 0 || o.clients < 1 || o.accounts < 2 || o.accounts > maxVerifyAccounts || o.initial < 10 || o.initial > MaxAmount || o.duration <= 0 || o.kills < 0 || o.tick <= 0 || o.check <= 0 {
+		fmt.Fprintf(stderr, "banking verify: want no arguments, --clients >= 1, --accounts from 2 to %d, --initial from 10 to 10^12, --kills >= 0, and positive durations\n", maxVerifyAccounts)
 		return 2
 	}
 	exe, err := os.Executable()
