@@ -285,7 +285,9 @@ func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Dur
 	return r, r.Err
 }
 
-// Request sends msg and waits up to timeout for an answer of type T.
+// Request sends msg and waits up to timeout for an answer of type T. The
+// error is the wait's (ErrOutcomeUnknown when it expired) or, when the
+// answer carries one, the answer's own Err: callers check one error.
 func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Duration) (T, error) {
 	var zero T
 	res, err := ctx.RequestFuture(node, msg, timeout).Result()
@@ -299,5 +301,15 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	if !ok {
 		return zero, fmt.Errorf("actors: %T: unexpected answer %T", msg, res)
 	}
+	if r, ok := res.(interface{ answerErr() error }); ok {
+		return t, r.answerErr()
+	}
 	return t, nil
 }
+
+func (r *ProposeResponse) answerErr() error            { return r.Err }
+func (r *ReadResponse) answerErr() error               { return r.Err }
+func (r *ChangeConfigResponse) answerErr() error       { return r.Err }
+func (r *TransferLeadershipResponse) answerErr() error { return r.Err }
+func (r *TakeSnapshotResponse) answerErr() error       { return r.Err }
+func (r *SetLogLevelResponse) answerErr() error        { return r.Err }

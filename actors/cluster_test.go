@@ -119,17 +119,23 @@ func (c *cluster) sm(id uint64) *listSM {
 	return c.sms[id]
 }
 
+// stop stops node id in order (actors.Stop) and waits for it.
+func (c *cluster) stop(id uint64) {
+	c.t.Helper()
+	if pid := c.node(id); pid != nil {
+		if _, err := actors.Request[*actors.Stopped](c.sys.Root, pid, &actors.Stop{}, 10*time.Second); err != nil {
+			c.t.Errorf("stop node %d: %v", id, err)
+		}
+		c.mu.Lock()
+		c.nodes[id] = nil
+		c.mu.Unlock()
+	}
+}
+
 // stopAll stops every running node in order, then closes the network.
 func (c *cluster) stopAll() {
 	for _, id := range c.ids {
-		if pid := c.node(id); pid != nil {
-			if _, err := actors.Request[*actors.Stopped](c.sys.Root, pid, &actors.Stop{}, 10*time.Second); err != nil {
-				c.t.Errorf("stop node %d: %v", id, err)
-			}
-			c.mu.Lock()
-			c.nodes[id] = nil
-			c.mu.Unlock()
-		}
+		c.stop(id)
 	}
 	for _, id := range c.ids {
 		_ = c.net.Transport(id).Close()

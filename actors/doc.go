@@ -3,7 +3,7 @@
 //
 //	props, err := actors.Props(cfg)       // cfg from actors.DefaultConfig()
 //	node := ctx.Spawn(props)              // a child of the application's actor
-//	res, err := actors.Propose(ctx, node, cmd, time.Second)
+//	res, err := actors.ProposeAndWait(ctx, node, &actors.Propose{Data: cmd}, time.Second)
 //
 // # Architecture
 //

@@ -117,6 +117,8 @@ type node struct {
 	lastSnapshot  uint64
 	history       []Transition
 	drops         DropCounts
+	ticks         uint64            // ticks since start
+	lastHeard     map[uint64]uint64 // peer -> tick of its last message
 
 	tracer       *tracing.Tracer
 	appendTrace  map[uint64]string // peer -> span of the last append from it (follower)
@@ -289,6 +291,7 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		}
 		n.armTick()
+		n.ticks++
 		n.r.Tick()
 		n.tickControl(ctx)
 		n.scheduleFlush(ctx)
@@ -386,6 +389,7 @@ func (n *node) start(ctx actor.Context) error {
 	n.replicators = map[uint64]*actor.PID{}
 	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID, tracing.WithHeartbeats(n.cfg.TraceHeartbeats))
 	n.appendTrace, n.voteTrace = map[uint64]string{}, map[uint64]string{}
+	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
 	n.configWaiters = map[uint64]*actor.PID{}
@@ -456,6 +460,7 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if !n.gate.Admit(m) {
 		return
 	}
+	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
 		n.drops.Invalid++
@@ -684,14 +689,22 @@ func (n *node) mostUpToDatePeer() uint64 {
 	var best uint64
 	var bestMatch uint64
 	for _, p := range n.r.Status().Progress {
-		if p.ID == n.cfg.ID || p.IsLearner {
-			continue
+		if p.ID == n.cfg.ID || p.IsLearner || !n.heardRecently(p.ID) {
+			continue // a peer not heard from lately cannot take over
 		}
 		if best == 0 || p.Match > bestMatch {
 			best, bestMatch = p.ID, p.Match
 		}
 	}
 	return best
+}
+
+// heardRecently reports whether a message from peer arrived within the
+// last few heartbeat intervals.
+func (n *node) heardRecently(peer uint64) bool {
+	at, ok := n.lastHeard[peer]
+	hb := uint64(max(n.r.ClusterConfig().GetSettings().GetHeartbeatTicks(), 1))
+	return ok && n.ticks-at <= 2*hb+1
 }
 
 func (n *node) endTransfer(ctx actor.Context, leader uint64, err error) {

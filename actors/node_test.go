@@ -123,12 +123,34 @@ func TestControlMessages(t *testing.T) {
 			t.Fatalf("leader's history has no 'became leader' step with a reason: %+v", h.Transitions)
 		}
 		r, err := actors.Request[*actors.SetLogLevelResponse](c.sys.Root, c.node(lead), &actors.SetLogLevel{Level: slog.LevelDebug}, 5*time.Second)
-		if err != nil || r.Err == nil {
-			t.Fatalf("SetLogLevel without Config.LogLevel: %v %+v, want an error", err, r)
+		if err == nil || r == nil || r.Err != err {
+			t.Fatalf("SetLogLevel without Config.LogLevel: %v %+v, want the answer's error", err, r)
 		}
 		s := c.status(lead)
 		if len(s.Progress) != 3 || s.LeaderAddress != fmt.Sprintf("node-%d", lead) {
 			t.Fatalf("leader status: %+v", s)
+		}
+	})
+}
+
+// A leader whose peers are all gone stops at once: there is no one to hand
+// leadership to, so it does not wait for a transfer to time out.
+func TestStopLastLeaderDoesNotWaitForHandover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// CheckQuorum off: the leader stays leader with its peers gone.
+		c := newClusterWith(t, 3, func(c *cluster) { c.boot.Settings.CheckQuorum = false })
+		lead := c.waitLeader()
+		for _, id := range c.ids {
+			if id != lead {
+				c.stop(id)
+			}
+		}
+		// A few heartbeat intervals pass without an answer from them.
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		c.stop(lead)
+		if d := time.Since(start); d >= 100*time.Millisecond {
+			t.Fatalf("stopping the last leader took %v (fake time): it waited for a hand-over", d)
 		}
 	})
 }
