@@ -494,3 +494,63 @@ func TestRemovedLeaderHandsOff(t *testing.T) {
 		t.Fatalf("2 alone does not commit: %d of %d", r.Committed(), r.LastIndex())
 	}
 }
+
+// TestRemovedLeaderRetriesHandOff: a removed leader whose hand-off does not
+// complete within an election timeout tries again, refusing proposals
+// meanwhile, and its last entries survive the hand-off.
+func TestRemovedLeaderRetriesHandOff(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.elect(1)
+	l := nw.raft(1)
+	cfg, err := l.ProposeConfig(clusterConfig([]uint64{2, 3}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The acknowledgements of the config entry are held back while x is
+	// proposed; x then never reaches 2 and 3 for now.
+	var held []*messages.Message
+	nw.filter = func(m *messages.Message) bool {
+		if m.Type == mAppResp && m.Index >= cfg {
+			held = append(held, m)
+			return false
+		}
+		return true
+	}
+	nw.stabilize()
+	x, _, _ := l.Propose(&messages.Entry{Data: []byte("x")})
+	cutX := true
+	nw.filter = func(m *messages.Message) bool {
+		if cutX && m.Type == mApp && len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Index >= x {
+			return false
+		}
+		return true
+	}
+	nw.queue = append(nw.queue, held...)
+	nw.stabilize()
+	if l.Committed() < cfg || l.Role() != Leader || l.Status().LeadTransferee == 0 {
+		t.Fatalf("commit %d role %s transferee %d", l.Committed(), l.Role(), l.Status().LeadTransferee)
+	}
+	if _, _, err := l.Propose(&messages.Entry{}); !errors.Is(err, ErrTransferInProgress) {
+		t.Fatalf("proposal while handing off: %v", err)
+	}
+	nw.tick(2*l.electionTimeout(), 1)
+	started := 0
+	for _, ev := range nw.nodes[1].events {
+		if ev.Kind == EventTransferStarted {
+			started++
+		}
+	}
+	if started < 2 || l.Role() != Leader {
+		t.Fatalf("%d transfers started, role %s", started, l.Role())
+	}
+	cutX = false
+	nw.tick(3, 1)
+	lead := nw.leader()
+	if lead != 2 && lead != 3 {
+		t.Fatalf("leader %d", lead)
+	}
+	nw.tick(2)
+	if got := nw.nodes[lead].appliedData(); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("new leader applied %v", got)
+	}
+}
