@@ -209,6 +209,7 @@ func measure(ctx context.Context, cfg *config, w *os.File) (*report, error) {
 // writeReport prints the table and writes results/ (and the published
 // copy with -publish).
 func writeReport(cfg *config, rep *report, w *os.File) error {
+	stamp := rep.Started.Format("20060102-150405")
 	md := markdown(rep, "latest.svg")
 	svg := chartSVG(rep)
 	fmt.Fprintln(w)
@@ -216,13 +217,12 @@ func writeReport(cfg *config, rep *report, w *os.File) error {
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return err
 	}
-	stamp := rep.Started.Format("20060102-150405")
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
 	}
 	files := map[string][]byte{
-		"results-" + stamp + ".md":   []byte(md),
+		"results-" + stamp + ".md":   []byte(markdown(rep, "results-"+stamp+".svg")),
 		"results-" + stamp + ".svg":  []byte(svg),
 		"results-" + stamp + ".json": js,
 		"latest.md":                  []byte(md),
@@ -235,7 +235,7 @@ func writeReport(cfg *config, rep *report, w *os.File) error {
 	}
 	fmt.Fprintf(w, "\nwrote %s/results-%s.{md,svg,json}\n", cfg.out, stamp)
 	if cfg.publish {
-		if err := os.WriteFile("RESULTS.md", []byte(md), 0o644); err != nil {
+		if err := os.WriteFile("RESULTS.md", []byte(markdown(rep, "results.svg")), 0o644); err != nil {
 			return err
 		}
 		if err := os.WriteFile("results.svg", []byte(svg), 0o644); err != nil {
