@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
@@ -62,6 +63,9 @@ func (p *persister) Receive(ctx actor.Context) {
 		}
 		if ss, ok := p.store.(persistence.SnapshotStore); ok {
 			if err := ss.SaveSnapshot(context.Background(), msg.snapshot); err != nil {
+				if errors.Is(err, persistence.ErrSnapshotOutOfDate) {
+					return // a newer snapshot (from the leader) is already stored
+				}
 				p.fail(ctx, fmt.Errorf("save snapshot: %w", err))
 				return
 			}
@@ -185,9 +189,10 @@ type session struct {
 	result any
 }
 
-// ErrDuplicate is the result of a proposal whose (client, sequence) was
-// already applied and whose result is no longer known (older than the
-// client's latest, or from before a snapshot). The command was applied once.
+// ErrDuplicate answers a proposal whose (client, sequence) was already
+// applied and whose result is no longer known (older than the client's
+// latest, or from before a restart or snapshot). The command was applied
+// once: for the caller, this is success without a result.
 var ErrDuplicate = errors.New("actors: duplicate command, already applied")
 
 // applier owns the StateMachine and applies committed entries in order.
@@ -263,7 +268,11 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
 	a.applied = e.Index
 	if w != nil {
 		if w.term == e.Term {
-			ctx.Send(w.pid, &ProposeResponse{Index: e.Index, Term: e.Term, Result: result})
+			resp := &ProposeResponse{Index: e.Index, Term: e.Term, Result: result}
+			if result == ErrDuplicate {
+				resp.Result, resp.Err = nil, ErrDuplicate
+			}
+			ctx.Send(w.pid, resp)
 		} else {
 			// Another leader's entry took the slot: the proposal was lost.
 			ctx.Send(w.pid, &ProposeResponse{Err: &NotLeaderError{}})
@@ -290,6 +299,31 @@ func (a *applier) applyNormal(e *messages.Entry) any {
 	return res
 }
 
+// rebuildSessions restores the session table at start for a state
+// machine whose applied index is durable (entries up to it are not applied
+// again, so the table would otherwise start empty and a retried command
+// could apply twice): from the snapshot's table, then the stored entries up
+// to the applied index. Their results are not known, so a retry of such a
+// command is answered ErrDuplicate: applied once, never twice.
+func (a *applier) rebuildSessions(st raft.InitialState) {
+	if st.Applied == 0 {
+		return // everything is applied again from the start: the table rebuilds itself
+	}
+	if s := st.Snapshot; s != nil && len(s.Data) > 0 {
+		if sessions, _, err := decodeSessions(s.Data); err == nil {
+			a.sessions = sessions
+		}
+	}
+	for _, e := range st.Entries {
+		if e.Index > st.Applied {
+			break
+		}
+		if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
+			a.sessions[e.ClientId] = session{seq: e.Sequence}
+		}
+	}
+}
+
 // Snapshot data: the session table (count, then client and sequence
 // pairs), then the state machine's own bytes.
 func (a *applier) snapshot() ([]byte, error) {
@@ -313,24 +347,9 @@ func (a *applier) restore(s *messages.Snapshot) error {
 	if !ok {
 		return errors.New("the StateMachine does not implement Snapshotter")
 	}
-	b := s.Data
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return errors.New("corrupt session table")
-	}
-	b = b[k:]
-	sessions := make(map[uint64]session, n)
-	for range n {
-		c, k1 := binary.Uvarint(b)
-		if k1 <= 0 {
-			return errors.New("corrupt session table")
-		}
-		seq, k2 := binary.Uvarint(b[k1:])
-		if k2 <= 0 {
-			return errors.New("corrupt session table")
-		}
-		b = b[k1+k2:]
-		sessions[c] = session{seq: seq}
+	sessions, b, err := decodeSessions(s.Data)
+	if err != nil {
+		return err
 	}
 	if err := sn.Restore(b); err != nil {
 		return err
@@ -357,4 +376,28 @@ func (r *replicator) Receive(ctx actor.Context) {
 			r.log.Debug("send failed", "to", r.peer.ID, "type", m.Type, "err", err)
 		}
 	}
+}
+
+// decodeSessions reads the session table at the head of snapshot data and
+// returns it with the state machine's bytes.
+func decodeSessions(b []byte) (map[uint64]session, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, nil, errors.New("corrupt session table")
+	}
+	b = b[k:]
+	sessions := make(map[uint64]session, n)
+	for range n {
+		c, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return nil, nil, errors.New("corrupt session table")
+		}
+		seq, k2 := binary.Uvarint(b[k1:])
+		if k2 <= 0 {
+			return nil, nil, errors.New("corrupt session table")
+		}
+		b = b[k1+k2:]
+		sessions[c] = session{seq: seq}
+	}
+	return sessions, b, nil
 }

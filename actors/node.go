@@ -419,7 +419,9 @@ func (n *node) start(ctx actor.Context) error {
 		return err2
 	}
 	n.applier, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
+		a.rebuildSessions(st)
+		return a
 	}), "applier")
 	if err2 != nil {
 		return err2
@@ -599,6 +601,9 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 		n.publish(ctx, &TermChanged{NodeID: id, Term: ev.Term, Reason: ev.Reason})
 	case raft.EventLeaderChanged:
 		n.publish(ctx, &LeaderChanged{NodeID: id, Term: ev.Term, Leader: ev.Leader, LeaderAddress: n.r.Address(ev.Leader)})
+		// A read index asked of the old leader (or served by this node as
+		// leader) will not be answered now: fail it so the caller retries.
+		n.failReads(ctx, fmt.Errorf("%w: the leader changed while the read was pending", ErrRetry))
 		if n.transfer != nil && ev.Leader != 0 && ev.Leader != id {
 			n.endTransfer(ctx, ev.Leader, nil)
 		}
@@ -790,6 +795,16 @@ func (n *node) shutdown(ctx actor.Context) {
 			n.log.Error("closing the store", "err", err)
 		}
 		n.sh.release = nil
+	}
+}
+
+// failReads answers every read still waiting for its read index.
+func (n *node) failReads(ctx actor.Context, err error) {
+	for key, pr := range n.reads {
+		if pr.from != nil {
+			ctx.Send(pr.from, &ReadResponse{Err: err})
+		}
+		delete(n.reads, key)
 	}
 }
 
