@@ -58,6 +58,7 @@ proto-check: ## fail when committed generated code differs from `make proto` (sk
 .PHONY: crash
 crash: ## longer crash-safety sweep: make crash SEEDS=2000
 	$(GO) test -count=1 -timeout 60m ./persistence/pebblestore/ -run 'TestConformance/(PowerLoss|IOError)|TestTransactionalApplyCrash' -persist.crashseeds=$(or $(SEEDS),2000)
+	$(GO) test -count=1 -timeout 60m ./actors/raft/sim/ -run TestPebbleCrashSweep -sim.crashseeds=$(or $(SEEDS),2000) -v
 
 .PHONY: jaeger
 jaeger: ## build Jaeger v2 from its Go module into .cache/jaeger (reused when present)

@@ -39,6 +39,8 @@ type Options struct {
 	HealTicks int
 	// Trace collects a one-line trace of every step (for replays).
 	Trace bool
+	// NewDisk makes node id's disk; nil: in memory.
+	NewDisk func(id uint64) Disk
 }
 
 // AllFaults is the standard fault mix of the sweep.
@@ -69,6 +71,67 @@ type envelope struct {
 	m  *messages.Message
 }
 
+// Disk is a node's stable storage in the simulation. The default keeps it
+// in memory; a test can plug in a real store (see the Pebble disk in the
+// tests). Crash loses whatever the disk had not made durable.
+type Disk interface {
+	// Load returns what is stored, for raft.New after a (re)start.
+	Load() (raft.InitialState, error)
+	// Save stores one Ready's snapshot, entries and hard state, durably.
+	Save(rd raft.Ready) error
+	// Compact stores snapshot s and drops the entries it covers.
+	Compact(s *messages.Snapshot) error
+	// Crash simulates power loss: unsynced data may be lost.
+	Crash() error
+}
+
+// memDisk is the default Disk: exactly what Save was given.
+type memDisk struct{ d durable }
+
+func (m *memDisk) Load() (raft.InitialState, error) {
+	return raft.InitialState{HardState: m.d.hs, Snapshot: m.d.snap, Entries: m.d.entries}, nil
+}
+
+func (m *memDisk) Crash() error { return nil }
+
+func (m *memDisk) Compact(sn *messages.Snapshot) error {
+	m.d.snap = sn
+	var keep []*messages.Entry
+	for _, e := range m.d.entries {
+		if e.Index > sn.Metadata.Index {
+			keep = append(keep, e)
+		}
+	}
+	m.d.entries = keep
+	return nil
+}
+
+func (m *memDisk) Save(rd raft.Ready) error {
+	d := &m.d
+	if rd.Snapshot != nil {
+		d.snap = rd.Snapshot
+		d.entries = nil
+	}
+	if len(rd.Entries) > 0 {
+		first := rd.Entries[0].Index
+		base := uint64(1)
+		if d.snap != nil {
+			base = d.snap.Metadata.Index + 1
+		}
+		if first < base {
+			return fmt.Errorf("entry %d below the snapshot %d", first, base-1)
+		}
+		if first > base+uint64(len(d.entries)) {
+			return fmt.Errorf("entry %d leaves a gap after %d", first, base+uint64(len(d.entries))-1)
+		}
+		d.entries = append(d.entries[:first-base:first-base], rd.Entries...)
+	}
+	if rd.HardState != nil {
+		d.hs = rd.HardState
+	}
+	return nil
+}
+
 // durable is what a node's stable storage holds.
 type durable struct {
 	hs      *messages.HardState
@@ -85,7 +148,7 @@ type node struct {
 	id      uint64
 	r       *raft.Raft
 	up      bool
-	disk    durable
+	disk    Disk
 	queue   []pending // handed out, not yet durable
 	applied uint64    // last index applied to the state machine
 	hash    uint64    // state machine: hash chain of applied entries
@@ -142,7 +205,10 @@ func New(opt Options) *Sim {
 		acked: map[uint64]uint64{},
 	}
 	for i := 1; i <= opt.Nodes; i++ {
-		n := &node{id: uint64(i)}
+		n := &node{id: uint64(i), disk: &memDisk{}}
+		if opt.NewDisk != nil {
+			n.disk = opt.NewDisk(n.id)
+		}
 		s.nodes = append(s.nodes, n)
 		s.start(n)
 	}
@@ -164,7 +230,11 @@ func (s *Sim) start(n *node) {
 	cfg.Bootstrap = s.bootstrap()
 	cfg.MaxSizePerMsg = 512
 	cfg.MaxInflightMsgs = 4
-	st := raft.InitialState{HardState: n.disk.hs, Snapshot: n.disk.snap, Entries: n.disk.entries}
+	st, err := n.disk.Load()
+	if err != nil {
+		s.fail("node %d cannot load its disk: %v", n.id, err)
+		return
+	}
 	r, err := raft.New(cfg, st)
 	if err != nil {
 		s.fail("restart of %d failed: %v", n.id, err)
@@ -172,9 +242,18 @@ func (s *Sim) start(n *node) {
 	}
 	n.r, n.up, n.queue = r, true, nil
 	n.applied, n.hash = 0, 0
-	if sn := n.disk.snap; sn != nil {
+	if sn := st.Snapshot; sn != nil {
 		n.applied = sn.Metadata.Index
 		n.hash = binary.BigEndian.Uint64(sn.Data)
+	}
+}
+
+// crash stops n: what it had not persisted is lost, and so is whatever its
+// disk had not synced.
+func (s *Sim) crash(n *node) {
+	n.up, n.queue = false, nil
+	if err := n.disk.Crash(); err != nil {
+		s.fail("node %d disk crash: %v", n.id, err)
 	}
 }
 
@@ -232,7 +311,7 @@ func (s *Sim) faults() {
 			n = l // leaders crash often: that is where the bugs are
 		}
 		if n.up && s.upCount() > 1 {
-			n.up, n.queue = false, nil // unpersisted state is lost
+			s.crash(n) // unpersisted state is lost
 			s.stats.Crashes++
 			s.tracef("crash %d", n.id)
 		}
@@ -273,15 +352,10 @@ func (s *Sim) compact(n *node) {
 	}
 	// Storage keeps the snapshot and drops the entries it covers (like a
 	// store's Compact; the in-memory log may keep a tail).
-	sn := n.r.Snapshot()
-	n.disk.snap = sn
-	var keep []*messages.Entry
-	for _, e := range n.disk.entries {
-		if e.Index > sn.Metadata.Index {
-			keep = append(keep, e)
-		}
+	if err := n.disk.Compact(n.r.Snapshot()); err != nil {
+		s.fail("node %d cannot compact its disk: %v", n.id, err)
+		return
 	}
-	n.disk.entries = keep
 	s.stats.Compactions++
 	s.tracef("compact %d at %d", n.id, idx)
 }
@@ -372,29 +446,9 @@ func (s *Sim) persist(n *node, faulty bool) {
 		return
 	}
 	for _, p := range n.queue[:k] {
-		rd := p.rd
-		if rd.Snapshot != nil {
-			n.disk.snap = rd.Snapshot
-			n.disk.entries = nil
-		}
-		if len(rd.Entries) > 0 {
-			first := rd.Entries[0].Index
-			base := uint64(1)
-			if n.disk.snap != nil {
-				base = n.disk.snap.Metadata.Index + 1
-			}
-			if first < base {
-				s.fail("node %d persists entry %d below its snapshot %d", n.id, first, base-1)
-				return
-			}
-			if first > base+uint64(len(n.disk.entries)) {
-				s.fail("node %d persists entry %d leaving a gap after %d", n.id, first, base+uint64(len(n.disk.entries))-1)
-				return
-			}
-			n.disk.entries = append(n.disk.entries[:first-base:first-base], rd.Entries...)
-		}
-		if rd.HardState != nil {
-			n.disk.hs = rd.HardState
+		if err := n.disk.Save(p.rd); err != nil {
+			s.fail("node %d cannot persist: %v", n.id, err)
+			return
 		}
 	}
 	n.r.Persisted(n.queue[k-1].id)
@@ -425,7 +479,7 @@ func (s *Sim) ready(n *node, faulty bool) {
 		}
 		for _, ev := range rd.Events {
 			if ev.Kind == raft.EventVoteGranted && faulty && s.upCount() > 1 && s.rng.Float64() < s.opt.CrashAfterPromise {
-				n.up, n.queue = false, nil
+				s.crash(n)
 				s.stats.Crashes++
 				s.tracef("crash %d right after granting a vote to %d", n.id, ev.Peer)
 				return
