@@ -119,6 +119,17 @@ func (c *cluster) sm(id uint64) *listSM {
 	return c.sms[id]
 }
 
+// others returns every node id but id.
+func (c *cluster) others(id uint64) []uint64 {
+	var out []uint64
+	for _, x := range c.ids {
+		if x != id {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // stop stops node id in order (actors.Stop) and waits for it.
 func (c *cluster) stop(id uint64) {
 	c.t.Helper()

@@ -50,12 +50,7 @@ func TestLeaderCrashKeepsAcknowledgedProposals(t *testing.T) {
 		wait := runClients(c, 4, stop)
 		c.waitApplied(100, lead)
 		c.crash(lead)
-		var others []uint64
-		for _, id := range c.ids {
-			if id != lead {
-				others = append(others, id)
-			}
-		}
+		others := c.others(lead)
 		newLead := c.waitLeader(others...)
 		if newLead == lead {
 			t.Fatalf("crashed node %d still leads", lead)
@@ -83,12 +78,7 @@ func TestPartitionThenHeal(t *testing.T) {
 		wait := runClients(c, 4, stop)
 		c.waitApplied(100, lead)
 		c.net.Isolate(lead)
-		var others []uint64
-		for _, id := range c.ids {
-			if id != lead {
-				others = append(others, id)
-			}
-		}
+		others := c.others(lead)
 		newLead := c.waitLeader(others...)
 		c.waitApplied(len(c.sm(newLead).list())+100, newLead)
 		c.net.Heal()

@@ -41,13 +41,7 @@ func TestProposalToFollowerGetsNotLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3)
 		lead := c.waitLeader()
-		var follower uint64
-		for _, id := range c.ids {
-			if id != lead {
-				follower = id
-				break
-			}
-		}
+		follower := c.others(lead)[0]
 		_, err := c.propose(follower, "x")
 		var nl *actors.NotLeaderError
 		if !errors.As(err, &nl) || !errors.Is(err, actors.ErrNotLeader) {
@@ -140,10 +134,8 @@ func TestStopLastLeaderDoesNotWaitForHandover(t *testing.T) {
 		// CheckQuorum off: the leader stays leader with its peers gone.
 		c := newClusterWith(t, 3, func(c *cluster) { c.boot.Settings.CheckQuorum = false })
 		lead := c.waitLeader()
-		for _, id := range c.ids {
-			if id != lead {
-				c.stop(id)
-			}
+		for _, id := range c.others(lead) {
+			c.stop(id)
 		}
 		// A few heartbeat intervals pass without an answer from them.
 		time.Sleep(50 * time.Millisecond)

@@ -93,13 +93,7 @@ func TestPendingReadFailsWhenLeaderChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3)
 		lead := c.waitLeader()
-		var follower uint64
-		for _, id := range c.ids {
-			if id != lead {
-				follower = id
-				break
-			}
-		}
+		follower := c.others(lead)[0]
 		c.net.Isolate(lead)
 		start := time.Now()
 		_, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(follower), &actors.Read{Query: "n"}, 30*time.Second)
