@@ -284,7 +284,7 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
 }
 
 func (a *applier) applyNormal(e *messages.Entry) any {
-	if e.ClientId == 0 || e.Sequence == 0 {
+	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
 		return a.sm.Apply(e)
 	}
 	s, ok := a.sessions[e.ClientId]

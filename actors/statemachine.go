@@ -41,6 +41,17 @@ type AppliedIndexer interface {
 	AppliedIndex() (uint64, error)
 }
 
+// CommandDeduplicator is implemented by state machines that keep their own
+// durable session table (client id → last sequence and its result), usually
+// in the same atomic batch as their state (transactional apply). The
+// applier then hands them every committed command, retries included, and
+// does no deduplication of its own. Without it, the applier deduplicates
+// by (ClientID, Sequence) itself: in memory, in snapshots, and rebuilt from
+// the log at start.
+type CommandDeduplicator interface {
+	DeduplicatesCommands()
+}
+
 // ApplyRequest is what ActorStateMachine sends the application actor for
 // each entry; the actor must Respond with *ApplyResult.
 type ApplyRequest struct {

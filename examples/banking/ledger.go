@@ -201,10 +201,10 @@ type session struct {
 // twice.
 //
 // It keeps its own session table (client id → last sequence and result) in
-// the same batch. The library's session table is in memory and starts empty
-// after a restart, while entries up to the durable applied index are not
-// applied again: a client retrying a command applied before the restart is
-// answered from this table, with the original result.
+// the same batch, and says so (DeduplicatesCommands), so the library hands
+// it retried commands instead of deduplicating them itself: a client
+// retrying a command applied before a restart is answered from this table,
+// with the original result.
 //
 // The applier actor calls Apply and Query, one at a time; the mutex guards
 // the in-memory copy for Balances, which HTTP handlers call.
@@ -245,6 +245,10 @@ func NewLedger(store persistence.AppliedIndexStore) (*Ledger, error) {
 }
 
 // AppliedIndex implements actors.AppliedIndexer.
+// DeduplicatesCommands tells the applier that the ledger's own durable
+// session table answers retried commands (actors.CommandDeduplicator).
+func (l *Ledger) DeduplicatesCommands() {}
+
 func (l *Ledger) AppliedIndex() (uint64, error) {
 	return l.store.AppliedIndex(context.Background())
 }

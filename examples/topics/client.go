@@ -206,7 +206,16 @@ func (c *Client) Table(id uint64) ([]Assignment, error) {
 	if pid == nil {
 		return nil, fmt.Errorf("topics: server %d: %w", id, errNoServer)
 	}
-	return readResult[[]Assignment](c.Root.RequestFuture(pid, &actors.Read{Query: TableQuery{}}, requestTimeout).Result())
+	deadline := time.Now().Add(c.Patience)
+	for {
+		table, err := readResult[[]Assignment](c.Root.RequestFuture(pid, &actors.Read{Query: TableQuery{}}, requestTimeout).Result())
+		// A read in flight while leadership moves is refused (ErrRetry):
+		// the answer is not known to be current, so ask again.
+		if err == nil || !retryable(err) || time.Now().After(deadline) {
+			return table, err
+		}
+		time.Sleep(20 * time.Millisecond) // back off
+	}
 }
 
 func (c *Client) read(topic string, q any) (Assignment, error) {
