@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flotilla-raft/flotilla/actors"
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -14,7 +15,8 @@ import (
 
 // BenchmarkPropose measures one proposal's round trip (propose, replicate
 // to a quorum, commit, apply, answer) on a 3-node in-process cluster, with
-// tracing off (noop provider) and on (every span recorded in memory):
+// tracing off (noop provider), by default (the global provider, no SDK
+// installed) and on (every span recorded in memory):
 //
 //	go test -run '^$' -bench BenchmarkPropose -benchmem ./actors/
 func BenchmarkPropose(b *testing.B) {
@@ -23,6 +25,9 @@ func BenchmarkPropose(b *testing.B) {
 		tp   func() trace.TracerProvider
 	}{
 		{"tracing=off", func() trace.TracerProvider { return noop.NewTracerProvider() }},
+		// The default (Config.TracerProvider nil): the global provider, with
+		// no SDK installed by the application.
+		{"tracing=default", func() trace.TracerProvider { return otel.GetTracerProvider() }},
 		{"tracing=on", func() trace.TracerProvider {
 			return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
 		}},

@@ -112,15 +112,24 @@ func (t *Tracer) StartHeartbeat(ctx context.Context, a Attrs) (context.Context, 
 	return t.start(ctx, SpanHeartbeat, a, nil)
 }
 
+// start starts the span, then sets its attributes only if it records: a
+// provider that records nothing (the global one before the application
+// installs an SDK) costs no attribute building on the hot path. Samplers
+// therefore see the span's name, kind and links, not its attributes.
 func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link) (context.Context, trace.Span) {
-	kvs := make([]attribute.KeyValue, 0, 8)
-	kvs = append(kvs, AttrNodeID.Int64(int64(t.nodeID)))
-	kvs = a.appendTo(kvs)
-	opts := []trace.SpanStartOption{trace.WithSpanKind(kindOf(name)), trace.WithAttributes(kvs...)}
+	var ctx2 context.Context
+	var span trace.Span
 	if len(links) > 0 {
-		opts = append(opts, trace.WithLinks(links...))
+		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)), trace.WithLinks(links...))
+	} else {
+		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)))
 	}
-	return t.tracer.Start(ctx, name, opts...)
+	if span.IsRecording() {
+		kvs := make([]attribute.KeyValue, 0, 8)
+		kvs = append(kvs, AttrNodeID.Int64(int64(t.nodeID)))
+		span.SetAttributes(a.appendTo(kvs)...)
+	}
+	return ctx2, span
 }
 
 // End ends span, first recording err (when not nil) as an exception event and an
