@@ -128,36 +128,42 @@ func (p *persister) fail(ctx actor.Context, err error) {
 	ctx.Send(p.node, &persistFailed{err: err})
 }
 
-// mergeUpdates folds consecutive updates into one with the same effect.
+// mergeUpdates folds consecutive updates into one with the same effect:
+// the last hard state, the last snapshot, and the entries as the log would
+// hold them after applying each update in turn (a later update that starts
+// at or before an earlier one's entries overwrites that suffix). One slice,
+// sized once, holds the entries.
 func mergeUpdates(reqs []persistRequest) persistence.Update {
 	if len(reqs) == 1 {
 		return reqs[0].u
 	}
+	total := 0
+	for _, r := range reqs {
+		total += len(r.u.Entries)
+	}
 	var out persistence.Update
+	ents := make([]*messages.Entry, 0, total)
 	for _, r := range reqs {
 		u := r.u
 		if u.Snapshot != nil {
 			out.Snapshot = u.Snapshot
-			out.Entries = nil
+			ents = ents[:0] // the log restarts after the snapshot
 		}
-		if n := len(u.Entries); n > 0 {
-			if len(out.Entries) == 0 {
-				out.Entries = u.Entries
-			} else {
-				base, first := out.Entries[0].Index, u.Entries[0].Index
-				if first <= base {
-					out.Entries = u.Entries
-				} else {
-					k := min(first-base, uint64(len(out.Entries)))
-					merged := make([]*messages.Entry, 0, int(k)+n)
-					merged = append(append(merged, out.Entries[:k]...), u.Entries...)
-					out.Entries = merged
-				}
+		if len(u.Entries) > 0 && len(ents) > 0 {
+			base, first := ents[0].Index, u.Entries[0].Index
+			if first <= base {
+				ents = ents[:0]
+			} else if k := first - base; k < uint64(len(ents)) {
+				ents = ents[:k] // overwrite the suffix from first
 			}
 		}
+		ents = append(ents, u.Entries...)
 		if u.HardState != nil {
 			out.HardState = u.HardState
 		}
+	}
+	if len(ents) > 0 {
+		out.Entries = ents
 	}
 	return out
 }
