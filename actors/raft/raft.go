@@ -778,8 +778,11 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 		pr.inflights.freeLE(m.Index)
 	}
 	if r.maybeCommit() {
-		r.needBcast = true
-	} else {
+		r.needBcast = true // carries the new commit index to everyone
+	} else if pr.Next <= r.log.lastIndex() {
+		// More to send (the window was full). An ack with nothing left to
+		// send is not answered: an empty append would be a wasted round
+		// trip (the next heartbeat carries the commit index anyway).
 		r.sendAppend(m.From, pr)
 	}
 	if m.From == r.leadTransferee && pr.Match == r.log.lastIndex() {
