@@ -94,25 +94,11 @@ func runConfigChaos(t *testing.T, seed uint64) {
 				nw.raft(lead).TransferLeadership(pick())
 			}
 		case k < 14:
-			for _, id := range nw.ids {
-				nw.ready(nw.nodes[id])
-			}
-			q := nw.queue
-			nw.queue = nil
-			rng.Shuffle(len(q), func(i, j int) { q[i], q[j] = q[j], q[i] })
-			for _, m := range q {
-				if rng.IntN(10) > 0 {
-					nw.deliver(m)
-				}
-			}
+			nw.deliverShuffled(rng)
 		case k < 19:
 			nw.persist(pick())
 		case k < 20:
-			if rng.IntN(3) == 0 {
-				nw.crash(pick())
-			} else if nd := nw.nodes[pick()]; nd.r.Applied() > nd.r.log.snapIndex {
-				nw.compact(nd.id, fmt.Sprint("snap@", nd.r.Applied()), uint64(rng.IntN(3)))
-			}
+			nw.crashOrCompact(rng, pick)
 		case k < 21:
 			if lead := nw.leader(); lead != 0 {
 				nw.raft(lead).ReadIndex([]byte(fmt.Sprint("r", step)))

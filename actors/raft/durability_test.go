@@ -338,27 +338,11 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 				nw.raft(lead).Propose(&messages.Entry{Data: []byte(fmt.Sprint("p", proposals))})
 			}
 		case k < 12:
-			for _, id := range nw.ids {
-				nw.ready(nw.nodes[id])
-			}
-			q := nw.queue
-			nw.queue = nil
-			rng.Shuffle(len(q), func(i, j int) { q[i], q[j] = q[j], q[i] })
-			for _, m := range q {
-				if rng.IntN(10) > 0 {
-					nw.deliver(m)
-				}
-			}
+			nw.deliverShuffled(rng)
 		case k < 18:
 			nw.persist(pick())
 		case k < 19:
-			if rng.IntN(3) == 0 {
-				nw.crash(pick())
-			} else if nd := nw.nodes[pick()]; nd.r.Applied() > nd.r.log.snapIndex {
-				// Compact may leave a snapshot ahead of the in-memory log
-				// start (keep); the storage keeps what follows it.
-				nw.compact(nd.id, fmt.Sprint("snap@", nd.r.Applied()), uint64(rng.IntN(3)))
-			}
+			nw.crashOrCompact(rng, pick)
 		default:
 			if rng.IntN(4) == 0 {
 				nw.heal()

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -432,6 +433,34 @@ func (nw *network) crash(id uint64) {
 	nd.restarts++
 	nd.snapData = nd.store.snap.GetData()
 	// Messages in flight to or from it are not lost by the crash itself.
+}
+
+// deliverShuffled runs every node's Ready, then delivers what they sent in
+// a random order, losing one message in ten (randomized schedules).
+func (nw *network) deliverShuffled(rng *rand.Rand) {
+	for _, id := range nw.ids {
+		nw.ready(nw.nodes[id])
+	}
+	q := nw.queue
+	nw.queue = nil
+	rng.Shuffle(len(q), func(i, j int) { q[i], q[j] = q[j], q[i] })
+	for _, m := range q {
+		if rng.IntN(10) > 0 {
+			nw.deliver(m)
+		}
+	}
+}
+
+// crashOrCompact crashes a picked node (one time in three) or compacts a
+// picked node's log at its applied index (the coin is drawn before the
+// pick, so seeds replay as before). Compact may leave a snapshot ahead of
+// the in-memory log start (keep); the storage keeps what follows it.
+func (nw *network) crashOrCompact(rng *rand.Rand, pick func() uint64) {
+	if rng.IntN(3) == 0 {
+		nw.crash(pick())
+	} else if nd := nw.nodes[pick()]; nd.r.Applied() > nd.r.log.snapIndex {
+		nw.compact(nd.id, fmt.Sprint("snap@", nd.r.Applied()), uint64(rng.IntN(3)))
+	}
 }
 
 func (nw *network) deliver(m *messages.Message) {
