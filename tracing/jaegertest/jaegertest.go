@@ -2,7 +2,7 @@
 // tests, and reads traces back through Jaeger's HTTP query API.
 //
 //	j := jaegertest.Start(t) // skips when the binary is absent
-//	shutdown, tp, _ := tracing.Setup(ctx, tracing.SetupOptions{Endpoint: j.OTLPEndpoint(), Insecure: true, ...})
+//	shutdown, tp, _ := otlp.Setup(ctx, otlp.Options{Endpoint: j.OTLPEndpoint(), Insecure: true, ...})
 //	... spans ...
 //	_ = shutdown(ctx)
 //	tr := j.WaitForTrace(t, traceID, 3)
