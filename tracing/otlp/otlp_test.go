@@ -74,7 +74,7 @@ func anyString(v *commonpb.AnyValue) string {
 	case *commonpb.AnyValue_StringValue:
 		return x.StringValue
 	case *commonpb.AnyValue_IntValue:
-		return attribute.Int64Value(x.IntValue).Emit()
+		return attribute.Int64Value(x.IntValue).String()
 	default:
 		return v.String()
 	}

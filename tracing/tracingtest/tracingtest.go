@@ -101,7 +101,7 @@ func Markdown(title string, spans []sdktrace.ReadOnlySpan) string {
 		node := ""
 		for _, kv := range s.Attributes() {
 			if kv.Key == tracing.AttrNodeID {
-				node = kv.Value.Emit()
+				node = kv.Value.String()
 			}
 		}
 		parent := ""
