@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -24,10 +23,6 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-// Environment variables that turn tracing on when --otlp-endpoint is not
-// given (the OpenTelemetry exporter reads them itself).
-var otlpEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
-
 // telemetry is what a server exports: its traces over OTLP/gRPC (to Jaeger,
 // for example) when an endpoint is configured, and its metrics in the
 // Prometheus text format on --metrics-addr (GET /metrics).
@@ -43,23 +38,10 @@ type telemetry struct {
 // which server each span ran on.
 func serviceName(id uint64) string { return fmt.Sprintf("banking-%d", id) }
 
-// otlpEndpoint returns the collector to export traces to, and whether
-// tracing is on: --otlp-endpoint, else the OTEL_EXPORTER_OTLP_* variables.
-// A flag value without a scheme (localhost:4317) is plaintext gRPC, as
-// Jaeger serves it; give https:// for TLS.
-func otlpEndpoint(flagValue string) (endpoint string, insecure, on bool) {
-	if flagValue != "" {
-		if !strings.Contains(flagValue, "://") {
-			return flagValue, true, true
-		}
-		return flagValue, false, true
-	}
-	for _, k := range otlpEnv {
-		if os.Getenv(k) != "" {
-			return "", false, true // the exporter reads the variables
-		}
-	}
-	return "", false, false
+// otlpInsecure: an endpoint without a scheme (localhost:4317) is plaintext
+// gRPC, as Jaeger serves it; https:// gives TLS.
+func otlpInsecure(endpoint string) bool {
+	return endpoint != "" && !strings.Contains(endpoint, "://")
 }
 
 func startTelemetry(cfg *serverConfig, log *slog.Logger) (_ *telemetry, err error) {
@@ -73,12 +55,12 @@ func startTelemetry(cfg *serverConfig, log *slog.Logger) (_ *telemetry, err erro
 	case cfg.tracerProvider != nil: // tests
 		t.tracerProvider = cfg.tracerProvider
 	default:
-		endpoint, insecure, on := otlpEndpoint(cfg.otlpEndpoint)
-		if !on {
+		endpoint := cfg.otlpEndpoint
+		if !otlp.Configured(endpoint) {
 			break
 		}
 		shutdown, tp, err := otlp.Setup(context.Background(), otlp.Options{
-			ServiceName: serviceName(cfg.id), NodeID: cfg.id, Endpoint: endpoint, Insecure: insecure,
+			ServiceName: serviceName(cfg.id), NodeID: cfg.id, Endpoint: endpoint, Insecure: otlpInsecure(endpoint),
 			Attributes: []attribute.KeyValue{attribute.String("banking.api", cfg.apiAdvertise), attribute.String("banking.raft", cfg.advertise)},
 		})
 		if err != nil {

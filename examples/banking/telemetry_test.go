@@ -89,21 +89,10 @@ func TestServerExportsMetricsAndTraces(t *testing.T) {
 	}
 }
 
-func TestOTLPEndpoint(t *testing.T) {
-	for _, k := range otlpEnv {
-		t.Setenv(k, "")
-	}
-	if _, _, on := otlpEndpoint(""); on {
-		t.Error("tracing on with no flag and no OTEL_EXPORTER_OTLP_ENDPOINT")
-	}
-	if e, insecure, on := otlpEndpoint("localhost:4317"); !on || !insecure || e != "localhost:4317" {
-		t.Errorf("host:port flag: %q insecure=%v on=%v, want plaintext to it", e, insecure, on)
-	}
-	if e, insecure, on := otlpEndpoint("https://collector:4317"); !on || insecure || e != "https://collector:4317" {
-		t.Errorf("https flag: %q insecure=%v on=%v, want TLS to it", e, insecure, on)
-	}
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317")
-	if e, _, on := otlpEndpoint(""); !on || e != "" {
-		t.Errorf("with OTEL_EXPORTER_OTLP_ENDPOINT: %q on=%v, want on, left to the exporter", e, on)
+func TestOTLPInsecure(t *testing.T) {
+	for endpoint, want := range map[string]bool{"localhost:4317": true, "http://localhost:4317": false, "https://collector:4317": false, "": false} {
+		if got := otlpInsecure(endpoint); got != want {
+			t.Errorf("otlpInsecure(%q) = %v, want %v", endpoint, got, want)
+		}
 	}
 }
