@@ -104,6 +104,7 @@ type node struct {
 	cancelTick  scheduler.CancelFunc
 	paused      bool
 	failed      bool
+	exiting     bool // the actor is stopping or restarting
 
 	proposals     map[uint64]waiter // index -> proposer
 	reads         map[string]pendingRead
@@ -263,15 +264,18 @@ func (n *node) common(ctx actor.Context) bool {
 			n.failStop(ctx, "start failed", err)
 		}
 	case *actor.Restarting:
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopping:
+		// Its children stop with it: their Terminated is no failure.
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopped:
 		// Stopped by its parent (or a crash test): release what it holds.
 		n.shutdown(ctx)
 	case *actor.Terminated:
 		if msg.Who.Equal(n.persister) || msg.Who.Equal(n.applier) {
-			if n.stop == nil && !n.failed {
+			if n.stop == nil && !n.failed && !n.exiting {
 				n.failStop(ctx, "a child failed", fmt.Errorf("actors: %s terminated", msg.Who.Id))
 			}
 		}
@@ -857,11 +861,16 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 	ctx.Send(n.applier, &snapshotRequest{reply: reply})
 }
 
+// retainedEntries is how many entries below a snapshot the log keeps (in
+// memory and in the store) for followers that lag a little. After a
+// restart the node loads only the entries after its snapshot.
+const retainedEntries = 64
+
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	n.snapshotting = false
 	err := msg.err
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
-		err = n.r.Compact(msg.index, msg.data, 64)
+		err = n.r.Compact(msg.index, msg.data, retainedEntries)
 		if err == nil {
 			n.lastSnapshot = msg.index
 			ctx.Send(n.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
@@ -900,8 +909,15 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	if ps.LastIndex >= ps.FirstIndex {
-		st.Entries, err = store.Entries(ctx, ps.FirstIndex, ps.LastIndex+1, 0)
+	// The store may keep entries at or below its snapshot's index (the
+	// tail that Compact retains for lagging followers): the snapshot
+	// covers them, so only what follows it is loaded.
+	lo := ps.FirstIndex
+	if ps.Snapshot != nil {
+		lo = max(lo, ps.Snapshot.Index+1)
+	}
+	if ps.LastIndex >= lo {
+		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
 		if err != nil {
 			return st, fmt.Errorf("actors: load entries: %w", err)
 		}
