@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,7 +52,9 @@ type Config struct {
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
 	// from this Config. Default raft.DefaultConfig().
 	Raft raft.Config
-	// Logger receives the node's logs. Default: discard.
+	// Logger receives the node's logs. Default: Warn and above (storage
+	// failures, a failed start, refused messages) as text on os.Stderr;
+	// pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// LogLevel, when set, is the level of Logger's handler (the
 	// application builds the handler with slog.HandlerOptions{Level:
@@ -118,7 +121,7 @@ func (c *Config) raftConfig() raft.Config {
 
 func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 256

@@ -104,7 +104,8 @@ type node struct {
 	cancelTick  scheduler.CancelFunc
 	paused      bool
 	failed      bool
-	exiting     bool // the actor is stopping or restarting
+	failErr     error // ErrStopped wrapping the failure, once failed
+	exiting     bool  // the actor is stopping or restarting
 
 	proposals     map[uint64]waiter // index -> proposer
 	reads         map[string]pendingRead
@@ -257,6 +258,13 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		}
 	}
+	if n.stop != nil || n.failed || n.exiting {
+		switch ctx.Message().(type) {
+		case *Read, *TakeSnapshot:
+			n.refuse(ctx, n.stoppedErr())
+			return true
+		}
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		if err := n.start(ctx); err != nil {
@@ -358,8 +366,8 @@ func (n *node) common(ctx actor.Context) bool {
 	case *Stop:
 		n.beginStop(ctx)
 	default:
-		if n.stop != nil || n.failed {
-			n.refuse(ctx, ErrStopped)
+		if n.stop != nil || n.failed || n.exiting {
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 		if n.paused {
@@ -773,14 +781,24 @@ func (n *node) finishStop(ctx actor.Context) {
 	ctx.Stop(n.self)
 }
 
+// stoppedErr is the answer of a request the node cannot serve because it
+// stops: ErrStopped, wrapping the failure when it stops on one.
+func (n *node) stoppedErr() error {
+	if n.failErr != nil {
+		return n.failErr
+	}
+	return ErrStopped
+}
+
 // failStop stops the node on a failure: never a silent restart.
 func (n *node) failStop(ctx actor.Context, reason string, err error) {
 	if n.failed {
 		return
 	}
 	n.failed = true
+	n.failErr = fmt.Errorf("%w: %s: %w", ErrStopped, reason, err)
 	n.log.Error("node stopping on failure", "reason", reason, "err", err)
-	n.answerPending(ctx, ErrStopped)
+	n.answerPending(ctx, n.failErr)
 	n.publish(ctx, &NodeStopped{NodeID: n.cfg.ID, Reason: reason, Err: err})
 	n.shutdown(ctx)
 	if n.stop != nil && n.stop.reply != nil {

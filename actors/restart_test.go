@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
@@ -227,3 +228,5 @@ func (c *cluster) crashAndWait(id uint64) {
 	c.nodes[id] = nil
 	c.mu.Unlock()
 }
+
+func discardActorLogger(*actor.ActorSystem) *slog.Logger { return discardLogger() }
