@@ -61,7 +61,9 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	snapshotMade  struct {
+	// applyFailed: the applier could not apply an entry; the node stops.
+	applyFailed  struct{ err error }
+	snapshotMade struct {
 		index uint64
 		data  []byte
 		err   error
@@ -315,6 +317,8 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *persistFailed:
 		n.failStop(ctx, "storage failure", msg.err)
+	case *applyFailed:
+		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
 		n.serveReads(ctx)
