@@ -60,9 +60,9 @@ type cluster struct {
 	tp     trace.TracerProvider
 	events chan any
 	probe  *actor.PID
-	// configure, when set (by newClusterWith's setup), adjusts each node's
-	// Config before it starts.
-	configure func(cfg *actors.Config)
+
+	// configure, when set, adjusts each node's Config last (before Props).
+	configure func(id uint64, cfg *actors.Config)
 }
 
 func newCluster(t testing.TB, n int) *cluster { return newClusterWith(t, n, nil) }
@@ -175,7 +175,7 @@ func (c *cluster) start(id uint64) {
 	cfg.Subscribers = []*actor.PID{c.probe}
 	cfg.TracerProvider = c.tp
 	if c.configure != nil {
-		c.configure(&cfg)
+		c.configure(id, &cfg)
 	}
 	props, err := actors.Props(cfg)
 	if err != nil {

@@ -111,7 +111,7 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.configure = func(cfg *actors.Config) {
+			c.configure = func(_ uint64, cfg *actors.Config) {
 				cfg.MeterProvider = mp
 				cfg.StateMachine = snapSM{cfg.StateMachine.(*listSM)}
 			}
