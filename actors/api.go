@@ -94,7 +94,10 @@ type TransferLeadershipResponse struct {
 	Err    error
 }
 
-// Campaign asks the node to start an election now (no answer).
+// Campaign asks the node to start an election now (no answer). With
+// CheckQuorum on, a node that heard from a live leader within an election
+// timeout (or restarted less than one ago) ignores it: it keeps the lease
+// it gave that leader.
 type Campaign struct{}
 
 // Resume starts a node that was started paused. Answer: *Resumed.
