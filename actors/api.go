@@ -277,7 +277,7 @@ type Requester interface {
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
 	res, err := ctx.RequestFuture(node, p, timeout).Result()
 	if err != nil {
-		return nil, waitErr("propose", err)
+		return nil, waitErr(ctx, node, "propose", err)
 	}
 	r, ok := res.(*ProposeResponse)
 	if !ok {
@@ -294,7 +294,7 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	var zero T
 	res, err := ctx.RequestFuture(node, msg, timeout).Result()
 	if err != nil {
-		return zero, waitErr(fmt.Sprintf("%T", msg), err)
+		return zero, waitErr(ctx, node, fmt.Sprintf("%T", msg), err)
 	}
 	t, ok := res.(T)
 	if !ok {
@@ -306,17 +306,36 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	return t, nil
 }
 
-// waitErr maps the error of a request's future: an expired wait is
-// ErrOutcomeUnknown; a dead letter (the node actor is gone: stopped, or
-// failed to start) is ErrStopped.
-func waitErr(what string, err error) error {
+// waitErr maps the error of a request's future: a dead letter (the node
+// actor is gone: stopped, or failed to start) is ErrStopped, and so is an
+// expired wait on a local node actor that is gone by then (protoactor drops
+// the messages still in the mailbox of an actor that finishes stopping);
+// any other expired wait is ErrOutcomeUnknown.
+func waitErr(ctx Requester, node *actor.PID, what string, err error) error {
 	switch {
-	case errors.Is(err, actor.ErrTimeout):
-		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
 	case errors.Is(err, actor.ErrDeadLetter):
 		return fmt.Errorf("actors: %s: %w (the node actor is gone: %w)", what, ErrStopped, err)
+	case errors.Is(err, actor.ErrTimeout) && gone(ctx, node):
+		return fmt.Errorf("actors: %s: %w (the node actor is gone)", what, ErrStopped)
+	case errors.Is(err, actor.ErrTimeout):
+		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
 	}
 	return fmt.Errorf("actors: %s: %w", what, err)
+}
+
+// gone reports whether node is a local actor of ctx's actor system that no
+// longer exists (false when that cannot be told).
+func gone(ctx Requester, node *actor.PID) bool {
+	s, ok := ctx.(interface{ ActorSystem() *actor.ActorSystem })
+	if !ok || node == nil {
+		return false
+	}
+	sys := s.ActorSystem()
+	if node.Address != sys.Address() {
+		return false
+	}
+	_, alive := sys.ProcessRegistry.GetLocal(node.Id)
+	return !alive
 }
 
 func (r *ProposeResponse) answerErr() error            { return r.Err }
