@@ -277,7 +277,7 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		default:
 			// Not started (a failed start): refuse.
-			n.refuse(ctx, ErrStopped)
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 	}
