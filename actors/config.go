@@ -59,8 +59,9 @@ type Config struct {
 	// from this Config. Default raft.DefaultConfig().
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
-	// failures, a failed start, refused messages) as text on os.Stderr;
-	// pass slog.New(slog.DiscardHandler) to silence it.
+	// failures, a failed start, refused messages; LogLevel's level when
+	// LogLevel is set) as text on os.Stderr; pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// LogLevel, when set, is the level of Logger's handler (the
 	// application builds the handler with slog.HandlerOptions{Level:
@@ -127,7 +128,11 @@ func (c *Config) raftConfig() raft.Config {
 
 func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		var level slog.Leveler = slog.LevelWarn
+		if c.LogLevel != nil {
+			level = c.LogLevel
+		}
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 256
