@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -80,6 +81,12 @@ type Config struct {
 	// which records nothing until the application sets one; pass a
 	// trace/noop provider to turn tracing off at no cost.
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the node's metrics (instruments listed in
+	// tracing.Instruments: commit, apply, fsync and read latencies, messages
+	// by type, elections, indexes, snapshots, per-peer lag). Default nil:
+	// the global provider (otel.GetMeterProvider), which records nothing
+	// until the application sets one.
+	MeterProvider metric.MeterProvider
 	// TraceHeartbeats traces heartbeats too. Default false.
 	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
