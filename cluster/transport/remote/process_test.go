@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -89,6 +90,8 @@ func runChild(cfgJSON string) int {
 		fmt.Fprintln(os.Stderr, "child: bad config:", err)
 		return 2
 	}
+	// Refusals are logged at Warn: tests read them from the child's stderr.
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var outMu sync.Mutex
 	enc := json.NewEncoder(os.Stdout)
 	write := func(r reply) {
@@ -308,6 +311,9 @@ func (n *node) call(req request) (reply, error) {
 }
 
 func (n *node) Addr() string { return n.addr }
+
+// pid is the child's process id.
+func (n *node) pid() int { return n.cmd.Process.Pid }
 
 func (n *node) Start(_ context.Context, h transport.Handler) error {
 	if err := n.lc.Start(h); err != nil {

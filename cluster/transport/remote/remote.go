@@ -52,7 +52,12 @@ type Transport struct {
 	peers map[string]*peerState // by address
 	ids   map[uint64]string     // peer id → last address used
 
+	tls          *tlsFiles // nil with Insecure
+	bindIdentity bool      // mutual TLS: streams are bound to certificate identities
+	logLimit     logLimiter
+
 	sent, sendErrs, received, undecodable, oversized, late, unexpected, rejected atomic.Uint64
+	refusedCalls, refusedCompression, refusedIdentity, forged, recovered         atomic.Uint64
 }
 
 type peerState struct {
@@ -85,14 +90,20 @@ func New(cfg Config) (*Transport, error) {
 		ids:   map[uint64]string{},
 	}
 
+	// gRPC refuses a message over the limit from its 5-byte length
+	// prefix, before buffering it, and bounds decompression by the same
+	// limit; compressed streams are refused anyway (guardStream).
+	// protoactor batches many envelopes into one gRPC message: outbound
+	// batches are split to fit (splitBatches).
+	grpcLimit := cfg.MaxMessageSize + batchOverhead
 	dial := []grpc.DialOption{
 		grpc.WithContextDialer(t.dialContext),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(math.MaxInt32)),
+		grpc.WithChainStreamInterceptor(t.splitBatches),
 	}
 	server := []grpc.ServerOption{
-		// protoactor batches many envelopes into one gRPC message; the
-		// per-message limit is enforced by the codec.
-		grpc.MaxRecvMsgSize(math.MaxInt32),
+		grpc.MaxRecvMsgSize(grpcLimit),
+		grpc.ChainUnaryInterceptor(t.refuseUnary),
 		grpc.ChainStreamInterceptor(t.guardStream),
 	}
 	if cfg.Insecure {
@@ -100,12 +111,13 @@ func New(cfg Config) (*Transport, error) {
 		// must be asked for again.
 		dial = append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	} else {
-		srvTLS, cliTLS, err := cfg.tlsConfigs()
-		if err != nil {
+		t.tls = &tlsFiles{caFile: cfg.CAFile, certFile: cfg.CertFile, keyFile: cfg.KeyFile}
+		if _, err := t.tls.refresh(true); err != nil {
 			return nil, err
 		}
-		dial = append(dial, grpc.WithTransportCredentials(&clientCreds{credentials.NewTLS(cliTLS), t}))
-		server = append(server, grpc.Creds(&serverCreds{credentials.NewTLS(srvTLS), t}))
+		t.bindIdentity = !cfg.DisableClientAuth
+		dial = append(dial, grpc.WithTransportCredentials(&clientCreds{credentials.NewTLS(nil), t}))
+		server = append(server, grpc.Creds(&serverCreds{credentials.NewTLS(nil), t}))
 	}
 
 	// Pre-check the listen address: protoactor's Start panics when it
@@ -336,6 +348,11 @@ func (t *Transport) Stats() transport.Stats {
 		DroppedClosed:      t.late.Load(),
 		DroppedUnexpected:  t.unexpected.Load(),
 		RejectedHandshakes: t.rejected.Load(),
+		RefusedCalls:       t.refusedCalls.Load(),
+		RefusedCompressed:  t.refusedCompression.Load(),
+		RefusedIdentity:    t.refusedIdentity.Load(),
+		DroppedForged:      t.forged.Load(),
+		RecoveredPanics:    t.recovered.Load(),
 	}
 }
 
@@ -364,14 +381,44 @@ func (t *Transport) dialContext(ctx context.Context, addr string) (net.Conn, err
 	return c, err
 }
 
-// serverCreds counts and logs refused inbound TLS handshakes.
+// ReloadCertificates reloads CAFile, CertFile and KeyFile now. New
+// connections (both directions) use the new material; established ones
+// keep theirs. The transport also reloads by itself when a handshake finds
+// a file changed; this is for callers that want the error (for example
+// on SIGHUP). On error the previous material stays in use. Without TLS it
+// does nothing.
+func (t *Transport) ReloadCertificates() error {
+	if t.tls == nil {
+		return nil
+	}
+	_, err := t.tls.refresh(true)
+	return err
+}
+
+// refreshTLS reloads changed TLS files before a handshake; a failed
+// reload is logged (once a minute) and the previous material is used.
+func (t *Transport) refreshTLS() {
+	loaded, err := t.tls.refresh(false)
+	switch {
+	case err != nil:
+		if t.logLimit.allow("\x00tls-reload", time.Now()) {
+			t.cfg.Logger.Warn("remote: reloading the TLS files failed; the previous certificate stays in use", "node", t.cfg.ID, "error", err)
+		}
+	case loaded:
+		t.cfg.Logger.Info("remote: reloaded the TLS files", "node", t.cfg.ID)
+	}
+}
+
+// serverCreds makes each inbound handshake with the current TLS files,
+// and counts and logs refused handshakes.
 type serverCreds struct {
-	credentials.TransportCredentials
-	t *Transport
+	credentials.TransportCredentials // Info and OverrideServerName
+	t                                *Transport
 }
 
 func (c *serverCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	out, info, err := c.TransportCredentials.ServerHandshake(conn)
+	c.t.refreshTLS()
+	out, info, err := credentials.NewTLS(c.t.tls.serverConfig(&c.t.cfg)).ServerHandshake(conn)
 	if err != nil {
 		c.t.rejected.Add(1)
 		c.t.cfg.Logger.Warn("remote: refused inbound connection", "node", c.t.cfg.ID,
@@ -384,14 +431,16 @@ func (c *serverCreds) Clone() credentials.TransportCredentials {
 	return &serverCreds{c.TransportCredentials.Clone(), c.t}
 }
 
-// clientCreds records outbound TLS failures as the peer's last error.
+// clientCreds makes each outbound handshake with the current TLS files,
+// and records failures as the peer's last error.
 type clientCreds struct {
-	credentials.TransportCredentials
-	t *Transport
+	credentials.TransportCredentials // Info and OverrideServerName
+	t                                *Transport
 }
 
 func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	c.t.refreshTLS()
+	out, info, err := credentials.NewTLS(c.t.tls.clientConfig(&c.t.cfg)).ClientHandshake(ctx, authority, conn)
 	if err != nil {
 		c.t.setState(conn.RemoteAddr().String(), transport.ConnDisconnected, err.Error())
 	}
