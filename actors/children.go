@@ -221,7 +221,11 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *applyBatch:
 		if msg.snapshot != nil {
 			if err := a.restore(msg.snapshot); err != nil {
-				panic(fmt.Sprintf("actors: restore snapshot %d: %v", msg.snapshot.Metadata.Index, err))
+				// The node checked the data before installing the snapshot
+				// (checkSnapshot); a Restore failing now leaves the state
+				// machine behind the log: stop the node, never apply on.
+				ctx.Send(a.node, &applyFailed{err: fmt.Errorf("%w: restore snapshot %d: %w", ErrCorruptSnapshot, msg.snapshot.GetMetadata().GetIndex(), err)})
+				return
 			}
 		}
 		wi := 0
@@ -346,6 +350,30 @@ func (a *applier) snapshot() ([]byte, error) {
 		out = binary.AppendUvarint(binary.AppendUvarint(out, c), s.seq)
 	}
 	return append(out, data...), nil
+}
+
+// ErrCorruptSnapshot: snapshot data the state machine cannot restore.
+var ErrCorruptSnapshot = errors.New("actors: corrupt snapshot")
+
+// checkSnapshot reports whether s's data can be restored into sm: the
+// session table decodes, and sm (if it implements SnapshotValidator)
+// accepts its bytes. It runs on the node actor, before the core installs
+// a snapshot received from a member.
+func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
+	sn, ok := sm.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
+	}
+	_, b, err := decodeSessions(s.GetData())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if v, ok := sn.(SnapshotValidator); ok {
+		if err := v.ValidateSnapshot(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
 }
 
 func (a *applier) restore(s *messages.Snapshot) error {

@@ -60,8 +60,10 @@ type (
 	persisted struct{ id uint64 }
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
-	appliedUpTo   struct{ index uint64 }
-	snapshotMade  struct {
+	// applyFailed: the applier could not restore a snapshot; the node stops.
+	applyFailed  struct{ err error }
+	appliedUpTo  struct{ index uint64 }
+	snapshotMade struct {
 		index uint64
 		data  []byte
 		err   error
@@ -303,6 +305,8 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *persistFailed:
 		n.failStop(ctx, "storage failure", msg.err)
+	case *applyFailed:
+		n.failStop(ctx, "state machine failure", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
 		n.serveReads(ctx)
@@ -461,6 +465,13 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	}
 	if !n.gate.Admit(m) {
 		return
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
+			n.drops.CorruptSnapshot++
+			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
+			return
+		}
 	}
 	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
@@ -882,6 +893,10 @@ func (n *node) status() *Status {
 		Config: rs.Config, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
 	gs := n.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
+	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {
+		ts := sr.Stats()
+		s.Transport = &ts
+	}
 	if ps, ok := n.cfg.Transport.(transport.PeerStatuser); ok {
 		s.Peers = map[uint64]string{}
 		for id, st := range ps.PeerStatus() {
