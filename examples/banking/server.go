@@ -303,7 +303,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	rcfg := remote.DefaultConfig()
-	rcfg.ID, rcfg.ListenAddr = cfg.id, cfg.listen
+	rcfg.ID, rcfg.ClusterID, rcfg.ListenAddr = cfg.id, cfg.clusterID, cfg.listen
 	rcfg.Logger = slog.New(levelFloor{base.Handler(), slog.LevelWarn}) // the transport adds "node"
 	if cfg.advertise != cfg.listen {
 		rcfg.AdvertisedAddr = cfg.advertise

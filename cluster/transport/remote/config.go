@@ -15,6 +15,11 @@ import (
 type Config struct {
 	// ID is the local Raft node id. Required (non-zero).
 	ID uint64
+	// ClusterID, if non-zero, is checked under mutual TLS when New loads
+	// this node's certificate: its identity (PeerIdentity) must be
+	// {ClusterID, ID}, so a node started with another node's certificate
+	// fails at once rather than having its messages dropped by every peer.
+	ClusterID uint64
 	// ListenAddr is the host:port the gRPC server binds. Port 0 picks a
 	// free port (see Transport.Addr). Default "127.0.0.1:0".
 	ListenAddr string

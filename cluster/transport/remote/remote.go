@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math"
@@ -116,6 +117,9 @@ func New(cfg Config) (*Transport, error) {
 			return nil, err
 		}
 		t.bindIdentity = !cfg.DisableClientAuth
+		if err := t.checkOwnIdentity(); err != nil {
+			return nil, err
+		}
 		dial = append(dial, grpc.WithTransportCredentials(&clientCreds{credentials.NewTLS(nil), t}))
 		server = append(server, grpc.Creds(&serverCreds{credentials.NewTLS(nil), t}))
 	}
@@ -379,6 +383,27 @@ func (t *Transport) dialContext(ctx context.Context, addr string) (net.Conn, err
 		t.setState(addr, transport.ConnDisconnected, err.Error())
 	}
 	return c, err
+}
+
+// checkOwnIdentity: see Config.ClusterID.
+func (t *Transport) checkOwnIdentity() error {
+	if !t.bindIdentity || t.cfg.ClusterID == 0 {
+		return nil
+	}
+	_, cert := t.tls.current()
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("remote: Config.CertFile = %q: %w", t.cfg.CertFile, err)
+	}
+	want := Identity{ClusterID: t.cfg.ClusterID, NodeID: t.cfg.ID}
+	got, err := t.cfg.PeerIdentity(leaf)
+	if err != nil {
+		return fmt.Errorf("remote: Config.CertFile = %q: %w (want %v)", t.cfg.CertFile, err, want)
+	}
+	if got != want {
+		return fmt.Errorf("remote: Config.CertFile = %q is the certificate of %v, not of this node %v", t.cfg.CertFile, got, want)
+	}
+	return nil
 }
 
 // ReloadCertificates reloads CAFile, CertFile and KeyFile now. New
