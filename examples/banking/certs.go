@@ -90,7 +90,7 @@ func issueCerts(dir string, clusterID uint64, hosts map[uint64]string, validFor 
 		}
 		host = strings.Trim(host, "[]")
 		cert, key := filepath.Join(dir, fmt.Sprintf("node%d.pem", id)), filepath.Join(dir, fmt.Sprintf("node%d-key.pem", id))
-		if err := ca.WriteNodeFiles(remote.Identity{ClusterID: clusterID, NodeID: id}, []string{host}, validFor, cert, key); err != nil {
+		if err := ca.WriteNodeFiles(cert, key, []string{host}, validFor, remote.Identity{ClusterID: clusterID, NodeID: id}); err != nil {
 			return nil, err
 		}
 		files = append(files, cert, key)

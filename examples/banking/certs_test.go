@@ -32,7 +32,7 @@ func TestCertsCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := remote.URIIdentity(cert)
-		if err != nil || got != (remote.Identity{ClusterID: 5, NodeID: id}) {
+		if err != nil || len(got) != 1 || got[0] != (remote.Identity{ClusterID: 5, NodeID: id}) {
 			t.Errorf("node %d: identity %v, %v", id, got, err)
 		}
 		if err := cert.VerifyHostname(host); err != nil {

@@ -127,12 +127,12 @@ func openStream(t *testing.T, conn *grpc.ClientConn, opts ...grpc.CallOption) pr
 	return stream
 }
 
-// batchOf is a batch carrying the given marshalled Envelopes to node to's
-// receiver.
-func batchOf(addr string, to uint64, envs ...[]byte) *premote.RemoteMessage {
+// batchOf is a batch carrying the given marshalled Envelopes to the
+// receiver of node to of cluster.
+func batchOf(addr string, cluster, to uint64, envs ...[]byte) *premote.RemoteMessage {
 	b := &premote.MessageBatch{
 		TypeNames: []string{string(proto.MessageName(&messages.Envelope{}))},
-		Targets:   []*actor.PID{{Address: addr, Id: remote.ReceiverName("flotilla-raft", to)}},
+		Targets:   []*actor.PID{{Address: addr, Id: remote.ReceiverName("flotilla-raft", cluster, to)}},
 	}
 	for _, e := range envs {
 		b.Envelopes = append(b.Envelopes, &premote.MessageEnvelope{MessageData: e})
@@ -222,7 +222,7 @@ func TestOversizedGRPCMessageIsRefused(t *testing.T) {
 	mem := probeMemory(t, n1)
 
 	stream := openStream(t, dial(t, n1.Addr(), insecure.NewCredentials()))
-	if err := streamError(t, stream, batchOf(n1.Addr(), 1, huge)); status.Code(err) != codes.ResourceExhausted {
+	if err := streamError(t, stream, batchOf(n1.Addr(), 0, 1, huge)); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("the node ended the stream with %v, want ResourceExhausted", err)
 	}
 	waitUntil(t, "node 1 to count the oversized message", func() bool { return n1.Stats().DroppedOversized == 1 })
@@ -240,7 +240,7 @@ func TestGzipBombIsRefused(t *testing.T) {
 	n1, n2 := ns[0], ns[1]
 	in1 := start(t, n1)
 	start(t, n2)
-	bomb := batchOf(n1.Addr(), 1, hugeEnvelope(t))
+	bomb := batchOf(n1.Addr(), 0, 1, hugeEnvelope(t))
 	mem := probeMemory(t, n1)
 
 	for range 2 {
@@ -278,7 +278,7 @@ func TestForgedSenderIsDropped(t *testing.T) {
 	ca := newCA(t, "cluster")
 	cfg := func(id uint64) remote.Config {
 		c := remote.DefaultConfig()
-		c.ID, c.CAFile = id, ca.file
+		c.ID, c.ClusterID, c.CAFile = id, 1, ca.file
 		c.CertFile, c.KeyFile = ca.issue(t, remote.Identity{ClusterID: 1, NodeID: id})
 		return c
 	}
@@ -301,11 +301,11 @@ func TestForgedSenderIsDropped(t *testing.T) {
 	otherCluster := &messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, ClusterId: 9, From: 3, To: 2, Term: 500}
 	own := &messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, ClusterId: 1, From: 3, To: 2, Term: 1, Index: 33}
 	for range 2 {
-		if err := stream.Send(batchOf(n2.Addr(), 2, enc(forged), enc(otherCluster))); err != nil {
+		if err := stream.Send(batchOf(n2.Addr(), 1, 2, enc(forged), enc(otherCluster))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := stream.Send(batchOf(n2.Addr(), 2, enc(own))); err != nil {
+	if err := stream.Send(batchOf(n2.Addr(), 1, 2, enc(own))); err != nil {
 		t.Fatal(err)
 	}
 	if m := expect(t, in2, 3, "node 3's own message"); m.GetIndex() != 33 {
@@ -349,7 +349,7 @@ func TestCertificateWithoutIdentityIsRefused(t *testing.T) {
 	writeFile(t, certFile, certPEM)
 	writeFile(t, keyFile, keyPEM)
 	stream := openStream(t, dial(t, n1.Addr(), tlsCreds(t, ca, certFile, keyFile)))
-	if err := streamError(t, stream, batchOf(n1.Addr(), 1)); status.Code(err) != codes.PermissionDenied {
+	if err := streamError(t, stream, batchOf(n1.Addr(), 0, 1)); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("stream ended with %v, want PermissionDenied", err)
 	}
 	if s := n1.Stats(); s.RefusedIdentity != 1 {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"time"
 )
@@ -79,13 +78,19 @@ func (ca *CA) CertPEM() []byte {
 // KeyPEM returns the CA's private key in PEM (PKCS #8).
 func (ca *CA) KeyPEM() ([]byte, error) { return keyPEM(ca.Key) }
 
-// IssueNode issues a node certificate and key (PEM) for id, valid for
-// validFor, usable as TLS server and client certificate: its URI SAN is
-// id.URI(), and hosts (IP addresses or DNS names peers dial) become IP and
-// DNS SANs.
-func (ca *CA) IssueNode(id Identity, hosts []string, validFor time.Duration) (certPEM, keyPEMBytes []byte, err error) {
-	if id.ClusterID == 0 || id.NodeID == 0 {
-		return nil, nil, fmt.Errorf("remote: IssueNode: identity %v: cluster and node ids must be non-zero", id)
+// IssueNode issues a certificate and key (PEM) for the nodes ids (one for
+// a node's own Host; several for a Host serving several nodes), valid for
+// validFor, usable as TLS server and client certificate: its URI SANs are
+// the ids' URI(), and hosts (IP addresses or DNS names peers dial) become
+// IP and DNS SANs.
+func (ca *CA) IssueNode(hosts []string, validFor time.Duration, ids ...Identity) (certPEM, keyPEMBytes []byte, err error) {
+	if len(ids) == 0 {
+		return nil, nil, errors.New("remote: IssueNode: no node identity")
+	}
+	for _, id := range ids {
+		if id.ClusterID == 0 || id.NodeID == 0 {
+			return nil, nil, fmt.Errorf("remote: IssueNode: identity %v: cluster and node ids must be non-zero", id)
+		}
 	}
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("remote: IssueNode: no host: give the IP addresses or names peers dial")
@@ -97,12 +102,14 @@ func (ca *CA) IssueNode(id Identity, hosts []string, validFor time.Duration) (ce
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("flotilla node %d of cluster %d", id.NodeID, id.ClusterID)},
+		Subject:      pkix.Name{CommonName: fmt.Sprintf("flotilla node %d of cluster %d", ids[0].NodeID, ids[0].ClusterID)},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(validFor),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{id.URI()},
+	}
+	for _, id := range ids {
+		tmpl.URIs = append(tmpl.URIs, id.URI())
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -125,8 +132,8 @@ func (ca *CA) IssueNode(id Identity, hosts []string, validFor time.Duration) (ce
 // WriteNodeFiles issues a node certificate (see IssueNode) and writes it
 // and its key to certFile and keyFile (mode 0600), replacing each file
 // atomically so a running node reloading them never reads half a file.
-func (ca *CA) WriteNodeFiles(id Identity, hosts []string, validFor time.Duration, certFile, keyFile string) error {
-	c, k, err := ca.IssueNode(id, hosts, validFor)
+func (ca *CA) WriteNodeFiles(certFile, keyFile string, hosts []string, validFor time.Duration, ids ...Identity) error {
+	c, k, err := ca.IssueNode(hosts, validFor, ids...)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (ca *testCA) issue(t *testing.T, id remote.Identity) (certFile, keyFile str
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "node.pem"), filepath.Join(dir, "node-key.pem")
-	if err := ca.WriteNodeFiles(id, []string{"127.0.0.1", "localhost"}, time.Hour, certFile, keyFile); err != nil {
+	if err := ca.WriteNodeFiles(certFile, keyFile, []string{"127.0.0.1", "localhost"}, time.Hour, id); err != nil {
 		t.Fatal(err)
 	}
 	return certFile, keyFile

@@ -13,12 +13,17 @@ import (
 
 // Config configures a remote Transport. Start from DefaultConfig.
 type Config struct {
-	// ID is the local Raft node id. Required (non-zero).
+	// ID is the local Raft node id. Required by New (non-zero); NewHost
+	// ignores it (nodes join with Host.Join).
 	ID uint64
-	// ClusterID, if non-zero, is checked under mutual TLS when New loads
-	// this node's certificate: its identity (PeerIdentity) must be
-	// {ClusterID, ID}, so a node started with another node's certificate
-	// fails at once rather than having its messages dropped by every peer.
+	// ClusterID is the node's cluster id, used by New: the node's receiver
+	// is named after it (ReceiverName), so every member must use the same
+	// value, and nodes of different clusters can share a Host. If
+	// non-zero, under mutual TLS, this node's certificate must name
+	// {ClusterID, ID} among its identities (PeerIdentity), so a node
+	// started with another node's certificate fails at once rather than
+	// having its messages dropped by every peer; NewHost with a non-zero
+	// ClusterID makes Host.Join check the same for each node. Default 0.
 	ClusterID uint64
 	// ListenAddr is the host:port the gRPC server binds. Port 0 picks a
 	// free port (see Transport.Addr). Default "127.0.0.1:0".
@@ -47,14 +52,14 @@ type Config struct {
 	// Insecure selects plaintext gRPC. It must be set explicitly, and the
 	// TLS files must then be empty.
 	Insecure bool
-	// PeerIdentity maps a peer's verified client certificate to the node it
-	// speaks for. Under mutual TLS (TLS without DisableClientAuth) every
-	// inbound stream is bound to that identity: a stream whose certificate
-	// yields an error is refused, and a message whose cluster id or sender
-	// (`from`) differs from the identity is dropped and counted
+	// PeerIdentity maps a peer's verified client certificate to the nodes
+	// it speaks for. Under mutual TLS (TLS without DisableClientAuth) every
+	// inbound stream is bound to those identities: a stream whose
+	// certificate yields an error is refused, and a message whose cluster
+	// id and sender (`from`) are not one of them is dropped and counted
 	// (Stats.RefusedIdentity, Stats.DroppedForged). Default URIIdentity:
-	// the URI SAN flotilla://<cluster-id>/<node-id> (see CA.IssueNode).
-	PeerIdentity func(*x509.Certificate) (Identity, error) `json:"-"`
+	// the URI SANs flotilla://<cluster-id>/<node-id> (see CA.IssueNode).
+	PeerIdentity func(*x509.Certificate) ([]Identity, error) `json:"-"`
 
 	// MaxMessageSize is the encoded-envelope size limit in bytes, for both
 	// Send and inbound messages. gRPC refuses an inbound gRPC message over
@@ -112,10 +117,13 @@ func (c *Config) ensureDefaults() {
 
 // Validate reports every problem of c at once, each naming the field and
 // its value. It does not read the TLS files (New does).
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; NewHost does not need an ID.
+func (c Config) validate(needID bool) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("remote: "+format, args...)) }
-	if c.ID == 0 {
+	if needID && c.ID == 0 {
 		bad("Config.ID = 0: a node id must be non-zero")
 	}
 	host, _, err := splitHostPort(c.ListenAddr)

@@ -50,9 +50,9 @@ const (
 // GetProcessDiagnostics) as panic("implement me"), which would crash the
 // process. Every unary call is refused with Unimplemented, counted and
 // logged; the handler never runs.
-func (t *Transport) refuseUnary(ctx context.Context, _ any, info *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
-	t.refusedCalls.Add(1)
-	t.refusal(ctx, causeRPC, "method", info.FullMethod)
+func (h *Host) refuseUnary(ctx context.Context, _ any, info *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
+	h.refusedCalls.Add(1)
+	h.refusal(ctx, causeRPC, "method", info.FullMethod)
 	return nil, status.Errorf(codes.Unimplemented, "remote: %s is not served", info.FullMethod)
 }
 
@@ -63,32 +63,32 @@ func (t *Transport) refuseUnary(ctx context.Context, _ any, info *grpc.UnaryServ
 // and it filters every batch read (see guardedStream). A panic in the
 // handler's goroutine is recovered, counted and logged as a last line of
 // defence.
-func (t *Transport) guardStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+func (h *Host) guardStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	ctx := ss.Context()
 	if info.FullMethod != receiveMethod {
-		t.refusedCalls.Add(1)
-		t.refusal(ctx, causeRPC, "method", info.FullMethod)
+		h.refusedCalls.Add(1)
+		h.refusal(ctx, causeRPC, "method", info.FullMethod)
 		return status.Errorf(codes.Unimplemented, "remote: %s is not served", info.FullMethod)
 	}
 	if c := recvCompression(ctx); c != "" && c != "identity" {
-		t.refusedCompression.Add(1)
-		t.refusal(ctx, causeCompression, "encoding", c)
+		h.refusedCompression.Add(1)
+		h.refusal(ctx, causeCompression, "encoding", c)
 		return status.Errorf(codes.Unimplemented, "remote: compression %q is refused", c)
 	}
-	gs := &guardedStream{ServerStream: ss, t: t}
-	if t.bindIdentity {
-		id, err := t.peerIdentity(ctx)
+	gs := &guardedStream{ServerStream: ss, h: h}
+	if h.bindIdentity {
+		ids, err := h.peerIdentity(ctx)
 		if err != nil {
-			t.refusedIdentity.Add(1)
-			t.refusal(ctx, causeIdentity, "error", err)
+			h.refusedIdentity.Add(1)
+			h.refusal(ctx, causeIdentity, "error", err)
 			return status.Errorf(codes.PermissionDenied, "remote: %v", err)
 		}
-		gs.id = &id
+		gs.ids = ids
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			t.recovered.Add(1)
-			t.refusal(ctx, causePanic, "panic", fmt.Sprint(r))
+			h.recovered.Add(1)
+			h.refusal(ctx, causePanic, "panic", fmt.Sprint(r))
 			err = status.Error(codes.Internal, "remote: internal error")
 		}
 	}()
@@ -103,23 +103,23 @@ func recvCompression(ctx context.Context) string {
 	return ""
 }
 
-// peerIdentity maps the peer's verified certificate to a node identity.
-func (t *Transport) peerIdentity(ctx context.Context) (Identity, error) {
+// peerIdentity maps the peer's verified certificate to node identities.
+func (h *Host) peerIdentity(ctx context.Context) ([]Identity, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return Identity{}, errors.New("no peer information")
+		return nil, errors.New("no peer information")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.PeerCertificates) == 0 {
-		return Identity{}, errors.New("no peer certificate")
+		return nil, errors.New("no peer certificate")
 	}
-	return t.cfg.PeerIdentity(ti.State.PeerCertificates[0])
+	return h.cfg.PeerIdentity(ti.State.PeerCertificates[0])
 }
 
 type guardedStream struct {
 	grpc.ServerStream
-	t  *Transport
-	id *Identity // the sender's certificate identity; nil when not bound
+	h   *Host
+	ids []Identity // the sender's certificate identities; nil when not bound
 }
 
 // RecvMsg filters each batch (see filterBatch); an over-limit gRPC message
@@ -128,39 +128,35 @@ type guardedStream struct {
 func (s *guardedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		if status.Code(err) == codes.ResourceExhausted {
-			s.t.oversized.Add(1)
-			s.t.refusal(s.Context(), causeOversized, "error", err)
+			s.h.oversized.Add(1)
+			s.h.refusal(s.Context(), causeOversized, "error", err)
 		}
 		return err
 	}
 	if rm, ok := m.(*premote.RemoteMessage); ok {
 		if b := rm.GetMessageBatch(); b != nil {
-			bad, forged := filterBatch(b, s.t.receiverName(), s.id)
-			s.t.undecodable.Add(uint64(bad))
+			bad, forged := filterBatch(b, s.h.isReceiver, s.ids)
+			s.h.undecodable.Add(uint64(bad))
 			if forged > 0 {
-				s.t.forged.Add(uint64(forged))
-				s.t.refusal(s.Context(), causeForged, "dropped", forged, "certificate", s.id.String())
+				s.h.forged.Add(uint64(forged))
+				s.h.refusal(s.Context(), causeForged, "dropped", forged, "certificate", fmt.Sprint(s.ids))
 			}
 		}
 	}
 	return nil
 }
 
-func (t *Transport) receiverName() string {
-	return ReceiverName(t.cfg.ReceiverPrefix, t.cfg.ID)
-}
-
 // filterBatch keeps in b only the envelopes protoactor can process safely
-// and that carry an Envelope to the receiver; with id set, also only those
-// whose Raft message's cluster id and sender are id's. It returns how many
-// it removed as bad and as forged.
-func filterBatch(b *premote.MessageBatch, receiver string, id *Identity) (bad, forged int) {
+// and that carry an Envelope to a local receiver; with ids non-nil, also
+// only those whose Raft message's cluster id and sender are one of ids. It
+// returns how many it removed as bad and as forged.
+func filterBatch(b *premote.MessageBatch, isReceiver func(string) bool, ids []Identity) (bad, forged int) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
 		switch {
-		case e == nil || !envelopeOK(b, e, receiver):
+		case e == nil || !envelopeOK(b, e, isReceiver):
 			bad++
-		case id != nil && !id.sent(e.MessageData):
+		case ids != nil && !sentBy(e.MessageData, ids):
 			forged++
 		default:
 			kept = append(kept, e)
@@ -171,7 +167,7 @@ func filterBatch(b *premote.MessageBatch, receiver string, id *Identity) (bad, f
 	return bad, forged
 }
 
-func envelopeOK(b *premote.MessageBatch, e *premote.MessageEnvelope, receiver string) bool {
+func envelopeOK(b *premote.MessageBatch, e *premote.MessageEnvelope, isReceiver func(string) bool) bool {
 	switch {
 	case e.SerializerId != 0, // protobuf only
 		e.TypeId < 0 || int(e.TypeId) >= len(b.TypeNames),
@@ -180,14 +176,14 @@ func envelopeOK(b *premote.MessageBatch, e *premote.MessageEnvelope, receiver st
 		return false
 	}
 	target := b.Targets[e.Target]
-	return b.TypeNames[e.TypeId] == envelopeType && target != nil && target.Id == receiver
+	return b.TypeNames[e.TypeId] == envelopeType && target != nil && isReceiver(target.Id)
 }
 
-// sent reports whether the marshalled Envelope env carries a Raft message
-// from id: its cluster_id and from fields equal id's. It reads the fields
-// in place, the way proto.Unmarshal would (the last occurrence wins); bytes
-// it cannot parse do not match.
-func (id Identity) sent(env []byte) bool {
+// sentBy reports whether the marshalled Envelope env carries a Raft
+// message from one of ids: its cluster_id and from fields are an
+// identity's. It reads the fields in place, the way proto.Unmarshal would
+// (the last occurrence wins); bytes it cannot parse do not match.
+func sentBy(env []byte, ids []Identity) bool {
 	payload, ok := lastBytesField(env, 2) // Envelope.payload
 	if !ok {
 		return false
@@ -218,7 +214,16 @@ func (id Identity) sent(env []byte) bool {
 		}
 		payload = payload[n:]
 	}
-	return cluster == id.ClusterID && from == id.NodeID
+	return containsIdentity(ids, cluster, from)
+}
+
+func containsIdentity(ids []Identity, cluster, node uint64) bool {
+	for _, id := range ids {
+		if id.ClusterID == cluster && id.NodeID == node {
+			return true
+		}
+	}
+	return false
 }
 
 // lastBytesField returns the last occurrence of bytes field num in b.
@@ -252,7 +257,7 @@ func isOversized(err error) bool { return errors.Is(err, transport.ErrOversized)
 
 // refusal logs a refused input at Warn, at most once per refusalLogEvery
 // for each peer and cause, so a hostile peer cannot flood the log.
-func (t *Transport) refusal(ctx context.Context, cause string, attrs ...any) {
+func (h *Host) refusal(ctx context.Context, cause string, attrs ...any) {
 	who := "unknown"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		who = p.Addr.String()
@@ -263,10 +268,10 @@ func (t *Transport) refusal(ctx context.Context, cause string, attrs ...any) {
 			who += " (" + certName(ti.State.PeerCertificates[0]) + ")"
 		}
 	}
-	if !t.logLimit.allow(who+"\x00"+cause, time.Now()) {
+	if !h.logLimit.allow(who+"\x00"+cause, time.Now()) {
 		return
 	}
-	t.cfg.Logger.Warn("remote: refused inbound input", append([]any{"node", t.cfg.ID, "peer", who, "cause", cause}, attrs...)...)
+	h.cfg.Logger.Warn("remote: refused inbound input", append([]any{"addr", h.addr, "peer", who, "cause", cause}, attrs...)...)
 }
 
 // certName names a certificate in logs: its node identity URI if any,
@@ -317,12 +322,12 @@ type splitStream struct {
 	limit int
 }
 
-func (t *Transport) splitBatches(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+func (h *Host) splitBatches(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &splitStream{ClientStream: cs, limit: t.cfg.MaxMessageSize + batchOverhead}, nil
+	return &splitStream{ClientStream: cs, limit: h.cfg.MaxMessageSize + batchOverhead}, nil
 }
 
 func (s *splitStream) SendMsg(m any) error {

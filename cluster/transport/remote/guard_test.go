@@ -11,7 +11,9 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
-const testReceiver = "flotilla-raft-1"
+const testReceiver = "flotilla-raft-0-1"
+
+func isTestReceiver(name string) bool { return name == testReceiver }
 
 // hostileBatch has one good envelope among envelopes that would crash or
 // steer protoactor's endpoint reader.
@@ -40,7 +42,7 @@ func hostileBatch(good []byte) *premote.MessageBatch {
 func TestFilterBatch(t *testing.T) {
 	good, _ := proto.Marshal(&messages.Envelope{Version: 1})
 	b := hostileBatch(good)
-	if removed, forged := filterBatch(b, testReceiver, nil); removed != 10 || forged != 0 {
+	if removed, forged := filterBatch(b, isTestReceiver, nil); removed != 10 || forged != 0 {
 		t.Fatalf("removed %d envelopes, want 10", removed)
 	}
 	if len(b.Envelopes) != 2 {
@@ -86,8 +88,8 @@ func FuzzFilterBatch(f *testing.F) {
 		if proto.Unmarshal(data, b) != nil {
 			return
 		}
-		id := &Identity{ClusterID: 1, NodeID: 2}
-		filterBatch(b, testReceiver, id)
+		id := Identity{ClusterID: 1, NodeID: 2}
+		filterBatch(b, isTestReceiver, []Identity{id})
 		processLikeProtoactor(t, b)
 		for _, e := range b.Envelopes { // what the identity check let through is id's
 			var env messages.Envelope
@@ -126,11 +128,11 @@ func TestFilterBatchIdentity(t *testing.T) {
 		{"duplicate from, last wins", dupBytes, false},
 		{"garbage", []byte{0x12, 0xff}, false},
 	}
-	id := &Identity{ClusterID: 7, NodeID: 2}
+	id := []Identity{{ClusterID: 7, NodeID: 2}, {ClusterID: 7, NodeID: 5}}
 	for _, c := range cases {
 		b := &premote.MessageBatch{TypeNames: []string{envelopeType}, Targets: []*actor.PID{{Id: testReceiver}},
 			Envelopes: []*premote.MessageEnvelope{{MessageData: c.data}}}
-		bad, forged := filterBatch(b, testReceiver, id)
+		bad, forged := filterBatch(b, isTestReceiver, id)
 		if got := len(b.Envelopes) == 1; got != c.ok || bad != 0 || forged != len(b.Envelopes)^1 {
 			t.Errorf("%s: kept %d, bad %d, forged %d", c.name, len(b.Envelopes), bad, forged)
 		}

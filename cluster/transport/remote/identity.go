@@ -14,7 +14,7 @@ import (
 const IdentityScheme = "flotilla"
 
 // ErrNoIdentity: a peer certificate names no node (no flotilla:// URI SAN,
-// or one that is malformed or ambiguous).
+// or a malformed one).
 var ErrNoIdentity = errors.New("remote: no node identity in the certificate")
 
 // Identity is the node a certificate speaks for.
@@ -29,10 +29,12 @@ func (id Identity) URI() *url.URL {
 
 func (id Identity) String() string { return id.URI().String() }
 
-// URIIdentity is the default Config.PeerIdentity: it reads the one
-// flotilla://<cluster-id>/<node-id> URI SAN of cert. A certificate with
-// none, a malformed one, or several is refused with ErrNoIdentity.
-func URIIdentity(cert *x509.Certificate) (Identity, error) {
+// URIIdentity is the default Config.PeerIdentity: it reads the
+// flotilla://<cluster-id>/<node-id> URI SANs of cert, one per node the
+// certificate speaks for (a Host serving several nodes has several). A
+// certificate with none, or a malformed one, is refused with
+// ErrNoIdentity.
+func URIIdentity(cert *x509.Certificate) ([]Identity, error) {
 	var found []Identity
 	for _, u := range cert.URIs {
 		if u.Scheme != IdentityScheme {
@@ -40,18 +42,14 @@ func URIIdentity(cert *x509.Certificate) (Identity, error) {
 		}
 		id, err := ParseIdentity(u.String())
 		if err != nil {
-			return Identity{}, err
+			return nil, err
 		}
 		found = append(found, id)
 	}
-	switch len(found) {
-	case 0:
-		return Identity{}, fmt.Errorf("%w: no %s:// URI SAN in %q", ErrNoIdentity, IdentityScheme, cert.Subject.String())
-	case 1:
-		return found[0], nil
-	default:
-		return Identity{}, fmt.Errorf("%w: %d %s:// URI SANs in %q", ErrNoIdentity, len(found), IdentityScheme, cert.Subject.String())
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: no %s:// URI SAN in %q", ErrNoIdentity, IdentityScheme, cert.Subject.String())
 	}
+	return found, nil
 }
 
 // ParseIdentity parses flotilla://<cluster-id>/<node-id> (both non-zero

@@ -82,7 +82,7 @@ func TestCertificateRotation(t *testing.T) {
 
 	// Rotate: node 1 trusts both CAs and gets a certificate of the new CA.
 	writeFile(t, caFile, append(oldCA.CertPEM(), newCA.CertPEM()...))
-	if err := newCA.WriteNodeFiles(remote.Identity{ClusterID: 1, NodeID: 1}, []string{"127.0.0.1"}, time.Hour, c1.CertFile, c1.KeyFile); err != nil {
+	if err := newCA.WriteNodeFiles(c1.CertFile, c1.KeyFile, []string{"127.0.0.1"}, time.Hour, remote.Identity{ClusterID: 1, NodeID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	after, err := servedSerial(t, n1.Addr(), newRoots, newClientCert, newClientKey)
