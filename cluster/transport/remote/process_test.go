@@ -6,10 +6,11 @@ package remote_test
 //
 // Why: protoactor's Remote.Start calls grpclog.SetLoggerV2, an
 // unsynchronised write of a gRPC global that every gRPC goroutine reads, so
-// two protoactor remotes in one process are a data race under -race. One
-// remote per process is how the transport runs in production, and it keeps
-// the race detector meaningful for our own code, which the children run
-// with the same flags as the parent.
+// two protoactor remotes (Hosts) in one process are a data race under
+// -race. Several nodes in one process share one Host (host_test.go, each
+// test in a child process of its own); nodes of different processes are
+// children here. The children run with the same flags as the parent, so
+// the race detector covers our code in them.
 
 import (
 	"bufio"
