@@ -1,10 +1,14 @@
 package remote
 
 import (
+	"context"
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
 	premote "github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flotilla-raft/flotilla/cluster/transport"
@@ -174,5 +178,35 @@ func TestSplitBatch(t *testing.T) {
 	}
 	if n != 10 {
 		t.Fatalf("%d envelopes after splitting", n)
+	}
+}
+
+// fakeStream is a server stream with a context and nothing else.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s fakeStream) Context() context.Context { return s.ctx }
+
+// TestGuardRecoversPanics: a panic in the stream handler is recovered,
+// counted and turned into an Internal error, and a stream other than
+// Receive never reaches its handler.
+func TestGuardRecoversPanics(t *testing.T) {
+	h := &Host{cfg: DefaultConfig()}
+	h.cfg.ensureDefaults()
+	ss := fakeStream{ctx: context.Background()}
+	err := h.guardStream(nil, ss, &grpc.StreamServerInfo{FullMethod: receiveMethod}, func(any, grpc.ServerStream) error {
+		panic("implement me")
+	})
+	if status.Code(err) != codes.Internal || h.recovered.Load() != 1 {
+		t.Fatalf("err %v, recovered %d", err, h.recovered.Load())
+	}
+	err = h.guardStream(nil, ss, &grpc.StreamServerInfo{FullMethod: "/remote.Remoting/Other"}, func(any, grpc.ServerStream) error {
+		t.Fatal("the handler of an unknown stream ran")
+		return nil
+	})
+	if status.Code(err) != codes.Unimplemented || h.refusedCalls.Load() != 1 {
+		t.Fatalf("err %v, refused %d", err, h.refusedCalls.Load())
 	}
 }
