@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -234,11 +236,19 @@ type Status struct {
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
 	Peers map[uint64]string
+	// Transport is the transport's counters (refused connections, RPCs and
+	// compressed streams, forged senders, oversized and undecodable
+	// input), when the transport reports them (transport.StatsReporter);
+	// nil otherwise.
+	Transport *transport.Stats
 }
 
 // DropCounts counts refused inbound messages by cause.
 type DropCounts struct {
 	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
+	// CorruptSnapshot: snapshots from a member whose data the state
+	// machine cannot restore, refused before the core installs them.
+	CorruptSnapshot uint64
 }
 
 func (s *Status) String() string {

@@ -65,8 +65,9 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	// applyFailed: the applier could not apply an entry; the node stops.
-	applyFailed  struct{ err error }
+	// applyFailed: the applier could not apply an entry or restore a
+	// snapshot; the node stops.
+	applyFailed struct{ err error }
 	snapshotMade struct {
 		index uint64
 		data  []byte
@@ -510,6 +511,13 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if !n.metrics.admit(n.gate, m) {
 		return
 	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
+			n.drops.CorruptSnapshot++
+			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
+			return
+		}
+	}
 	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
@@ -951,6 +959,10 @@ func (n *node) status() *Status {
 		Config: rs.Config, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
 	gs := n.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
+	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {
+		ts := sr.Stats()
+		s.Transport = &ts
+	}
 	if ps, ok := n.cfg.Transport.(transport.PeerStatuser); ok {
 		s.Peers = map[uint64]string{}
 		for id, st := range ps.PeerStatus() {
