@@ -67,7 +67,7 @@ type (
 	appliedUpTo   struct{ index uint64 }
 	// applyFailed: the applier could not apply an entry or restore a
 	// snapshot; the node stops.
-	applyFailed struct{ err error }
+	applyFailed  struct{ err error }
 	snapshotMade struct {
 		index uint64
 		data  []byte
