@@ -365,7 +365,13 @@ type Status struct {
 	Commit, Applied, LastIndex uint64
 	FirstIndex                 uint64
 	LeadTransferee             uint64
-	Config                     *messages.ClusterConfig
+	// Config is the configuration in force (the latest in the log),
+	// ConfigIndex the index of its entry; it is committed when
+	// ConfigIndex <= Commit.
+	Config      *messages.ClusterConfig
+	ConfigIndex uint64
+	// Removed: this node knows it is no member (see Raft.Removed).
+	Removed bool
 	// Progress is set on the leader only, sorted by id.
 	Progress []PeerProgress
 }
@@ -374,7 +380,7 @@ type Status struct {
 func (r *Raft) Status() Status {
 	s := Status{ID: r.id, Term: r.term, Vote: r.vote, Leader: r.lead, Role: r.role,
 		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(), FirstIndex: r.log.firstIndex(),
-		LeadTransferee: r.leadTransferee, Config: r.cc}
+		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed}
 	if r.role == Leader {
 		for _, id := range r.peers {
 			if pr := r.prs[id]; pr != nil {
