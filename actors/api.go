@@ -269,14 +269,12 @@ type Requester interface {
 }
 
 // ProposeAndWait proposes data and waits up to timeout. An expired wait is
-// ErrOutcomeUnknown, never a failure: the proposal may still commit.
+// ErrOutcomeUnknown, never a failure: the proposal may still commit. A node
+// actor that is gone (stopped, or failed to start) answers ErrStopped.
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
 	res, err := ctx.RequestFuture(node, p, timeout).Result()
 	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) {
-			return nil, ErrOutcomeUnknown
-		}
-		return nil, fmt.Errorf("actors: propose: %w", err)
+		return nil, waitErr("propose", err)
 	}
 	r, ok := res.(*ProposeResponse)
 	if !ok {
@@ -286,16 +284,14 @@ func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Dur
 }
 
 // Request sends msg and waits up to timeout for an answer of type T. The
-// error is the wait's (ErrOutcomeUnknown when it expired) or, when the
+// error is the wait's (ErrOutcomeUnknown when it expired, ErrStopped when
+// the node actor is gone) or, when the
 // answer carries one, the answer's own Err: callers check one error.
 func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Duration) (T, error) {
 	var zero T
 	res, err := ctx.RequestFuture(node, msg, timeout).Result()
 	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) {
-			return zero, fmt.Errorf("actors: %T: %w", msg, ErrOutcomeUnknown)
-		}
-		return zero, fmt.Errorf("actors: %T: %w", msg, err)
+		return zero, waitErr(fmt.Sprintf("%T", msg), err)
 	}
 	t, ok := res.(T)
 	if !ok {
@@ -305,6 +301,19 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 		return t, r.answerErr()
 	}
 	return t, nil
+}
+
+// waitErr maps the error of a request's future: an expired wait is
+// ErrOutcomeUnknown; a dead letter (the node actor is gone: stopped, or
+// failed to start) is ErrStopped.
+func waitErr(what string, err error) error {
+	switch {
+	case errors.Is(err, actor.ErrTimeout):
+		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
+	case errors.Is(err, actor.ErrDeadLetter):
+		return fmt.Errorf("actors: %s: %w (the node actor is gone: %w)", what, ErrStopped, err)
+	}
+	return fmt.Errorf("actors: %s: %w", what, err)
 }
 
 func (r *ProposeResponse) answerErr() error            { return r.Err }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,6 +16,12 @@ import (
 )
 
 // Config configures a node actor. Start from DefaultConfig.
+//
+// A node stops on a failure rather than restart (see Failures in the package
+// doc): to restart it, spawn Props of the same Config (same LogStore or
+// DataDir) again; it reloads its state from the store. The supervisor of
+// the node actor never sees its panics: the node recovers them and stops
+// with the panic as NodeStopped's Err.
 type Config struct {
 	// ID of this node, non-zero. Required.
 	ID uint64
@@ -51,7 +58,9 @@ type Config struct {
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
 	// from this Config. Default raft.DefaultConfig().
 	Raft raft.Config
-	// Logger receives the node's logs. Default: discard.
+	// Logger receives the node's logs. Default: Warn and above (storage
+	// failures, a failed start, refused messages) as text on os.Stderr;
+	// pass slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// LogLevel, when set, is the level of Logger's handler (the
 	// application builds the handler with slog.HandlerOptions{Level:
@@ -118,7 +127,7 @@ func (c *Config) raftConfig() raft.Config {
 
 func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 256

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +45,10 @@ func Props(cfg Config) (*actor.Props, error) {
 	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }), nil
 }
 
-// shared outlives node actor instances: a node restarted by its supervisor
-// is a new instance that reloads its state from the store.
+// shared is what every instance made by the props' producer shares. The
+// node recovers its own panics and stops (Receive), so its supervisor
+// restarts it only if that stop itself panicked; the new instance then
+// reloads its state from the store.
 type shared struct {
 	cfg              Config
 	store            persistence.LogStore
@@ -61,7 +64,9 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	snapshotMade  struct {
+	// applyFailed: the applier could not apply an entry; the node stops.
+	applyFailed  struct{ err error }
+	snapshotMade struct {
 		index uint64
 		data  []byte
 		err   error
@@ -104,6 +109,10 @@ type node struct {
 	cancelTick  scheduler.CancelFunc
 	paused      bool
 	failed      bool
+	failErr     error // ErrStopped wrapping the failure, once failed
+	exiting     bool  // the actor is stopping or restarting
+	panicking   bool  // failStop after a panic is under way
+	childErr    error // why the persister or applier failed (a panic)
 
 	proposals     map[uint64]waiter // index -> proposer
 	reads         map[string]pendingRead
@@ -149,8 +158,24 @@ func newNode(sh *shared) *node {
 	return n
 }
 
-// Receive dispatches to the behavior of the current role.
-func (n *node) Receive(ctx actor.Context) { n.behavior.Receive(ctx) }
+// Receive dispatches to the behavior of the current role. A panic in the
+// node actor stops the node with the panic as the reason (see failStop):
+// it is not handed to the supervisor, whose restart would drop the
+// message and the pending requests' answers with the old instance.
+func (n *node) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if n.panicking {
+				panic(r) // failing failed: let the supervisor have it
+			}
+			n.panicking = true
+			err := fmt.Errorf("actors: node actor panicked handling %T: %v", ctx.Message(), r)
+			n.log.Error("node actor panicked", "err", err, "stack", string(debug.Stack()))
+			n.failStop(ctx, "node actor panicked", err)
+		}
+	}()
+	n.behavior.Receive(ctx)
+}
 
 // follower is the behavior of a follower: it redirects what needs the leader.
 func (n *node) follower(ctx actor.Context) {
@@ -256,6 +281,13 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		}
 	}
+	if n.stop != nil || n.failed || n.exiting {
+		switch ctx.Message().(type) {
+		case *Read, *TakeSnapshot:
+			n.refuse(ctx, n.stoppedErr())
+			return true
+		}
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		if err := n.start(ctx); err != nil {
@@ -263,16 +295,23 @@ func (n *node) common(ctx actor.Context) bool {
 			n.failStop(ctx, "start failed", err)
 		}
 	case *actor.Restarting:
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopping:
+		// Its children stop with it: their Terminated is no failure.
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopped:
 		// Stopped by its parent (or a crash test): release what it holds.
 		n.shutdown(ctx)
 	case *actor.Terminated:
 		if msg.Who.Equal(n.persister) || msg.Who.Equal(n.applier) {
-			if n.stop == nil && !n.failed {
-				n.failStop(ctx, "a child failed", fmt.Errorf("actors: %s terminated", msg.Who.Id))
+			if n.stop == nil && !n.failed && !n.exiting {
+				err := n.childErr
+				if err == nil {
+					err = fmt.Errorf("actors: %s terminated", msg.Who.Id)
+				}
+				n.failStop(ctx, "a child failed", err)
 			}
 		}
 		for id, pid := range n.replicators {
@@ -303,6 +342,8 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *persistFailed:
 		n.failStop(ctx, "storage failure", msg.err)
+	case *applyFailed:
+		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
 		n.serveReads(ctx)
@@ -354,8 +395,8 @@ func (n *node) common(ctx actor.Context) bool {
 	case *Stop:
 		n.beginStop(ctx)
 	default:
-		if n.stop != nil || n.failed {
-			n.refuse(ctx, ErrStopped)
+		if n.stop != nil || n.failed || n.exiting {
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 		if n.paused {
@@ -393,9 +434,7 @@ func (n *node) start(ctx actor.Context) error {
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
 	n.configWaiters = map[uint64]*actor.PID{}
-	for _, s := range n.cfg.Subscribers {
-		n.subs = append(n.subs, s)
-	}
+	n.subs = append(n.subs, n.cfg.Subscribers...)
 	st, err := loadState(n.sh.store, n.cfg.StateMachine)
 	if err != nil {
 		return err
@@ -769,14 +808,24 @@ func (n *node) finishStop(ctx actor.Context) {
 	ctx.Stop(n.self)
 }
 
+// stoppedErr is the answer of a request the node cannot serve because it
+// stops: ErrStopped, wrapping the failure when it stops on one.
+func (n *node) stoppedErr() error {
+	if n.failErr != nil {
+		return n.failErr
+	}
+	return ErrStopped
+}
+
 // failStop stops the node on a failure: never a silent restart.
 func (n *node) failStop(ctx actor.Context, reason string, err error) {
 	if n.failed {
 		return
 	}
 	n.failed = true
+	n.failErr = fmt.Errorf("%w: %s: %w", ErrStopped, reason, err)
 	n.log.Error("node stopping on failure", "reason", reason, "err", err)
-	n.answerPending(ctx, ErrStopped)
+	n.answerPending(ctx, n.failErr)
 	n.publish(ctx, &NodeStopped{NodeID: n.cfg.ID, Reason: reason, Err: err})
 	n.shutdown(ctx)
 	if n.stop != nil && n.stop.reply != nil {
@@ -857,11 +906,16 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 	ctx.Send(n.applier, &snapshotRequest{reply: reply})
 }
 
+// retainedEntries is how many entries below a snapshot the log keeps (in
+// memory and in the store) for followers that lag a little. After a
+// restart the node loads only the entries after its snapshot.
+const retainedEntries = 64
+
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	n.snapshotting = false
 	err := msg.err
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
-		err = n.r.Compact(msg.index, msg.data, 64)
+		err = n.r.Compact(msg.index, msg.data, retainedEntries)
 		if err == nil {
 			n.lastSnapshot = msg.index
 			ctx.Send(n.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
@@ -900,8 +954,15 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	if ps.LastIndex >= ps.FirstIndex {
-		st.Entries, err = store.Entries(ctx, ps.FirstIndex, ps.LastIndex+1, 0)
+	// The store may keep entries at or below its snapshot's index (the
+	// tail that Compact retains for lagging followers): the snapshot
+	// covers them, so only what follows it is loaded.
+	lo := ps.FirstIndex
+	if ps.Snapshot != nil {
+		lo = max(lo, ps.Snapshot.Index+1)
+	}
+	if ps.LastIndex >= lo {
+		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
 		if err != nil {
 			return st, fmt.Errorf("actors: load entries: %w", err)
 		}
@@ -930,6 +991,11 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 func (n *node) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason interface{}, message interface{}) {
 	if child.Equal(n.persister) || child.Equal(n.applier) {
 		n.log.Error("child failed; the node stops", "child", child.Id, "reason", fmt.Sprint(reason))
+		if n.childErr == nil {
+			// HandleFailure runs on the node actor's mailbox: the
+			// Terminated that follows stops the node with this reason.
+			n.childErr = fmt.Errorf("actors: %s panicked: %v", child.Id, reason)
+		}
 		sup.StopChildren(child)
 		return
 	}

@@ -46,7 +46,9 @@ type InitialState struct {
 	// Snapshot is the latest snapshot (nil when none); its data is kept to
 	// be sent to followers that fall behind the log's first index.
 	Snapshot *messages.Snapshot
-	// Entries are the stored entries following the snapshot, contiguous.
+	// Entries are the stored entries, contiguous, up to the last one. They
+	// must continue the snapshot (the first at or below Snapshot's index
+	// + 1); those at or below its index are covered by it and skipped.
 	Entries []*messages.Entry
 	// Applied is the index up to which the application's state is already
 	// durable (transactional apply); entries up to it are not handed out
@@ -174,7 +176,11 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 			base = confAt{md.GetIndex(), md.GetConfig()}
 		}
 	}
-	r.log.entries = slices.Clone(st.Entries)
+	ents, err := entriesAfter(st.Entries, r.log.snapIndex, r.log.snapTerm)
+	if err != nil {
+		return nil, err
+	}
+	r.log.entries = ents
 	for i, e := range r.log.entries {
 		if e.Index != r.log.snapIndex+1+uint64(i) {
 			return nil, fmt.Errorf("%w: stored entry %d has index %d, want %d", ErrInvalidMessage, i, e.Index, r.log.snapIndex+1+uint64(i))
@@ -220,6 +226,21 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	r.becomeFollower(r.term, 0, "started")
 	r.events = r.events[:0] // starting is not a change
 	return r, nil
+}
+
+// entriesAfter returns a copy of the stored entries that follow the
+// snapshot at (snapIndex, snapTerm). A store may hold entries at or below
+// the snapshot's index (Compact keeps a tail of the log for lagging
+// followers): they are covered by the snapshot and skipped, but the one at
+// the snapshot's index, when stored, must have the snapshot's term.
+func entriesAfter(ents []*messages.Entry, snapIndex, snapTerm uint64) ([]*messages.Entry, error) {
+	i := 0
+	for ; i < len(ents) && ents[i].GetIndex() <= snapIndex; i++ {
+		if e := ents[i]; e.GetIndex() == snapIndex && e.GetTerm() != snapTerm {
+			return nil, fmt.Errorf("%w: stored entry %d has term %d, the snapshot at that index has term %d", ErrInvalidMessage, e.GetIndex(), e.GetTerm(), snapTerm)
+		}
+	}
+	return slices.Clone(ents[i:]), nil
 }
 
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
