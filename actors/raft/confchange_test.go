@@ -298,19 +298,17 @@ func TestProposeConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := l.ProposeConfig(clusterConfig([]uint64{1, 2}, nil)); !errors.Is(err, ErrConfigChangePending) {
-		t.Fatalf("second change before the first is applied: %v", err)
+		t.Fatalf("second change before the first is committed: %v", err)
 	}
 	nw.stabilize()
 	if l.Applied() < idx || l.ClusterConfig().Settings.ElectionTicks != 10 {
 		t.Fatalf("applied %d config %v", l.Applied(), l.ClusterConfig())
 	}
-	// A new leader refuses changes until the entries of earlier terms are
-	// applied.
+	// A new leader refuses changes until an entry of its term (its no-op)
+	// is committed.
 	r := newTestRaft(t, 1, []uint64{1, 2, 3})
 	r.becomeCandidate("test")
 	r.becomeLeader("test")
-	r.log.applied = 0
-	r.pendingConfIndex = 1
 	if _, err := r.ProposeConfig(clusterConfig([]uint64{1, 2}, nil)); !errors.Is(err, ErrConfigChangePending) {
 		t.Fatalf("new leader: %v", err)
 	}

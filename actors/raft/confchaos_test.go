@@ -57,9 +57,10 @@ func TestRandomConfigChangesAreSafe(t *testing.T) {
 		// before nodes campaigning only by the committed configuration
 		// ran a pre-vote (7467, 4793),
 		// before a stale leader's appends were always answered with the
-		// term (4788, 2672), and before a refused vote request stopped
-		// resetting the follower's election timer (1564).
-		list = append(list, 15, 146, 160, 4793, 6145, 7467, 8163, 11843, 15959, 4788, 2672, 1564)
+		// term (4788, 2672), before a refused vote request stopped
+		// resetting the follower's election timer (1564), and before a
+		// stale vote request was answered with the term (11961, 34685).
+		list = append(list, 15, 146, 160, 4793, 6145, 7467, 8163, 11843, 15959, 4788, 2672, 1564, 11961, 34685)
 	}
 	for _, seed := range list {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { runConfigChaos(t, seed) })

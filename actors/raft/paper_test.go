@@ -88,9 +88,9 @@ func testUpdateTermFromMessage(t *testing.T, role Role) {
 }
 
 // TestRejectStaleTermMessage_5_1: a message of an older term is ignored,
-// except that a stale leader's append or heartbeat is answered with our
-// term (Figure 2: "reply false if term < currentTerm"), so that it steps
-// down.
+// except that a stale leader's append or heartbeat and a stale vote
+// request are answered with our term (Figure 2: "reply false if term <
+// currentTerm"), so that the sender catches up.
 func TestRejectStaleTermMessage_5_1(t *testing.T) {
 	for _, ty := range []messages.MessageType{mApp, mHeartbeat, mVote, mVoteResp, mAppResp, mSnap, mTimeout} {
 		r := newTestRaft(t, 1, []uint64{1, 2, 3})
@@ -102,9 +102,9 @@ func TestRejectStaleTermMessage_5_1(t *testing.T) {
 			t.Fatalf("%s: term %d role %s, want 2 candidate", ty, r.Term(), r.Role())
 		}
 		msgs := drainMsgs(r)
-		if ty == mApp || ty == mHeartbeat {
-			if len(msgs) != 1 || msgs[0].Type != mAppResp || msgs[0].Term != 2 || msgs[0].To != 2 {
-				t.Fatalf("%s: sent %v, want an append response of term 2", ty, msgs)
+		if want := map[messages.MessageType]messages.MessageType{mApp: mAppResp, mHeartbeat: mAppResp, mVote: mVoteResp}[ty]; want != 0 {
+			if len(msgs) != 1 || msgs[0].Type != want || msgs[0].Term != 2 || msgs[0].To != 2 || ty == mVote && !msgs[0].Reject {
+				t.Fatalf("%s: sent %v, want a %s of term 2", ty, msgs, want)
 			}
 			continue
 		}

@@ -99,10 +99,14 @@ type Raft struct {
 	// NotMemberNotice). It campaigns no more; hearing from a leader again
 	// (it was added back) clears it.
 	removed bool
+	// wasMember: a configuration in force ever listed this node; only
+	// then can it be removed (a joining node replays configurations
+	// without itself first).
+	wasMember bool
 
 	// pendingConfIndex is the index of the last config entry proposed (or
 	// of the leader's first entry of its term); a new one waits until
-	// applied >= it.
+	// it is committed (thesis §4.1).
 	pendingConfIndex uint64
 
 	votes map[uint64]bool
@@ -259,6 +263,7 @@ func (r *Raft) setConfigAt(c confAt) {
 	cc := c.cc
 	old := r.cc
 	r.cc, r.ccIndex = cc, c.index
+	r.wasMember = r.wasMember || memberOf(cc, r.id)
 	if old != nil && old.Settings.ElectionTicks != cc.Settings.ElectionTicks {
 		r.resetRandomizedElectionTimeout()
 	}
@@ -356,7 +361,7 @@ func (r *Raft) forgetDeparting(id uint64, why string) {
 func (r *Raft) noteRemoval() {
 	k := r.committedConf()
 	cc := r.ccHist[k].cc
-	if r.removed || r.ccHist[k].index == 0 || memberOf(cc, r.id) {
+	if r.removed || !r.wasMember || r.ccHist[k].index == 0 || memberOf(cc, r.id) {
 		return
 	}
 	// A later configuration in the log may add it back: not removed then.
@@ -475,7 +480,7 @@ func (r *Raft) becomeLeader(reason string) {
 	// A no-op entry of the new term commits the entries of earlier terms
 	// (§5.4.2, Figure 8).
 	r.appendEntries(&messages.Entry{Type: messages.EntryType_ENTRY_NOOP})
-	// Config changes wait until an entry of this term is applied (this
+	// Config changes wait until an entry of this term is committed (this
 	// closes the single-server change hazard found after thesis §4.1).
 	// A joint configuration in force is left once it is known committed
 	// (configCommitted), at the latest when the no-op commits.
@@ -725,6 +730,13 @@ func (r *Raft) Step(m *messages.Message) error {
 			r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From})
 		case messages.MessageType_MSG_PRE_VOTE:
 			r.send(&messages.Message{Type: messages.MessageType_MSG_PRE_VOTE_RESP, To: m.From, Term: r.term, Reject: true})
+		case messages.MessageType_MSG_VOTE:
+			// The candidate learns our term (Figure 2). A voter that
+			// does not know this node (another configuration) may
+			// otherwise never raise its term past ours, campaigning in
+			// terms we ignore (seed 11961 of
+			// TestRandomConfigChangesAreSafe).
+			r.send(&messages.Message{Type: messages.MessageType_MSG_VOTE_RESP, To: m.From, Term: r.term, Reject: true})
 		}
 		return nil
 	}
