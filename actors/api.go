@@ -30,6 +30,17 @@ var (
 	// ErrRetry: a transient condition (transfer or config change in
 	// progress, no leader known yet); retry later.
 	ErrRetry = errors.New("actors: retry later")
+	// ErrStaleConfig: a membership change named an ExpectedConfigIndex
+	// that is no longer the index of the configuration in force (another
+	// change came first). Read Status.ConfigIndex and decide again.
+	ErrStaleConfig = errors.New("actors: configuration changed since the expected index")
+	// ErrCatchUpTimeout: AddMember or PromoteLearner gave up because the
+	// learner did not catch up with the leader's log within
+	// Config.CatchUpTimeout. It stays a learner; remove it or try again.
+	ErrCatchUpTimeout = errors.New("actors: learner did not catch up in time")
+	// ErrInvalidMembership: the change names no member, a member twice, or
+	// would leave no voter.
+	ErrInvalidMembership = errors.New("actors: invalid membership change")
 )
 
 // NotLeaderError says who leads (0 and "" if unknown).
@@ -72,17 +83,64 @@ type ReadResponse struct {
 	Err    error
 }
 
-// ChangeConfig proposes a new configuration (members and settings). More
-// than one voter changed at once goes through joint consensus. Answer:
-// *ChangeConfigResponse once the change is committed.
+// ChangeConfig proposes a whole new configuration (members and
+// settings). More than one voter changed at once goes through joint
+// consensus. Answer: *ChangeConfigResponse once the final, non-joint
+// configuration is committed (Index is its entry's index), or with an
+// error: ErrStaleConfig when ExpectedConfigIndex (non-zero) is not the
+// index of the configuration in force (compare-and-set, as hashicorp's
+// prevIndex); ErrRetry while another change is under way;
+// ErrOutcomeUnknown when leadership was lost before it committed.
 type ChangeConfig struct {
-	Config *messages.ClusterConfig
+	Config              *messages.ClusterConfig
+	ExpectedConfigIndex uint64
 }
 
 // ChangeConfigResponse answers ChangeConfig.
 type ChangeConfigResponse struct {
-	Index uint64
-	Err   error
+	Index  uint64
+	Config *messages.ClusterConfig
+	Err    error
+}
+
+// AddMember adds ID (reachable at Address) as a learner; when Voter, waits
+// until it has caught up with the leader's log (a catch-up round of thesis
+// §4.2.1 that ends within an election timeout, or a lag of at most
+// Config.CatchUpLag entries) and then promotes it, so that the quorum
+// never grows before the newcomer has the log. Served by the leader.
+// Answer: *MembershipResponse once the final configuration is committed,
+// or with ErrCatchUpTimeout after Config.CatchUpTimeout (the learner stays
+// a learner), ErrStaleConfig (see ChangeConfig), ErrInvalidMembership,
+// ErrRetry, NotLeaderError or ErrOutcomeUnknown. Adding a member that is
+// already one with that role answers at once.
+type AddMember struct {
+	ID                  uint64
+	Address             string
+	Voter               bool
+	ExpectedConfigIndex uint64
+}
+
+// RemoveMember removes voter or learner ID (the leader too: it hands over
+// once the removal commits). Answer: *MembershipResponse once the final
+// configuration is committed, or an error as for AddMember.
+type RemoveMember struct {
+	ID                  uint64
+	ExpectedConfigIndex uint64
+}
+
+// PromoteLearner makes learner ID a voter once it has caught up (as
+// AddMember). Answer: *MembershipResponse.
+type PromoteLearner struct {
+	ID                  uint64
+	ExpectedConfigIndex uint64
+}
+
+// MembershipResponse answers AddMember, RemoveMember and PromoteLearner:
+// Index is the index of the final configuration entry, committed.
+type MembershipResponse struct {
+	Index  uint64
+	Config *messages.ClusterConfig
+	Err    error
 }
 
 // TransferLeadership asks the leader to hand over to To (0: the most
@@ -119,7 +177,8 @@ type Stopped struct{}
 
 // Subscribe registers PID (or the sender, when PID is nil) for events:
 // EntryApplied, LeaderChanged, RoleChanged, TermChanged, MembershipChanged,
-// SnapshotTaken, SnapshotInstalled, NodeStopped. Events arrive in order.
+// MemberRemoved, SnapshotTaken, SnapshotInstalled, NodeStopped. Events
+// arrive in order.
 type Subscribe struct{ PID *actor.PID }
 
 // Unsubscribe removes a subscriber.
@@ -193,6 +252,19 @@ type MembershipChanged struct {
 	Config *messages.ClusterConfig
 }
 
+// MemberRemoved: this node learned that it is no member any more: a
+// committed configuration (Index) leaves it out, or a member refused it as
+// a non-member citing configuration Index (By). It campaigns no more and
+// Status.Removed is set; it keeps running (its status and history stay
+// readable) until the application stops it, and a leader that adds it
+// back makes it a member again.
+type MemberRemoved struct {
+	NodeID uint64
+	Index  uint64
+	By     uint64 // the member that refused it, 0 if it saw the commit
+	Reason string
+}
+
 // SnapshotTaken: this node snapshotted its state machine at Index.
 type SnapshotTaken struct {
 	NodeID uint64
@@ -227,7 +299,14 @@ type Status struct {
 	LastIndex     uint64
 	FirstIndex    uint64
 	Config        *messages.ClusterConfig
-	// Progress is the leader's view of each member (leader only).
+	// ConfigIndex is the index of Config's entry: pass it as
+	// ExpectedConfigIndex of a membership change. Config is committed when
+	// ConfigIndex <= Commit.
+	ConfigIndex uint64
+	// Removed: this node knows it is no member (see MemberRemoved).
+	Removed bool
+	// Progress is the leader's view of each member, learners with their
+	// Lag (leader only).
 	Progress []raft.PeerProgress
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
@@ -351,6 +430,7 @@ func gone(ctx Requester, node *actor.PID) bool {
 func (r *ProposeResponse) answerErr() error            { return r.Err }
 func (r *ReadResponse) answerErr() error               { return r.Err }
 func (r *ChangeConfigResponse) answerErr() error       { return r.Err }
+func (r *MembershipResponse) answerErr() error         { return r.Err }
 func (r *TransferLeadershipResponse) answerErr() error { return r.Err }
 func (r *TakeSnapshotResponse) answerErr() error       { return r.Err }
 func (r *SetLogLevelResponse) answerErr() error        { return r.Err }

@@ -92,11 +92,20 @@ type Config struct {
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int
+	// CatchUpTimeout bounds how long AddMember and PromoteLearner wait for
+	// a learner to catch up before failing with ErrCatchUpTimeout.
+	// Default 60s.
+	CatchUpTimeout time.Duration
+	// CatchUpLag, when non-zero, also counts a learner as caught up once
+	// it is within this many entries of the leader's last index. Default
+	// 0: only a catch-up round that ends within an election timeout
+	// counts (thesis §4.2.1).
+	CatchUpLag uint64
 }
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
-	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256}
+	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256, CatchUpTimeout: 60 * time.Second}
 }
 
 // Validate reports every problem at once, each naming the field.
@@ -113,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval <= 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.TickInterval = %v, must be > 0", c.TickInterval))
+	}
+	if c.CatchUpTimeout < 0 {
+		errs = append(errs, fmt.Errorf("actors: Config.CatchUpTimeout = %v, must be >= 0 (0: the default, 60s)", c.CatchUpTimeout))
 	}
 	if c.HistorySize < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0", c.HistorySize))
