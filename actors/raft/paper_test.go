@@ -87,7 +87,9 @@ func testUpdateTermFromMessage(t *testing.T, role Role) {
 	}
 }
 
-// TestRejectStaleTermMessage_5_1: a message of an older term is ignored.
+// TestRejectStaleTermMessage_5_1: a message of an older term changes
+// nothing; a stale append or heartbeat is rejected with our term (so the
+// stale leader steps down), anything else is ignored.
 func TestRejectStaleTermMessage_5_1(t *testing.T) {
 	for _, ty := range []messages.MessageType{mApp, mHeartbeat, mVote, mVoteResp, mAppResp, mSnap, mTimeout} {
 		r := newTestRaft(t, 1, []uint64{1, 2, 3})
@@ -98,8 +100,13 @@ func TestRejectStaleTermMessage_5_1(t *testing.T) {
 		if r.Term() != 2 || r.Role() != Candidate {
 			t.Fatalf("%s: term %d role %s, want 2 candidate", ty, r.Term(), r.Role())
 		}
-		if msgs := drainMsgs(r); len(msgs) != 0 {
-			t.Fatalf("%s: sent %v for a stale message (PreVote and CheckQuorum off)", ty, msgs)
+		msgs := drainMsgs(r)
+		if ty == mApp || ty == mHeartbeat {
+			if len(msgs) != 1 || msgs[0].Type != mAppResp || msgs[0].Term != 2 || msgs[0].To != 2 {
+				t.Fatalf("%s: sent %v for a stale message, want a rejection of term 2", ty, msgs)
+			}
+		} else if len(msgs) != 0 {
+			t.Fatalf("%s: sent %v for a stale message", ty, msgs)
 		}
 	}
 }

@@ -552,11 +552,12 @@ func (r *Raft) Step(m *messages.Message) error {
 	case m.Term < r.term:
 		switch m.Type {
 		case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT:
-			if r.settings().CheckQuorum || r.settings().PreVote {
-				// A stale leader (maybe one whose pre-votes keep failing)
-				// learns our term and steps down.
-				r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From})
-			}
+			// A stale leader (maybe one whose pre-votes keep failing)
+			// learns our term and steps down (§5.1: a stale request is
+			// rejected). Whatever our settings: settings change through the
+			// log, so the leader may hold a CheckQuorum lease that ignores
+			// our vote requests while we, behind, still have it off.
+			r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From})
 		case messages.MessageType_MSG_PRE_VOTE:
 			r.send(&messages.Message{Type: messages.MessageType_MSG_PRE_VOTE_RESP, To: m.From, Term: r.term, Reject: true})
 		}
