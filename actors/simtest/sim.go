@@ -777,6 +777,7 @@ func (s *sim) changeMembers() {
 	switch p := s.rng.IntN(4); {
 	case p == 0 && len(cfg.Learners) == 0:
 		added = s.newNode(false)
+		added.member = true // maybe: the configuration decides at the end
 		s.startNode(added, false)
 		cfg.Learners = append(cfg.Learners, &messages.Member{Id: added.id, Address: addr(added.id)})
 		what = fmt.Sprintf("add learner %d", added.id)
@@ -856,8 +857,12 @@ func (s *sim) converge() {
 	}
 	if index == 0 {
 		s.violation("no leader committed a proposal within %v (%d ticks) after the faults healed", healBound, healBound/tickInterval)
+		s.traceStatuses()
 		s.saveStacks()
 		return
+	}
+	if _, st := s.leader(); st != nil && st.Config != nil {
+		s.syncMembers(st.Config)
 	}
 	ticks := int(time.Since(healed) / tickInterval)
 	s.count(func(st *Stats) { st.HealTicks += ticks })
@@ -875,10 +880,49 @@ func (s *sim) converge() {
 		}
 		if time.Now().After(deadline) {
 			s.violation("not every member applied index %d within %v after the heal: %s", index, healBound, behind)
+			s.traceStatuses()
 			s.saveStacks()
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncMembers makes the simulator's idea of the members the leader's
+// configuration: a change whose outcome the simulator did not learn may
+// have committed or not. Members that are down are started; others are
+// stopped.
+func (s *sim) syncMembers(cfg *messages.ClusterConfig) {
+	in := map[uint64]bool{}
+	for _, m := range append(append(slices.Clone(cfg.Voters), cfg.Learners...), cfg.OutgoingVoters...) {
+		in[m.Id] = true
+	}
+	for _, id := range s.order {
+		n := s.nodes[id]
+		s.mu.Lock()
+		was := n.member
+		n.member = in[id]
+		s.mu.Unlock()
+		switch {
+		case in[id] && n.state == down:
+			s.startNode(n, false)
+		case !in[id] && n.state != down:
+			s.halt(n, false)
+		}
+		if was != in[id] {
+			s.tracef("node %d is a member: %v (the leader's configuration)", id, in[id])
+		}
+	}
+}
+
+// traceStatuses puts every running member's status in the trace.
+func (s *sim) traceStatuses() {
+	for _, id := range s.runningIDs() {
+		if st := s.status(id); st != nil {
+			s.tracef("status %v; config %v", st, st.Config)
+		} else {
+			s.tracef("status of node %d: no answer", id)
+		}
 	}
 }
 
