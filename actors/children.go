@@ -210,6 +210,11 @@ type applier struct {
 	subs     []*actor.PID
 	applied  uint64
 	sessions map[uint64]session
+	// pending are the waiters of the batch being applied, not yet answered.
+	pending []indexedWaiter
+	// failed is set once applying failed (ErrStopped wrapping the cause):
+	// nothing is applied after it.
+	failed error
 }
 
 func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
@@ -217,24 +222,38 @@ func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, 
 }
 
 func (a *applier) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.fail(ctx, fmt.Errorf("%w: panic: %v", ErrApplyFailed, r))
+		}
+	}()
+	if a.failed != nil {
+		a.refuse(ctx)
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *applyBatch:
+		a.pending = msg.waiters
 		if msg.snapshot != nil {
 			if err := a.restore(msg.snapshot); err != nil {
-				panic(fmt.Sprintf("actors: restore snapshot %d: %v", msg.snapshot.Metadata.Index, err))
+				a.fail(ctx, fmt.Errorf("%w: restore snapshot %d: %w", ErrApplyFailed, msg.snapshot.Metadata.Index, err))
+				return
 			}
 		}
-		wi := 0
 		for _, e := range msg.entries {
 			var w *waiter
-			for wi < len(msg.waiters) && msg.waiters[wi].index < e.Index {
-				wi++
+			for len(a.pending) > 0 && a.pending[0].index < e.Index {
+				a.pending = a.pending[1:]
 			}
-			if wi < len(msg.waiters) && msg.waiters[wi].index == e.Index {
-				w = &msg.waiters[wi].w
+			if len(a.pending) > 0 && a.pending[0].index == e.Index {
+				w = &a.pending[0].w
 			}
-			a.apply(ctx, e, w)
+			if err := a.apply(ctx, e, w); err != nil {
+				a.fail(ctx, err)
+				return
+			}
 		}
+		a.pending = nil
 		ctx.Send(a.node, &appliedUpTo{index: a.applied})
 	case *readQuery:
 		q, ok := a.sm.(Querier)
@@ -252,24 +271,62 @@ func (a *applier) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
+// fail stops applying for good: the entry that failed is not recorded as
+// applied (nor its result in the session table), the proposers of the
+// entries not applied are answered ErrStopped with the cause, and the node
+// is told, which stops.
+func (a *applier) fail(ctx actor.Context, err error) {
+	if a.failed != nil {
+		return
+	}
+	a.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+	for _, iw := range a.pending {
+		ctx.Send(iw.w.pid, &ProposeResponse{Index: iw.index, Err: a.failed})
+	}
+	a.pending = nil
+	ctx.Send(a.node, &appliedUpTo{index: a.applied})
+	ctx.Send(a.node, &applyFailed{err: err})
+}
+
+// refuse answers what arrives after a failure.
+func (a *applier) refuse(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *applyBatch:
+		for _, iw := range msg.waiters {
+			ctx.Send(iw.w.pid, &ProposeResponse{Index: iw.index, Err: a.failed})
+		}
+	case *readQuery:
+		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: a.failed})
+	case *snapshotRequest:
+		ctx.Send(a.node, &snapshotMade{index: a.applied, err: a.failed, reply: msg.reply})
+	}
+}
+
+// apply applies one committed entry and answers its proposer (w, if this
+// node proposed it). An error is an apply failure (see ErrApplyFailed):
+// the entry is not applied.
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) error {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
 		if w != nil {
 			ctx.Send(w.pid, &ProposeResponse{Index: e.Index, Term: e.Term, Err: ErrDuplicate})
 		}
-		return
+		return nil
 	}
 	var span trace.Span
 	if e.TraceParent != "" && a.tracer.Enabled() {
 		_, span = a.tracer.StartRemote(bg, e.TraceParent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any
+	var err error
 	if e.Type == messages.EntryType_ENTRY_NORMAL {
-		result = a.applyNormal(e)
+		result, err = a.applyNormal(e)
 	}
 	if span != nil {
-		span.End()
+		tracing.End(span, err)
+	}
+	if err != nil {
+		return err
 	}
 	a.applied = e.Index
 	if w != nil {
@@ -287,22 +344,41 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
 	for _, s := range a.subs {
 		ctx.Send(s, &EntryApplied{NodeID: a.id, Entry: e, Result: result})
 	}
+	return nil
 }
 
-func (a *applier) applyNormal(e *messages.Entry) any {
+func (a *applier) applyNormal(e *messages.Entry) (any, error) {
 	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
-		return a.sm.Apply(e)
+		return a.applySM(e)
 	}
 	s, ok := a.sessions[e.ClientId]
 	if ok && e.Sequence <= s.seq {
 		if e.Sequence == s.seq && s.result != nil {
-			return s.result
+			return s.result, nil
 		}
-		return ErrDuplicate
+		return ErrDuplicate, nil
 	}
-	res := a.sm.Apply(e)
+	res, err := a.applySM(e)
+	if err != nil {
+		return nil, err // not applied: nothing to remember
+	}
 	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
-	return res
+	return res, nil
+}
+
+// applySM calls the StateMachine; a panic, or a result that is an error
+// wrapping ErrApplyFailed, is a failure.
+func (a *applier) applySM(e *messages.Entry) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("%w: entry %d: panic: %v", ErrApplyFailed, e.Index, r)
+		}
+	}()
+	res = a.sm.Apply(e)
+	if rerr, ok := res.(error); ok && errors.Is(rerr, ErrApplyFailed) {
+		return nil, fmt.Errorf("entry %d: %w", e.Index, rerr)
+	}
+	return res, nil
 }
 
 // rebuildSessions restores the session table at start for a state

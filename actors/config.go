@@ -16,6 +16,12 @@ import (
 )
 
 // Config configures a node actor. Start from DefaultConfig.
+//
+// A node stops on a failure rather than restart (see Failures in the package
+// doc): to restart it, spawn Props of the same Config (same LogStore or
+// DataDir) again; it reloads its state from the store. The supervisor of
+// the node actor never sees its panics: the node recovers them and stops
+// with the panic as NodeStopped's Err.
 type Config struct {
 	// ID of this node, non-zero. Required.
 	ID uint64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -44,8 +45,10 @@ func Props(cfg Config) (*actor.Props, error) {
 	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }), nil
 }
 
-// shared outlives node actor instances: a node restarted by its supervisor
-// is a new instance that reloads its state from the store.
+// shared is what every instance made by the props' producer shares. The
+// node recovers its own panics and stops (Receive), so its supervisor
+// restarts it only if that stop itself panicked; the new instance then
+// reloads its state from the store.
 type shared struct {
 	cfg              Config
 	store            persistence.LogStore
@@ -61,7 +64,9 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	snapshotMade  struct {
+	// applyFailed: the applier could not apply an entry; the node stops.
+	applyFailed  struct{ err error }
+	snapshotMade struct {
 		index uint64
 		data  []byte
 		err   error
@@ -106,6 +111,8 @@ type node struct {
 	failed      bool
 	failErr     error // ErrStopped wrapping the failure, once failed
 	exiting     bool  // the actor is stopping or restarting
+	panicking   bool  // failStop after a panic is under way
+	childErr    error // why the persister or applier failed (a panic)
 
 	proposals     map[uint64]waiter // index -> proposer
 	reads         map[string]pendingRead
@@ -151,8 +158,24 @@ func newNode(sh *shared) *node {
 	return n
 }
 
-// Receive dispatches to the behavior of the current role.
-func (n *node) Receive(ctx actor.Context) { n.behavior.Receive(ctx) }
+// Receive dispatches to the behavior of the current role. A panic in the
+// node actor stops the node with the panic as the reason (see failStop):
+// it is not handed to the supervisor, whose restart would drop the
+// message and the pending requests' answers with the old instance.
+func (n *node) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if n.panicking {
+				panic(r) // failing failed: let the supervisor have it
+			}
+			n.panicking = true
+			err := fmt.Errorf("actors: node actor panicked handling %T: %v", ctx.Message(), r)
+			n.log.Error("node actor panicked", "err", err, "stack", string(debug.Stack()))
+			n.failStop(ctx, "node actor panicked", err)
+		}
+	}()
+	n.behavior.Receive(ctx)
+}
 
 // follower is the behavior of a follower: it redirects what needs the leader.
 func (n *node) follower(ctx actor.Context) {
@@ -284,7 +307,11 @@ func (n *node) common(ctx actor.Context) bool {
 	case *actor.Terminated:
 		if msg.Who.Equal(n.persister) || msg.Who.Equal(n.applier) {
 			if n.stop == nil && !n.failed && !n.exiting {
-				n.failStop(ctx, "a child failed", fmt.Errorf("actors: %s terminated", msg.Who.Id))
+				err := n.childErr
+				if err == nil {
+					err = fmt.Errorf("actors: %s terminated", msg.Who.Id)
+				}
+				n.failStop(ctx, "a child failed", err)
 			}
 		}
 		for id, pid := range n.replicators {
@@ -315,6 +342,8 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *persistFailed:
 		n.failStop(ctx, "storage failure", msg.err)
+	case *applyFailed:
+		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
 		n.serveReads(ctx)
@@ -964,6 +993,11 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 func (n *node) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason interface{}, message interface{}) {
 	if child.Equal(n.persister) || child.Equal(n.applier) {
 		n.log.Error("child failed; the node stops", "child", child.Id, "reason", fmt.Sprint(reason))
+		if n.childErr == nil {
+			// HandleFailure runs on the node actor's mailbox: the
+			// Terminated that follows stops the node with this reason.
+			n.childErr = fmt.Errorf("actors: %s panicked: %v", child.Id, reason)
+		}
 		sup.StopChildren(child)
 		return
 	}
