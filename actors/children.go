@@ -240,7 +240,10 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.pending = msg.waiters
 		if msg.snapshot != nil {
 			if err := a.timedRestore(msg.snapshot); err != nil {
-				a.fail(ctx, fmt.Errorf("%w: restore snapshot %d: %w", ErrApplyFailed, msg.snapshot.Metadata.Index, err))
+				// The node checked the data before installing the snapshot
+				// (checkSnapshot); a Restore failing now leaves the state
+				// machine behind the log: stop the node, never apply on.
+				a.fail(ctx, fmt.Errorf("%w: %w: restore snapshot %d: %w", ErrApplyFailed, ErrCorruptSnapshot, msg.snapshot.GetMetadata().GetIndex(), err))
 				return
 			}
 		}
@@ -427,6 +430,30 @@ func (a *applier) snapshot() ([]byte, error) {
 		out = binary.AppendUvarint(binary.AppendUvarint(out, c), s.seq)
 	}
 	return append(out, data...), nil
+}
+
+// ErrCorruptSnapshot: snapshot data the state machine cannot restore.
+var ErrCorruptSnapshot = errors.New("actors: corrupt snapshot")
+
+// checkSnapshot reports whether s's data can be restored into sm: the
+// session table decodes, and sm (if it implements SnapshotValidator)
+// accepts its bytes. It runs on the node actor, before the core installs
+// a snapshot received from a member.
+func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
+	sn, ok := sm.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
+	}
+	_, b, err := decodeSessions(s.GetData())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if v, ok := sn.(SnapshotValidator); ok {
+		if err := v.ValidateSnapshot(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
 }
 
 func (a *applier) restore(s *messages.Snapshot) error {

@@ -65,7 +65,8 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	// applyFailed: the applier could not apply an entry; the node stops.
+	// applyFailed: the applier could not apply an entry or restore a
+	// snapshot; the node stops.
 	applyFailed  struct{ err error }
 	snapshotMade struct {
 		index uint64
@@ -116,20 +117,20 @@ type node struct {
 	panicking   bool  // failStop after a panic is under way
 	childErr    error // why the persister or applier failed (a panic)
 
-	proposals     map[uint64]waiter // index -> proposer
-	reads         map[string]pendingRead
-	readSeq       uint64
-	readsByIndex  []pendingRead // waiting for the applier
-	applied       uint64        // confirmed by the applier
-	configWaiters map[uint64]*actor.PID
-	transfer      *transferState
-	stop          *stopState
-	snapshotting  bool
-	lastSnapshot  uint64
-	history       []Transition
-	drops         DropCounts
-	ticks         uint64            // ticks since start
-	lastHeard     map[uint64]uint64 // peer -> tick of its last message
+	proposals    map[uint64]waiter // index -> proposer
+	reads        map[string]pendingRead
+	readSeq      uint64
+	readsByIndex []pendingRead // waiting for the applier
+	applied      uint64        // confirmed by the applier
+	memberOps    []*memberOp   // membership changes under way (membership.go)
+	transfer     *transferState
+	stop         *stopState
+	snapshotting bool
+	lastSnapshot uint64
+	history      []Transition
+	drops        DropCounts
+	ticks        uint64            // ticks since start
+	lastHeard    map[uint64]uint64 // peer -> tick of its last message
 
 	tracer       *tracing.Tracer
 	metrics      *nodeMetrics
@@ -217,16 +218,8 @@ func (n *node) leader(ctx actor.Context) {
 			n.proposals[idx] = waiter{pid: s, term: term}
 		}
 		n.scheduleFlush(ctx)
-	case *ChangeConfig:
-		idx, err := n.r.ProposeConfig(msg.Config)
-		if err != nil {
-			n.respond(ctx, &ChangeConfigResponse{Err: mapErr(err)})
-			return
-		}
-		if s := ctx.Sender(); s != nil {
-			n.configWaiters[idx] = s
-		}
-		n.scheduleFlush(ctx)
+	case *ChangeConfig, *AddMember, *RemoveMember, *PromoteLearner:
+		n.changeMembership(ctx, msg)
 	case *TransferLeadership:
 		to := msg.To
 		if to == 0 {
@@ -252,6 +245,8 @@ func (n *node) notLeader(ctx actor.Context) {
 		n.respond(ctx, &ProposeResponse{Err: nl})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: nl})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: nl})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: nl})
 	}
@@ -281,7 +276,7 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		default:
 			// Not started (a failed start): refuse.
-			n.refuse(ctx, ErrStopped)
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 	}
@@ -338,6 +333,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.r.Tick()
 		n.metrics.tick(n.r)
 		n.tickControl(ctx)
+		n.tickMembership(ctx)
 		n.scheduleFlush(ctx)
 	case *flushNode:
 		n.flushQueued = false
@@ -421,6 +417,8 @@ func (n *node) refuse(ctx actor.Context, err error) {
 		n.respond(ctx, &ProposeResponse{Err: err})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: err})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: err})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: err})
 	case *Read:
@@ -440,7 +438,6 @@ func (n *node) start(ctx actor.Context) error {
 	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
-	n.configWaiters = map[uint64]*actor.PID{}
 	n.subs = append(n.subs, n.cfg.Subscribers...)
 	st, err := loadState(n.sh.store, n.cfg.StateMachine)
 	if err != nil {
@@ -508,7 +505,17 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 		return
 	}
 	if !n.metrics.admit(n.gate, m) {
+		// A non-member campaigning is told so (it learns its removal).
+		n.r.RefuseNonMember(m)
+		n.scheduleFlush(ctx)
 		return
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
+			n.drops.CorruptSnapshot++
+			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
+			return
+		}
 	}
 	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
@@ -648,6 +655,7 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 		n.become(ev.To)
 		if ev.From == raft.Leader {
 			n.stopReplicators(ctx)
+			n.failMemberOps(ctx, fmt.Errorf("%w: leadership lost before the configuration change completed", ErrOutcomeUnknown))
 		}
 		n.publish(ctx, &RoleChanged{NodeID: id, Term: ev.Term, From: ev.From, To: ev.To, Reason: ev.Reason})
 	case raft.EventTermChanged:
@@ -661,19 +669,13 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 			n.endTransfer(ctx, ev.Leader, nil)
 		}
 	case raft.EventConfigChanged:
-		for idx, w := range n.configWaiters {
-			if idx <= ev.Index {
-				ctx.Send(w, &ChangeConfigResponse{Index: idx})
-				delete(n.configWaiters, idx)
-			}
-		}
-		for pid, rp := range n.replicators {
-			if !n.r.IsMember(pid) {
-				ctx.Stop(rp)
-				delete(n.replicators, pid)
-			}
-		}
+		n.membershipCommitted(ctx, ev)
+		n.stopNonMemberReplicators(ctx)
 		n.publish(ctx, &MembershipChanged{NodeID: id, Index: ev.Index, Config: ev.Config})
+	case raft.EventMemberDeparted:
+		n.stopNonMemberReplicators(ctx)
+	case raft.EventRemoved:
+		n.onRemoved(ctx, ev)
 	case raft.EventSnapshotRestored:
 		n.publish(ctx, &SnapshotInstalled{NodeID: id, Index: ev.Index})
 	}
@@ -889,10 +891,7 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		}
 	}
 	n.readsByIndex = nil
-	for idx, w := range n.configWaiters {
-		ctx.Send(w, &ChangeConfigResponse{Index: idx, Err: err})
-	}
-	clear(n.configWaiters)
+	n.failMemberOps(ctx, err)
 	if n.transfer != nil {
 		n.endTransfer(ctx, 0, err)
 	}
@@ -948,9 +947,13 @@ func (n *node) status() *Status {
 	rs := n.r.Status()
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
-		Config: rs.Config, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
+		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
 	gs := n.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
+	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {
+		ts := sr.Stats()
+		s.Transport = &ts
+	}
 	if ps, ok := n.cfg.Transport.(transport.PeerStatuser); ok {
 		s.Peers = map[uint64]string{}
 		for id, st := range ps.PeerStatus() {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/net/netutil"
 
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
@@ -326,7 +327,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 		}
 	}()
 	rcfg := remote.DefaultConfig()
-	rcfg.ID, rcfg.ListenAddr = cfg.id, cfg.listen
+	rcfg.ID, rcfg.ClusterID, rcfg.ListenAddr = cfg.id, cfg.clusterID, cfg.listen
 	rcfg.Logger = slog.New(levelFloor{base.Handler(), slog.LevelWarn}) // the transport adds "node"
 	if cfg.advertise != cfg.listen {
 		rcfg.AdvertisedAddr = cfg.advertise
@@ -377,15 +378,38 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	mux.HandleFunc("GET "+pathBalance, s.handleBalance)
 	mux.HandleFunc("GET "+pathBalances, s.handleBalances)
 	mux.HandleFunc("GET "+pathStatus, s.handleStatus)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = newAPIServer(mux, defaultAPILimits)
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(netutil.LimitListener(ln, defaultAPILimits.maxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("client API stopped", "err", err)
 		}
 	}()
 	log.Info("server started", "raft", cfg.advertise, "api", cfg.apiAdvertise, "data", cfg.dataDir,
 		"voters", len(boot.Voters), "insecure", cfg.insecure)
 	return s, nil
+}
+
+// apiLimits bound what clients can hold on the client API: a client that
+// sends its request slowly, never reads the response, or keeps an idle
+// connection open is disconnected, and at most maxConns connections are
+// served at once (more wait in the listen backlog).
+type apiLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxConns                      int
+}
+
+// defaultAPILimits: a request (headers and body) must arrive within 10 s
+// and its response be written within 15 s (longer than proposeTimeout and
+// readTimeout, so a slow commit is answered, not cut); idle keep-alive
+// connections close after 60 s.
+var defaultAPILimits = apiLimits{readHeader: 5 * time.Second, read: 10 * time.Second, write: 15 * time.Second,
+	idle: 60 * time.Second, maxConns: 1024}
+
+// newAPIServer is the client API's HTTP server with lim's timeouts; serve
+// it on netutil.LimitListener(ln, lim.maxConns).
+func newAPIServer(h http.Handler, lim apiLimits) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: lim.readHeader, ReadTimeout: lim.read,
+		WriteTimeout: lim.write, IdleTimeout: lim.idle, MaxHeaderBytes: 64 << 10}
 }
 
 // shutdown stops the node in order (a leader hands over first), then the
