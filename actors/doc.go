@@ -5,6 +5,12 @@
 //	node := ctx.Spawn(props)              // a child of the application's actor
 //	res, err := actors.ProposeAndWait(ctx, node, &actors.Propose{Data: cmd}, time.Second)
 //
+// Example_threeNodes is a complete in-memory cluster (actor system,
+// application actors, one shared network, proposals, a read, the status);
+// ExampleProposeAndWait handles every answer; ExampleSnapshotter and
+// ExampleConfig_customTransport plug in a state machine with snapshots and a
+// transport of one's own.
+//
 // # Architecture
 //
 // One node actor owns one Raft node. Its behavior is its role — follower,
