@@ -50,4 +50,14 @@
 // A [Tracer] built on a noop TracerProvider (trace/noop), or a nil *Tracer, starts no
 // spans, builds no attributes and allocates nothing. A Tracer built on the global
 // provider while no SDK is installed costs a few small allocations per span.
+//
+// # Metrics
+//
+// [Instruments] lists every metric a node records through actors.Config.MeterProvider,
+// with its unit and attributes (names in metrics.go): proposal commit and apply
+// latency, group-commit (fsync) latency and entries, entries per AppendEntries,
+// messages sent, received and dropped (by raft.msg.type and raft.drop.cause), leader
+// changes, elections started and won, and gauges of term, commit and applied index,
+// apply lag and the leader's per-peer match lag; snapshot sizes and durations; read
+// latency. Every measurement carries raft.node_id.
 package tracing
