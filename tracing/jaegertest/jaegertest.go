@@ -13,6 +13,9 @@
 // it fails at once. Start never builds Jaeger itself: the first build takes minutes
 // (tens on a busy machine) and would outlive the test's timeout.
 //
+// Connect reads the query API of a Jaeger that is already running (tracing/cmd/tracetree
+// uses it), and Trace.Tree prints a trace as an indented tree of spans.
+//
 // Each Jaeger listens on free loopback ports given in a generated config file (Jaeger
 // v2 is an OpenTelemetry collector: ports are set in its YAML config, not by flags),
 // so tests may run several at once.
