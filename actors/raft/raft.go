@@ -92,8 +92,8 @@ type Raft struct {
 	// that no configuration in the log names yet: a joining node answers
 	// the leader there until the configuration reaches it.
 	hintAddrs map[uint64]string
-	oldAddrs map[uint64]string    // addrs before the last updateMembers
-	prs      map[uint64]*Progress // leader only; every member including self, and departing ones
+	oldAddrs  map[uint64]string    // addrs before the last updateMembers
+	prs       map[uint64]*Progress // leader only; every member including self, and departing ones
 	// departing (leader only) holds the addresses of members removed by a
 	// committed configuration that have not yet learned it (see
 	// Progress.RemovedAt).
