@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -152,7 +154,10 @@ type TransferLeadershipResponse struct {
 	Err    error
 }
 
-// Campaign asks the node to start an election now (no answer).
+// Campaign asks the node to start an election now (no answer). With
+// CheckQuorum on, a node that heard from a live leader within an election
+// timeout (or restarted less than one ago) ignores it: it keeps the lease
+// it gave that leader.
 type Campaign struct{}
 
 // Resume starts a node that was started paused. Answer: *Resumed.
@@ -310,11 +315,19 @@ type Status struct {
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
 	Peers map[uint64]string
+	// Transport is the transport's counters (refused connections, RPCs and
+	// compressed streams, forged senders, oversized and undecodable
+	// input), when the transport reports them (transport.StatsReporter);
+	// nil otherwise.
+	Transport *transport.Stats
 }
 
 // DropCounts counts refused inbound messages by cause.
 type DropCounts struct {
 	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
+	// CorruptSnapshot: snapshots from a member whose data the state
+	// machine cannot restore, refused before the core installs them.
+	CorruptSnapshot uint64
 }
 
 func (s *Status) String() string {
@@ -353,7 +366,7 @@ type Requester interface {
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
 	res, err := ctx.RequestFuture(node, p, timeout).Result()
 	if err != nil {
-		return nil, waitErr("propose", err)
+		return nil, waitErr(ctx, node, "propose", err)
 	}
 	r, ok := res.(*ProposeResponse)
 	if !ok {
@@ -370,7 +383,7 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	var zero T
 	res, err := ctx.RequestFuture(node, msg, timeout).Result()
 	if err != nil {
-		return zero, waitErr(fmt.Sprintf("%T", msg), err)
+		return zero, waitErr(ctx, node, fmt.Sprintf("%T", msg), err)
 	}
 	t, ok := res.(T)
 	if !ok {
@@ -382,17 +395,36 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	return t, nil
 }
 
-// waitErr maps the error of a request's future: an expired wait is
-// ErrOutcomeUnknown; a dead letter (the node actor is gone: stopped, or
-// failed to start) is ErrStopped.
-func waitErr(what string, err error) error {
+// waitErr maps the error of a request's future: a dead letter (the node
+// actor is gone: stopped, or failed to start) is ErrStopped, and so is an
+// expired wait on a local node actor that is gone by then (protoactor drops
+// the messages still in the mailbox of an actor that finishes stopping);
+// any other expired wait is ErrOutcomeUnknown.
+func waitErr(ctx Requester, node *actor.PID, what string, err error) error {
 	switch {
-	case errors.Is(err, actor.ErrTimeout):
-		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
 	case errors.Is(err, actor.ErrDeadLetter):
 		return fmt.Errorf("actors: %s: %w (the node actor is gone: %w)", what, ErrStopped, err)
+	case errors.Is(err, actor.ErrTimeout) && gone(ctx, node):
+		return fmt.Errorf("actors: %s: %w (the node actor is gone)", what, ErrStopped)
+	case errors.Is(err, actor.ErrTimeout):
+		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
 	}
 	return fmt.Errorf("actors: %s: %w", what, err)
+}
+
+// gone reports whether node is a local actor of ctx's actor system that no
+// longer exists (false when that cannot be told).
+func gone(ctx Requester, node *actor.PID) bool {
+	s, ok := ctx.(interface{ ActorSystem() *actor.ActorSystem })
+	if !ok || node == nil {
+		return false
+	}
+	sys := s.ActorSystem()
+	if node.Address != sys.Address() {
+		return false
+	}
+	_, alive := sys.ProcessRegistry.GetLocal(node.Id)
+	return !alive
 }
 
 func (r *ProposeResponse) answerErr() error            { return r.Err }

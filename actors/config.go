@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -59,8 +60,9 @@ type Config struct {
 	// from this Config. Default raft.DefaultConfig().
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
-	// failures, a failed start, refused messages) as text on os.Stderr;
-	// pass slog.New(slog.DiscardHandler) to silence it.
+	// failures, a failed start, refused messages; LogLevel's level when
+	// LogLevel is set) as text on os.Stderr; pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// LogLevel, when set, is the level of Logger's handler (the
 	// application builds the handler with slog.HandlerOptions{Level:
@@ -79,6 +81,12 @@ type Config struct {
 	// which records nothing until the application sets one; pass a
 	// trace/noop provider to turn tracing off at no cost.
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the node's metrics (instruments listed in
+	// tracing.Instruments: commit, apply, fsync and read latencies, messages
+	// by type, elections, indexes, snapshots, per-peer lag). Default nil:
+	// the global provider (otel.GetMeterProvider), which records nothing
+	// until the application sets one.
+	MeterProvider metric.MeterProvider
 	// TraceHeartbeats traces heartbeats too. Default false.
 	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
@@ -139,7 +147,11 @@ func (c *Config) raftConfig() raft.Config {
 
 func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		var level slog.Leveler = slog.LevelWarn
+		if c.LogLevel != nil {
+			level = c.LogLevel
+		}
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 256

@@ -645,6 +645,10 @@ type Message struct {
 	// APPEND_RESP: the last index matched (accept) or the rejected probe index;
 	//
 	//	with reject, log_term is the hint term (fast backtracking).
+	//
+	// HEARTBEAT: the leader's tick clock when sent; HEARTBEAT_RESP echoes it
+	//
+	//	(the leader's lease for lease-based reads; 0 from older nodes).
 	LogTerm uint64   `protobuf:"varint,6,opt,name=log_term,json=logTerm,proto3" json:"log_term,omitempty"`
 	Index   uint64   `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
 	Entries []*Entry `protobuf:"bytes,8,rep,name=entries,proto3" json:"entries,omitempty"`

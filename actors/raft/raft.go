@@ -120,6 +120,15 @@ type Raft struct {
 	randomizedElectionTimeout int
 	rand                      *rand.Rand
 
+	// ticks counts Tick calls since New, from 1: the leader's lease clock.
+	ticks uint64
+	// restartGuard: this node restarted with state and keeps the lease it
+	// may have given a leader before the restart (see inLease).
+	restartGuard bool
+	// leaseBroken: this leader sent a TimeoutNow in its term; the
+	// transferee's forced election ignores leases, so none is trusted.
+	leaseBroken bool
+
 	leadTransferee uint64
 
 	snapshot        *messages.Snapshot // latest snapshot, sent to lagging peers
@@ -233,6 +242,11 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	r.durableHS = r.prevHS
 	r.becomeFollower(r.term, 0, "started")
 	r.events = r.events[:0] // starting is not a change
+	r.ticks = 1
+	// A node that acknowledged a leader just before a crash must not help
+	// elect another within that leader's lease: after a restart it treats
+	// itself as in a lease for one election timeout.
+	r.restartGuard = hs.Term > 0
 	return r, nil
 }
 
@@ -433,6 +447,8 @@ func (r *Raft) reset(term uint64) {
 	r.electionElapsed, r.heartbeatElapsed = 0, 0
 	r.resetRandomizedElectionTimeout()
 	r.leadTransferee = 0
+	r.leaseBroken = false
+	r.restartGuard = false
 	r.votes = map[uint64]bool{}
 	r.prs = nil
 	r.departing = nil
@@ -496,6 +512,7 @@ func (r *Raft) becomeLeader(reason string) {
 
 // Tick advances logical time by one tick.
 func (r *Raft) Tick() {
+	r.ticks++
 	if r.role == Leader {
 		r.tickHeartbeat()
 	} else {
@@ -505,6 +522,9 @@ func (r *Raft) Tick() {
 
 func (r *Raft) tickElection() {
 	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout() {
+		r.restartGuard = false
+	}
 	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
 		r.electionElapsed = 0
 		r.campaignStart("election timeout")
@@ -581,9 +601,11 @@ func (r *Raft) quorumActive() bool {
 // ---- elections ----
 
 // Campaign starts an election at once (with a pre-vote when PreVote is on).
-// Only a voter campaigns; a leader does nothing.
+// Only a voter campaigns; a leader does nothing, and so does a node inside
+// a leader's lease (CheckQuorum on, the leader heard within an election
+// timeout): it promised that leader not to help elect another meanwhile.
 func (r *Raft) Campaign() {
-	if r.role != Leader && r.promotable() {
+	if r.role != Leader && r.promotable() && !r.inLease() {
 		r.campaignStart("campaign requested")
 	}
 }
@@ -699,8 +721,7 @@ func (r *Raft) Step(m *messages.Message) error {
 	case m.Term > r.term:
 		if m.Type == messages.MessageType_MSG_VOTE || m.Type == messages.MessageType_MSG_PRE_VOTE {
 			force := string(m.Context) == string(campaignTransfer)
-			inLease := r.settings().CheckQuorum && r.lead != 0 && r.electionElapsed < r.electionTimeout()
-			if !force && inLease {
+			if !force && r.inLease() {
 				// A live leader is known: do not let a disconnected node
 				// disrupt it (thesis §4.2.3).
 				return nil
@@ -922,12 +943,22 @@ func (r *Raft) capBatches(i uint64) {
 	}
 }
 
+// inLease reports whether this node is inside a leader's lease (thesis
+// §4.2.3, §6.4.1): with CheckQuorum on, it heard from a live leader (or
+// restarted, see restartGuard) less than an election timeout ago, and
+// neither votes for nor becomes another leader until that passes.
+func (r *Raft) inLease() bool {
+	return r.settings().CheckQuorum && (r.lead != 0 || r.restartGuard) && r.electionElapsed < r.electionTimeout()
+}
+
 func (r *Raft) handleHeartbeat(m *messages.Message) {
 	// The leader sends min(its commit, our match): safe to commit.
 	if m.Commit > r.log.committed && m.Commit <= r.log.lastIndex() {
 		r.commitTo(m.Commit)
 	}
-	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context, Commit: r.log.committed})
+	// Index echoes the leader's clock of the heartbeat (its lease); Commit
+	// tells a departing peer how far it has caught up.
+	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context, Index: m.Index, Commit: r.log.committed})
 }
 
 func (r *Raft) handleSnapshot(m *messages.Message) {
@@ -987,6 +1018,9 @@ func (r *Raft) stepLeader(m *messages.Message) {
 	case messages.MessageType_MSG_APPEND_RESP:
 		r.handleAppendResp(m, pr)
 	case messages.MessageType_MSG_HEARTBEAT_RESP:
+		if m.Index != 0 && m.Index <= r.ticks {
+			pr.leaseAck = max(pr.leaseAck, m.Index)
+		}
 		pr.probeSent = false
 		if pr.State == StateReplicate && pr.inflights.full() {
 			// The window may be full of lost messages: free one, so the
@@ -1220,7 +1254,7 @@ func (r *Raft) bcastHeartbeat(ctx []byte) {
 		if id == r.id || pr == nil {
 			continue
 		}
-		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx,
+		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx, Index: r.ticks,
 			FromAddress: r.ownAddressFor(pr)})
 	}
 }

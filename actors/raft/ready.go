@@ -268,6 +268,7 @@ func (r *Raft) handOff() {
 }
 
 func (r *Raft) sendTimeoutNow(to uint64) {
+	r.leaseBroken = true
 	r.send(&messages.Message{Type: messages.MessageType_MSG_TIMEOUT_NOW, To: to})
 	if !r.promotable() {
 		// Handing off after a removal: to has the whole log and can win

@@ -15,6 +15,7 @@ commands:
   demo-membership
            start 3 servers, add a 4th at run time (learner, then voter), remove the leader
   verify   record a concurrent history across leader kills and check it with porcupine
+  certs    issue the CA and node certificates for mutual TLS (with node identities)
 
 Run 'banking COMMAND -h' for a command's flags.
 `
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemoMembership(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -58,6 +58,15 @@ func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (
 		c.nodes[id] = nd
 		apis = append(apis, nd.api)
 	}
+	// The servers talk mutual TLS with certificates binding each node's
+	// identity, issued the way `banking certs` does.
+	raftAddrs := map[uint64]string{}
+	for id, nd := range c.nodes {
+		raftAddrs[id] = nd.raft
+	}
+	if _, err := issueCerts(filepath.Join(dir, "certs"), 1, raftAddrs, 24*time.Hour); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
 	if c.probe, err = NewClient(apis); err != nil {
 		return nil, err
 	}
@@ -107,7 +116,10 @@ func (c *localCluster) serverArgs(id uint64) []string {
 	}
 	args := []string{"server", "--id", fmt.Sprint(id), "--listen", nd.raft, "--api", nd.api,
 		"--peers", strings.Join(peers, ","), "--peer-api", strings.Join(peerAPIs, ","),
-		"--data", nd.data, "--insecure", "--tick", c.tick.String()}
+		"--data", nd.data, "--tick", c.tick.String(),
+		"--ca", filepath.Join(c.dir, "certs", "ca.pem"),
+		"--cert", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d.pem", id)),
+		"--key", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d-key.pem", id))}
 	if nd.join {
 		args = append(args, "--join")
 	}
@@ -122,8 +134,13 @@ func (c *localCluster) addNode(id uint64) error {
 	if err != nil {
 		return err
 	}
-	c.nodes[id] = &localNode{id: id, raft: ports[0], api: ports[1], join: true,
+	nd := &localNode{id: id, raft: ports[0], api: ports[1], join: true,
 		data: filepath.Join(c.dir, fmt.Sprintf("node%d", id)), logf: filepath.Join(c.dir, fmt.Sprintf("node%d.log", id))}
+	// Its certificate, from the cluster's CA, binds its id.
+	if _, err := issueCerts(filepath.Join(c.dir, "certs"), 1, map[uint64]string{id: nd.raft}, 24*time.Hour); err != nil {
+		return fmt.Errorf("certificate of node %d: %w", id, err)
+	}
+	c.nodes[id] = nd
 	c.ids = append(c.ids, id)
 	return nil
 }
