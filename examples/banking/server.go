@@ -57,7 +57,7 @@ type serverConfig struct {
 	otlpEndpoint  string // OTLP/gRPC trace collector, "" = OTEL_EXPORTER_OTLP_* or off
 	// tracerProvider, when set (tests), replaces the OTLP exporter.
 	tracerProvider trace.TracerProvider
-	join          bool // start with no configuration: wait to be added by AddMember
+	join           bool // start with no configuration: wait to be added by AddMember
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
