@@ -265,6 +265,29 @@ func entriesAfter(ents []*messages.Entry, snapIndex, snapTerm uint64) ([]*messag
 	return slices.Clone(ents[i:]), nil
 }
 
+// checkConfigEntry refuses a configuration entry from the wire that no
+// leader could have proposed (ProposeConfig validates): it would put a
+// node in an impossible state (no voter, zero timeouts).
+func checkConfigEntry(e *messages.Entry) error {
+	cc, err := decodeConfig(e)
+	if err != nil {
+		return err
+	}
+	if err := checkConfig(cc); err != nil {
+		return fmt.Errorf("%w: configuration entry %d: %v", ErrInvalidMessage, e.GetIndex(), err)
+	}
+	return nil
+}
+
+// checkConfig validates cc, its settings defaulted when absent.
+func checkConfig(cc *messages.ClusterConfig) error {
+	if cc.Settings == nil {
+		cc = proto.Clone(cc).(*messages.ClusterConfig)
+		cc.Settings = DefaultSettings()
+	}
+	return ValidateClusterConfig(cc)
+}
+
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
 	cc := &messages.ClusterConfig{}
 	if err := proto.Unmarshal(e.Data, cc); err != nil {
@@ -282,7 +305,7 @@ func (r *Raft) setConfigAt(c confAt) {
 	old := r.cc
 	r.cc, r.ccIndex = cc, c.index
 	r.wasMember = r.wasMember || memberOf(cc, r.id)
-	if old != nil && old.Settings.ElectionTicks != cc.Settings.ElectionTicks {
+	if old != nil && old.GetSettings().GetElectionTicks() != cc.GetSettings().GetElectionTicks() {
 		r.resetRandomizedElectionTimeout()
 	}
 	r.quorum = quorum{incoming: majorityOf(cc.Voters), outgoing: majorityOf(cc.OutgoingVoters)}
@@ -701,6 +724,18 @@ func (r *Raft) Step(m *messages.Message) error {
 				return fmt.Errorf("%w: append after %d/%d at term %d: entry %d is %d/%d", ErrInvalidMessage, m.Index, m.LogTerm, m.Term, i, e.GetIndex(), e.GetTerm())
 			}
 			prevTerm = e.GetTerm()
+			if e.GetType() == messages.EntryType_ENTRY_CONFIG {
+				if err := checkConfigEntry(e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if cc := m.GetSnapshot().GetMetadata().GetConfig(); cc != nil {
+			if err := checkConfig(cc); err != nil {
+				return fmt.Errorf("%w: snapshot configuration: %v", ErrInvalidMessage, err)
+			}
 		}
 	}
 	if m.FromAddress != "" {
@@ -990,6 +1025,11 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	cc := md.Config
 	if cc == nil {
 		cc = r.cc
+	} else if cc.Settings == nil {
+		// As for a configuration entry (decodeConfig): no settings
+		// means the defaults.
+		cc = proto.Clone(cc).(*messages.ClusterConfig)
+		cc.Settings = DefaultSettings()
 	}
 	r.ccHist = []confAt{{md.Index, cc}}
 	r.pendingConfIndex = md.Index
