@@ -3,49 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// runDemoMembership is `banking demo-membership`: membership changed at
-// run time through the client CLI's API, under load.
-func runDemoMembership(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("banking demo-membership", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := demoOptions{}
-	fs.IntVar(&o.clients, "clients", 4, "concurrent clients doing transfers")
-	fs.IntVar(&o.accounts, "accounts", 6, "accounts opened before the transfers")
-	fs.Int64Var(&o.initial, "initial", 1000, "opening balance of each account")
-	fs.DurationVar(&o.tick, "tick", 50*time.Millisecond, "the servers' Raft tick")
-	fs.BoolVar(&o.keep, "keep", false, "keep the data directories and logs")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 || o.clients < 1 || o.accounts < 2 || o.initial < 1 || o.initial > MaxAmount || o.tick <= 0 {
-		fmt.Fprintln(stderr, "banking demo-membership: want no arguments, --clients >= 1, --accounts >= 2, --initial from 1 to 10^12, a positive --tick")
-		return 2
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(stderr, "banking demo-membership: cannot find this executable to start the servers: %v\n", err)
-		return 1
-	}
-	o.exe = exe
-	if err := demoMembership(context.Background(), o, stdout); err != nil {
-		fmt.Fprintf(stderr, "banking demo-membership: %v\n", err)
-		return 1
-	}
-	return 0
-}
 
 // demoMembership starts 3 servers, runs transfers, starts a 4th server
 // with --join and adds it as a voter (it is promoted once caught up), then
@@ -53,91 +16,29 @@ func runDemoMembership(args []string, stdout, stderr io.Writer) int {
 // three agree and no money was created or lost. A nil error means every
 // check passed.
 func demoMembership(ctx context.Context, o demoOptions, out io.Writer) (err error) {
-	start := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
-	dir, err := os.MkdirTemp("", "banking-membership-")
+	d, say, err := startDemo(ctx, o, "banking-membership-", out)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if o.keep || err != nil {
-			say("data directories and server logs kept in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
-	c, err := newLocalCluster(dir, o.exe, o.env, 3, o.tick)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if e := c.stopAll(); e != nil && err == nil {
-			err = e
-		}
-	}()
-	for _, id := range c.ids {
-		if err := c.start(id); err != nil {
-			return err
-		}
-		say("started node %d: raft %s, api %s", id, c.nodes[id].raft, c.nodes[id].api)
-	}
-	leader, err := c.waitLeader(ctx, c.ids, 20*time.Second)
-	if err != nil {
-		return err
-	}
-	say("node %d leads", leader)
-	admin, err := NewClient(c.apis())
-	if err != nil {
-		return err
-	}
-	names := make([]string, o.accounts)
-	for i := range names {
-		names[i] = fmt.Sprintf("acct-%02d", i)
-		if err := openAccount(ctx, admin, names[i], o.initial); err != nil {
-			return err
-		}
-	}
+	defer d.close(&err)
+	c, admin, names, leader := d.c, d.admin, d.names, d.leader
 	want := int64(o.accounts) * o.initial
 
 	var okN, failedN atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range o.clients {
-		cl, err := NewClient(c.apis())
-		if err != nil {
-			return err
+	finish, err := startClients(c.apis(), o.clients, func(w, i int, cl *Client) {
+		from, to := (w+i)%len(names), (w+i+1)%len(names)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cl.Command(cctx, Command{Op: OpTransfer, From: names[from], To: names[to], Amount: 1})
+		cancel()
+		var unknown *OutcomeUnknownError
+		if err == nil {
+			okN.Add(1)
+		} else if !errors.As(err, &unknown) {
+			failedN.Add(1)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				from, to := (w+i)%len(names), (w+i+1)%len(names)
-				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := cl.Command(cctx, Command{Op: OpTransfer, From: names[from], To: names[to], Amount: 1})
-				cancel()
-				var unknown *OutcomeUnknownError
-				if err == nil {
-					okN.Add(1)
-				} else if !errors.As(err, &unknown) {
-					failedN.Add(1)
-				}
-			}
-		}()
-	}
-	finish := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
+	})
+	if err != nil {
+		return err
 	}
 	defer finish()
 	say("%d clients are transferring money", o.clients)
