@@ -279,6 +279,32 @@ func TestCheckQuorumStaleLeaderLearnsTerm(t *testing.T) {
 	}
 }
 
+// TestStaleAppendAnsweredWhateverTheSettings: settings change through the
+// log, so a node that missed the change that turned CheckQuorum on can
+// still run with both PreVote and CheckQuorum off while the leader holds a
+// lease. Its vote requests are ignored in the lease; were it to ignore the
+// leader's appends of a lower term too, it would campaign forever (found
+// by the whole-system simulator). A stale append is answered with our term
+// whatever the settings (§5.1: a stale request is rejected).
+func TestStaleAppendAnsweredWhateverTheSettings(t *testing.T) {
+	for _, ty := range []messages.MessageType{mHeartbeat, mApp} {
+		r := newTestRaft(t, 1, []uint64{1, 2, 3}, withPreVote, withCheckQuorum)
+		becomeRole(t, r, Leader)                  // term 2
+		f := newTestRaft(t, 2, []uint64{1, 2, 3}) // neither PreVote nor CheckQuorum
+		f.becomeFollower(9, 0, "test")
+		drain(f)
+		mustStep(t, f, msg(ty, 1, 2, 2))
+		resps := drainMsgs(f)
+		if len(resps) != 1 || resps[0].Type != mAppResp || resps[0].Term != 9 {
+			t.Fatalf("answer to a stale %s: %v", ty, resps)
+		}
+		mustStep(t, r, resps[0])
+		if r.Role() != Follower || r.Term() != 9 {
+			t.Fatalf("stale leader %s at %d", r.Role(), r.Term())
+		}
+	}
+}
+
 // TestLeaderTransferThroughLease: the vote requests of a leadership
 // transfer are granted even by followers in a lease.
 func TestLeaderTransferThroughLease(t *testing.T) {

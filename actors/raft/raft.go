@@ -265,25 +265,11 @@ func entriesAfter(ents []*messages.Entry, snapIndex, snapTerm uint64) ([]*messag
 	return slices.Clone(ents[i:]), nil
 }
 
-// checkConfigEntry refuses a configuration entry from the wire that no
-// leader could have proposed (ProposeConfig validates): it would put a
-// node in an impossible state (no voter, zero timeouts).
-func checkConfigEntry(e *messages.Entry) error {
-	cc, err := decodeConfig(e)
+// checkWireConfig refuses a configuration received from a peer that this
+// node could not put in force (no voters, zero ids, impossible timeouts).
+func checkWireConfig(cc *messages.ClusterConfig, err error) error {
 	if err != nil {
 		return err
-	}
-	if err := checkConfig(cc); err != nil {
-		return fmt.Errorf("%w: configuration entry %d: %v", ErrInvalidMessage, e.GetIndex(), err)
-	}
-	return nil
-}
-
-// checkConfig validates cc, its settings defaulted when absent.
-func checkConfig(cc *messages.ClusterConfig) error {
-	if cc.Settings == nil {
-		cc = proto.Clone(cc).(*messages.ClusterConfig)
-		cc.Settings = DefaultSettings()
 	}
 	return ValidateClusterConfig(cc)
 }
@@ -725,16 +711,16 @@ func (r *Raft) Step(m *messages.Message) error {
 			}
 			prevTerm = e.GetTerm()
 			if e.GetType() == messages.EntryType_ENTRY_CONFIG {
-				if err := checkConfigEntry(e); err != nil {
-					return err
+				if err := checkWireConfig(decodeConfig(e)); err != nil {
+					return fmt.Errorf("%w: append: entry %d: %w", ErrInvalidMessage, e.GetIndex(), err)
 				}
 			}
 		}
 	}
 	if m.Type == messages.MessageType_MSG_SNAPSHOT {
 		if cc := m.GetSnapshot().GetMetadata().GetConfig(); cc != nil {
-			if err := checkConfig(cc); err != nil {
-				return fmt.Errorf("%w: snapshot configuration: %v", ErrInvalidMessage, err)
+			if err := checkWireConfig(cc, nil); err != nil {
+				return fmt.Errorf("%w: snapshot configuration: %w", ErrInvalidMessage, err)
 			}
 		}
 	}
@@ -1025,9 +1011,10 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	cc := md.Config
 	if cc == nil {
 		cc = r.cc
-	} else if cc.Settings == nil {
-		// As for a configuration entry (decodeConfig): no settings
-		// means the defaults.
+	}
+	if cc.Settings == nil {
+		// As for a configuration entry (decodeConfig): a snapshot from the
+		// wire may carry none.
 		cc = proto.Clone(cc).(*messages.ClusterConfig)
 		cc.Settings = DefaultSettings()
 	}
