@@ -42,6 +42,10 @@ sim-shell: ## whole-system simulator sweep (node actors, Pebble, faults): make s
 demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
 	$(GO) run ./examples/banking demo
 
+.PHONY: demo-membership
+demo-membership: ## banking demo of run-time membership: a 4th server added (learner, then voter), the leader removed
+	$(GO) run ./examples/banking demo-membership
+
 .PHONY: verify
 verify: ## long linearizability check of the banking example
 	$(GO) run ./examples/banking verify -duration $(or $(DURATION),2m) -kills $(or $(KILLS),6)
