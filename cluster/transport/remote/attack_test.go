@@ -284,12 +284,14 @@ func TestForgedSenderIsDropped(t *testing.T) {
 		c := remote.DefaultConfig()
 		c.ID, c.ClusterID, c.CAFile = id, 1, ca.file
 		c.CertFile, c.KeyFile = ca.issue(t, remote.Identity{ClusterID: 1, NodeID: id})
+		c.MaxMessageSize = attackLimit
 		return c
 	}
 	ns := spawnNodes(t, cfg(1), cfg(2))
 	n1, n2 := ns[0], ns[1]
 	in2 := start(t, n2)
 	start(t, n1)
+	mem := probeMemory(t, n2)
 
 	cert3, key3 := ca.issue(t, remote.Identity{ClusterID: 1, NodeID: 3})
 	stream := openStream(t, dial(t, n2.Addr(), tlsCreds(t, ca, cert3, key3)))
@@ -329,6 +331,7 @@ func TestForgedSenderIsDropped(t *testing.T) {
 		t.Errorf("%d log lines for the forged messages, want 1; stderr:\n%s", got, n2.stderr.String())
 	}
 	t.Logf("node 2 stats after the forgery: %+v", s)
+	mem.check("4 forged messages")
 }
 
 // TestCertificateWithoutIdentityIsRefused: under mutual TLS a member
