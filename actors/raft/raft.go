@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -696,17 +695,6 @@ func (r *Raft) Step(m *messages.Message) error {
 	}
 	if m.To != r.id || m.From == 0 || m.From == r.id {
 		return fmt.Errorf("%w: %s from %d to %d at node %d", ErrInvalidMessage, m.Type, m.From, m.To, r.id)
-	}
-	if cc := m.GetSnapshot().GetMetadata().GetConfig(); m.Type == messages.MessageType_MSG_SNAPSHOT && cc != nil {
-		// A leader's snapshot carries a configuration it validated, with
-		// its settings: anything else would become ours as it is.
-		err := ValidateClusterConfig(cc)
-		if err == nil && cc.Settings == nil {
-			err = errors.New("no settings")
-		}
-		if err != nil {
-			return fmt.Errorf("%w: snapshot at index %d with an invalid configuration: %v", ErrInvalidMessage, m.GetSnapshot().GetMetadata().GetIndex(), err)
-		}
 	}
 	if m.Type == messages.MessageType_MSG_APPEND {
 		// The log is built from these entries as they are: they must
