@@ -323,7 +323,9 @@ type Status struct {
 	Progress []raft.PeerProgress
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
-	// undecodable (as reported by the transport), or while paused.
+	// wrong target, invalid (refused by the core), corrupt snapshots, or
+	// while paused. What the transport refused before delivering is in
+	// Transport.
 	Dropped DropCounts
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
