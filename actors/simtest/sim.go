@@ -1052,6 +1052,7 @@ func (s Stats) String() string {
 		s.SnapshotsTaken, s.SnapshotsInstalled, s.MembershipChanges, s.SettingsChanges, s.Transfers, s.Pauses, s.Partitions,
 		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks)
 }
+
 // debugTrace (SIMSHELL_DEBUG=1) also prints the step trace as it grows, to
 // see where a run that never ends is stuck.
 var debugTrace = os.Getenv("SIMSHELL_DEBUG") != ""
