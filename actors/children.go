@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
@@ -34,12 +35,13 @@ type compactRequest struct {
 // marker it sends itself is handled after all of them, so every write
 // pending then goes into one Save: one sync for many (group commit).
 type persister struct {
-	tracer *tracing.Tracer
-	store  persistence.LogStore
-	node   *actor.PID
-	buf    []persistRequest
-	queued bool
-	failed bool
+	tracer  *tracing.Tracer
+	metrics *nodeMetrics
+	store   persistence.LogStore
+	node    *actor.PID
+	buf     []persistRequest
+	queued  bool
+	failed  bool
 }
 
 func (p *persister) Receive(ctx actor.Context) {
@@ -88,7 +90,7 @@ func (p *persister) flush(ctx actor.Context) {
 	}
 	clear(p.buf)
 	p.buf = p.buf[:0]
-	err := p.store.Save(context.Background(), u)
+	err := p.save(u)
 	if span != nil {
 		tracing.End(span, err)
 	}
@@ -185,6 +187,7 @@ type readQuery struct {
 	from  *actor.PID
 	query any
 	index uint64
+	start time.Time // the read's arrival at the node
 }
 
 type setSubscribers struct{ subs []*actor.PID }
@@ -204,6 +207,7 @@ var ErrDuplicate = errors.New("actors: duplicate command, already applied")
 // applier owns the StateMachine and applies committed entries in order.
 type applier struct {
 	tracer   *tracing.Tracer
+	metrics  *nodeMetrics
 	id       uint64
 	sm       StateMachine
 	node     *actor.PID
@@ -235,8 +239,11 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *applyBatch:
 		a.pending = msg.waiters
 		if msg.snapshot != nil {
-			if err := a.restore(msg.snapshot); err != nil {
-				a.fail(ctx, fmt.Errorf("%w: restore snapshot %d: %w", ErrApplyFailed, msg.snapshot.Metadata.Index, err))
+			if err := a.timedRestore(msg.snapshot); err != nil {
+				// The node checked the data before installing the snapshot
+				// (checkSnapshot); a Restore failing now leaves the state
+				// machine behind the log: stop the node, never apply on.
+				a.fail(ctx, fmt.Errorf("%w: %w: restore snapshot %d: %w", ErrApplyFailed, ErrCorruptSnapshot, msg.snapshot.GetMetadata().GetIndex(), err))
 				return
 			}
 		}
@@ -263,10 +270,11 @@ func (a *applier) Receive(ctx actor.Context) {
 		}
 		res, err := q.Query(msg.query)
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		a.metrics.readDone(msg.start)
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
-		data, err := a.snapshot()
+		data, err := a.timedSnapshot()
 		ctx.Send(a.node, &snapshotMade{index: a.applied, data: data, err: err, reply: msg.reply})
 	}
 }
@@ -424,6 +432,30 @@ func (a *applier) snapshot() ([]byte, error) {
 	return append(out, data...), nil
 }
 
+// ErrCorruptSnapshot: snapshot data the state machine cannot restore.
+var ErrCorruptSnapshot = errors.New("actors: corrupt snapshot")
+
+// checkSnapshot reports whether s's data can be restored into sm: the
+// session table decodes, and sm (if it implements SnapshotValidator)
+// accepts its bytes. It runs on the node actor, before the core installs
+// a snapshot received from a member.
+func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
+	sn, ok := sm.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
+	}
+	_, b, err := decodeSessions(s.GetData())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if v, ok := sn.(SnapshotValidator); ok {
+		if err := v.ValidateSnapshot(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
+}
+
 func (a *applier) restore(s *messages.Snapshot) error {
 	sn, ok := a.sm.(Snapshotter)
 	if !ok {
@@ -447,15 +479,17 @@ func (a *applier) restore(s *messages.Snapshot) error {
 // the node actor. Flow control (the in-flight window, probe and replicate
 // modes) is decided by the core; the replicator only sends.
 type replicator struct {
-	peer transport.Peer
-	tr   transport.Transport
-	log  *slog.Logger
+	peer    transport.Peer
+	tr      transport.Transport
+	log     *slog.Logger
+	metrics *nodeMetrics
 }
 
 func (r *replicator) Receive(ctx actor.Context) {
 	if m, ok := ctx.Message().(*messages.Message); ok {
 		if err := r.tr.Send(r.peer, m); err != nil {
 			r.log.Debug("send failed", "to", r.peer.ID, "type", m.Type, "err", err)
+			r.metrics.drop(m, tracing.DropSendFailed)
 		}
 	}
 }

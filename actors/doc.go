@@ -62,4 +62,13 @@
 // the log (and the latest snapshot) at start. Client id + sequence number on
 // a proposal make retries idempotent: a repeated (client, sequence) is
 // answered from the session table without being applied twice.
+//
+// # Traces and metrics
+//
+// Every message flow is traced through Config.TracerProvider (trace.go) and
+// measured through Config.MeterProvider (metrics.go); both default to
+// OpenTelemetry's global providers, which record nothing until the
+// application installs an SDK. The instruments, their units and attributes
+// are listed in tracing.Instruments. This package imports the OpenTelemetry
+// API only; tracing/otlp sets up an exporter.
 package actors

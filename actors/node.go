@@ -53,6 +53,7 @@ type shared struct {
 	cfg              Config
 	store            persistence.LogStore
 	release          func() error // closes the store when the node opened it
+	metrics          *nodeMetrics // created on the first start, see metrics.go
 	transportStarted bool
 }
 
@@ -64,7 +65,8 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	// applyFailed: the applier could not apply an entry; the node stops.
+	// applyFailed: the applier could not apply an entry or restore a
+	// snapshot; the node stops.
 	applyFailed  struct{ err error }
 	snapshotMade struct {
 		index uint64
@@ -83,6 +85,7 @@ type pendingRead struct {
 	from  *actor.PID
 	query any
 	index uint64
+	start time.Time // arrival, for the read latency metric
 }
 
 type waiter struct {
@@ -114,22 +117,23 @@ type node struct {
 	panicking   bool  // failStop after a panic is under way
 	childErr    error // why the persister or applier failed (a panic)
 
-	proposals     map[uint64]waiter // index -> proposer
-	reads         map[string]pendingRead
-	readSeq       uint64
-	readsByIndex  []pendingRead // waiting for the applier
-	applied       uint64        // confirmed by the applier
-	configWaiters map[uint64]*actor.PID
-	transfer      *transferState
-	stop          *stopState
-	snapshotting  bool
-	lastSnapshot  uint64
-	history       []Transition
-	drops         DropCounts
-	ticks         uint64            // ticks since start
-	lastHeard     map[uint64]uint64 // peer -> tick of its last message
+	proposals    map[uint64]waiter // index -> proposer
+	reads        map[string]pendingRead
+	readSeq      uint64
+	readsByIndex []pendingRead // waiting for the applier
+	applied      uint64        // confirmed by the applier
+	memberOps    []*memberOp   // membership changes under way (membership.go)
+	transfer     *transferState
+	stop         *stopState
+	snapshotting bool
+	lastSnapshot uint64
+	history      []Transition
+	drops        DropCounts
+	ticks        uint64            // ticks since start
+	lastHeard    map[uint64]uint64 // peer -> tick of its last message
 
 	tracer       *tracing.Tracer
+	metrics      *nodeMetrics
 	appendTrace  map[uint64]string // peer -> span of the last append from it (follower)
 	voteTrace    map[uint64]string // candidate -> traceparent of its vote request
 	persistTrace string            // parent of the next persist span (follower)
@@ -209,20 +213,13 @@ func (n *node) leader(ctx actor.Context) {
 			return
 		}
 		n.traceProposal(msg.TraceParent, e, idx, term)
+		n.metrics.proposed(idx)
 		if s := ctx.Sender(); s != nil {
 			n.proposals[idx] = waiter{pid: s, term: term}
 		}
 		n.scheduleFlush(ctx)
-	case *ChangeConfig:
-		idx, err := n.r.ProposeConfig(msg.Config)
-		if err != nil {
-			n.respond(ctx, &ChangeConfigResponse{Err: mapErr(err)})
-			return
-		}
-		if s := ctx.Sender(); s != nil {
-			n.configWaiters[idx] = s
-		}
-		n.scheduleFlush(ctx)
+	case *ChangeConfig, *AddMember, *RemoveMember, *PromoteLearner:
+		n.changeMembership(ctx, msg)
 	case *TransferLeadership:
 		to := msg.To
 		if to == 0 {
@@ -248,6 +245,8 @@ func (n *node) notLeader(ctx actor.Context) {
 		n.respond(ctx, &ProposeResponse{Err: nl})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: nl})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: nl})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: nl})
 	}
@@ -277,7 +276,7 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		default:
 			// Not started (a failed start): refuse.
-			n.refuse(ctx, ErrStopped)
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 	}
@@ -332,7 +331,9 @@ func (n *node) common(ctx actor.Context) bool {
 		n.armTick()
 		n.ticks++
 		n.r.Tick()
+		n.metrics.tick(n.r)
 		n.tickControl(ctx)
+		n.tickMembership(ctx)
 		n.scheduleFlush(ctx)
 	case *flushNode:
 		n.flushQueued = false
@@ -346,6 +347,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
+		n.metrics.appliedUpTo(msg.index)
 		n.serveReads(ctx)
 		n.maybeSnapshot(ctx)
 	case *snapshotMade:
@@ -415,6 +417,8 @@ func (n *node) refuse(ctx actor.Context, err error) {
 		n.respond(ctx, &ProposeResponse{Err: err})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: err})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: err})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: err})
 	case *Read:
@@ -429,14 +433,12 @@ func (n *node) start(ctx actor.Context) error {
 	n.root = ctx.ActorSystem().Root
 	n.replicators = map[uint64]*actor.PID{}
 	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID, tracing.WithHeartbeats(n.cfg.TraceHeartbeats))
+	n.metrics = n.sh.nodeMetrics()
 	n.appendTrace, n.voteTrace = map[uint64]string{}, map[uint64]string{}
 	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
-	n.configWaiters = map[uint64]*actor.PID{}
-	for _, s := range n.cfg.Subscribers {
-		n.subs = append(n.subs, s)
-	}
+	n.subs = append(n.subs, n.cfg.Subscribers...)
 	st, err := loadState(n.sh.store, n.cfg.StateMachine)
 	if err != nil {
 		return err
@@ -454,13 +456,14 @@ func (n *node) start(ctx actor.Context) error {
 	n.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
 	var err2 error
 	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer}
+		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer, metrics: n.metrics}
 	}), "persister")
 	if err2 != nil {
 		return err2
 	}
 	n.applier, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
+		a.metrics = n.metrics
 		a.rebuildSessions(st)
 		return a
 	}), "applier")
@@ -498,15 +501,27 @@ func (n *node) admits(id uint64) bool {
 func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if n.paused || n.stop != nil && n.stop.draining || n.failed {
 		n.drops.Paused++
+		n.metrics.drop(m, tracing.DropPaused)
 		return
 	}
-	if !n.gate.Admit(m) {
+	if !n.metrics.admit(n.gate, m) {
+		// A non-member campaigning is told so (it learns its removal).
+		n.r.RefuseNonMember(m)
+		n.scheduleFlush(ctx)
 		return
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
+			n.drops.CorruptSnapshot++
+			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
+			return
+		}
 	}
 	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
 		n.drops.Invalid++
+		n.metrics.drop(m, tracing.DropInvalid)
 		n.log.Warn("message refused", "from", m.From, "type", m.Type, "err", err)
 		return
 	}
@@ -577,6 +592,7 @@ func (n *node) processReady(ctx actor.Context) {
 		n.traceCommits(n.commitTraced, c)
 		n.commitTraced = c
 	}
+	n.metrics.afterReady(n.r)
 	n.serveReads(ctx)
 }
 
@@ -584,6 +600,7 @@ func (n *node) processReady(ctx actor.Context) {
 // replicator, the rest directly.
 func (n *node) send(ctx actor.Context, m *messages.Message) {
 	n.traceOutbound(m)
+	n.metrics.sent(m)
 	peer := transport.Peer{ID: m.To, Address: n.r.Address(m.To)}
 	if n.r.Role() == raft.Leader {
 		switch m.Type {
@@ -594,6 +611,7 @@ func (n *node) send(ctx actor.Context, m *messages.Message) {
 	}
 	if err := n.cfg.Transport.Send(peer, m); err != nil {
 		n.log.Debug("send failed", "to", m.To, "type", m.Type, "err", err)
+		n.metrics.drop(m, tracing.DropSendFailed)
 	}
 }
 
@@ -602,7 +620,7 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return pid
 	}
 	tr := n.cfg.Transport
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log} }))
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }))
 	n.replicators[peer.ID] = pid
 	return pid
 }
@@ -628,6 +646,7 @@ func (n *node) become(role raft.Role) {
 
 func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 	n.traceElection(ev)
+	n.metrics.event(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID
 	switch ev.Kind {
@@ -636,6 +655,7 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 		n.become(ev.To)
 		if ev.From == raft.Leader {
 			n.stopReplicators(ctx)
+			n.failMemberOps(ctx, fmt.Errorf("%w: leadership lost before the configuration change completed", ErrOutcomeUnknown))
 		}
 		n.publish(ctx, &RoleChanged{NodeID: id, Term: ev.Term, From: ev.From, To: ev.To, Reason: ev.Reason})
 	case raft.EventTermChanged:
@@ -649,19 +669,13 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 			n.endTransfer(ctx, ev.Leader, nil)
 		}
 	case raft.EventConfigChanged:
-		for idx, w := range n.configWaiters {
-			if idx <= ev.Index {
-				ctx.Send(w, &ChangeConfigResponse{Index: idx})
-				delete(n.configWaiters, idx)
-			}
-		}
-		for pid, rp := range n.replicators {
-			if !n.r.IsMember(pid) {
-				ctx.Stop(rp)
-				delete(n.replicators, pid)
-			}
-		}
+		n.membershipCommitted(ctx, ev)
+		n.stopNonMemberReplicators(ctx)
 		n.publish(ctx, &MembershipChanged{NodeID: id, Index: ev.Index, Config: ev.Config})
+	case raft.EventMemberDeparted:
+		n.stopNonMemberReplicators(ctx)
+	case raft.EventRemoved:
+		n.onRemoved(ctx, ev)
 	case raft.EventSnapshotRestored:
 		n.publish(ctx, &SnapshotInstalled{NodeID: id, Index: ev.Index})
 	}
@@ -709,7 +723,7 @@ func (n *node) read(ctx actor.Context, msg *Read) {
 		n.respond(ctx, &ReadResponse{Err: mapErr(err)})
 		return
 	}
-	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query}
+	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, start: time.Now()}
 	n.scheduleFlush(ctx)
 }
 
@@ -721,7 +735,7 @@ func (n *node) serveReads(ctx actor.Context) {
 		// Entries up to the read index have been handed to the applier (it
 		// runs them before this query) once the core handed them out.
 		if pr.index <= n.r.Applied() {
-			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index})
+			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, start: pr.start})
 		} else {
 			keep = append(keep, pr)
 		}
@@ -838,6 +852,7 @@ func (n *node) failStop(ctx actor.Context, reason string, err error) {
 
 func (n *node) shutdown(ctx actor.Context) {
 	n.stopTicking()
+	n.sh.closeMetrics()
 	if n.cfg.Transport != nil {
 		_ = n.cfg.Transport.Close()
 	}
@@ -876,10 +891,7 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		}
 	}
 	n.readsByIndex = nil
-	for idx, w := range n.configWaiters {
-		ctx.Send(w, &ChangeConfigResponse{Index: idx, Err: err})
-	}
-	clear(n.configWaiters)
+	n.failMemberOps(ctx, err)
 	if n.transfer != nil {
 		n.endTransfer(ctx, 0, err)
 	}
@@ -935,9 +947,13 @@ func (n *node) status() *Status {
 	rs := n.r.Status()
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
-		Config: rs.Config, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
+		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
 	gs := n.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
+	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {
+		ts := sr.Stats()
+		s.Transport = &ts
+	}
 	if ps, ok := n.cfg.Transport.(transport.PeerStatuser); ok {
 		s.Peers = map[uint64]string{}
 		for id, st := range ps.PeerStatus() {

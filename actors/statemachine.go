@@ -37,6 +37,17 @@ type Snapshotter interface {
 	Restore(data []byte) error
 }
 
+// SnapshotValidator is optionally implemented by a Snapshotter to check a
+// snapshot received from a member before the node installs it. A snapshot
+// it refuses is dropped and counted (Status.Dropped.CorruptSnapshot); the
+// leader keeps trying. Without it, only the node's own framing is checked
+// and a Restore error stops the node (NodeStopped with ErrCorruptSnapshot).
+// ValidateSnapshot runs on the node actor, concurrently with Apply: it must
+// only read data, never the state.
+type SnapshotValidator interface {
+	ValidateSnapshot(data []byte) error
+}
+
 // AppliedIndexer is implemented by state machines whose state and applied
 // index are durable together (transactional apply): entries up to
 // AppliedIndex are not applied again after a restart.

@@ -163,7 +163,7 @@ func TestVoteRequests(t *testing.T) {
 		{"vote: same term, already voted for another", mVote, 2, 3, 2, 3, 0, true, 2, 3},
 		{"vote: same term, already voted for it", mVote, 2, 3, 2, 2, 0, false, 2, 2},
 		{"vote: same term, leader known", mVote, 2, 3, 2, 0, 3, true, 2, 0},
-		{"vote: stale term", mVote, 1, 9, 9, 0, 0, false /* ignored */, 2, 0},
+		{"vote: stale term", mVote, 1, 9, 9, 0, 0, true /* with our term */, 2, 0},
 		{"pre-vote: up to date, higher term", mPreVote, 3, 3, 2, 3, 3, false, 2, 3},
 		{"pre-vote: stale log", mPreVote, 3, 2, 2, 0, 0, true, 2, 0},
 		{"pre-vote: same term, voted for another", mPreVote, 2, 3, 2, 3, 0, true, 2, 3},
@@ -182,12 +182,11 @@ func TestVoteRequests(t *testing.T) {
 				want = mPreResp
 			}
 			resps := msgsOfType(drainMsgs(r), want)
-			if tt.term == 1 && tt.ty == mVote {
-				if len(resps) != 0 {
-					t.Fatalf("answered a stale vote request: %v", resps)
-				}
-			} else if len(resps) != 1 || resps[0].Reject != tt.wreject {
+			if len(resps) != 1 || resps[0].Reject != tt.wreject {
 				t.Fatalf("responses %v, want reject=%v", resps, tt.wreject)
+			}
+			if tt.term == 1 && resps[0].Term != 2 {
+				t.Fatalf("a stale request is refused with term %d, want ours (2)", resps[0].Term)
 			}
 			if r.Term() != tt.wterm || r.Status().Vote != tt.wvote {
 				t.Fatalf("term %d vote %d, want %d %d", r.Term(), r.Status().Vote, tt.wterm, tt.wvote)

@@ -26,6 +26,7 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/jaegertest"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -82,7 +83,7 @@ func runNode(idText string) error {
 		}
 	}
 	ctx := context.Background()
-	shutdown, tp, err := tracing.Setup(ctx, tracing.SetupOptions{
+	shutdown, tp, err := otlp.Setup(ctx, otlp.Options{
 		ServiceName: service, NodeID: id, Endpoint: os.Getenv(envOTLP), Insecure: true,
 		BatchOptions: []sdktrace.BatchSpanProcessorOption{sdktrace.WithBatchTimeout(100 * time.Millisecond)},
 	})
@@ -274,7 +275,7 @@ func TestProposalTraceInJaeger(t *testing.T) {
 		}
 		return errors.New("no trace with the proposal yet")
 	})
-	t.Logf("trace %s as Jaeger returns it:\n%s", tr.TraceID, renderTree(tr))
+	t.Logf("trace %s as Jaeger returns it:\n%s", tr.TraceID, tr.Tree())
 }
 
 // checkTrace asserts the structure of the proposal's trace.
@@ -342,59 +343,4 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// renderTree prints the trace as an indented tree (children by start time;
-// links shown as "follows").
-func renderTree(tr jaegertest.Trace) string {
-	children := map[string][]jaegertest.Span{}
-	var roots []jaegertest.Span
-	ids := map[string]bool{}
-	for _, s := range tr.Spans {
-		ids[s.SpanID] = true
-	}
-	for _, s := range tr.Spans {
-		p := ""
-		for _, r := range s.References {
-			if r.RefType == jaegertest.ChildOf && ids[r.SpanID] {
-				p = r.SpanID
-			}
-		}
-		if p == "" {
-			roots = append(roots, s)
-		} else {
-			children[p] = append(children[p], s)
-		}
-	}
-	var b strings.Builder
-	var walk func(s jaegertest.Span, depth int)
-	walk = func(s jaegertest.Span, depth int) {
-		extra := ""
-		if p := tag(s, string(tracing.AttrPeer)); p != "" {
-			extra += " peer=" + p
-		}
-		if i := tag(s, string(tracing.AttrIndex)); i != "" {
-			extra += " index=" + i
-		}
-		links := 0
-		for _, r := range s.References {
-			if r.RefType == jaegertest.FollowsFrom {
-				links++
-			}
-		}
-		if links > 0 {
-			extra += fmt.Sprintf(" links=%d", links)
-		}
-		fmt.Fprintf(&b, "%s%s [node %s]%s\n", strings.Repeat("  ", depth), s.OperationName, tag(s, string(tracing.AttrNodeID)), extra)
-		kids := children[s.SpanID]
-		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime < kids[j].StartTime })
-		for _, k := range kids {
-			walk(k, depth+1)
-		}
-	}
-	sort.Slice(roots, func(i, j int) bool { return roots[i].StartTime < roots[j].StartTime })
-	for _, r := range roots {
-		walk(r, 0)
-	}
-	return b.String()
 }
