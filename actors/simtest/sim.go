@@ -403,16 +403,17 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 	if startPaused {
 		n.state = paused
 	}
+	snapshotted := n.snapshotted // set by the probes
 	s.mu.Unlock()
 	way := "StateMachine"
 	if n.actorWay {
 		way = "application actor"
 	}
-	s.tracef("start node %d (incarnation %d, %s, paused %v, snapshot in store %v)", n.id, n.inc, way, startPaused, n.snapshotted)
+	s.tracef("start node %d (incarnation %d, %s, paused %v, snapshot in store %v)", n.id, n.inc, way, startPaused, snapshotted)
 	if n.inc > 1 {
 		s.count(func(st *Stats) {
 			st.Restarts++
-			if n.snapshotted {
+			if snapshotted {
 				st.RestartsAfterSnapshot++
 			}
 		})
@@ -564,12 +565,6 @@ func (s *sim) downCount() int {
 	return k
 }
 
-func (s *sim) voters() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.boot.Voters)
-}
-
 // pick returns a random node among those in state st (members only).
 func (s *sim) pick(st nodeState) *simNode {
 	s.mu.Lock()
@@ -588,8 +583,9 @@ func (s *sim) pick(st nodeState) *simNode {
 
 // step takes one action of the schedule.
 func (s *sim) step() {
-	// At most a minority of the voters is down or paused at once, so the
-	// cluster can make progress between faults.
+	// At most a minority of the founding voters is down or paused at once
+	// (two of three in a 3-node cluster, which then loses its quorum at
+	// times), so the cluster mostly makes progress between faults.
 	canFail := s.downCount() < (s.opt.Nodes-1)/2+boolInt(s.opt.Nodes == 3)
 	switch p := s.rng.IntN(100); {
 	case p < 8:
@@ -951,14 +947,11 @@ func (s *sim) saveStacks() {
 func (s *sim) checkFinal() {
 	s.hist.mu.Lock()
 	acked := s.hist.acked
-	maybe := s.hist.maybe
 	s.hist.mu.Unlock()
 	var refID uint64
 	var ref map[string][]string
 	var refLast, refChain uint64
 	for _, id := range s.runningIDs() {
-		// The applier answers reads after what it applied before: one read
-		// makes sure the replica's state is up to date with its status.
 		n := s.nodes[id]
 		last, chain, kv := n.rep.state()
 		for key, vals := range acked {
@@ -994,7 +987,6 @@ func (s *sim) checkFinal() {
 			st.Acked += len(v)
 		}
 	})
-	_ = maybe
 }
 
 func (s *sim) shutdown() {
