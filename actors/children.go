@@ -179,12 +179,14 @@ type applyBatch struct {
 	snapshot *messages.Snapshot
 	entries  []*messages.Entry
 	waiters  []indexedWaiter
+	trace    applyTrace
 }
 
 type readQuery struct {
 	from  *actor.PID
 	query any
 	index uint64
+	trace *readTrace
 }
 
 type setSubscribers struct{ subs []*actor.PID }
@@ -220,7 +222,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *applyBatch:
 		if msg.snapshot != nil {
-			if err := a.restore(msg.snapshot); err != nil {
+			if err := a.traceRestore(msg.snapshot, msg.trace.snapshot); err != nil {
 				panic(fmt.Sprintf("actors: restore snapshot %d: %v", msg.snapshot.Metadata.Index, err))
 			}
 		}
@@ -233,26 +235,31 @@ func (a *applier) Receive(ctx actor.Context) {
 			if wi < len(msg.waiters) && msg.waiters[wi].index == e.Index {
 				w = &msg.waiters[wi].w
 			}
-			a.apply(ctx, e, w)
+			a.apply(ctx, e, w, msg.trace.parents[e.Index])
 		}
 		ctx.Send(a.node, &appliedUpTo{index: a.applied})
 	case *readQuery:
 		q, ok := a.sm.(Querier)
 		if !ok {
-			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: errors.New("actors: the StateMachine does not implement Querier")})
+			err := errors.New("actors: the StateMachine does not implement Querier")
+			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
+			msg.trace.end(err)
 			return
 		}
 		res, err := q.Query(msg.query)
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		msg.trace.end(err)
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
-		data, err := a.snapshot()
+		data, err := a.traceSnapshot()
 		ctx.Send(a.node, &snapshotMade{index: a.applied, data: data, err: err, reply: msg.reply})
 	}
 }
 
-func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
+// apply applies e and answers its proposer; parent, when set, is the
+// parent of its apply span instead of the entry's own trace context.
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
 		if w != nil {
@@ -262,7 +269,10 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) {
 	}
 	var span trace.Span
 	if e.TraceParent != "" && a.tracer.Enabled() {
-		_, span = a.tracer.StartRemote(bg, e.TraceParent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
+		if parent == "" {
+			parent = e.TraceParent
+		}
+		_, span = a.tracer.StartRemote(bg, parent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any
 	if e.Type == messages.EntryType_ENTRY_NORMAL {

@@ -60,6 +60,9 @@ type cluster struct {
 	tp     trace.TracerProvider
 	events chan any
 	probe  *actor.PID
+
+	// configure, when set, adjusts each node's Config last (before Props).
+	configure func(id uint64, cfg *actors.Config)
 }
 
 func newCluster(t testing.TB, n int) *cluster { return newClusterWith(t, n, nil) }
@@ -171,6 +174,9 @@ func (c *cluster) start(id uint64) {
 	cfg.Raft.Seed = int64(id)
 	cfg.Subscribers = []*actor.PID{c.probe}
 	cfg.TracerProvider = c.tp
+	if c.configure != nil {
+		c.configure(id, &cfg)
+	}
 	props, err := actors.Props(cfg)
 	if err != nil {
 		c.t.Fatal(err)

@@ -70,8 +70,6 @@ type Config struct {
 	// which records nothing until the application sets one; pass a
 	// trace/noop provider to turn tracing off at no cost.
 	TracerProvider trace.TracerProvider
-	// TraceHeartbeats traces heartbeats too. Default false.
-	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int

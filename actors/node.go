@@ -17,7 +17,6 @@ import (
 	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"github.com/flotilla-raft/flotilla/tracing"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Props returns the props of a node actor for cfg, to spawn with the
@@ -78,6 +77,7 @@ type pendingRead struct {
 	from  *actor.PID
 	query any
 	index uint64
+	trace *readTrace
 }
 
 type waiter struct {
@@ -120,13 +120,8 @@ type node struct {
 	ticks         uint64            // ticks since start
 	lastHeard     map[uint64]uint64 // peer -> tick of its last message
 
-	tracer       *tracing.Tracer
-	appendTrace  map[uint64]string // peer -> span of the last append from it (follower)
-	voteTrace    map[uint64]string // candidate -> traceparent of its vote request
-	persistTrace string            // parent of the next persist span (follower)
-	commitTraced uint64
-	election     trace.Span
-	electionCtx  context.Context
+	tracer *tracing.Tracer
+	tr     traceState // spans that outlive one message (trace.go)
 }
 
 type transferState struct {
@@ -194,6 +189,7 @@ func (n *node) leader(ctx actor.Context) {
 			n.respond(ctx, &ChangeConfigResponse{Err: mapErr(err)})
 			return
 		}
+		n.traceConfigChange(idx)
 		if s := ctx.Sender(); s != nil {
 			n.configWaiters[idx] = s
 		}
@@ -212,6 +208,7 @@ func (n *node) leader(ctx actor.Context) {
 			return
 		}
 		n.transfer = &transferState{reply: ctx.Sender(), from: n.r.Term()}
+		n.traceTransfer(to)
 		n.scheduleFlush(ctx)
 	}
 }
@@ -305,6 +302,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.failStop(ctx, "storage failure", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
+		n.traceApplied(msg.index)
 		n.serveReads(ctx)
 		n.maybeSnapshot(ctx)
 	case *snapshotMade:
@@ -387,8 +385,8 @@ func (n *node) start(ctx actor.Context) error {
 	n.self = ctx.Self()
 	n.root = ctx.ActorSystem().Root
 	n.replicators = map[uint64]*actor.PID{}
-	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID, tracing.WithHeartbeats(n.cfg.TraceHeartbeats))
-	n.appendTrace, n.voteTrace = map[uint64]string{}, map[uint64]string{}
+	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID)
+	n.tr = newTraceState()
 	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
@@ -504,15 +502,14 @@ func (n *node) processReady(ctx actor.Context) {
 	for n.r.HasReady() {
 		rd := n.r.Ready()
 		if rd.PersistID != 0 {
-			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.persistTrace,
+			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.tr.takePersistParent(),
 				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
-			n.persistTrace = ""
 		}
 		for _, m := range rd.Messages {
 			n.send(ctx, m)
 		}
 		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
-			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries}
+			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries, trace: n.applyTrace(rd.CommittedEntries, rd.Snapshot)}
 			for _, e := range rd.CommittedEntries {
 				if w, ok := n.proposals[e.Index]; ok {
 					b.waiters = append(b.waiters, indexedWaiter{index: e.Index, w: w})
@@ -525,6 +522,7 @@ func (n *node) processReady(ctx actor.Context) {
 			if pr, ok := n.reads[string(rs.Context)]; ok {
 				delete(n.reads, string(rs.Context))
 				pr.index = rs.Index
+				pr.trace.indexKnown(rs.Index)
 				n.readsByIndex = append(n.readsByIndex, pr)
 			}
 		}
@@ -532,10 +530,7 @@ func (n *node) processReady(ctx actor.Context) {
 			n.onEvent(ctx, ev)
 		}
 	}
-	if c := n.r.Committed(); c > n.commitTraced {
-		n.traceCommits(n.commitTraced, c)
-		n.commitTraced = c
-	}
+	n.traceCommits()
 	n.serveReads(ctx)
 }
 
@@ -586,7 +581,7 @@ func (n *node) become(role raft.Role) {
 }
 
 func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
-	n.traceElection(ev)
+	n.traceEvent(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID
 	switch ev.Kind {
@@ -668,7 +663,7 @@ func (n *node) read(ctx actor.Context, msg *Read) {
 		n.respond(ctx, &ReadResponse{Err: mapErr(err)})
 		return
 	}
-	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query}
+	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, trace: n.traceRead()}
 	n.scheduleFlush(ctx)
 }
 
@@ -680,7 +675,8 @@ func (n *node) serveReads(ctx actor.Context) {
 		// Entries up to the read index have been handed to the applier (it
 		// runs them before this query) once the core handed them out.
 		if pr.index <= n.r.Applied() {
-			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index})
+			pr.trace.applied()
+			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, trace: pr.trace})
 		} else {
 			keep = append(keep, pr)
 		}
@@ -713,6 +709,7 @@ func (n *node) heardRecently(peer uint64) bool {
 }
 
 func (n *node) endTransfer(ctx actor.Context, leader uint64, err error) {
+	n.traceTransferEnd(leader, err)
 	if n.transfer.reply != nil {
 		ctx.Send(n.transfer.reply, &TransferLeadershipResponse{Leader: leader, Err: err})
 	}
@@ -804,6 +801,7 @@ func (n *node) failReads(ctx actor.Context, err error) {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 		delete(n.reads, key)
 	}
 }
@@ -817,12 +815,14 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 	}
 	clear(n.reads)
 	for _, pr := range n.readsByIndex {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 	}
 	n.readsByIndex = nil
 	for idx, w := range n.configWaiters {
@@ -832,6 +832,7 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 	if n.transfer != nil {
 		n.endTransfer(ctx, 0, err)
 	}
+	n.traceStop(err)
 }
 
 // ---- snapshots ----
