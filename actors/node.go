@@ -391,9 +391,7 @@ func (n *node) start(ctx actor.Context) error {
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
 	n.configWaiters = map[uint64]*actor.PID{}
-	for _, s := range n.cfg.Subscribers {
-		n.subs = append(n.subs, s)
-	}
+	n.subs = append(n.subs, n.cfg.Subscribers...)
 	st, err := loadState(n.sh.store, n.cfg.StateMachine)
 	if err != nil {
 		return err

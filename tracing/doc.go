@@ -1,8 +1,13 @@
 // Package tracing is Flotilla's OpenTelemetry wiring: the span and attribute names
 // every part of the node uses, the propagation of W3C trace context inside Raft
-// messages and log entries, a [Tracer] for the node actor, [Setup] for an OTLP
-// exporter, the state-transition [History] that GetHistory answers, and
-// [RenderMermaid], which turns the spans of a test into a sequence diagram.
+// messages and log entries, a [Tracer] for the node actor, the state-transition
+// [History] that GetHistory answers, and [RenderMermaid], which turns the spans of a
+// test into a sequence diagram.
+//
+// This package, and so the actors package, imports the OpenTelemetry API only. The
+// SDK and the OTLP/gRPC exporter live in [github.com/flotilla-raft/flotilla/tracing/otlp]
+// (otlp.Setup), and the SDK-based test helpers in tracingtest: an application that
+// does not export spans links neither.
 //
 // # Where tracing lives
 //
@@ -69,8 +74,9 @@
 // # Resource: one service name per node
 //
 // Jaeger colours and names rows by service. Give each node its own service name
-// (for example OTEL_SERVICE_NAME=flotilla-node-1, or SetupOptions.ServiceName), so
-// a trace reads "Services 3" with one colour per node; [Setup] also records
+// (recommended: OTEL_SERVICE_NAME=flotilla-node-<id>, or otlp.Options.ServiceName),
+// so a trace reads "Services 3" with one colour per node rather than one service
+// whose nodes differ only in process tags; otlp.Setup also records
 // service.instance.id ("n<id>") and raft.node_id in the resource, and every span
 // carries raft.node_id.
 //

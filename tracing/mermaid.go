@@ -5,14 +5,27 @@ import (
 	"slices"
 	"strings"
 
+	"time"
+
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// RenderMermaid draws spans (recorded in a test: tracetest.SpanRecorder.Ended or
-// Started, or tracetest.SpanStubs.Snapshots) as a Mermaid sequence diagram of the
-// messages between nodes, ordered by start time.
+// DiagramSpan is what RenderMermaid draws of one span. tracingtest.RenderMermaid
+// builds them from the SDK's recorded spans, so this package needs no SDK.
+type DiagramSpan struct {
+	Name       string
+	Attributes []attribute.KeyValue
+	Start      time.Time
+	// Open: the span has not ended.
+	Open bool
+	// Failed: the span's status is Error, with Description.
+	Failed      bool
+	Description string
+}
+
+// RenderMermaid draws spans as a Mermaid sequence diagram of the messages between
+// nodes, ordered by start time. Tests call tracingtest.RenderMermaid with the spans an
+// SDK recorder holds.
 //
 // A participant is drawn for every raft.node_id and raft.peer. A span that sends a
 // message (replicate, prevote, vote, vote.response, snapshot.send) is an arrow from
@@ -26,16 +39,16 @@ import (
 //	    Note over n1: propose t3
 //	    n1->>n2: append [5..7] t3
 //	    Note over n2: follower.append [5..7] t3
-func RenderMermaid(spans []sdktrace.ReadOnlySpan) string {
+func RenderMermaid(spans []DiagramSpan) string {
 	type event struct {
-		span sdktrace.ReadOnlySpan
+		span DiagramSpan
 		a    spanAttrs
 		seq  int
 	}
 	events := make([]event, 0, len(spans))
 	var nodes []int64
 	for i, s := range spans {
-		a := readAttrs(s.Attributes())
+		a := readAttrs(s.Attributes)
 		if a.hasNode {
 			nodes = append(nodes, a.node)
 		}
@@ -45,7 +58,7 @@ func RenderMermaid(spans []sdktrace.ReadOnlySpan) string {
 		events = append(events, event{span: s, a: a, seq: i})
 	}
 	slices.SortStableFunc(events, func(x, y event) int {
-		return x.span.StartTime().Compare(y.span.StartTime())
+		return x.span.Start.Compare(y.span.Start)
 	})
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
@@ -56,17 +69,17 @@ func RenderMermaid(spans []sdktrace.ReadOnlySpan) string {
 		fmt.Fprintf(&b, "    participant n%d\n", n)
 	}
 	for _, e := range events {
-		label := mermaidText(e.a.label(e.span.Name()))
-		if e.span.EndTime().IsZero() {
+		label := mermaidText(e.a.label(e.span.Name))
+		if e.span.Open {
 			label += " (open)"
 		}
-		if st := e.span.Status(); st.Code == codes.Error {
-			label += " FAILED: " + mermaidText(st.Description)
+		if e.span.Failed {
+			label += " FAILED: " + mermaidText(e.span.Description)
 		}
 		switch {
 		case !e.a.hasNode:
 			fmt.Fprintf(&b, "    %%%% %s (no raft.node_id)\n", label)
-		case e.a.peer != 0 && isSend(e.span.Name()):
+		case e.a.peer != 0 && isSend(e.span.Name):
 			fmt.Fprintf(&b, "    n%d->>n%d: %s\n", e.a.node, e.a.peer, label)
 		default:
 			fmt.Fprintf(&b, "    Note over n%d: %s\n", e.a.node, label)

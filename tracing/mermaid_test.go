@@ -8,6 +8,7 @@ import (
 
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
+	"github.com/flotilla-raft/flotilla/tracing/tracingtest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,7 +44,7 @@ func TestRenderMermaid(t *testing.T) {
 	open.EndTime = time.Time{}
 	stubs = append(stubs, failed, open)
 
-	got := tracing.RenderMermaid(stubs.Snapshots())
+	got := tracingtest.RenderMermaid(stubs.Snapshots())
 	want := `sequenceDiagram
     participant n1
     participant n2
@@ -66,7 +67,7 @@ func TestRenderMermaid(t *testing.T) {
 }
 
 func TestRenderMermaidEmpty(t *testing.T) {
-	if got := tracing.RenderMermaid(nil); got != "sequenceDiagram\n" {
+	if got := tracingtest.RenderMermaid(nil); got != "sequenceDiagram\n" {
 		t.Fatalf("RenderMermaid(nil) = %q", got)
 	}
 }
@@ -111,7 +112,7 @@ func TestFlowDiagram(t *testing.T) {
 		}
 	}
 
-	d := tracing.RenderMermaid(rec.Ended())
+	d := tracingtest.RenderMermaid(rec.Ended())
 	for _, line := range []string{"participant n1", "participant n2", "n1->>n2: append [4] t2", "Note over n2: follower.append [4] t2", "Note over n2: apply [4]"} {
 		if !strings.Contains(d, line) {
 			t.Errorf("diagram lacks %q:\n%s", line, d)

@@ -46,7 +46,7 @@ func TestTracerStartAttributes(t *testing.T) {
 	}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k].Emit(), v.Emit())
+			t.Errorf("%s = %v, want %v", k, got[k].String(), v.String())
 		}
 	}
 	if s.SpanKind() != trace.SpanKindClient {
@@ -121,7 +121,7 @@ func TestTracerStartLinked(t *testing.T) {
 		}
 	}
 	if got := attrMap(s)[tracing.AttrBatchSize]; got.AsInt64() != 5 {
-		t.Errorf("batch size = %v, want 5 (len(traceparents))", got.Emit())
+		t.Errorf("batch size = %v, want 5 (len(traceparents))", got.String())
 	}
 }
 

@@ -22,7 +22,6 @@ var ErrFailed = errors.New("pebblestore: database failed")
 // process. It is safe for concurrent use.
 type DB struct {
 	pdb    *pebble.DB
-	cache  interface{ Unref() }
 	logger pebbleLogger
 
 	// failure is the first unrecoverable error; nil while healthy.

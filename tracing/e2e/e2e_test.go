@@ -26,6 +26,7 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/jaegertest"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -82,7 +83,7 @@ func runNode(idText string) error {
 		}
 	}
 	ctx := context.Background()
-	shutdown, tp, err := tracing.Setup(ctx, tracing.SetupOptions{
+	shutdown, tp, err := otlp.Setup(ctx, otlp.Options{
 		ServiceName: service, NodeID: id, Endpoint: os.Getenv(envOTLP), Insecure: true,
 		BatchOptions: []sdktrace.BatchSpanProcessorOption{sdktrace.WithBatchTimeout(100 * time.Millisecond)},
 	})

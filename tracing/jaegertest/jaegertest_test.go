@@ -9,18 +9,19 @@ import (
 
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/jaegertest"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 )
 
 // sameID compares hex ids, ignoring the leading zeros Jaeger may drop.
 func sameID(a, b string) bool { return strings.TrimLeft(a, "0") == strings.TrimLeft(b, "0") }
 
 // TestSpanTreeRoundTrip exports a parent, its child and a span linked to the parent
-// (in a second trace) through tracing.Setup to a real Jaeger, and reads back the
+// (in a second trace) through otlp.Setup to a real Jaeger, and reads back the
 // CHILD_OF and FOLLOWS_FROM structure and the resource.
 func TestSpanTreeRoundTrip(t *testing.T) {
 	j := jaegertest.Start(t)
 	ctx := context.Background()
-	shutdown, tp, err := tracing.Setup(ctx, tracing.SetupOptions{
+	shutdown, tp, err := otlp.Setup(ctx, otlp.Options{
 		ServiceName: "flotilla-jaegertest", NodeID: 1,
 		Endpoint: j.OTLPEndpoint(), Insecure: true,
 	})

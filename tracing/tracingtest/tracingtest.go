@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -94,13 +95,13 @@ func Spans(recorder *tracetest.SpanRecorder) []sdktrace.ReadOnlySpan {
 // the spans with their trace and parent ids for looking them up.
 func Markdown(title string, spans []sdktrace.ReadOnlySpan) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n\n```mermaid\n%s```\n\n", title, tracing.RenderMermaid(spans))
+	fmt.Fprintf(&b, "# %s\n\n```mermaid\n%s```\n\n", title, RenderMermaid(spans))
 	b.WriteString("| start | span | node | trace | span id | parent | links |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range spans {
 		node := ""
 		for _, kv := range s.Attributes() {
 			if kv.Key == tracing.AttrNodeID {
-				node = kv.Value.Emit()
+				node = kv.Value.String()
 			}
 		}
 		parent := ""
@@ -112,4 +113,18 @@ func Markdown(title string, spans []sdktrace.ReadOnlySpan) string {
 			s.SpanContext().TraceID(), s.SpanContext().SpanID(), parent, len(s.Links()))
 	}
 	return b.String()
+}
+
+// RenderMermaid draws spans recorded by the SDK (tracetest.SpanRecorder.Ended or
+// Started, or tracetest.SpanStubs.Snapshots) as tracing.RenderMermaid does.
+func RenderMermaid(spans []sdktrace.ReadOnlySpan) string {
+	ds := make([]tracing.DiagramSpan, len(spans))
+	for i, s := range spans {
+		st := s.Status()
+		ds[i] = tracing.DiagramSpan{
+			Name: s.Name(), Attributes: s.Attributes(), Start: s.StartTime(),
+			Open: s.EndTime().IsZero(), Failed: st.Code == codes.Error, Description: st.Description,
+		}
+	}
+	return tracing.RenderMermaid(ds)
 }

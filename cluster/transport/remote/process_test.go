@@ -187,11 +187,6 @@ func spawnNodes(t *testing.T, cfgs ...remote.Config) []*node {
 	return nodes
 }
 
-func spawnNodeErr(t *testing.T, cfg remote.Config) (*node, error) {
-	t.Helper()
-	return launchNode(t, cfg).ready(t)
-}
-
 // launch is a started child that has not reported its address yet.
 type launch struct {
 	n     *node

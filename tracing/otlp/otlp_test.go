@@ -1,4 +1,4 @@
-package tracing_test
+package otlp_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flotilla-raft/flotilla/tracing"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -73,7 +74,7 @@ func anyString(v *commonpb.AnyValue) string {
 	case *commonpb.AnyValue_StringValue:
 		return x.StringValue
 	case *commonpb.AnyValue_IntValue:
-		return attribute.Int64Value(x.IntValue).Emit()
+		return attribute.Int64Value(x.IntValue).String()
 	default:
 		return v.String()
 	}
@@ -95,7 +96,7 @@ func exportOne(t *testing.T, shutdown func(context.Context) error, tp *sdktrace.
 func TestSetupExportsOverOTLP(t *testing.T) {
 	c := startCollector(t)
 	rec := tracetest.NewSpanRecorder()
-	shutdown, tp, err := tracing.Setup(context.Background(), tracing.SetupOptions{
+	shutdown, tp, err := otlp.Setup(context.Background(), otlp.Options{
 		ServiceName: "bank", ServiceVersion: "1.2.3", NodeID: 3,
 		Attributes: []attribute.KeyValue{attribute.String("deployment.environment.name", "test")},
 		Endpoint:   c.addr, Insecure: true,
@@ -127,7 +128,7 @@ func TestSetupHonoursEnvEndpoint(t *testing.T) {
 	c := startCollector(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+c.addr) // http:// means plaintext
 	t.Setenv("OTEL_SERVICE_NAME", "from-env")
-	shutdown, tp, err := tracing.Setup(context.Background(), tracing.SetupOptions{ServiceName: "bank"})
+	shutdown, tp, err := otlp.Setup(context.Background(), otlp.Options{ServiceName: "bank"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestSetupUnreachableEndpointDoesNotHang(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
 
 	start := time.Now()
-	shutdown, tp, err := tracing.Setup(context.Background(), tracing.SetupOptions{ServiceName: "bank", NodeID: 1})
+	shutdown, tp, err := otlp.Setup(context.Background(), otlp.Options{ServiceName: "bank", NodeID: 1})
 	if err != nil {
 		t.Fatalf("Setup with an unreachable endpoint: %v (it must not dial eagerly)", err)
 	}
@@ -169,11 +170,11 @@ func TestSetupUnreachableEndpointDoesNotHang(t *testing.T) {
 func TestResourceSchemaMatchesSDK(t *testing.T) {
 	// resource.Default() and ours must share a schema URL, or merging them fails with
 	// "conflicting Schema URL". When an SDK upgrade moves resource.Default() to a newer
-	// semconv, move the import in setup.go with it.
+	// semconv, move the import in otlp.go with it.
 	if got, want := resource.Default().SchemaURL(), semconv.SchemaURL; got != want {
 		t.Fatalf("resource.Default() schema %q, tracing uses %q: update the semconv import", got, want)
 	}
-	res, err := tracing.Resource(context.Background(), tracing.SetupOptions{NodeID: 2})
+	res, err := otlp.Resource(context.Background(), otlp.Options{NodeID: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

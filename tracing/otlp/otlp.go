@@ -1,4 +1,13 @@
-package tracing
+// Package otlp sets up the OpenTelemetry SDK to export spans over OTLP/gRPC, for
+// example to Jaeger. It is a package of its own so that importing actors or tracing
+// pulls only the OpenTelemetry API: an application that exports its spans some other
+// way, or not at all, does not link the SDK, the exporter or gRPC.
+//
+//	shutdown, tp, err := otlp.Setup(ctx, otlp.Options{ServiceName: "bank", NodeID: 1})
+//	...
+//	cfg.TracerProvider = tp
+//	defer shutdown(context.Background())
+package otlp
 
 import (
 	"context"
@@ -6,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -16,9 +26,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// SetupOptions configure Setup. The zero value exports to the endpoint that the
+// Options configure Setup. The zero value exports to the endpoint that the
 // standard OTEL_EXPORTER_OTLP_* environment variables name (default localhost:4317).
-type SetupOptions struct {
+type Options struct {
 	// ServiceName is the resource's service.name. Default: "flotilla".
 	// OTEL_SERVICE_NAME, when set, wins.
 	ServiceName string
@@ -51,12 +61,12 @@ type SetupOptions struct {
 
 // Setup builds a TracerProvider that exports spans over OTLP/gRPC through a batch
 // span processor, with a resource naming the service and node. It does not install
-// the provider globally: hand it to NewTracer (or otel.SetTracerProvider).
+// the provider globally: hand it to actors.Config.TracerProvider, tracing.NewTracer (or otel.SetTracerProvider).
 //
 // Setup does not wait for the collector: an unreachable endpoint shows up as export
 // errors (through otel.SetErrorHandler), not here. shutdown flushes the spans not yet
 // exported and stops the exporter; it gives up when its ctx is done.
-func Setup(ctx context.Context, opts SetupOptions) (shutdown func(context.Context) error, provider *sdktrace.TracerProvider, err error) {
+func Setup(ctx context.Context, opts Options) (shutdown func(context.Context) error, provider *sdktrace.TracerProvider, err error) {
 	res, err := Resource(ctx, opts)
 	if err != nil {
 		return nil, nil, err
@@ -75,7 +85,7 @@ func Setup(ctx context.Context, opts SetupOptions) (shutdown func(context.Contex
 	eopts = append(eopts, opts.ExporterOptions...)
 	exp, err := otlptracegrpc.New(ctx, eopts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+		return nil, nil, fmt.Errorf("otlp: exporter: %w", err)
 	}
 	popts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
@@ -95,7 +105,7 @@ func Setup(ctx context.Context, opts SetupOptions) (shutdown func(context.Contex
 // attributes, service.name, service.version, service.instance.id and raft.node_id
 // from opts, then opts.Attributes, then OTEL_RESOURCE_ATTRIBUTES and
 // OTEL_SERVICE_NAME (later ones win), all under one semconv schema URL.
-func Resource(ctx context.Context, opts SetupOptions) (*resource.Resource, error) {
+func Resource(ctx context.Context, opts Options) (*resource.Resource, error) {
 	name := opts.ServiceName
 	if name == "" {
 		name = "flotilla"
@@ -107,7 +117,7 @@ func Resource(ctx context.Context, opts SetupOptions) (*resource.Resource, error
 	if opts.NodeID != 0 {
 		attrs = append(attrs,
 			semconv.ServiceInstanceID(fmt.Sprintf("n%d", opts.NodeID)),
-			AttrNodeID.Int64(int64(opts.NodeID)))
+			tracing.AttrNodeID.Int64(int64(opts.NodeID)))
 	}
 	attrs = append(attrs, opts.Attributes...)
 	res, err := resource.New(ctx,
@@ -118,7 +128,7 @@ func Resource(ctx context.Context, opts SetupOptions) (*resource.Resource, error
 		resource.WithFromEnv(),
 	)
 	if err != nil && !(errors.Is(err, resource.ErrPartialResource) && res != nil) {
-		return nil, fmt.Errorf("tracing: resource: %w", err)
+		return nil, fmt.Errorf("otlp: resource: %w", err)
 	}
 	return res, nil
 }
