@@ -258,7 +258,7 @@ func (a *applier) Receive(ctx actor.Context) {
 }
 
 // apply applies e and answers its proposer; parent, when set, is the
-// parent of its apply span instead of the entry's own trace context.
+// parent of its apply span (none when empty; see node.applyTrace).
 func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
@@ -268,10 +268,7 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 		return
 	}
 	var span trace.Span
-	if e.TraceParent != "" && a.tracer.Enabled() {
-		if parent == "" {
-			parent = e.TraceParent
-		}
+	if parent != "" && a.tracer.Enabled() {
 		_, span = a.tracer.StartRemote(bg, parent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any

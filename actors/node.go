@@ -290,6 +290,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.armTick()
 		n.ticks++
 		n.r.Tick()
+		n.traceTick()
 		n.tickControl(ctx)
 		n.scheduleFlush(ctx)
 	case *flushNode:

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
@@ -74,6 +75,15 @@ type voteSpan struct {
 	resp messages.MessageType // the answer's type
 }
 
+// received is a request whose server span starts only when the answer is
+// sent (a request the core ignores leaves no span), dated from its receipt.
+type received struct {
+	traceparent string
+	at          time.Time
+	term        uint64
+	msgType     string
+}
+
 // configTrace follows a configuration change on the leader.
 type configTrace struct {
 	span, leaveJoint trace.Span
@@ -90,13 +100,14 @@ type traceState struct {
 	serving     map[uint64][]openSpan // follower: leader -> raft.follower.append / raft.snapshot.install until answered
 	applyParent map[uint64]string     // follower: index -> the raft.follower.append that brought the entry
 	votes       map[uint64]voteSpan   // (pre-)candidate: peer -> its request's span
-	voting      map[uint64]trace.Span // voter: candidate -> raft.vote.response
-	readServe   map[string]trace.Span // leader: read context -> raft.read.index.serve
+	voting      map[uint64]received   // voter: candidate -> its request, until answered
+	readServe   map[string]received   // leader: a follower's read index request, until answered
 	persist     string                // parent of the next persist span
 	snapshot    string                // parent of the next snapshot restore
 	election    trace.Span            // open while campaigning
 	electionCtx context.Context
 	electParent string // a TimeoutNow's traceparent: parent of the next election
+	voteTicks   int    // ticks left for the answers to an ended election's requests
 	config      *configTrace
 	transfer    trace.Span // leader: the transfer in progress
 	transferCtx context.Context
@@ -106,8 +117,8 @@ type traceState struct {
 func newTraceState() traceState {
 	return traceState{
 		proposals: map[uint64]trace.Span{}, sending: map[uint64][]openSpan{}, serving: map[uint64][]openSpan{},
-		applyParent: map[uint64]string{}, votes: map[uint64]voteSpan{}, voting: map[uint64]trace.Span{},
-		readServe: map[string]trace.Span{},
+		applyParent: map[uint64]string{}, votes: map[uint64]voteSpan{}, voting: map[uint64]received{},
+		readServe: map[string]received{},
 	}
 }
 
@@ -258,15 +269,17 @@ func (n *node) traceCommits() {
 
 // applyTrace is what the applier needs to parent its spans on this node.
 type applyTrace struct {
-	parents  map[uint64]string // index -> parent of its raft.apply, when not the entry's own
+	parents  map[uint64]string // index -> parent of its raft.apply; no span for the others
 	snapshot string            // parent of raft.snapshot.restore
 }
 
 // applyTrace returns the parents of the apply spans of ents and of a
-// snapshot restore: on a follower, the raft.follower.append (or
-// raft.snapshot.install) that brought them, so that a follower's apply is
-// a child of its own span and not of the leader's propose, which may have
-// ended by then.
+// snapshot restore. On the leader an entry's apply is a child of its own
+// request's span (raft.propose, raft.config.change), still open; on a
+// follower, of the raft.follower.append (or raft.snapshot.install) that
+// brought the entry, so that no apply lies outside its parent. An entry
+// applied again from the log after a restart, whose spans ended in an
+// earlier life of the node, gets no apply span.
 func (n *node) applyTrace(ents []*messages.Entry, snap *messages.Snapshot) applyTrace {
 	var at applyTrace
 	if !n.tracer.Enabled() {
@@ -281,21 +294,43 @@ func (n *node) applyTrace(ents []*messages.Entry, snap *messages.Snapshot) apply
 		}
 	}
 	for _, e := range ents {
-		p, ok := n.tr.applyParent[e.Index]
-		if !ok {
+		if e.TraceParent == "" {
 			continue
 		}
+		p, ok := n.tr.applyParent[e.Index]
 		delete(n.tr.applyParent, e.Index)
-		// Only for the entry that the append brought (an entry of another
-		// trace may have overwritten it since).
-		if sameTrace(p, e.TraceParent) {
-			if at.parents == nil {
-				at.parents = map[uint64]string{}
-			}
-			at.parents[e.Index] = p
+		switch {
+		case ok && sameTrace(p, e.TraceParent):
+			// the follower's append that brought this entry (not one of
+			// another trace that it overwrote since)
+		case n.ownsEntry(e):
+			p = e.TraceParent
+		default:
+			continue
 		}
+		if at.parents == nil {
+			at.parents = map[uint64]string{}
+		}
+		at.parents[e.Index] = p
 	}
 	return at
+}
+
+// ownsEntry reports whether e's request span (raft.propose or
+// raft.config.change) is open on this node.
+func (n *node) ownsEntry(e *messages.Entry) bool {
+	if span, ok := n.tr.proposals[e.Index]; ok {
+		return sameTraceID(span, e.TraceParent)
+	}
+	if c := n.tr.config; c != nil && c.index == e.Index {
+		return sameTraceID(c.span, e.TraceParent)
+	}
+	return false
+}
+
+func sameTraceID(span trace.Span, tp string) bool {
+	l, ok := tracing.LinkFrom(tp)
+	return ok && l.SpanContext.TraceID() == span.SpanContext().TraceID()
 }
 
 func sameTrace(a, b string) bool {
@@ -344,8 +379,10 @@ func (n *node) traceOutbound(m *messages.Message) {
 		m.TraceParent = tracing.Inject(ctx)
 		ts.votes[m.To] = voteSpan{span: span, resp: resp}
 	case messages.MessageType_MSG_VOTE_RESP, messages.MessageType_MSG_PRE_VOTE_RESP:
-		if span, ok := ts.voting[m.To]; ok {
+		if req, ok := ts.voting[m.To]; ok {
 			delete(ts.voting, m.To)
+			_, span := t.StartRemoteAt(bg, req.traceparent, tracing.SpanVoteResponse,
+				tracing.Attrs{Term: req.term, Peer: m.To, MsgType: req.msgType}, req.at)
 			endWith(span, voteResult(m.Reject))
 		}
 	case messages.MessageType_MSG_TIMEOUT_NOW:
@@ -358,9 +395,10 @@ func (n *node) traceOutbound(m *messages.Message) {
 		}
 	case messages.MessageType_MSG_READ_INDEX_RESP:
 		key := readServeKey(m.To, m.Context)
-		if span, ok := ts.readServe[key]; ok {
+		if req, ok := ts.readServe[key]; ok {
 			delete(ts.readServe, key)
-			span.SetAttributes(tracing.AttrIndex.Int64(int64(m.Index)))
+			_, span := t.StartRemoteAt(bg, req.traceparent, tracing.SpanReadIndexServe,
+				tracing.Attrs{Term: req.term, Peer: m.To, Index: m.Index}, req.at)
 			endWith(span, voteResult(m.Reject))
 		}
 	}
@@ -411,20 +449,12 @@ func (n *node) traceInbound(m *messages.Message) {
 		ts.serving[m.From] = pushOpen(ts.serving[m.From], openSpan{span: span, last: idx})
 		ts.persist, ts.snapshot = tp, tp
 	case messages.MessageType_MSG_VOTE, messages.MessageType_MSG_PRE_VOTE:
-		if old, ok := ts.voting[m.From]; ok {
-			endWith(old, "unanswered")
-		}
-		ctx, span := t.StartRemote(bg, m.TraceParent, tracing.SpanVoteResponse, tracing.Attrs{Term: m.Term, Peer: m.From, MsgType: m.Type.String()})
-		ts.voting[m.From] = span
-		ts.persist = tracing.Inject(ctx) // a granted vote is made durable before the answer
+		// The latest request from a candidate replaces an unanswered one.
+		ts.voting[m.From] = received{traceparent: m.TraceParent, at: time.Now(), term: m.Term, msgType: m.Type.String()}
 	case messages.MessageType_MSG_TIMEOUT_NOW:
 		ts.electParent = m.TraceParent
 	case messages.MessageType_MSG_READ_INDEX:
-		key := readServeKey(m.From, m.Context)
-		if old, ok := ts.readServe[key]; ok {
-			endWith(old, "unanswered")
-		}
-		_, ts.readServe[key] = t.StartRemote(bg, m.TraceParent, tracing.SpanReadIndexServe, tracing.Attrs{Term: m.Term, Peer: m.From})
+		ts.readServe[readServeKey(m.From, m.Context)] = received{traceparent: m.TraceParent, at: time.Now(), term: m.Term}
 	}
 }
 
@@ -437,21 +467,41 @@ func (n *node) ensureElection() {
 	if ts.election != nil || !n.tracer.Enabled() {
 		return
 	}
+	n.endVotes()
 	ts.electionCtx, ts.election = n.tracer.StartRemote(bg, ts.electParent, tracing.SpanElection, tracing.Attrs{})
 	ts.electParent = ""
 }
 
-// endElection ends the election with its end state, and every vote request
-// still unanswered.
+// endElection ends the election with its end state. Its requests still
+// unanswered stay open for one more election timeout (an answer the
+// election no longer needed may still arrive: the request's span then
+// holds the voter's), then traceTick ends them.
 func (n *node) endElection(role raft.Role, term uint64, result string) {
 	ts := &n.tr
-	for peer, v := range ts.votes {
-		endWith(v.span, "unanswered")
-		delete(ts.votes, peer)
-	}
+	ts.voteTicks = max(int(n.r.ClusterConfig().GetSettings().GetElectionTicks()), 1)
 	ts.election.SetAttributes(tracing.AttrRole.String(role.String()), tracing.AttrTerm.Int64(int64(term)))
 	endWith(ts.election, result)
 	ts.election, ts.electionCtx = nil, nil
+}
+
+// endVotes ends every vote request still unanswered.
+func (n *node) endVotes() {
+	for peer, v := range n.tr.votes {
+		endWith(v.span, "unanswered")
+		delete(n.tr.votes, peer)
+	}
+}
+
+// traceTick ends, an election timeout after its election ended, the vote
+// requests nobody answered.
+func (n *node) traceTick() {
+	ts := &n.tr
+	if ts.election != nil || len(ts.votes) == 0 {
+		return
+	}
+	if ts.voteTicks--; ts.voteTicks <= 0 {
+		n.endVotes()
+	}
 }
 
 // traceEvent follows the core's events: elections (one span, its steps as
@@ -594,17 +644,12 @@ func (n *node) traceStop(err error) {
 		endOpen(list, 0, true, "unanswered")
 		delete(ts.serving, peer)
 	}
-	for k, span := range ts.voting {
-		endWith(span, "unanswered")
-		delete(ts.voting, k)
-	}
-	for k, span := range ts.readServe {
-		endWith(span, "unanswered")
-		delete(ts.readServe, k)
-	}
+	clear(ts.voting)
+	clear(ts.readServe)
 	if ts.election != nil {
 		n.endElection(n.r.Role(), n.r.Term(), "stopped")
 	}
+	n.endVotes()
 	n.traceTransferEnd(0, err)
 }
 

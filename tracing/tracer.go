@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -92,16 +93,30 @@ func (t *Tracer) StartLinked(ctx context.Context, name string, a Attrs, tracepar
 	return t.start(ctx, name, a, links)
 }
 
+// StartRemoteAt is StartRemote for a span whose start is already past: a
+// receiver's span started only when its answer is sent (so that a message the
+// node ignores leaves no span), dated from the message's receipt.
+func (t *Tracer) StartRemoteAt(ctx context.Context, traceparent, name string, a Attrs, start time.Time) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, noop.Span{}
+	}
+	return t.start(Extract(ctx, traceparent), name, a, nil, trace.WithTimestamp(start))
+}
+
 // start starts the span, then sets its attributes only if it records: a
 // provider that records nothing (the global one before the application
 // installs an SDK) costs no attribute building on the hot path. Samplers
 // therefore see the span's name, kind and links, not its attributes.
-func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link) (context.Context, trace.Span) {
+func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	var ctx2 context.Context
 	var span trace.Span
-	if len(links) > 0 {
+	switch {
+	case len(opts) > 0:
+		opts = append(opts, trace.WithSpanKind(kindOf(name)), trace.WithLinks(links...))
+		ctx2, span = t.tracer.Start(ctx, name, opts...)
+	case len(links) > 0:
 		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)), trace.WithLinks(links...))
-	} else {
+	default:
 		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)))
 	}
 	if span.IsRecording() {
