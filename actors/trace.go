@@ -62,17 +62,23 @@ var bg = context.Background()
 // ended as unanswered, so lost messages cannot grow memory.
 const maxOpen = 64
 
-// openSpan is a span that ends when the answer about log index last is
-// sent or received.
+// openSpan is the span of an AppendEntries (prev: its previous log index)
+// or of an InstallSnapshot, open until its answer is sent or received.
 type openSpan struct {
-	span trace.Span
-	last uint64
+	span     trace.Span
+	prev     uint64 // AppendEntries: the index its entries follow
+	last     uint64 // the last index it carries
+	snapshot bool
 }
 
-// voteSpan is a raft.prevote or raft.vote awaiting its answer.
+// voteSpan is a raft.prevote or raft.vote awaiting its answer. The voter
+// sends its answer with the request's traceparent, which finds the request
+// even when a later round asked the same peer again.
 type voteSpan struct {
-	span trace.Span
-	resp messages.MessageType // the answer's type
+	span        trace.Span
+	traceparent string
+	peer        uint64
+	resp        messages.MessageType // the answer's type
 }
 
 // received is a request whose server span starts only when the answer is
@@ -99,7 +105,7 @@ type traceState struct {
 	sending     map[uint64][]openSpan // leader: peer -> raft.replicate / raft.snapshot.send awaiting the answer
 	serving     map[uint64][]openSpan // follower: leader -> raft.follower.append / raft.snapshot.install until answered
 	applyParent map[uint64]string     // follower: index -> the raft.follower.append that brought the entry
-	votes       map[uint64]voteSpan   // (pre-)candidate: peer -> its request's span
+	votes       []voteSpan            // (pre-)candidate: requests awaiting an answer, oldest first
 	voting      map[uint64]received   // voter: candidate -> its request, until answered
 	readServe   map[string]received   // leader: a follower's read index request, until answered
 	persist     string                // parent of the next persist span
@@ -117,7 +123,7 @@ type traceState struct {
 func newTraceState() traceState {
 	return traceState{
 		proposals: map[uint64]trace.Span{}, sending: map[uint64][]openSpan{}, serving: map[uint64][]openSpan{},
-		applyParent: map[uint64]string{}, votes: map[uint64]voteSpan{}, voting: map[uint64]received{},
+		applyParent: map[uint64]string{}, voting: map[uint64]received{},
 		readServe: map[string]received{},
 	}
 }
@@ -184,25 +190,31 @@ func pushOpen(list []openSpan, s openSpan) []openSpan {
 	return append(list, s)
 }
 
-// endOpen ends the spans of list answered by an answer about index (all
-// when rejected, or when index is 0) with result, and returns the rest.
-func endOpen(list []openSpan, index uint64, rejected bool, result string) []openSpan {
+// endAnswered ends the spans of list that an AppendEntries answer m
+// answers, and returns the rest: an acknowledgement of index i answers
+// every message up to i; a rejection answers the AppendEntries whose
+// entries followed m.Index (an InstallSnapshot waits for its
+// acknowledgement).
+func endAnswered(list []openSpan, m *messages.Message) []openSpan {
 	keep := list[:0]
 	for _, o := range list {
-		if rejected || index == 0 || o.last <= index {
-			endWith(o.span, result)
-		} else {
+		switch {
+		case !m.Reject && o.last <= m.Index:
+			endWith(o.span, "acked")
+		case m.Reject && !o.snapshot && o.prev == m.Index:
+			endWith(o.span, "rejected")
+		default:
 			keep = append(keep, o)
 		}
 	}
 	return keep
 }
 
-func ackResult(reject bool) string {
-	if reject {
-		return "rejected"
+// endAll ends every span of list with result.
+func endAll(list []openSpan, result string) {
+	for _, o := range list {
+		endWith(o.span, result)
 	}
-	return "acked"
 }
 
 func voteResult(reject bool) string {
@@ -357,30 +369,32 @@ func (n *node) traceOutbound(m *messages.Message) {
 		ctx, span := traceBatch(t, tracing.SpanReplicate, m.Entries, tracing.Attrs{Term: m.Term, Peer: m.To})
 		if span != nil {
 			m.TraceParent = tracing.Inject(ctx)
-			ts.sending[m.To] = pushOpen(ts.sending[m.To], openSpan{span: span, last: m.Entries[len(m.Entries)-1].Index})
+			ts.sending[m.To] = pushOpen(ts.sending[m.To], openSpan{span: span, prev: m.Index, last: m.Entries[len(m.Entries)-1].Index})
 		}
 	case messages.MessageType_MSG_SNAPSHOT:
 		idx := m.GetSnapshot().GetMetadata().GetIndex()
 		ctx, span := t.Start(bg, tracing.SpanSnapshotSend, tracing.Attrs{Term: m.Term, Peer: m.To, Index: idx})
 		m.TraceParent = tracing.Inject(ctx)
-		ts.sending[m.To] = pushOpen(ts.sending[m.To], openSpan{span: span, last: idx})
+		ts.sending[m.To] = pushOpen(ts.sending[m.To], openSpan{span: span, last: idx, snapshot: true})
 	case messages.MessageType_MSG_APPEND_RESP:
-		ts.serving[m.To] = endOpen(ts.serving[m.To], m.Index, m.Reject, ackResult(m.Reject))
+		ts.serving[m.To] = endAnswered(ts.serving[m.To], m)
 	case messages.MessageType_MSG_VOTE, messages.MessageType_MSG_PRE_VOTE:
 		n.ensureElection()
 		name, resp := tracing.SpanVote, messages.MessageType_MSG_VOTE_RESP
 		if m.Type == messages.MessageType_MSG_PRE_VOTE {
 			name, resp = tracing.SpanPreVote, messages.MessageType_MSG_PRE_VOTE_RESP
 		}
-		if old, ok := ts.votes[m.To]; ok {
-			endWith(old.span, "unanswered")
+		if len(ts.votes) >= maxOpen {
+			endWith(ts.votes[0].span, "unanswered")
+			ts.votes = append(ts.votes[:0], ts.votes[1:]...)
 		}
 		ctx, span := t.Start(ts.electionCtx, name, tracing.Attrs{Term: m.Term, Peer: m.To})
 		m.TraceParent = tracing.Inject(ctx)
-		ts.votes[m.To] = voteSpan{span: span, resp: resp}
+		ts.votes = append(ts.votes, voteSpan{span: span, traceparent: m.TraceParent, peer: m.To, resp: resp})
 	case messages.MessageType_MSG_VOTE_RESP, messages.MessageType_MSG_PRE_VOTE_RESP:
 		if req, ok := ts.voting[m.To]; ok {
 			delete(ts.voting, m.To)
+			m.TraceParent = req.traceparent // the answer names the request it answers
 			_, span := t.StartRemoteAt(bg, req.traceparent, tracing.SpanVoteResponse,
 				tracing.Attrs{Term: req.term, Peer: m.To, MsgType: req.msgType}, req.at)
 			endWith(span, voteResult(m.Reject))
@@ -419,12 +433,10 @@ func (n *node) traceInbound(m *messages.Message) {
 	ts := &n.tr
 	switch m.Type {
 	case messages.MessageType_MSG_APPEND_RESP:
-		ts.sending[m.From] = endOpen(ts.sending[m.From], m.Index, m.Reject, ackResult(m.Reject))
+		ts.sending[m.From] = endAnswered(ts.sending[m.From], m)
 	case messages.MessageType_MSG_VOTE_RESP, messages.MessageType_MSG_PRE_VOTE_RESP:
-		if v, ok := ts.votes[m.From]; ok && v.resp == m.Type {
-			delete(ts.votes, m.From)
-			endWith(v.span, voteResult(m.Reject))
-		}
+		n.endVote(m)
+		return
 	}
 	if m.TraceParent == "" {
 		return // untraced at the sender: no orphan spans here
@@ -435,7 +447,7 @@ func (n *node) traceInbound(m *messages.Message) {
 		ctx, span := t.StartRemote(bg, m.TraceParent, tracing.SpanFollowerAppend,
 			tracing.Attrs{Term: m.Term, Peer: m.From, First: lo, Last: hi, BatchSize: len(m.Entries)})
 		tp := tracing.Inject(ctx)
-		ts.serving[m.From] = pushOpen(ts.serving[m.From], openSpan{span: span, last: hi})
+		ts.serving[m.From] = pushOpen(ts.serving[m.From], openSpan{span: span, prev: m.Index, last: hi})
 		ts.persist = tp
 		for _, e := range m.Entries {
 			if e.TraceParent != "" {
@@ -446,7 +458,7 @@ func (n *node) traceInbound(m *messages.Message) {
 		idx := m.GetSnapshot().GetMetadata().GetIndex()
 		ctx, span := t.StartRemote(bg, m.TraceParent, tracing.SpanSnapshotInstall, tracing.Attrs{Term: m.Term, Peer: m.From, Index: idx})
 		tp := tracing.Inject(ctx)
-		ts.serving[m.From] = pushOpen(ts.serving[m.From], openSpan{span: span, last: idx})
+		ts.serving[m.From] = pushOpen(ts.serving[m.From], openSpan{span: span, last: idx, snapshot: true})
 		ts.persist, ts.snapshot = tp, tp
 	case messages.MessageType_MSG_VOTE, messages.MessageType_MSG_PRE_VOTE:
 		// The latest request from a candidate replaces an unanswered one.
@@ -484,12 +496,30 @@ func (n *node) endElection(role raft.Role, term uint64, result string) {
 	ts.election, ts.electionCtx = nil, nil
 }
 
+// endVote ends the request that the answer m answers: the one its
+// traceparent names, or else the latest one to its sender.
+func (n *node) endVote(m *messages.Message) {
+	ts := &n.tr
+	found := -1
+	for i, v := range ts.votes {
+		if m.TraceParent != "" && v.traceparent == m.TraceParent ||
+			m.TraceParent == "" && v.peer == m.From && v.resp == m.Type {
+			found = i
+		}
+	}
+	if found < 0 {
+		return
+	}
+	endWith(ts.votes[found].span, voteResult(m.Reject))
+	ts.votes = append(ts.votes[:found], ts.votes[found+1:]...)
+}
+
 // endVotes ends every vote request still unanswered.
 func (n *node) endVotes() {
-	for peer, v := range n.tr.votes {
+	for _, v := range n.tr.votes {
 		endWith(v.span, "unanswered")
-		delete(n.tr.votes, peer)
 	}
+	n.tr.votes = nil
 }
 
 // traceTick ends, an election timeout after its election ended, the vote
@@ -544,7 +574,7 @@ func (n *node) traceEvent(ev raft.Event) {
 func (n *node) traceLeadershipLost() {
 	ts := &n.tr
 	for peer, list := range ts.sending {
-		endOpen(list, 0, true, "abandoned")
+		endAll(list, "abandoned")
 		delete(ts.sending, peer)
 	}
 	if c := ts.config; c != nil {
@@ -641,7 +671,7 @@ func (n *node) traceStop(err error) {
 	}
 	n.traceLeadershipLost()
 	for peer, list := range ts.serving {
-		endOpen(list, 0, true, "unanswered")
+		endAll(list, "unanswered")
 		delete(ts.serving, peer)
 	}
 	clear(ts.voting)

@@ -71,6 +71,9 @@ type nodeStatus struct {
 	Term    uint64 `json:"term"`
 	Commit  uint64 `json:"commit"`
 	Applied uint64 `json:"applied"`
+	// MinMatch is, on the leader, the lowest match index of its peers: what
+	// every follower has acknowledged.
+	MinMatch uint64 `json:"min_match"`
 }
 
 // runNode is one node process: the gRPC transport, Pebble, OTLP export to
@@ -133,7 +136,14 @@ func runNode(idText string) error {
 			http.Error(w, err.Error(), 500)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(nodeStatus{Role: st.Role.String(), Leader: st.Leader, Term: st.Term, Commit: st.Commit, Applied: st.Applied})
+		ns := nodeStatus{Role: st.Role.String(), Leader: st.Leader, Term: st.Term, Commit: st.Commit, Applied: st.Applied}
+		seen := false
+		for _, pr := range st.Progress {
+			if pr.ID != id && (!seen || pr.Match < ns.MinMatch) {
+				ns.MinMatch, seen = pr.Match, true
+			}
+		}
+		_ = json.NewEncoder(w).Encode(ns)
 	})
 	mux.HandleFunc("/propose", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.FormValue("n"))
