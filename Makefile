@@ -30,6 +30,14 @@ bench: ## side-by-side benchmark vs hashicorp/raft and etcd raft (make bench ARG
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v
 
+.PHONY: chaos
+chaos: ## long randomized configuration-change sweep (safety and liveness): make chaos SEEDS=20000 START=0
+	$(GO) test -count=1 -timeout 60m ./actors/raft/ -run TestRandomConfigChangesAreSafe -chaos.seeds=$(or $(SEEDS),20000) -chaos.start=$(or $(START),0)
+
+.PHONY: sim-shell
+sim-shell: ## whole-system simulator sweep (node actors, Pebble, faults): make sim-shell SEEDS=2000
+	$(GO) test -count=1 -timeout 180m ./actors/simtest/ -run TestSweep -simshell.seeds=$(or $(SEEDS),2000) -v $(ARGS)
+
 .PHONY: demo
 demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
 	$(GO) run ./examples/banking demo

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -28,6 +30,17 @@ var (
 	// ErrRetry: a transient condition (transfer or config change in
 	// progress, no leader known yet); retry later.
 	ErrRetry = errors.New("actors: retry later")
+	// ErrStaleConfig: a membership change named an ExpectedConfigIndex
+	// that is no longer the index of the configuration in force (another
+	// change came first). Read Status.ConfigIndex and decide again.
+	ErrStaleConfig = errors.New("actors: configuration changed since the expected index")
+	// ErrCatchUpTimeout: AddMember or PromoteLearner gave up because the
+	// learner did not catch up with the leader's log within
+	// Config.CatchUpTimeout. It stays a learner; remove it or try again.
+	ErrCatchUpTimeout = errors.New("actors: learner did not catch up in time")
+	// ErrInvalidMembership: the change names no member, a member twice, or
+	// would leave no voter.
+	ErrInvalidMembership = errors.New("actors: invalid membership change")
 )
 
 // NotLeaderError says who leads (0 and "" if unknown).
@@ -70,17 +83,64 @@ type ReadResponse struct {
 	Err    error
 }
 
-// ChangeConfig proposes a new configuration (members and settings). More
-// than one voter changed at once goes through joint consensus. Answer:
-// *ChangeConfigResponse once the change is committed.
+// ChangeConfig proposes a whole new configuration (members and
+// settings). More than one voter changed at once goes through joint
+// consensus. Answer: *ChangeConfigResponse once the final, non-joint
+// configuration is committed (Index is its entry's index), or with an
+// error: ErrStaleConfig when ExpectedConfigIndex (non-zero) is not the
+// index of the configuration in force (compare-and-set, as hashicorp's
+// prevIndex); ErrRetry while another change is under way;
+// ErrOutcomeUnknown when leadership was lost before it committed.
 type ChangeConfig struct {
-	Config *messages.ClusterConfig
+	Config              *messages.ClusterConfig
+	ExpectedConfigIndex uint64
 }
 
 // ChangeConfigResponse answers ChangeConfig.
 type ChangeConfigResponse struct {
-	Index uint64
-	Err   error
+	Index  uint64
+	Config *messages.ClusterConfig
+	Err    error
+}
+
+// AddMember adds ID (reachable at Address) as a learner; when Voter, waits
+// until it has caught up with the leader's log (a catch-up round of thesis
+// §4.2.1 that ends within an election timeout, or a lag of at most
+// Config.CatchUpLag entries) and then promotes it, so that the quorum
+// never grows before the newcomer has the log. Served by the leader.
+// Answer: *MembershipResponse once the final configuration is committed,
+// or with ErrCatchUpTimeout after Config.CatchUpTimeout (the learner stays
+// a learner), ErrStaleConfig (see ChangeConfig), ErrInvalidMembership,
+// ErrRetry, NotLeaderError or ErrOutcomeUnknown. Adding a member that is
+// already one with that role answers at once.
+type AddMember struct {
+	ID                  uint64
+	Address             string
+	Voter               bool
+	ExpectedConfigIndex uint64
+}
+
+// RemoveMember removes voter or learner ID (the leader too: it hands over
+// once the removal commits). Answer: *MembershipResponse once the final
+// configuration is committed, or an error as for AddMember.
+type RemoveMember struct {
+	ID                  uint64
+	ExpectedConfigIndex uint64
+}
+
+// PromoteLearner makes learner ID a voter once it has caught up (as
+// AddMember). Answer: *MembershipResponse.
+type PromoteLearner struct {
+	ID                  uint64
+	ExpectedConfigIndex uint64
+}
+
+// MembershipResponse answers AddMember, RemoveMember and PromoteLearner:
+// Index is the index of the final configuration entry, committed.
+type MembershipResponse struct {
+	Index  uint64
+	Config *messages.ClusterConfig
+	Err    error
 }
 
 // TransferLeadership asks the leader to hand over to To (0: the most
@@ -94,7 +154,10 @@ type TransferLeadershipResponse struct {
 	Err    error
 }
 
-// Campaign asks the node to start an election now (no answer).
+// Campaign asks the node to start an election now (no answer). With
+// CheckQuorum on, a node that heard from a live leader within an election
+// timeout (or restarted less than one ago) ignores it: it keeps the lease
+// it gave that leader.
 type Campaign struct{}
 
 // Resume starts a node that was started paused. Answer: *Resumed.
@@ -114,7 +177,8 @@ type Stopped struct{}
 
 // Subscribe registers PID (or the sender, when PID is nil) for events:
 // EntryApplied, LeaderChanged, RoleChanged, TermChanged, MembershipChanged,
-// SnapshotTaken, SnapshotInstalled, NodeStopped. Events arrive in order.
+// MemberRemoved, SnapshotTaken, SnapshotInstalled, NodeStopped. Events
+// arrive in order.
 type Subscribe struct{ PID *actor.PID }
 
 // Unsubscribe removes a subscriber.
@@ -188,6 +252,19 @@ type MembershipChanged struct {
 	Config *messages.ClusterConfig
 }
 
+// MemberRemoved: this node learned that it is no member any more: a
+// committed configuration (Index) leaves it out, or a member refused it as
+// a non-member citing configuration Index (By). It campaigns no more and
+// Status.Removed is set; it keeps running (its status and history stay
+// readable) until the application stops it, and a leader that adds it
+// back makes it a member again.
+type MemberRemoved struct {
+	NodeID uint64
+	Index  uint64
+	By     uint64 // the member that refused it, 0 if it saw the commit
+	Reason string
+}
+
 // SnapshotTaken: this node snapshotted its state machine at Index.
 type SnapshotTaken struct {
 	NodeID uint64
@@ -222,7 +299,14 @@ type Status struct {
 	LastIndex     uint64
 	FirstIndex    uint64
 	Config        *messages.ClusterConfig
-	// Progress is the leader's view of each member (leader only).
+	// ConfigIndex is the index of Config's entry: pass it as
+	// ExpectedConfigIndex of a membership change. Config is committed when
+	// ConfigIndex <= Commit.
+	ConfigIndex uint64
+	// Removed: this node knows it is no member (see MemberRemoved).
+	Removed bool
+	// Progress is the leader's view of each member, learners with their
+	// Lag (leader only).
 	Progress []raft.PeerProgress
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
@@ -231,11 +315,19 @@ type Status struct {
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
 	Peers map[uint64]string
+	// Transport is the transport's counters (refused connections, RPCs and
+	// compressed streams, forged senders, oversized and undecodable
+	// input), when the transport reports them (transport.StatsReporter);
+	// nil otherwise.
+	Transport *transport.Stats
 }
 
 // DropCounts counts refused inbound messages by cause.
 type DropCounts struct {
 	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
+	// CorruptSnapshot: snapshots from a member whose data the state
+	// machine cannot restore, refused before the core installs them.
+	CorruptSnapshot uint64
 }
 
 func (s *Status) String() string {
@@ -269,14 +361,12 @@ type Requester interface {
 }
 
 // ProposeAndWait proposes data and waits up to timeout. An expired wait is
-// ErrOutcomeUnknown, never a failure: the proposal may still commit.
+// ErrOutcomeUnknown, never a failure: the proposal may still commit. A node
+// actor that is gone (stopped, or failed to start) answers ErrStopped.
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
 	res, err := ctx.RequestFuture(node, p, timeout).Result()
 	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) {
-			return nil, ErrOutcomeUnknown
-		}
-		return nil, fmt.Errorf("actors: propose: %w", err)
+		return nil, waitErr(ctx, node, "propose", err)
 	}
 	r, ok := res.(*ProposeResponse)
 	if !ok {
@@ -286,16 +376,14 @@ func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Dur
 }
 
 // Request sends msg and waits up to timeout for an answer of type T. The
-// error is the wait's (ErrOutcomeUnknown when it expired) or, when the
+// error is the wait's (ErrOutcomeUnknown when it expired, ErrStopped when
+// the node actor is gone) or, when the
 // answer carries one, the answer's own Err: callers check one error.
 func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Duration) (T, error) {
 	var zero T
 	res, err := ctx.RequestFuture(node, msg, timeout).Result()
 	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) {
-			return zero, fmt.Errorf("actors: %T: %w", msg, ErrOutcomeUnknown)
-		}
-		return zero, fmt.Errorf("actors: %T: %w", msg, err)
+		return zero, waitErr(ctx, node, fmt.Sprintf("%T", msg), err)
 	}
 	t, ok := res.(T)
 	if !ok {
@@ -307,9 +395,42 @@ func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	return t, nil
 }
 
+// waitErr maps the error of a request's future: a dead letter (the node
+// actor is gone: stopped, or failed to start) is ErrStopped, and so is an
+// expired wait on a local node actor that is gone by then (protoactor drops
+// the messages still in the mailbox of an actor that finishes stopping);
+// any other expired wait is ErrOutcomeUnknown.
+func waitErr(ctx Requester, node *actor.PID, what string, err error) error {
+	switch {
+	case errors.Is(err, actor.ErrDeadLetter):
+		return fmt.Errorf("actors: %s: %w (the node actor is gone: %w)", what, ErrStopped, err)
+	case errors.Is(err, actor.ErrTimeout) && gone(ctx, node):
+		return fmt.Errorf("actors: %s: %w (the node actor is gone)", what, ErrStopped)
+	case errors.Is(err, actor.ErrTimeout):
+		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
+	}
+	return fmt.Errorf("actors: %s: %w", what, err)
+}
+
+// gone reports whether node is a local actor of ctx's actor system that no
+// longer exists (false when that cannot be told).
+func gone(ctx Requester, node *actor.PID) bool {
+	s, ok := ctx.(interface{ ActorSystem() *actor.ActorSystem })
+	if !ok || node == nil {
+		return false
+	}
+	sys := s.ActorSystem()
+	if node.Address != sys.Address() {
+		return false
+	}
+	_, alive := sys.ProcessRegistry.GetLocal(node.Id)
+	return !alive
+}
+
 func (r *ProposeResponse) answerErr() error            { return r.Err }
 func (r *ReadResponse) answerErr() error               { return r.Err }
 func (r *ChangeConfigResponse) answerErr() error       { return r.Err }
+func (r *MembershipResponse) answerErr() error         { return r.Err }
 func (r *TransferLeadershipResponse) answerErr() error { return r.Err }
 func (r *TakeSnapshotResponse) answerErr() error       { return r.Err }
 func (r *SetLogLevelResponse) answerErr() error        { return r.Err }

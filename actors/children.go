@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
@@ -34,12 +35,13 @@ type compactRequest struct {
 // marker it sends itself is handled after all of them, so every write
 // pending then goes into one Save: one sync for many (group commit).
 type persister struct {
-	tracer *tracing.Tracer
-	store  persistence.LogStore
-	node   *actor.PID
-	buf    []persistRequest
-	queued bool
-	failed bool
+	tracer  *tracing.Tracer
+	metrics *nodeMetrics
+	store   persistence.LogStore
+	node    *actor.PID
+	buf     []persistRequest
+	queued  bool
+	failed  bool
 }
 
 func (p *persister) Receive(ctx actor.Context) {
@@ -88,7 +90,7 @@ func (p *persister) flush(ctx actor.Context) {
 	}
 	clear(p.buf)
 	p.buf = p.buf[:0]
-	err := p.store.Save(context.Background(), u)
+	err := p.save(u)
 	if span != nil {
 		tracing.End(span, err)
 	}
@@ -187,6 +189,7 @@ type readQuery struct {
 	query any
 	index uint64
 	trace *readTrace
+	start time.Time // the read's arrival at the node
 }
 
 type setSubscribers struct{ subs []*actor.PID }
@@ -206,12 +209,18 @@ var ErrDuplicate = errors.New("actors: duplicate command, already applied")
 // applier owns the StateMachine and applies committed entries in order.
 type applier struct {
 	tracer   *tracing.Tracer
+	metrics  *nodeMetrics
 	id       uint64
 	sm       StateMachine
 	node     *actor.PID
 	subs     []*actor.PID
 	applied  uint64
 	sessions map[uint64]session
+	// pending are the waiters of the batch being applied, not yet answered.
+	pending []indexedWaiter
+	// failed is set once applying failed (ErrStopped wrapping the cause):
+	// nothing is applied after it.
+	failed error
 }
 
 func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
@@ -219,24 +228,41 @@ func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, 
 }
 
 func (a *applier) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.fail(ctx, fmt.Errorf("%w: panic: %v", ErrApplyFailed, r))
+		}
+	}()
+	if a.failed != nil {
+		a.refuse(ctx)
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *applyBatch:
+		a.pending = msg.waiters
 		if msg.snapshot != nil {
 			if err := a.traceRestore(msg.snapshot, msg.trace.snapshot); err != nil {
-				panic(fmt.Sprintf("actors: restore snapshot %d: %v", msg.snapshot.Metadata.Index, err))
+				// The node checked the data before installing the snapshot
+				// (checkSnapshot); a Restore failing now leaves the state
+				// machine behind the log: stop the node, never apply on.
+				a.fail(ctx, fmt.Errorf("%w: %w: restore snapshot %d: %w", ErrApplyFailed, ErrCorruptSnapshot, msg.snapshot.GetMetadata().GetIndex(), err))
+				return
 			}
 		}
-		wi := 0
 		for _, e := range msg.entries {
 			var w *waiter
-			for wi < len(msg.waiters) && msg.waiters[wi].index < e.Index {
-				wi++
+			for len(a.pending) > 0 && a.pending[0].index < e.Index {
+				a.pending = a.pending[1:]
 			}
-			if wi < len(msg.waiters) && msg.waiters[wi].index == e.Index {
-				w = &msg.waiters[wi].w
+			if len(a.pending) > 0 && a.pending[0].index == e.Index {
+				w = &a.pending[0].w
 			}
-			a.apply(ctx, e, w, msg.trace.parents[e.Index])
+			if err := a.apply(ctx, e, w, msg.trace.parents[e.Index]); err != nil {
+				a.fail(ctx, err)
+				return
+			}
 		}
+		a.pending = nil
 		ctx.Send(a.node, &appliedUpTo{index: a.applied})
 	case *readQuery:
 		q, ok := a.sm.(Querier)
@@ -249,6 +275,7 @@ func (a *applier) Receive(ctx actor.Context) {
 		res, err := q.Query(msg.query)
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
 		msg.trace.end(err)
+		a.metrics.readDone(msg.start)
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
@@ -257,26 +284,63 @@ func (a *applier) Receive(ctx actor.Context) {
 	}
 }
 
-// apply applies e and answers its proposer; parent, when set, is the
-// parent of its apply span (none when empty; see node.applyTrace).
-func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) {
+// fail stops applying for good: the entry that failed is not recorded as
+// applied (nor its result in the session table), the proposers of the
+// entries not applied are answered ErrStopped with the cause, and the node
+// is told, which stops.
+func (a *applier) fail(ctx actor.Context, err error) {
+	if a.failed != nil {
+		return
+	}
+	a.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+	for _, iw := range a.pending {
+		ctx.Send(iw.w.pid, &ProposeResponse{Index: iw.index, Err: a.failed})
+	}
+	a.pending = nil
+	ctx.Send(a.node, &appliedUpTo{index: a.applied})
+	ctx.Send(a.node, &applyFailed{err: err})
+}
+
+// refuse answers what arrives after a failure.
+func (a *applier) refuse(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *applyBatch:
+		for _, iw := range msg.waiters {
+			ctx.Send(iw.w.pid, &ProposeResponse{Index: iw.index, Err: a.failed})
+		}
+	case *readQuery:
+		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: a.failed})
+	case *snapshotRequest:
+		ctx.Send(a.node, &snapshotMade{index: a.applied, err: a.failed, reply: msg.reply})
+	}
+}
+
+// apply applies one committed entry and answers its proposer (w, if this
+// node proposed it). An error is an apply failure (see ErrApplyFailed):
+// the entry is not applied. parent, when set, is the parent of its apply
+// span (none when empty; see node.applyTrace).
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) error {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
 		if w != nil {
 			ctx.Send(w.pid, &ProposeResponse{Index: e.Index, Term: e.Term, Err: ErrDuplicate})
 		}
-		return
+		return nil
 	}
 	var span trace.Span
 	if parent != "" && a.tracer.Enabled() {
 		_, span = a.tracer.StartRemote(bg, parent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any
+	var err error
 	if e.Type == messages.EntryType_ENTRY_NORMAL {
-		result = a.applyNormal(e)
+		result, err = a.applyNormal(e)
 	}
 	if span != nil {
-		span.End()
+		tracing.End(span, err)
+	}
+	if err != nil {
+		return err
 	}
 	a.applied = e.Index
 	if w != nil {
@@ -294,22 +358,41 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 	for _, s := range a.subs {
 		ctx.Send(s, &EntryApplied{NodeID: a.id, Entry: e, Result: result})
 	}
+	return nil
 }
 
-func (a *applier) applyNormal(e *messages.Entry) any {
+func (a *applier) applyNormal(e *messages.Entry) (any, error) {
 	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
-		return a.sm.Apply(e)
+		return a.applySM(e)
 	}
 	s, ok := a.sessions[e.ClientId]
 	if ok && e.Sequence <= s.seq {
 		if e.Sequence == s.seq && s.result != nil {
-			return s.result
+			return s.result, nil
 		}
-		return ErrDuplicate
+		return ErrDuplicate, nil
 	}
-	res := a.sm.Apply(e)
+	res, err := a.applySM(e)
+	if err != nil {
+		return nil, err // not applied: nothing to remember
+	}
 	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
-	return res
+	return res, nil
+}
+
+// applySM calls the StateMachine; a panic, or a result that is an error
+// wrapping ErrApplyFailed, is a failure.
+func (a *applier) applySM(e *messages.Entry) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("%w: entry %d: panic: %v", ErrApplyFailed, e.Index, r)
+		}
+	}()
+	res = a.sm.Apply(e)
+	if rerr, ok := res.(error); ok && errors.Is(rerr, ErrApplyFailed) {
+		return nil, fmt.Errorf("entry %d: %w", e.Index, rerr)
+	}
+	return res, nil
 }
 
 // rebuildSessions restores the session table at start for a state
@@ -355,6 +438,30 @@ func (a *applier) snapshot() ([]byte, error) {
 	return append(out, data...), nil
 }
 
+// ErrCorruptSnapshot: snapshot data the state machine cannot restore.
+var ErrCorruptSnapshot = errors.New("actors: corrupt snapshot")
+
+// checkSnapshot reports whether s's data can be restored into sm: the
+// session table decodes, and sm (if it implements SnapshotValidator)
+// accepts its bytes. It runs on the node actor, before the core installs
+// a snapshot received from a member.
+func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
+	sn, ok := sm.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
+	}
+	_, b, err := decodeSessions(s.GetData())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if v, ok := sn.(SnapshotValidator); ok {
+		if err := v.ValidateSnapshot(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
+}
+
 func (a *applier) restore(s *messages.Snapshot) error {
 	sn, ok := a.sm.(Snapshotter)
 	if !ok {
@@ -378,15 +485,17 @@ func (a *applier) restore(s *messages.Snapshot) error {
 // the node actor. Flow control (the in-flight window, probe and replicate
 // modes) is decided by the core; the replicator only sends.
 type replicator struct {
-	peer transport.Peer
-	tr   transport.Transport
-	log  *slog.Logger
+	peer    transport.Peer
+	tr      transport.Transport
+	log     *slog.Logger
+	metrics *nodeMetrics
 }
 
 func (r *replicator) Receive(ctx actor.Context) {
 	if m, ok := ctx.Message().(*messages.Message); ok {
 		if err := r.tr.Send(r.peer, m); err != nil {
 			r.log.Debug("send failed", "to", r.peer.ID, "type", m.Type, "err", err)
+			r.metrics.drop(m, tracing.DropSendFailed)
 		}
 	}
 }

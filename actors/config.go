@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,10 +12,17 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a node actor. Start from DefaultConfig.
+//
+// A node stops on a failure rather than restart (see Failures in the package
+// doc): to restart it, spawn Props of the same Config (same LogStore or
+// DataDir) again; it reloads its state from the store. The supervisor of
+// the node actor never sees its panics: the node recovers them and stops
+// with the panic as NodeStopped's Err.
 type Config struct {
 	// ID of this node, non-zero. Required.
 	ID uint64
@@ -51,7 +59,10 @@ type Config struct {
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
 	// from this Config. Default raft.DefaultConfig().
 	Raft raft.Config
-	// Logger receives the node's logs. Default: discard.
+	// Logger receives the node's logs. Default: Warn and above (storage
+	// failures, a failed start, refused messages; LogLevel's level when
+	// LogLevel is set) as text on os.Stderr; pass
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 	// LogLevel, when set, is the level of Logger's handler (the
 	// application builds the handler with slog.HandlerOptions{Level:
@@ -70,14 +81,29 @@ type Config struct {
 	// which records nothing until the application sets one; pass a
 	// trace/noop provider to turn tracing off at no cost.
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the node's metrics (instruments listed in
+	// tracing.Instruments: commit, apply, fsync and read latencies, messages
+	// by type, elections, indexes, snapshots, per-peer lag). Default nil:
+	// the global provider (otel.GetMeterProvider), which records nothing
+	// until the application sets one.
+	MeterProvider metric.MeterProvider
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int
+	// CatchUpTimeout bounds how long AddMember and PromoteLearner wait for
+	// a learner to catch up before failing with ErrCatchUpTimeout.
+	// Default 60s.
+	CatchUpTimeout time.Duration
+	// CatchUpLag, when non-zero, also counts a learner as caught up once
+	// it is within this many entries of the leader's last index. Default
+	// 0: only a catch-up round that ends within an election timeout
+	// counts (thesis §4.2.1).
+	CatchUpLag uint64
 }
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
-	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256}
+	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256, CatchUpTimeout: 60 * time.Second}
 }
 
 // Validate reports every problem at once, each naming the field.
@@ -94,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval <= 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.TickInterval = %v, must be > 0", c.TickInterval))
+	}
+	if c.CatchUpTimeout < 0 {
+		errs = append(errs, fmt.Errorf("actors: Config.CatchUpTimeout = %v, must be >= 0 (0: the default, 60s)", c.CatchUpTimeout))
 	}
 	if c.HistorySize < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0", c.HistorySize))
@@ -116,7 +145,11 @@ func (c *Config) raftConfig() raft.Config {
 
 func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		var level slog.Leveler = slog.LevelWarn
+		if c.LogLevel != nil {
+			level = c.LogLevel
+		}
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	if c.HistorySize == 0 {
 		c.HistorySize = 256

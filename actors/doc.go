@@ -21,10 +21,26 @@
 //     event: never a silent restart.
 //   - the applier owns the StateMachine. It applies committed entries in log
 //     order, answers each proposer with the state machine's result, serves
-//     linearizable reads, and publishes EntryApplied to subscribers.
+//     linearizable reads, and publishes EntryApplied to subscribers. An
+//     entry that cannot be applied (a panic, or a result wrapping
+//     ErrApplyFailed, e.g. an application actor that did not answer) stops
+//     the node: it is never skipped.
 //   - a replicator per peer, while leader: it encodes and hands the
 //     AppendEntries for its peer to the Transport, off the node actor's
 //     path. Replicators restart on failure and are stopped on step-down.
+//
+// # Failures
+//
+// A node never restarts itself with part of its state lost: on a storage
+// error, an apply failure, a panic of its persister or applier, or a panic
+// in the node actor itself (recovered there, not left to the supervisor) it
+// stops. Subscribers get NodeStopped with the true reason in Err, every
+// pending request is answered ErrStopped wrapping it, and the failure is
+// logged at Error (the default Logger writes Warn and above to stderr, so a
+// node that cannot start says why). Starting a new node actor on the same
+// store (Props again) is the restart: it reloads its state from the store.
+// Requests to a node actor that is gone answer ErrStopped through
+// ProposeAndWait and Request.
 //
 // Time arrives as tick messages from protoactor's timer scheduler, tagged
 // with a generation so that a stale tick (after a restart) is ignored.
@@ -46,4 +62,13 @@
 // the log (and the latest snapshot) at start. Client id + sequence number on
 // a proposal make retries idempotent: a repeated (client, sequence) is
 // answered from the session table without being applied twice.
+//
+// # Traces and metrics
+//
+// Every message flow is traced through Config.TracerProvider (trace.go) and
+// measured through Config.MeterProvider (metrics.go); both default to
+// OpenTelemetry's global providers, which record nothing until the
+// application installs an SDK. The instruments, their units and attributes
+// are listed in tracing.Instruments. This package imports the OpenTelemetry
+// API only; tracing/otlp sets up an exporter.
 package actors

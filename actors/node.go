@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -43,12 +44,15 @@ func Props(cfg Config) (*actor.Props, error) {
 	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }), nil
 }
 
-// shared outlives node actor instances: a node restarted by its supervisor
-// is a new instance that reloads its state from the store.
+// shared is what every instance made by the props' producer shares. The
+// node recovers its own panics and stops (Receive), so its supervisor
+// restarts it only if that stop itself panicked; the new instance then
+// reloads its state from the store.
 type shared struct {
 	cfg              Config
 	store            persistence.LogStore
 	release          func() error // closes the store when the node opened it
+	metrics          *nodeMetrics // created on the first start, see metrics.go
 	transportStarted bool
 }
 
@@ -60,7 +64,10 @@ type (
 	// persistFailed: the persister could not write; the node stops.
 	persistFailed struct{ err error }
 	appliedUpTo   struct{ index uint64 }
-	snapshotMade  struct {
+	// applyFailed: the applier could not apply an entry or restore a
+	// snapshot; the node stops.
+	applyFailed  struct{ err error }
+	snapshotMade struct {
 		index uint64
 		data  []byte
 		err   error
@@ -78,6 +85,7 @@ type pendingRead struct {
 	query any
 	index uint64
 	trace *readTrace
+	start time.Time // arrival, for the read latency metric
 }
 
 type waiter struct {
@@ -104,24 +112,29 @@ type node struct {
 	cancelTick  scheduler.CancelFunc
 	paused      bool
 	failed      bool
+	failErr     error // ErrStopped wrapping the failure, once failed
+	exiting     bool  // the actor is stopping or restarting
+	panicking   bool  // failStop after a panic is under way
+	childErr    error // why the persister or applier failed (a panic)
 
-	proposals     map[uint64]waiter // index -> proposer
-	reads         map[string]pendingRead
-	readSeq       uint64
-	readsByIndex  []pendingRead // waiting for the applier
-	applied       uint64        // confirmed by the applier
-	configWaiters map[uint64]*actor.PID
-	transfer      *transferState
-	stop          *stopState
-	snapshotting  bool
-	lastSnapshot  uint64
-	history       []Transition
-	drops         DropCounts
-	ticks         uint64            // ticks since start
-	lastHeard     map[uint64]uint64 // peer -> tick of its last message
+	proposals    map[uint64]waiter // index -> proposer
+	reads        map[string]pendingRead
+	readSeq      uint64
+	readsByIndex []pendingRead // waiting for the applier
+	applied      uint64        // confirmed by the applier
+	memberOps    []*memberOp   // membership changes under way (membership.go)
+	transfer     *transferState
+	stop         *stopState
+	snapshotting bool
+	lastSnapshot uint64
+	history      []Transition
+	drops        DropCounts
+	ticks        uint64            // ticks since start
+	lastHeard    map[uint64]uint64 // peer -> tick of its last message
 
-	tracer *tracing.Tracer
-	tr     traceState // spans that outlive one message (trace.go)
+	tracer  *tracing.Tracer
+	tr      traceState // spans that outlive one message (trace.go)
+	metrics *nodeMetrics
 }
 
 type transferState struct {
@@ -144,8 +157,24 @@ func newNode(sh *shared) *node {
 	return n
 }
 
-// Receive dispatches to the behavior of the current role.
-func (n *node) Receive(ctx actor.Context) { n.behavior.Receive(ctx) }
+// Receive dispatches to the behavior of the current role. A panic in the
+// node actor stops the node with the panic as the reason (see failStop):
+// it is not handed to the supervisor, whose restart would drop the
+// message and the pending requests' answers with the old instance.
+func (n *node) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if n.panicking {
+				panic(r) // failing failed: let the supervisor have it
+			}
+			n.panicking = true
+			err := fmt.Errorf("actors: node actor panicked handling %T: %v", ctx.Message(), r)
+			n.log.Error("node actor panicked", "err", err, "stack", string(debug.Stack()))
+			n.failStop(ctx, "node actor panicked", err)
+		}
+	}()
+	n.behavior.Receive(ctx)
+}
 
 // follower is the behavior of a follower: it redirects what needs the leader.
 func (n *node) follower(ctx actor.Context) {
@@ -179,21 +208,13 @@ func (n *node) leader(ctx actor.Context) {
 			return
 		}
 		n.traceProposal(msg.TraceParent, e, idx, term)
+		n.metrics.proposed(idx)
 		if s := ctx.Sender(); s != nil {
 			n.proposals[idx] = waiter{pid: s, term: term}
 		}
 		n.scheduleFlush(ctx)
-	case *ChangeConfig:
-		idx, err := n.r.ProposeConfig(msg.Config)
-		if err != nil {
-			n.respond(ctx, &ChangeConfigResponse{Err: mapErr(err)})
-			return
-		}
-		n.traceConfigChange(idx)
-		if s := ctx.Sender(); s != nil {
-			n.configWaiters[idx] = s
-		}
-		n.scheduleFlush(ctx)
+	case *ChangeConfig, *AddMember, *RemoveMember, *PromoteLearner:
+		n.changeMembership(ctx, msg)
 	case *TransferLeadership:
 		to := msg.To
 		if to == 0 {
@@ -220,6 +241,8 @@ func (n *node) notLeader(ctx actor.Context) {
 		n.respond(ctx, &ProposeResponse{Err: nl})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: nl})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: nl})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: nl})
 	}
@@ -249,7 +272,14 @@ func (n *node) common(ctx actor.Context) bool {
 			return true
 		default:
 			// Not started (a failed start): refuse.
-			n.refuse(ctx, ErrStopped)
+			n.refuse(ctx, n.stoppedErr())
+			return true
+		}
+	}
+	if n.stop != nil || n.failed || n.exiting {
+		switch ctx.Message().(type) {
+		case *Read, *TakeSnapshot:
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 	}
@@ -260,16 +290,23 @@ func (n *node) common(ctx actor.Context) bool {
 			n.failStop(ctx, "start failed", err)
 		}
 	case *actor.Restarting:
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopping:
+		// Its children stop with it: their Terminated is no failure.
+		n.exiting = true
 		n.stopTicking()
 	case *actor.Stopped:
 		// Stopped by its parent (or a crash test): release what it holds.
 		n.shutdown(ctx)
 	case *actor.Terminated:
 		if msg.Who.Equal(n.persister) || msg.Who.Equal(n.applier) {
-			if n.stop == nil && !n.failed {
-				n.failStop(ctx, "a child failed", fmt.Errorf("actors: %s terminated", msg.Who.Id))
+			if n.stop == nil && !n.failed && !n.exiting {
+				err := n.childErr
+				if err == nil {
+					err = fmt.Errorf("actors: %s terminated", msg.Who.Id)
+				}
+				n.failStop(ctx, "a child failed", err)
 			}
 		}
 		for id, pid := range n.replicators {
@@ -291,7 +328,9 @@ func (n *node) common(ctx actor.Context) bool {
 		n.ticks++
 		n.r.Tick()
 		n.traceTick()
+		n.metrics.tick(n.r)
 		n.tickControl(ctx)
+		n.tickMembership(ctx)
 		n.scheduleFlush(ctx)
 	case *flushNode:
 		n.flushQueued = false
@@ -301,9 +340,12 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *persistFailed:
 		n.failStop(ctx, "storage failure", msg.err)
+	case *applyFailed:
+		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
 		n.traceApplied(msg.index)
+		n.metrics.appliedUpTo(msg.index)
 		n.serveReads(ctx)
 		n.maybeSnapshot(ctx)
 	case *snapshotMade:
@@ -353,8 +395,8 @@ func (n *node) common(ctx actor.Context) bool {
 	case *Stop:
 		n.beginStop(ctx)
 	default:
-		if n.stop != nil || n.failed {
-			n.refuse(ctx, ErrStopped)
+		if n.stop != nil || n.failed || n.exiting {
+			n.refuse(ctx, n.stoppedErr())
 			return true
 		}
 		if n.paused {
@@ -373,6 +415,8 @@ func (n *node) refuse(ctx actor.Context, err error) {
 		n.respond(ctx, &ProposeResponse{Err: err})
 	case *ChangeConfig:
 		n.respond(ctx, &ChangeConfigResponse{Err: err})
+	case *AddMember, *RemoveMember, *PromoteLearner:
+		n.respond(ctx, &MembershipResponse{Err: err})
 	case *TransferLeadership:
 		n.respond(ctx, &TransferLeadershipResponse{Err: err})
 	case *Read:
@@ -388,10 +432,10 @@ func (n *node) start(ctx actor.Context) error {
 	n.replicators = map[uint64]*actor.PID{}
 	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID)
 	n.tr = newTraceState()
+	n.metrics = n.sh.nodeMetrics()
 	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
-	n.configWaiters = map[uint64]*actor.PID{}
 	n.subs = append(n.subs, n.cfg.Subscribers...)
 	st, err := loadState(n.sh.store, n.cfg.StateMachine)
 	if err != nil {
@@ -410,13 +454,14 @@ func (n *node) start(ctx actor.Context) error {
 	n.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
 	var err2 error
 	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer}
+		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer, metrics: n.metrics}
 	}), "persister")
 	if err2 != nil {
 		return err2
 	}
 	n.applier, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
+		a.metrics = n.metrics
 		a.rebuildSessions(st)
 		return a
 	}), "applier")
@@ -454,15 +499,27 @@ func (n *node) admits(id uint64) bool {
 func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if n.paused || n.stop != nil && n.stop.draining || n.failed {
 		n.drops.Paused++
+		n.metrics.drop(m, tracing.DropPaused)
 		return
 	}
-	if !n.gate.Admit(m) {
+	if !n.metrics.admit(n.gate, m) {
+		// A non-member campaigning is told so (it learns its removal).
+		n.r.RefuseNonMember(m)
+		n.scheduleFlush(ctx)
 		return
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
+			n.drops.CorruptSnapshot++
+			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
+			return
+		}
 	}
 	n.lastHeard[m.From] = n.ticks
 	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
 		n.drops.Invalid++
+		n.metrics.drop(m, tracing.DropInvalid)
 		n.log.Warn("message refused", "from", m.From, "type", m.Type, "err", err)
 		return
 	}
@@ -530,6 +587,7 @@ func (n *node) processReady(ctx actor.Context) {
 		}
 	}
 	n.traceCommits()
+	n.metrics.afterReady(n.r)
 	n.serveReads(ctx)
 }
 
@@ -537,6 +595,7 @@ func (n *node) processReady(ctx actor.Context) {
 // replicator, the rest directly.
 func (n *node) send(ctx actor.Context, m *messages.Message) {
 	n.traceOutbound(m)
+	n.metrics.sent(m)
 	peer := transport.Peer{ID: m.To, Address: n.r.Address(m.To)}
 	if n.r.Role() == raft.Leader {
 		switch m.Type {
@@ -547,6 +606,7 @@ func (n *node) send(ctx actor.Context, m *messages.Message) {
 	}
 	if err := n.cfg.Transport.Send(peer, m); err != nil {
 		n.log.Debug("send failed", "to", m.To, "type", m.Type, "err", err)
+		n.metrics.drop(m, tracing.DropSendFailed)
 	}
 }
 
@@ -555,7 +615,7 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return pid
 	}
 	tr := n.cfg.Transport
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log} }))
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }))
 	n.replicators[peer.ID] = pid
 	return pid
 }
@@ -581,6 +641,7 @@ func (n *node) become(role raft.Role) {
 
 func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 	n.traceEvent(ev)
+	n.metrics.event(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID
 	switch ev.Kind {
@@ -589,6 +650,7 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 		n.become(ev.To)
 		if ev.From == raft.Leader {
 			n.stopReplicators(ctx)
+			n.failMemberOps(ctx, fmt.Errorf("%w: leadership lost before the configuration change completed", ErrOutcomeUnknown))
 		}
 		n.publish(ctx, &RoleChanged{NodeID: id, Term: ev.Term, From: ev.From, To: ev.To, Reason: ev.Reason})
 	case raft.EventTermChanged:
@@ -602,19 +664,13 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
 			n.endTransfer(ctx, ev.Leader, nil)
 		}
 	case raft.EventConfigChanged:
-		for idx, w := range n.configWaiters {
-			if idx <= ev.Index {
-				ctx.Send(w, &ChangeConfigResponse{Index: idx})
-				delete(n.configWaiters, idx)
-			}
-		}
-		for pid, rp := range n.replicators {
-			if !n.r.IsMember(pid) {
-				ctx.Stop(rp)
-				delete(n.replicators, pid)
-			}
-		}
+		n.membershipCommitted(ctx, ev)
+		n.stopNonMemberReplicators(ctx)
 		n.publish(ctx, &MembershipChanged{NodeID: id, Index: ev.Index, Config: ev.Config})
+	case raft.EventMemberDeparted:
+		n.stopNonMemberReplicators(ctx)
+	case raft.EventRemoved:
+		n.onRemoved(ctx, ev)
 	case raft.EventSnapshotRestored:
 		n.publish(ctx, &SnapshotInstalled{NodeID: id, Index: ev.Index})
 	}
@@ -662,7 +718,7 @@ func (n *node) read(ctx actor.Context, msg *Read) {
 		n.respond(ctx, &ReadResponse{Err: mapErr(err)})
 		return
 	}
-	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, trace: n.traceRead()}
+	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, trace: n.traceRead(), start: time.Now()}
 	n.scheduleFlush(ctx)
 }
 
@@ -675,7 +731,7 @@ func (n *node) serveReads(ctx actor.Context) {
 		// runs them before this query) once the core handed them out.
 		if pr.index <= n.r.Applied() {
 			pr.trace.applied()
-			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, trace: pr.trace})
+			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, trace: pr.trace, start: pr.start})
 		} else {
 			keep = append(keep, pr)
 		}
@@ -765,14 +821,24 @@ func (n *node) finishStop(ctx actor.Context) {
 	ctx.Stop(n.self)
 }
 
+// stoppedErr is the answer of a request the node cannot serve because it
+// stops: ErrStopped, wrapping the failure when it stops on one.
+func (n *node) stoppedErr() error {
+	if n.failErr != nil {
+		return n.failErr
+	}
+	return ErrStopped
+}
+
 // failStop stops the node on a failure: never a silent restart.
 func (n *node) failStop(ctx actor.Context, reason string, err error) {
 	if n.failed {
 		return
 	}
 	n.failed = true
+	n.failErr = fmt.Errorf("%w: %s: %w", ErrStopped, reason, err)
 	n.log.Error("node stopping on failure", "reason", reason, "err", err)
-	n.answerPending(ctx, ErrStopped)
+	n.answerPending(ctx, n.failErr)
 	n.publish(ctx, &NodeStopped{NodeID: n.cfg.ID, Reason: reason, Err: err})
 	n.shutdown(ctx)
 	if n.stop != nil && n.stop.reply != nil {
@@ -783,6 +849,7 @@ func (n *node) failStop(ctx actor.Context, reason string, err error) {
 
 func (n *node) shutdown(ctx actor.Context) {
 	n.stopTicking()
+	n.sh.closeMetrics()
 	if n.cfg.Transport != nil {
 		_ = n.cfg.Transport.Close()
 	}
@@ -824,10 +891,7 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		pr.trace.end(err)
 	}
 	n.readsByIndex = nil
-	for idx, w := range n.configWaiters {
-		ctx.Send(w, &ChangeConfigResponse{Index: idx, Err: err})
-	}
-	clear(n.configWaiters)
+	n.failMemberOps(ctx, err)
 	if n.transfer != nil {
 		n.endTransfer(ctx, 0, err)
 	}
@@ -857,11 +921,16 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 	ctx.Send(n.applier, &snapshotRequest{reply: reply})
 }
 
+// retainedEntries is how many entries below a snapshot the log keeps (in
+// memory and in the store) for followers that lag a little. After a
+// restart the node loads only the entries after its snapshot.
+const retainedEntries = 64
+
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	n.snapshotting = false
 	err := msg.err
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
-		err = n.r.Compact(msg.index, msg.data, 64)
+		err = n.r.Compact(msg.index, msg.data, retainedEntries)
 		if err == nil {
 			n.lastSnapshot = msg.index
 			ctx.Send(n.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
@@ -879,9 +948,13 @@ func (n *node) status() *Status {
 	rs := n.r.Status()
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
-		Config: rs.Config, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
+		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Paused: n.paused, Dropped: n.drops}
 	gs := n.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
+	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {
+		ts := sr.Stats()
+		s.Transport = &ts
+	}
 	if ps, ok := n.cfg.Transport.(transport.PeerStatuser); ok {
 		s.Peers = map[uint64]string{}
 		for id, st := range ps.PeerStatus() {
@@ -900,8 +973,15 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	if ps.LastIndex >= ps.FirstIndex {
-		st.Entries, err = store.Entries(ctx, ps.FirstIndex, ps.LastIndex+1, 0)
+	// The store may keep entries at or below its snapshot's index (the
+	// tail that Compact retains for lagging followers): the snapshot
+	// covers them, so only what follows it is loaded.
+	lo := ps.FirstIndex
+	if ps.Snapshot != nil {
+		lo = max(lo, ps.Snapshot.Index+1)
+	}
+	if ps.LastIndex >= lo {
+		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
 		if err != nil {
 			return st, fmt.Errorf("actors: load entries: %w", err)
 		}
@@ -930,6 +1010,11 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 func (n *node) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason interface{}, message interface{}) {
 	if child.Equal(n.persister) || child.Equal(n.applier) {
 		n.log.Error("child failed; the node stops", "child", child.Id, "reason", fmt.Sprint(reason))
+		if n.childErr == nil {
+			// HandleFailure runs on the node actor's mailbox: the
+			// Terminated that follows stops the node with this reason.
+			n.childErr = fmt.Errorf("actors: %s panicked: %v", child.Id, reason)
+		}
 		sup.StopChildren(child)
 		return
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +16,9 @@ type StateMachine interface {
 	// Apply applies one committed ENTRY_NORMAL entry and returns the result
 	// answered to its proposer (on the node that proposed it). It must be
 	// deterministic: every node applies the same entries in the same order.
-	// An error result is a result: it is answered, not retried.
+	// An error result is a result: it is answered, not retried; but an
+	// error wrapping ErrApplyFailed, or a panic, means the entry could not
+	// be applied, and the node stops (see ErrApplyFailed).
 	Apply(e *messages.Entry) any
 }
 
@@ -32,6 +35,17 @@ type Snapshotter interface {
 	Snapshot() ([]byte, error)
 	// Restore replaces the state with a snapshot's.
 	Restore(data []byte) error
+}
+
+// SnapshotValidator is optionally implemented by a Snapshotter to check a
+// snapshot received from a member before the node installs it. A snapshot
+// it refuses is dropped and counted (Status.Dropped.CorruptSnapshot); the
+// leader keeps trying. Without it, only the node's own framing is checked
+// and a Restore error stops the node (NodeStopped with ErrCorruptSnapshot).
+// ValidateSnapshot runs on the node actor, concurrently with Apply: it must
+// only read data, never the state.
+type SnapshotValidator interface {
+	ValidateSnapshot(data []byte) error
 }
 
 // AppliedIndexer is implemented by state machines whose state and applied
@@ -66,7 +80,10 @@ type ApplyResult struct {
 // ActorStateMachine applies entries by asking an application actor: each
 // entry is sent as *ApplyRequest and the applier waits (up to Timeout,
 // default 10s) for its *ApplyResult before the next one, so order is kept.
-// This is the "actor way" of applying commands.
+// This is the "actor way" of applying commands. An actor that does not
+// answer in time (or answers anything but *ApplyResult) has not applied
+// the entry: Apply returns an error wrapping ErrApplyFailed and the node
+// stops, rather than skip the entry.
 type ActorStateMachine struct {
 	Sender  actor.SenderContext // usually the actor system's Root
 	PID     *actor.PID
@@ -81,12 +98,12 @@ func (a *ActorStateMachine) Apply(e *messages.Entry) any {
 	}
 	res, err := a.Sender.RequestFuture(a.PID, &ApplyRequest{Entry: e}, t).Result()
 	if err != nil {
-		return fmt.Errorf("actors: application actor did not answer entry %d: %w", e.Index, err)
+		return fmt.Errorf("%w: the application actor did not answer entry %d: %w", ErrApplyFailed, e.Index, err)
 	}
 	if r, ok := res.(*ApplyResult); ok {
 		return r.Result
 	}
-	return fmt.Errorf("actors: application actor answered %T, want *ApplyResult", res)
+	return fmt.Errorf("%w: the application actor answered entry %d with %T, want *ApplyResult", ErrApplyFailed, e.Index, res)
 }
 
 // StateMachineFunc adapts a function to StateMachine.
@@ -94,3 +111,12 @@ type StateMachineFunc func(e *messages.Entry) any
 
 // Apply implements StateMachine.
 func (f StateMachineFunc) Apply(e *messages.Entry) any { return f(e) }
+
+// ErrApplyFailed marks an Apply result that is a failure, not a result: an
+// Apply that returns an error wrapping it (or panics) did not apply the
+// entry. The node cannot skip an entry other replicas apply, so it stops:
+// NodeStopped carries the cause, the entry's proposer is answered
+// ErrStopped wrapping it, and nothing is recorded for the entry (not in
+// the session table, not as applied). Restarted, the node applies the
+// entry again.
+var ErrApplyFailed = errors.New("actors: apply failed")

@@ -589,15 +589,16 @@ func (n *node) traceLeadershipLost() {
 // ---- configuration changes and transfers ----
 
 // traceConfigChange starts raft.config.change for the configuration entry
-// just proposed at index, and makes the entry carry its context so that
-// its replication spans are its children. The entry has not been handed
-// out yet (no Ready since the proposal), so setting its TraceParent races
-// with nothing.
-func (n *node) traceConfigChange(index uint64) {
+// just proposed at index (reason: the request, such as ChangeConfig or
+// AddMember), and makes the entry carry its context so that its
+// replication spans are its children. The entry has not been handed out
+// yet (no Ready since the proposal), so setting its TraceParent races with
+// nothing.
+func (n *node) traceConfigChange(index uint64, reason string) {
 	if !n.tracer.Enabled() {
 		return
 	}
-	ctx, span := n.tracer.Start(bg, tracing.SpanConfigChange, tracing.Attrs{Term: n.r.Term(), Index: index})
+	ctx, span := n.tracer.Start(bg, tracing.SpanConfigChange, tracing.Attrs{Term: n.r.Term(), Index: index, Reason: reason})
 	if ents, err := n.r.Entries(index, index+1); err == nil && len(ents) == 1 {
 		ents[0].TraceParent = tracing.Inject(ctx)
 	}
@@ -744,10 +745,10 @@ func (rt *readTrace) end(err error) {
 // raft.snapshot.take (a trace of its own).
 func (a *applier) traceSnapshot() ([]byte, error) {
 	if !a.tracer.Enabled() {
-		return a.snapshot()
+		return a.timedSnapshot()
 	}
 	_, span := a.tracer.Start(bg, tracing.SpanSnapshotTake, tracing.Attrs{Index: a.applied})
-	data, err := a.snapshot()
+	data, err := a.timedSnapshot()
 	span.SetAttributes(tracing.AttrSnapshotBytes.Int(len(data)))
 	tracing.End(span, err)
 	return data, err
@@ -758,10 +759,10 @@ func (a *applier) traceSnapshot() ([]byte, error) {
 // it (parent; no span when empty: a snapshot loaded at start).
 func (a *applier) traceRestore(s *messages.Snapshot, parent string) error {
 	if parent == "" || !a.tracer.Enabled() {
-		return a.restore(s)
+		return a.timedRestore(s)
 	}
 	_, span := a.tracer.StartRemote(bg, parent, tracing.SpanSnapshotRestore, tracing.Attrs{Index: s.GetMetadata().GetIndex()})
-	err := a.restore(s)
+	err := a.timedRestore(s)
 	tracing.End(span, err)
 	return err
 }

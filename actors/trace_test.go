@@ -1,10 +1,8 @@
 package actors_test
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -337,25 +335,6 @@ func TestReadTrace(t *testing.T) {
 			return p
 		})
 	})
-}
-
-// snapSM is a listSM that snapshots: its commands, one per line.
-type snapSM struct{ *listSM }
-
-func (s snapSM) Snapshot() ([]byte, error) {
-	return []byte(strings.Join(s.list(), "\n")), nil
-}
-
-func (s snapSM) Restore(b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cmds = nil
-	if len(b) > 0 {
-		for _, l := range bytes.Split(b, []byte("\n")) {
-			s.cmds = append(s.cmds, string(l))
-		}
-	}
-	return nil
 }
 
 // A snapshot sent to a follower that fell behind is one trace:

@@ -97,6 +97,9 @@ const (
 	MessageType_MSG_TIMEOUT_NOW     MessageType = 10 // leadership transfer: campaign now
 	MessageType_MSG_READ_INDEX      MessageType = 11 // follower asks the leader for a read index
 	MessageType_MSG_READ_INDEX_RESP MessageType = 12
+	// A member tells a node that campaigns without being a member that the
+	// configuration committed at index leaves it out.
+	MessageType_MSG_NOT_MEMBER MessageType = 13
 )
 
 // Enum value maps for MessageType.
@@ -115,6 +118,7 @@ var (
 		10: "MSG_TIMEOUT_NOW",
 		11: "MSG_READ_INDEX",
 		12: "MSG_READ_INDEX_RESP",
+		13: "MSG_NOT_MEMBER",
 	}
 	MessageType_value = map[string]int32{
 		"MSG_UNKNOWN":         0,
@@ -130,6 +134,7 @@ var (
 		"MSG_TIMEOUT_NOW":     10,
 		"MSG_READ_INDEX":      11,
 		"MSG_READ_INDEX_RESP": 12,
+		"MSG_NOT_MEMBER":      13,
 	}
 )
 
@@ -640,6 +645,10 @@ type Message struct {
 	// APPEND_RESP: the last index matched (accept) or the rejected probe index;
 	//
 	//	with reject, log_term is the hint term (fast backtracking).
+	//
+	// HEARTBEAT: the leader's tick clock when sent; HEARTBEAT_RESP echoes it
+	//
+	//	(the leader's lease for lease-based reads; 0 from older nodes).
 	LogTerm uint64   `protobuf:"varint,6,opt,name=log_term,json=logTerm,proto3" json:"log_term,omitempty"`
 	Index   uint64   `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
 	Entries []*Entry `protobuf:"bytes,8,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -843,7 +852,7 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\fENTRY_NORMAL\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ENTRY_NOOP\x10\x01\x12\x10\n" +
-	"\fENTRY_CONFIG\x10\x02*\x8c\x02\n" +
+	"\fENTRY_CONFIG\x10\x02*\xa0\x02\n" +
 	"\vMessageType\x12\x0f\n" +
 	"\vMSG_UNKNOWN\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -859,7 +868,8 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\x0fMSG_TIMEOUT_NOW\x10\n" +
 	"\x12\x12\n" +
 	"\x0eMSG_READ_INDEX\x10\v\x12\x17\n" +
-	"\x13MSG_READ_INDEX_RESP\x10\fB,Z*github.com/flotilla-raft/flotilla/messagesb\x06proto3"
+	"\x13MSG_READ_INDEX_RESP\x10\f\x12\x12\n" +
+	"\x0eMSG_NOT_MEMBER\x10\rB,Z*github.com/flotilla-raft/flotilla/messagesb\x06proto3"
 
 var (
 	file_messages_raft_proto_rawDescOnce sync.Once

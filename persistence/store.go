@@ -74,7 +74,7 @@ func (u Update) Empty() bool {
 type State struct {
 	HardState  *messages.HardState        // zero value when none stored (never nil)
 	Snapshot   *messages.SnapshotMetadata // nil when none
-	FirstIndex uint64                     // first stored entry index; snapshot index+1, or 1 when nothing is stored
+	FirstIndex uint64                     // first stored entry index; 1 when nothing is stored; snapshot index+1 after Update.Snapshot, but at or below a snapshot saved with SaveSnapshot when Compact kept a tail of the log
 	LastIndex  uint64                     // last stored entry index; FirstIndex-1 when no entries
 	// StartTerm is the term of the entry at FirstIndex-1 (the last discarded
 	// entry, or the snapshot's last included entry); 0 when FirstIndex is 1.

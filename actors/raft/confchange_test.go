@@ -298,19 +298,17 @@ func TestProposeConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := l.ProposeConfig(clusterConfig([]uint64{1, 2}, nil)); !errors.Is(err, ErrConfigChangePending) {
-		t.Fatalf("second change before the first is applied: %v", err)
+		t.Fatalf("second change before the first is committed: %v", err)
 	}
 	nw.stabilize()
 	if l.Applied() < idx || l.ClusterConfig().Settings.ElectionTicks != 10 {
 		t.Fatalf("applied %d config %v", l.Applied(), l.ClusterConfig())
 	}
-	// A new leader refuses changes until the entries of earlier terms are
-	// applied.
+	// A new leader refuses changes until an entry of its term (its no-op)
+	// is committed.
 	r := newTestRaft(t, 1, []uint64{1, 2, 3})
 	r.becomeCandidate("test")
 	r.becomeLeader("test")
-	r.log.applied = 0
-	r.pendingConfIndex = 1
 	if _, err := r.ProposeConfig(clusterConfig([]uint64{1, 2}, nil)); !errors.Is(err, ErrConfigChangePending) {
 		t.Fatalf("new leader: %v", err)
 	}
@@ -552,5 +550,185 @@ func TestRemovedLeaderRetriesHandOff(t *testing.T) {
 	nw.tick(2)
 	if got := nw.nodes[lead].appliedData(); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("new leader applied %v", got)
+	}
+}
+
+// TestRestartedVoterUsesLatestConfigInLog is a regression test (thesis
+// §4.1: a server uses the latest configuration in its log, committed or
+// not). A voter restarted with a stale commit index (a change of commit
+// alone is not synced) used to fall back to the last configuration its
+// commit index covered, here {1,2,3}, and could not win alone; found as
+// leaderless seeds of TestRandomConfigChangesAreSafe (146, 160, ...).
+func TestRestartedVoterUsesLatestConfigInLog(t *testing.T) {
+	ents := logOfTerms(t, clusterConfig([]uint64{1, 2, 3}, nil), 1)
+	ents = append(ents, configEntry(t, 1, 2, clusterConfig([]uint64{1}, []uint64{2, 3})))
+	r := newRaftWithLog(t, 1, 1, ents) // commit 1: entry 2 not known committed
+	if got := memberIDs(r.ClusterConfig().Voters); !slices.Equal(got, []uint64{1}) {
+		t.Fatalf("voters after restart %v, want [1]", got)
+	}
+	r.Campaign()
+	drain(r)
+	if r.Role() != Leader {
+		t.Fatalf("sole voter is %s after campaigning", r.Role())
+	}
+}
+
+// TestLeaderLeftOutOfLatestConfigCampaignsAgain is a regression test: a
+// leader appended the entry leaving a joint configuration without itself,
+// then lost leadership before anyone else stored it. Its log is the only
+// up-to-date one, so the others need its vote: it must be able to
+// campaign (and lead the new configuration without counting itself until
+// it commits, thesis §4.2.2). Seed 15 of TestRandomConfigChangesAreSafe
+// stayed leaderless otherwise.
+func TestLeaderLeftOutOfLatestConfigCampaignsAgain(t *testing.T) {
+	ents := logOfTerms(t, clusterConfig([]uint64{1, 2}, nil), 1)
+	joint := clusterConfig([]uint64{2}, nil)
+	joint.OutgoingVoters = members(1, 2)
+	ents = append(ents, configEntry(t, 1, 2, joint), configEntry(t, 1, 3, clusterConfig([]uint64{2}, []uint64{1})))
+	r, err := New(testConfig(1, nil), InitialState{HardState: &messages.HardState{Term: 1, Commit: 2}, Entries: ents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Campaign()
+	// Not a voter of the configuration in force, it asks for pre-votes
+	// first (even with PreVote off), so that it cannot disrupt the voters.
+	pre := msgsOfType(drainMsgs(r), mPreVote)
+	if len(pre) != 1 || pre[0].To != 2 {
+		t.Fatalf("pre-vote requests %v, want one to 2", pre)
+	}
+	mustStep(t, r, &messages.Message{Type: messages.MessageType_MSG_PRE_VOTE_RESP, ClusterId: 7, From: 2, To: 1, Term: r.Term() + 1})
+	votes := msgsOfType(drainMsgs(r), mVote)
+	if len(votes) != 1 || votes[0].To != 2 {
+		t.Fatalf("vote requests %v, want one to 2", votes)
+	}
+	mustStep(t, r, &messages.Message{Type: messages.MessageType_MSG_VOTE_RESP, ClusterId: 7, From: 2, To: 1, Term: r.Term()})
+	drain(r)
+	if r.Role() != Leader {
+		t.Fatalf("node 1 is %s with the vote of 2", r.Role())
+	}
+	// It leads the configuration it is not part of until that commits,
+	// then hands over to 2.
+	mustStep(t, r, &messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, ClusterId: 7, From: 2, To: 1, Term: r.Term(), Index: r.LastIndex()})
+	msgs := drainMsgs(r)
+	if r.Committed() != r.LastIndex() || len(msgsOfType(msgs, mTimeout)) != 1 || r.Role() != Follower {
+		t.Fatalf("commit %d last %d role %s, messages %v", r.Committed(), r.LastIndex(), r.Role(), msgs)
+	}
+}
+
+// TestVoteRequestsReachEveryMember is a regression test: a member that is
+// a voter in a configuration the candidate does not know yet must learn
+// the candidate's term. Node 2 below only knows {1,2} and will never ask
+// node 3, a voter of the joint configuration that node 3 holds: unaware
+// of node 2's terms, node 3 kept campaigning one term behind, into terms
+// in which node 2 had already voted for itself (seed 6145 of
+// TestRandomConfigChangesAreSafe stayed leaderless).
+func TestVoteRequestsReachEveryMember(t *testing.T) {
+	r := newTestRaft(t, 1, []uint64{1, 2})
+	r.ccHist = []confAt{{1, clusterConfig([]uint64{1, 2}, []uint64{3})}}
+	r.setConfigAt(r.ccHist[0])
+	r.Campaign()
+	msgs := drainMsgs(r)
+	var to []uint64
+	for _, m := range msgsOfType(msgs, mVote) {
+		to = append(to, m.To)
+	}
+	if !slices.Equal(to, []uint64{2, 3}) {
+		t.Fatalf("vote requests to %v, want [2 3]", to)
+	}
+	// The learner's answer does not count.
+	mustStep(t, r, &messages.Message{Type: messages.MessageType_MSG_VOTE_RESP, ClusterId: 7, From: 3, To: 1, Term: r.Term()})
+	drain(r)
+	if r.Role() != Candidate {
+		t.Fatalf("a learner's vote made node 1 %s", r.Role())
+	}
+}
+
+func hasEvent(evs []Event, kind EventKind) *Event {
+	for i := range evs {
+		if evs[i].Kind == kind {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+// TestRemovedMemberLearnsItsRemoval: the leader keeps replicating to a
+// member that a committed configuration removed until the member answers
+// with that commit index; the member then knows it is removed, says so
+// in an event and its status, and campaigns no more.
+func TestRemovedMemberLearnsItsRemoval(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.elect(1)
+	idx, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 2}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	nw.tick(1, 1) // a heartbeat carries the commit index
+	r3 := nw.raft(3)
+	if r3.Committed() < idx || !r3.Removed() || !r3.Status().Removed {
+		t.Fatalf("node 3: commit %d (removal %d), removed %v", r3.Committed(), idx, r3.Removed())
+	}
+	ev := hasEvent(nw.nodes[3].events, EventRemoved)
+	if ev == nil || ev.Index != idx {
+		t.Fatalf("node 3 events %v, want removed at %d", nw.nodes[3].events, idx)
+	}
+	if ev := hasEvent(nw.nodes[1].events, EventMemberDeparted); ev == nil || ev.Peer != 3 {
+		t.Fatalf("leader events %v, want member-departed 3", nw.nodes[1].events)
+	}
+	if nw.raft(1).IsMember(3) {
+		t.Fatal("the leader still replicates to 3")
+	}
+	sent := len(nw.sent)
+	nw.tick(50, 3)
+	for _, m := range nw.sent[sent:] {
+		if m.From == 3 {
+			t.Fatalf("removed node 3 sent %v", m)
+		}
+	}
+	if r3.Role() != Follower {
+		t.Fatalf("removed node 3 is %s", r3.Role())
+	}
+}
+
+// TestRefusedNonMemberLearnsIt: a member removed while cut off (the
+// leader gave up on it after departTimeouts election timeouts) campaigns
+// once back; the members' driver drops its requests and answers them
+// with RefuseNonMember; it learns it is removed and stops.
+func TestRefusedNonMemberLearnsIt(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.elect(1)
+	nw.isolate(3)
+	idx, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 2}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	nw.tick(10*(departTimeouts+1), 1, 2)
+	if nw.raft(1).IsMember(3) || hasEvent(nw.nodes[1].events, EventMemberDeparted) == nil {
+		t.Fatalf("leader still tracks 3: events %v", nw.nodes[1].events)
+	}
+	nw.heal()
+	refused := 0
+	nw.filter = func(m *messages.Message) bool {
+		if r := nw.raft(m.To); !r.IsMember(m.From) {
+			refused++
+			r.RefuseNonMember(m)
+			return false
+		}
+		return true
+	}
+	nw.tick(30, 3)
+	r3 := nw.raft(3)
+	if refused == 0 || !r3.Removed() || r3.Role() != Follower {
+		t.Fatalf("refused %d, node 3 removed %v role %s", refused, r3.Removed(), r3.Role())
+	}
+	if ev := hasEvent(nw.nodes[3].events, EventRemoved); ev == nil || ev.Index != idx {
+		t.Fatalf("node 3 events %v, want removed citing %d", nw.nodes[3].events, idx)
+	}
+	before := refused
+	nw.tick(30, 3)
+	if refused != before {
+		t.Fatalf("node 3 kept campaigning: %d more refusals", refused-before)
 	}
 }

@@ -15,9 +15,13 @@ const (
 	// ReadOnlySafe confirms leadership with a round of heartbeats to a
 	// quorum for every read index (thesis §6.4). The default.
 	ReadOnlySafe ReadOnlyOption = iota
-	// ReadOnlyLeaseBased trusts the leader lease that CheckQuorum maintains
-	// and answers at once (thesis §6.4.1). It relies on bounded clock drift;
-	// it is refused by Validate unless CheckQuorum is on.
+	// ReadOnlyLeaseBased answers at once while the leader's lease holds
+	// (thesis §6.4.1): a quorum acknowledged its heartbeats sent less than
+	// ElectionTicks-1 ticks ago in this term, CheckQuorum is on in the
+	// settings in force, and no leadership transfer began in this term;
+	// otherwise the read takes a heartbeat round as with ReadOnlySafe. It
+	// relies on ticks running at one rate on every node (bounded drift);
+	// Validate refuses it unless Bootstrap's CheckQuorum is on.
 	ReadOnlyLeaseBased
 )
 

@@ -39,6 +39,24 @@
 // Committed entries are handed out for applying only once they are durable
 // locally, so a node never applies an entry it could lose in a crash.
 //
+// # Configurations
+//
+// A configuration (voters, learners, settings) is a log entry, and it is
+// in force as soon as it is in the log, committed or not (thesis §4.1); a
+// truncation of the log reverts to the one before. A restarted node thus
+// finds its configuration in its own log whatever its (lazily synced)
+// commit index says. Changes of more than one voter go through a joint
+// configuration that the leader leaves once it is committed (§4.3). The
+// leader replicates to the members of the last committed configuration
+// and of every later one, and to members removed by a committed
+// configuration until they answer with that commit index: a removed node
+// learns its removal (EventRemoved) and campaigns no more, as does a node
+// that a member refuses (RefuseNonMember, MSG_NOT_MEMBER). A node may
+// campaign when it is a voter of the configuration in force or of the last
+// committed one; in the second case only, it always runs a pre-vote first.
+// Each of these rules closed a way for randomized configuration changes to
+// leave a cluster leaderless (TestRandomConfigChangesAreSafe).
+//
 // Ready consumes: each output is handed out once. Entries and messages are
 // never mutated after they are handed out; the driver must not mutate them
 // either.

@@ -13,7 +13,7 @@ var (
 	// ErrTransferInProgress: a leadership transfer is under way; proposals
 	// are refused until it ends. Retryable.
 	ErrTransferInProgress = errors.New("raft: leadership transfer in progress")
-	// ErrConfigChangePending: a configuration change is not yet applied;
+	// ErrConfigChangePending: a configuration change is not yet committed;
 	// only one may be in flight. Retryable.
 	ErrConfigChangePending = errors.New("raft: configuration change pending")
 	// ErrProposalTooLarge: the proposal exceeds Config.MaxProposalBytes.

@@ -21,6 +21,14 @@ const (
 	EventTransferStarted
 	EventTransferAborted
 	EventTransferTimeoutNow
+	// EventRemoved: this node learned it is no member (Index: the
+	// committed configuration that leaves it out, or the one a member
+	// cited when refusing it). It campaigns no more.
+	EventRemoved
+	// EventMemberDeparted: the leader stopped replicating to Peer, removed
+	// by a committed configuration, because it learned its removal (or
+	// stayed silent for departTimeouts election timeouts).
+	EventMemberDeparted
 )
 
 var eventNames = map[EventKind]string{
@@ -28,6 +36,7 @@ var eventNames = map[EventKind]string{
 	EventPreVoteWon: "pre-vote-won", EventVoteGranted: "vote-granted", EventVoteReceived: "vote-received",
 	EventConfigChanged: "config-changed", EventSnapshotRestored: "snapshot-restored",
 	EventTransferStarted: "transfer-started", EventTransferAborted: "transfer-aborted", EventTransferTimeoutNow: "transfer-timeout-now",
+	EventRemoved: "removed", EventMemberDeparted: "member-departed",
 }
 
 func (k EventKind) String() string {
@@ -45,7 +54,7 @@ type Event struct {
 	From, To Role   // EventRoleChanged
 	Leader   uint64 // EventLeaderChanged: the new leader (0: none known)
 	Peer     uint64 // the other node involved, if any
-	Index    uint64 // EventConfigChanged, EventSnapshotRestored
+	Index    uint64 // EventConfigChanged, EventSnapshotRestored, EventRemoved
 	Config   *messages.ClusterConfig
 	Reason   string
 }

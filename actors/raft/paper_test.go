@@ -87,7 +87,10 @@ func testUpdateTermFromMessage(t *testing.T, role Role) {
 	}
 }
 
-// TestRejectStaleTermMessage_5_1: a message of an older term is ignored.
+// TestRejectStaleTermMessage_5_1: a message of an older term is ignored,
+// except that a stale leader's append or heartbeat and a stale vote
+// request are answered with our term (Figure 2: "reply false if term <
+// currentTerm"), so that the sender catches up.
 func TestRejectStaleTermMessage_5_1(t *testing.T) {
 	for _, ty := range []messages.MessageType{mApp, mHeartbeat, mVote, mVoteResp, mAppResp, mSnap, mTimeout} {
 		r := newTestRaft(t, 1, []uint64{1, 2, 3})
@@ -98,7 +101,14 @@ func TestRejectStaleTermMessage_5_1(t *testing.T) {
 		if r.Term() != 2 || r.Role() != Candidate {
 			t.Fatalf("%s: term %d role %s, want 2 candidate", ty, r.Term(), r.Role())
 		}
-		if msgs := drainMsgs(r); len(msgs) != 0 {
+		msgs := drainMsgs(r)
+		if want := map[messages.MessageType]messages.MessageType{mApp: mAppResp, mHeartbeat: mAppResp, mVote: mVoteResp}[ty]; want != 0 {
+			if len(msgs) != 1 || msgs[0].Type != want || msgs[0].Term != 2 || msgs[0].To != 2 || ty == mVote && !msgs[0].Reject {
+				t.Fatalf("%s: sent %v, want a %s of term 2", ty, msgs, want)
+			}
+			continue
+		}
+		if len(msgs) != 0 {
 			t.Fatalf("%s: sent %v for a stale message (PreVote and CheckQuorum off)", ty, msgs)
 		}
 	}
@@ -851,5 +861,28 @@ func TestLeaderStepsDownOnHigherTerm(t *testing.T) {
 	mustStep(t, l, m)
 	if l.Role() != Follower || l.Term() != 9 || l.Leader() != 0 {
 		t.Fatalf("role %s term %d leader %d, want follower 9 none", l.Role(), l.Term(), l.Leader())
+	}
+}
+
+// TestRefusedVoteKeepsElectionTimer_5_2: a follower's election timer runs
+// on unless it hears from the leader or grants its vote (Figure 2); a
+// vote request of a higher term that it refuses raises its term but does
+// not postpone its own campaign.
+func TestRefusedVoteKeepsElectionTimer_5_2(t *testing.T) {
+	r := newRaftWithLog(t, 1, 1, logOfTerms(t, clusterConfig([]uint64{1, 2, 3}, nil), 1, 1))
+	for range 5 {
+		r.Tick()
+	}
+	m := msg(mVote, 2, 1, 5)
+	m.Index, m.LogTerm = 1, 1 // behind: refused
+	mustStep(t, r, m)
+	if r.Term() != 5 || r.Status().Vote != 0 || r.electionElapsed != 5 {
+		t.Fatalf("term %d vote %d elapsed %d, want 5, 0, 5", r.Term(), r.Status().Vote, r.electionElapsed)
+	}
+	m = msg(mVote, 3, 1, 6)
+	m.Index, m.LogTerm = 2, 1 // up to date: granted
+	mustStep(t, r, m)
+	if r.Status().Vote != 3 || r.electionElapsed != 0 {
+		t.Fatalf("vote %d elapsed %d, want 3, 0", r.Status().Vote, r.electionElapsed)
 	}
 }

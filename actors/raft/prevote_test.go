@@ -163,7 +163,7 @@ func TestVoteRequests(t *testing.T) {
 		{"vote: same term, already voted for another", mVote, 2, 3, 2, 3, 0, true, 2, 3},
 		{"vote: same term, already voted for it", mVote, 2, 3, 2, 2, 0, false, 2, 2},
 		{"vote: same term, leader known", mVote, 2, 3, 2, 0, 3, true, 2, 0},
-		{"vote: stale term", mVote, 1, 9, 9, 0, 0, false /* ignored */, 2, 0},
+		{"vote: stale term", mVote, 1, 9, 9, 0, 0, true /* with our term */, 2, 0},
 		{"pre-vote: up to date, higher term", mPreVote, 3, 3, 2, 3, 3, false, 2, 3},
 		{"pre-vote: stale log", mPreVote, 3, 2, 2, 0, 0, true, 2, 0},
 		{"pre-vote: same term, voted for another", mPreVote, 2, 3, 2, 3, 0, true, 2, 3},
@@ -182,12 +182,11 @@ func TestVoteRequests(t *testing.T) {
 				want = mPreResp
 			}
 			resps := msgsOfType(drainMsgs(r), want)
-			if tt.term == 1 && tt.ty == mVote {
-				if len(resps) != 0 {
-					t.Fatalf("answered a stale vote request: %v", resps)
-				}
-			} else if len(resps) != 1 || resps[0].Reject != tt.wreject {
+			if len(resps) != 1 || resps[0].Reject != tt.wreject {
 				t.Fatalf("responses %v, want reject=%v", resps, tt.wreject)
+			}
+			if tt.term == 1 && resps[0].Term != 2 {
+				t.Fatalf("a stale request is refused with term %d, want ours (2)", resps[0].Term)
 			}
 			if r.Term() != tt.wterm || r.Status().Vote != tt.wvote {
 				t.Fatalf("term %d vote %d, want %d %d", r.Term(), r.Status().Vote, tt.wterm, tt.wvote)
@@ -277,6 +276,32 @@ func TestCheckQuorumStaleLeaderLearnsTerm(t *testing.T) {
 	mustStep(t, r, resps[0])
 	if r.Role() != Follower || r.Term() != 5 {
 		t.Fatalf("stale leader %s at %d", r.Role(), r.Term())
+	}
+}
+
+// TestStaleAppendAnsweredWhateverTheSettings: settings change through the
+// log, so a node that missed the change that turned CheckQuorum on can
+// still run with both PreVote and CheckQuorum off while the leader holds a
+// lease. Its vote requests are ignored in the lease; were it to ignore the
+// leader's appends of a lower term too, it would campaign forever (found
+// by the whole-system simulator). A stale append is answered with our term
+// whatever the settings (§5.1: a stale request is rejected).
+func TestStaleAppendAnsweredWhateverTheSettings(t *testing.T) {
+	for _, ty := range []messages.MessageType{mHeartbeat, mApp} {
+		r := newTestRaft(t, 1, []uint64{1, 2, 3}, withPreVote, withCheckQuorum)
+		becomeRole(t, r, Leader)                  // term 2
+		f := newTestRaft(t, 2, []uint64{1, 2, 3}) // neither PreVote nor CheckQuorum
+		f.becomeFollower(9, 0, "test")
+		drain(f)
+		mustStep(t, f, msg(ty, 1, 2, 2))
+		resps := drainMsgs(f)
+		if len(resps) != 1 || resps[0].Type != mAppResp || resps[0].Term != 9 {
+			t.Fatalf("answer to a stale %s: %v", ty, resps)
+		}
+		mustStep(t, r, resps[0])
+		if r.Role() != Follower || r.Term() != 9 {
+			t.Fatalf("stale leader %s at %d", r.Role(), r.Term())
+		}
 	}
 }
 

@@ -46,8 +46,21 @@ type Progress struct {
 	probeSent bool
 	// stateTicks counts ticks in StateSnapshot, to retry a lost snapshot.
 	stateTicks int
-	inflights  inflights
-	IsLearner  bool
+	// leaseAck is the leader's clock when it sent the latest heartbeat the
+	// peer acknowledged in this term (0: none); see Raft.leaseValid.
+	leaseAck  uint64
+	inflights inflights
+	IsLearner bool
+	// RemovedAt is non-zero for a departing peer: the index of the
+	// committed configuration that removed it. The leader keeps
+	// replicating to it until it answers with a commit index >= RemovedAt
+	// (it then knows it is removed), or until it stays silent for
+	// departTimeouts election timeouts.
+	//
+	// Invariant: RemovedAt != 0 implies IsLearner.
+	RemovedAt uint64
+	// departTimeouts counts election timeouts spent departing.
+	departTimeouts int
 }
 
 func (p *Progress) becomeProbe() {

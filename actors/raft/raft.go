@@ -46,7 +46,9 @@ type InitialState struct {
 	// Snapshot is the latest snapshot (nil when none); its data is kept to
 	// be sent to followers that fall behind the log's first index.
 	Snapshot *messages.Snapshot
-	// Entries are the stored entries following the snapshot, contiguous.
+	// Entries are the stored entries, contiguous, up to the last one. They
+	// must continue the snapshot (the first at or below Snapshot's index
+	// + 1); those at or below its index are covered by it and skipped.
 	Entries []*messages.Entry
 	// Applied is the index up to which the application's state is already
 	// durable (transactional apply); entries up to it are not handed out
@@ -68,18 +70,43 @@ type Raft struct {
 
 	log raftLog
 
-	// Membership and settings, as of the last committed config entry.
+	// Membership and settings in force: those of the latest configuration
+	// entry in the log, committed or not (thesis §4.1: "a server always
+	// uses the latest configuration in its log"). A restarted node thus
+	// finds its configuration in its own log, whatever its commit index
+	// says, and a truncation of the log reverts to the configuration
+	// before the cut.
+	//
+	// Invariant: cc == ccHist[len(ccHist)-1].cc, ccIndex its index.
+	// Invariant: ccHist holds every configuration entry of the log after
+	// ccHist[0] (the configuration in force at the log's start: snapshot
+	// or bootstrap), ascending by index.
 	cc       *messages.ClusterConfig
-	ccIndex  uint64   // index of the entry cc came from (snapshot index or 0 for bootstrap)
-	ccHist   []confAt // committed configs newer than the log start, for snapshots
+	ccIndex  uint64   // index of the entry cc came from (snapshot index or 0 for none)
+	ccHist   []confAt // configurations of the log, for truncations and snapshots
 	quorum   quorum
 	learners majority
 	peers    []uint64 // every member id, sorted, self included
 	addrs    map[uint64]string
-	prs      map[uint64]*Progress // leader only; every member including self
+	oldAddrs map[uint64]string    // addrs before the last updateMembers
+	prs      map[uint64]*Progress // leader only; every member including self, and departing ones
+	// departing (leader only) holds the addresses of members removed by a
+	// committed configuration that have not yet learned it (see
+	// Progress.RemovedAt).
+	departing map[uint64]string
+	// removed is set once this node knows it is no member: a committed
+	// configuration leaves it out, or a member refused it (see
+	// NotMemberNotice). It campaigns no more; hearing from a leader again
+	// (it was added back) clears it.
+	removed bool
+	// wasMember: a configuration in force ever listed this node; only
+	// then can it be removed (a joining node replays configurations
+	// without itself first).
+	wasMember bool
 
-	// pendingConfIndex is the index of the last config entry proposed; a
-	// new one waits until applied >= it.
+	// pendingConfIndex is the index of the last config entry proposed (or
+	// of the leader's first entry of its term); a new one waits until
+	// it is committed (thesis §4.1).
 	pendingConfIndex uint64
 
 	votes map[uint64]bool
@@ -88,6 +115,15 @@ type Raft struct {
 	heartbeatElapsed          int
 	randomizedElectionTimeout int
 	rand                      *rand.Rand
+
+	// ticks counts Tick calls since New, from 1: the leader's lease clock.
+	ticks uint64
+	// restartGuard: this node restarted with state and keeps the lease it
+	// may have given a leader before the restart (see inLease).
+	restartGuard bool
+	// leaseBroken: this leader sent a TimeoutNow in its term; the
+	// transferee's forced election ignores leases, so none is trusted.
+	leaseBroken bool
 
 	leadTransferee uint64
 
@@ -144,16 +180,20 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 		hs = &messages.HardState{}
 	}
 	r.term, r.vote = hs.Term, hs.Vote
-	cc := &messages.ClusterConfig{Settings: DefaultSettings()}
+	base := confAt{0, &messages.ClusterConfig{Settings: DefaultSettings()}}
 	if s := st.Snapshot; s != nil {
 		md := s.GetMetadata()
 		r.log.snapIndex, r.log.snapTerm = md.GetIndex(), md.GetTerm()
 		r.snapshot = s
 		if md.GetConfig() != nil {
-			cc, r.ccIndex = md.GetConfig(), md.GetIndex()
+			base = confAt{md.GetIndex(), md.GetConfig()}
 		}
 	}
-	r.log.entries = slices.Clone(st.Entries)
+	ents, err := entriesAfter(st.Entries, r.log.snapIndex, r.log.snapTerm)
+	if err != nil {
+		return nil, err
+	}
+	r.log.entries = ents
 	for i, e := range r.log.entries {
 		if e.Index != r.log.snapIndex+1+uint64(i) {
 			return nil, fmt.Errorf("%w: stored entry %d has index %d, want %d", ErrInvalidMessage, i, e.Index, r.log.snapIndex+1+uint64(i))
@@ -181,24 +221,53 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 		r.term = 1
 		r.log.committed = 1
 	}
-	// The configuration is the last config entry that is committed.
-	for i := r.log.firstIndex(); i <= r.log.committed; i++ {
+	// The configuration in force is the latest in the log, committed or not.
+	r.ccHist = []confAt{base}
+	for i := r.log.firstIndex(); i <= r.log.lastIndex(); i++ {
 		if e := r.log.entry(i); e.Type == messages.EntryType_ENTRY_CONFIG {
 			c, err := decodeConfig(e)
 			if err != nil {
 				return nil, err
 			}
 			r.ccHist = append(r.ccHist, confAt{i, c})
-			cc, r.ccIndex = c, i
 		}
 	}
 	r.pendingConfIndex = r.log.committed
-	r.setConfig(cc)
+	r.setConfigAt(r.ccHist[len(r.ccHist)-1])
 	r.prevHS = termVote{hs.Term, hs.Vote}
 	r.durableHS = r.prevHS
 	r.becomeFollower(r.term, 0, "started")
 	r.events = r.events[:0] // starting is not a change
+	r.ticks = 1
+	// A node that acknowledged a leader just before a crash must not help
+	// elect another within that leader's lease: after a restart it treats
+	// itself as in a lease for one election timeout.
+	r.restartGuard = hs.Term > 0
 	return r, nil
+}
+
+// entriesAfter returns a copy of the stored entries that follow the
+// snapshot at (snapIndex, snapTerm). A store may hold entries at or below
+// the snapshot's index (Compact keeps a tail of the log for lagging
+// followers): they are covered by the snapshot and skipped, but the one at
+// the snapshot's index, when stored, must have the snapshot's term.
+func entriesAfter(ents []*messages.Entry, snapIndex, snapTerm uint64) ([]*messages.Entry, error) {
+	i := 0
+	for ; i < len(ents) && ents[i].GetIndex() <= snapIndex; i++ {
+		if e := ents[i]; e.GetIndex() == snapIndex && e.GetTerm() != snapTerm {
+			return nil, fmt.Errorf("%w: stored entry %d has term %d, the snapshot at that index has term %d", ErrInvalidMessage, e.GetIndex(), e.GetTerm(), snapTerm)
+		}
+	}
+	return slices.Clone(ents[i:]), nil
+}
+
+// checkWireConfig refuses a configuration received from a peer that this
+// node could not put in force (no voters, zero ids, impossible timeouts).
+func checkWireConfig(cc *messages.ClusterConfig, err error) error {
+	if err != nil {
+		return err
+	}
+	return ValidateClusterConfig(cc)
 }
 
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
@@ -212,15 +281,67 @@ func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
 	return cc, nil
 }
 
-// setConfig makes cc the configuration in force.
-func (r *Raft) setConfig(cc *messages.ClusterConfig) {
-	r.cc = cc
+// setConfigAt makes c the configuration in force.
+func (r *Raft) setConfigAt(c confAt) {
+	cc := c.cc
+	old := r.cc
+	r.cc, r.ccIndex = cc, c.index
+	r.wasMember = r.wasMember || memberOf(cc, r.id)
+	if old != nil && old.Settings.ElectionTicks != cc.Settings.ElectionTicks {
+		r.resetRandomizedElectionTimeout()
+	}
 	r.quorum = quorum{incoming: majorityOf(cc.Voters), outgoing: majorityOf(cc.OutgoingVoters)}
 	r.learners = majorityOf(cc.Learners)
+	r.updateMembers()
+	if r.leadTransferee != 0 && !r.quorum.isVoter(r.leadTransferee) {
+		r.leadTransferee = 0
+	}
+}
+
+// committedConf is the position in ccHist of the last configuration known
+// committed.
+func (r *Raft) committedConf() int {
+	k := len(r.ccHist) - 1
+	for k > 0 && r.ccHist[k].index > r.log.committed {
+		k--
+	}
+	return k
+}
+
+// updateMembers recomputes the members: those of the last committed
+// configuration and of every later one in the log. The leader replicates
+// to all of them (thesis §4.3: "log entries are replicated to all servers
+// in both configurations"), so that a member being removed still hears
+// that the configuration removing it committed.
+func (r *Raft) updateMembers() {
+	r.oldAddrs = r.addrs
 	r.addrs = make(map[uint64]string)
-	for _, ms := range [][]*messages.Member{cc.OutgoingVoters, cc.Learners, cc.Voters} {
-		for _, m := range ms {
-			r.addrs[m.Id] = m.Address
+	for _, c := range r.ccHist[r.committedConf():] {
+		for _, ms := range [][]*messages.Member{c.cc.OutgoingVoters, c.cc.Learners, c.cc.Voters} {
+			for _, m := range ms {
+				r.addrs[m.Id] = m.Address
+			}
+		}
+	}
+	if r.role == Leader {
+		// A member removed by a committed configuration departs: it is
+		// still sent the log (with the commit index) until it knows.
+		for id, pr := range r.prs {
+			if _, ok := r.addrs[id]; ok || id == r.id {
+				continue
+			}
+			if _, ok := r.departing[id]; !ok {
+				r.departing[id] = r.oldAddrs[id]
+				pr.RemovedAt = r.ccHist[r.committedConf()].index
+			}
+		}
+		for id, addr := range r.departing {
+			if _, ok := r.addrs[id]; ok {
+				delete(r.departing, id) // added back
+				r.prs[id].RemovedAt = 0
+				continue
+			}
+			r.addrs[id] = addr
 		}
 	}
 	r.peers = r.peers[:0]
@@ -244,17 +365,72 @@ func (r *Raft) setConfig(cc *messages.ClusterConfig) {
 			pr.IsLearner = !r.quorum.isVoter(id)
 		}
 	}
-	if r.leadTransferee != 0 && !r.quorum.isVoter(r.leadTransferee) {
-		r.leadTransferee = 0
+}
+
+// departTimeouts is how many election timeouts the leader keeps
+// replicating to a departing member that does not answer.
+const departTimeouts = 3
+
+// forgetDeparting stops replicating to a departing peer.
+func (r *Raft) forgetDeparting(id uint64, why string) {
+	delete(r.departing, id)
+	delete(r.prs, id)
+	r.updateMembers()
+	r.event(Event{Kind: EventMemberDeparted, Peer: id, Reason: why})
+}
+
+// noteRemoval sets removed once a committed configuration leaves this
+// node out (it is no voter, outgoing voter or learner of it).
+func (r *Raft) noteRemoval() {
+	k := r.committedConf()
+	cc := r.ccHist[k].cc
+	if r.removed || !r.wasMember || r.ccHist[k].index == 0 || memberOf(cc, r.id) {
+		return
 	}
+	// A later configuration in the log may add it back: not removed then.
+	for _, c := range r.ccHist[k:] {
+		if memberOf(c.cc, r.id) {
+			return
+		}
+	}
+	r.removed = true
+	r.event(Event{Kind: EventRemoved, Index: r.ccHist[k].index, Config: cc, Reason: fmt.Sprintf("configuration %d, committed, leaves this node out", r.ccHist[k].index)})
+}
+
+func memberOf(cc *messages.ClusterConfig, id uint64) bool {
+	for _, ms := range [][]*messages.Member{cc.Voters, cc.OutgoingVoters, cc.Learners} {
+		for _, m := range ms {
+			if m.Id == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (r *Raft) settings() *messages.Settings { return r.cc.Settings }
 func (r *Raft) electionTimeout() int         { return int(r.settings().ElectionTicks) }
 func (r *Raft) heartbeatTimeout() int        { return int(r.settings().HeartbeatTicks) }
 
-// promotable reports whether this node may campaign: it is a voter.
-func (r *Raft) promotable() bool { return r.quorum.isVoter(r.id) }
+// promotable reports whether this node may campaign: it is a voter of the
+// configuration in force, or of the last one known committed. The second
+// case keeps a cluster live when a leader appended a configuration
+// without itself (leaving a joint one, or removing itself) and lost
+// leadership before anyone else stored it: its log is then the only
+// up-to-date one, the others need its vote, and it must be able to win
+// again, leading the new configuration without counting itself until it
+// commits (thesis §4.2.2). Votes are still counted in the configuration
+// in force, and such a node always runs a pre-vote first (campaignStart).
+func (r *Raft) promotable() bool {
+	if r.removed {
+		return false
+	}
+	if r.quorum.isVoter(r.id) {
+		return true
+	}
+	cc := r.ccHist[r.committedConf()].cc
+	return majorityOf(cc.Voters).has(r.id) || majorityOf(cc.OutgoingVoters).has(r.id)
+}
 
 func (r *Raft) newProgress(id uint64) *Progress {
 	pr := &Progress{Next: r.log.lastIndex() + 1, IsLearner: !r.quorum.isVoter(id), RecentActive: true}
@@ -276,8 +452,11 @@ func (r *Raft) reset(term uint64) {
 	r.electionElapsed, r.heartbeatElapsed = 0, 0
 	r.resetRandomizedElectionTimeout()
 	r.leadTransferee = 0
+	r.leaseBroken = false
+	r.restartGuard = false
 	r.votes = map[uint64]bool{}
 	r.prs = nil
+	r.departing = nil
 	r.reads.init()
 	r.pendingReads = nil
 }
@@ -319,20 +498,18 @@ func (r *Raft) becomeLeader(reason string) {
 	r.lead = r.id
 	r.role = Leader
 	r.prs = make(map[uint64]*Progress, len(r.peers))
+	r.departing = map[uint64]string{}
 	for _, id := range r.peers {
 		r.prs[id] = r.newProgress(id)
 	}
-	// Config changes wait until everything of earlier terms is applied
-	// (this closes the single-server change hazard of thesis §4.1).
-	r.pendingConfIndex = r.log.lastIndex()
 	// A no-op entry of the new term commits the entries of earlier terms
 	// (§5.4.2, Figure 8).
 	r.appendEntries(&messages.Entry{Type: messages.EntryType_ENTRY_NOOP})
-	if len(r.cc.OutgoingVoters) > 0 {
-		// The joint configuration in force committed under a leader that
-		// did not get to leave it: nobody else will.
-		r.leaveJoint()
-	}
+	// Config changes wait until an entry of this term is committed (this
+	// closes the single-server change hazard found after thesis §4.1).
+	// A joint configuration in force is left once it is known committed
+	// (configCommitted), at the latest when the no-op commits.
+	r.pendingConfIndex = r.log.lastIndex()
 	r.noteChanges(oldRole, oldTerm, oldLead, reason)
 }
 
@@ -340,6 +517,7 @@ func (r *Raft) becomeLeader(reason string) {
 
 // Tick advances logical time by one tick.
 func (r *Raft) Tick() {
+	r.ticks++
 	if r.role == Leader {
 		r.tickHeartbeat()
 	} else {
@@ -349,6 +527,9 @@ func (r *Raft) Tick() {
 
 func (r *Raft) tickElection() {
 	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout() {
+		r.restartGuard = false
+	}
 	if r.promotable() && r.electionElapsed >= r.randomizedElectionTimeout {
 		r.electionElapsed = 0
 		r.campaignStart("election timeout")
@@ -356,7 +537,10 @@ func (r *Raft) tickElection() {
 }
 
 func (r *Raft) campaignStart(reason string) {
-	if r.settings().PreVote {
+	// A node that is no voter of the configuration in force (see
+	// promotable) always runs a pre-vote first: the voters never hear of
+	// its term, and their timers are not reset, unless it can win.
+	if r.settings().PreVote || !r.quorum.isVoter(r.id) {
 		r.campaign(PreCandidate, reason, false)
 	} else {
 		r.campaign(Candidate, reason, false)
@@ -372,6 +556,14 @@ func (r *Raft) tickHeartbeat() {
 			if !r.quorumActive() {
 				r.becomeFollower(r.term, 0, "check-quorum: no quorum heard within an election timeout")
 				return
+			}
+		}
+		for id, pr := range r.prs {
+			if pr.RemovedAt == 0 {
+				continue
+			}
+			if pr.departTimeouts++; pr.departTimeouts >= departTimeouts {
+				r.forgetDeparting(id, fmt.Sprintf("silent for %d election timeouts after its removal", departTimeouts))
 			}
 		}
 		if r.leadTransferee != 0 {
@@ -414,9 +606,11 @@ func (r *Raft) quorumActive() bool {
 // ---- elections ----
 
 // Campaign starts an election at once (with a pre-vote when PreVote is on).
-// Only a voter campaigns; a leader does nothing.
+// Only a voter campaigns; a leader does nothing, and so does a node inside
+// a leader's lease (CheckQuorum on, the leader heard within an election
+// timeout): it promised that leader not to help elect another meanwhile.
 func (r *Raft) Campaign() {
-	if r.role != Leader && r.promotable() {
+	if r.role != Leader && r.promotable() && !r.inLease() {
 		r.campaignStart("campaign requested")
 	}
 }
@@ -446,7 +640,17 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 	if transfer {
 		ctx = campaignTransfer
 	}
-	for _, id := range r.quorum.voters() {
+	// Vote requests go to every member, though only voters' answers count:
+	// a member that is a voter in a configuration this candidate does not
+	// know yet must learn the new term, or, never reset by it, it keeps
+	// campaigning one term behind into terms where the candidate already
+	// voted for itself (a livelock found by TestRandomConfigChangesAreSafe,
+	// seed 6145). Pre-votes change no term and go to the voters only.
+	to := r.quorum.voters()
+	if role == Candidate {
+		to = r.peers
+	}
+	for _, id := range to {
 		if id == r.id {
 			continue
 		}
@@ -502,14 +706,29 @@ func (r *Raft) Step(m *messages.Message) error {
 				return fmt.Errorf("%w: append after %d/%d at term %d: entry %d is %d/%d", ErrInvalidMessage, m.Index, m.LogTerm, m.Term, i, e.GetIndex(), e.GetTerm())
 			}
 			prevTerm = e.GetTerm()
+			if e.GetType() == messages.EntryType_ENTRY_CONFIG {
+				if err := checkWireConfig(decodeConfig(e)); err != nil {
+					return fmt.Errorf("%w: append: entry %d: %w", ErrInvalidMessage, e.GetIndex(), err)
+				}
+			}
 		}
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if cc := m.GetSnapshot().GetMetadata().GetConfig(); cc != nil {
+			if err := checkWireConfig(cc, nil); err != nil {
+				return fmt.Errorf("%w: snapshot configuration: %w", ErrInvalidMessage, err)
+			}
+		}
+	}
+	if m.Type == messages.MessageType_MSG_NOT_MEMBER {
+		r.handleNotMember(m)
+		return nil
 	}
 	switch {
 	case m.Term > r.term:
 		if m.Type == messages.MessageType_MSG_VOTE || m.Type == messages.MessageType_MSG_PRE_VOTE {
 			force := string(m.Context) == string(campaignTransfer)
-			inLease := r.settings().CheckQuorum && r.lead != 0 && r.electionElapsed < r.electionTimeout()
-			if !force && inLease {
+			if !force && r.inLease() {
 				// A live leader is known: do not let a disconnected node
 				// disrupt it (thesis §4.2.3).
 				return nil
@@ -526,18 +745,40 @@ func (r *Raft) Step(m *messages.Message) error {
 			case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT:
 				lead = m.From
 			}
+			wasFollower := r.role == Follower
+			elapsed, timeout := r.electionElapsed, r.randomizedElectionTimeout
 			r.becomeFollower(m.Term, lead, fmt.Sprintf("saw term %d from %d (%s)", m.Term, m.From, m.Type))
+			if m.Type == messages.MessageType_MSG_VOTE && wasFollower {
+				// A follower's election timer runs on unless it hears
+				// from a leader or grants its vote (Figure 2): a vote
+				// request that it refuses (the candidate's log is behind)
+				// does not postpone its own campaign. Otherwise candidates
+				// with stale logs, each resetting the timers of the only
+				// nodes that can win, can keep a cluster leaderless (seed
+				// 1564 of TestRandomConfigChangesAreSafe).
+				r.electionElapsed, r.randomizedElectionTimeout = elapsed, timeout
+			}
 		}
 	case m.Term < r.term:
 		switch m.Type {
 		case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT:
-			if r.settings().CheckQuorum || r.settings().PreVote {
-				// A stale leader (maybe one whose pre-votes keep failing)
-				// learns our term and steps down.
-				r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From})
-			}
+			// A stale leader learns our term and steps down (Figure 2:
+			// "reply false if term < currentTerm"). Always: with pre-votes
+			// (the PreVote setting, or a node campaigning only by its
+			// committed configuration) no vote request may ever raise
+			// the stale leader's term, and a node ahead in term would
+			// ignore it for ever (seed 4788 of
+			// TestRandomConfigChangesAreSafe).
+			r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From})
 		case messages.MessageType_MSG_PRE_VOTE:
 			r.send(&messages.Message{Type: messages.MessageType_MSG_PRE_VOTE_RESP, To: m.From, Term: r.term, Reject: true})
+		case messages.MessageType_MSG_VOTE:
+			// The candidate learns our term (Figure 2). A voter that
+			// does not know this node (another configuration) may
+			// otherwise never raise its term past ours, campaigning in
+			// terms we ignore (seed 11961 of
+			// TestRandomConfigChangesAreSafe).
+			r.send(&messages.Message{Type: messages.MessageType_MSG_VOTE_RESP, To: m.From, Term: r.term, Reject: true})
 		}
 		return nil
 	}
@@ -606,6 +847,44 @@ func (r *Raft) stepFollower(m *messages.Message) {
 	}
 }
 
+// RefuseNonMember answers m, a message the driver dropped because its
+// sender is no member, with a MSG_NOT_MEMBER notice when m is a vote or
+// pre-vote request: the candidate learns that it was removed instead of
+// campaigning for ever, unheard. The notice cites the last configuration
+// known committed here.
+func (r *Raft) RefuseNonMember(m *messages.Message) {
+	if m == nil || m.ClusterId != r.clusterID || m.To != r.id || m.From == 0 || m.From == r.id || memberOf(r.cc, m.From) {
+		return
+	}
+	if m.Type != messages.MessageType_MSG_VOTE && m.Type != messages.MessageType_MSG_PRE_VOTE {
+		return
+	}
+	c := r.ccHist[r.committedConf()]
+	if c.index == 0 || memberOf(c.cc, m.From) {
+		return
+	}
+	r.send(&messages.Message{Type: messages.MessageType_MSG_NOT_MEMBER, To: m.From, Index: c.index})
+}
+
+// handleNotMember trusts a notice that cites a configuration at least as
+// new as any this node holds: a newer one would have been replicated to
+// it had it added this node back.
+func (r *Raft) handleNotMember(m *messages.Message) {
+	if r.removed || m.Index < r.ccIndex || m.Index == 0 {
+		return
+	}
+	r.removed = true
+	if r.role != Follower {
+		r.becomeFollower(r.term, 0, fmt.Sprintf("refused as a non-member by %d", m.From))
+	}
+	r.event(Event{Kind: EventRemoved, Peer: m.From, Index: m.Index, Reason: fmt.Sprintf("refused as a non-member by %d (configuration %d)", m.From, m.Index)})
+}
+
+// Removed reports whether this node knows it is no member (a committed
+// configuration leaves it out, or a member refused it): it does not
+// campaign.
+func (r *Raft) Removed() bool { return r.removed }
+
 func (r *Raft) setLeader(id uint64) {
 	if r.lead != id {
 		old := r.lead
@@ -641,7 +920,7 @@ func (r *Raft) stepCandidate(m *messages.Message) {
 
 func (r *Raft) handleAppendEntries(m *messages.Message) {
 	if m.Index < r.log.committed {
-		r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: r.log.committed})
+		r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: r.log.committed, Commit: r.log.committed})
 		return
 	}
 	lastNew, truncatedAt, ok := r.log.maybeAppend(m.Index, m.LogTerm, m.Entries)
@@ -654,9 +933,13 @@ func (r *Raft) handleAppendEntries(m *messages.Message) {
 	}
 	if truncatedAt != 0 {
 		r.capBatches(truncatedAt)
+		r.configsTruncated(truncatedAt)
 	}
+	r.configsAppended(m.Entries)
 	r.commitTo(min(m.Commit, lastNew))
-	r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: lastNew})
+	// The commit index rides along: a departing member's answer tells the
+	// leader that it knows of its removal.
+	r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: lastNew, Commit: r.log.committed})
 }
 
 // capBatches records that the log was cut at index i: batches handed out
@@ -667,12 +950,22 @@ func (r *Raft) capBatches(i uint64) {
 	}
 }
 
+// inLease reports whether this node is inside a leader's lease (thesis
+// §4.2.3, §6.4.1): with CheckQuorum on, it heard from a live leader (or
+// restarted, see restartGuard) less than an election timeout ago, and
+// neither votes for nor becomes another leader until that passes.
+func (r *Raft) inLease() bool {
+	return r.settings().CheckQuorum && (r.lead != 0 || r.restartGuard) && r.electionElapsed < r.electionTimeout()
+}
+
 func (r *Raft) handleHeartbeat(m *messages.Message) {
 	// The leader sends min(its commit, our match): safe to commit.
 	if m.Commit > r.log.committed && m.Commit <= r.log.lastIndex() {
 		r.commitTo(m.Commit)
 	}
-	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context})
+	// Index echoes the leader's clock of the heartbeat (its lease); Commit
+	// tells a departing peer how far it has caught up.
+	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context, Index: m.Index, Commit: r.log.committed})
 }
 
 func (r *Raft) handleSnapshot(m *messages.Message) {
@@ -705,10 +998,15 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	if cc == nil {
 		cc = r.cc
 	}
-	r.ccHist = nil
-	r.ccIndex = md.Index
+	if cc.Settings == nil {
+		// As for a configuration entry (decodeConfig): a snapshot from the
+		// wire may carry none.
+		cc = proto.Clone(cc).(*messages.ClusterConfig)
+		cc.Settings = DefaultSettings()
+	}
+	r.ccHist = []confAt{{md.Index, cc}}
 	r.pendingConfIndex = md.Index
-	r.setConfig(cc)
+	r.setConfigAt(r.ccHist[0])
 	r.event(Event{Kind: EventSnapshotRestored, Index: md.Index, Reason: fmt.Sprintf("snapshot at index %d term %d", md.Index, md.Term)})
 }
 
@@ -724,10 +1022,18 @@ func (r *Raft) stepLeader(m *messages.Message) {
 		return
 	}
 	pr.RecentActive = true
+	if pr.RemovedAt != 0 && m.Commit >= pr.RemovedAt &&
+		(m.Type == messages.MessageType_MSG_APPEND_RESP || m.Type == messages.MessageType_MSG_HEARTBEAT_RESP) {
+		r.forgetDeparting(m.From, fmt.Sprintf("knows that configuration %d removed it", pr.RemovedAt))
+		return
+	}
 	switch m.Type {
 	case messages.MessageType_MSG_APPEND_RESP:
 		r.handleAppendResp(m, pr)
 	case messages.MessageType_MSG_HEARTBEAT_RESP:
+		if m.Index != 0 && m.Index <= r.ticks {
+			pr.leaseAck = max(pr.leaseAck, m.Index)
+		}
 		pr.probeSent = false
 		if pr.State == StateReplicate && pr.inflights.full() {
 			// The window may be full of lost messages: free one, so the
@@ -814,49 +1120,76 @@ func (r *Raft) commitTo(i uint64) {
 	if !r.log.commitTo(i) {
 		return
 	}
-	// Configuration entries take effect when committed.
+	// Configuration entries took effect when appended; their commit is
+	// what the application hears about, and it ends the membership of
+	// those that the newly committed configuration left out.
 	changed := false
-	for j := max(old+1, r.log.firstIndex()); j <= i; j++ {
-		e := r.log.entry(j)
-		if e.Type != messages.EntryType_ENTRY_CONFIG {
-			continue
+	for _, c := range r.ccHist {
+		if c.index > old && c.index <= i {
+			r.event(Event{Kind: EventConfigChanged, Index: c.index, Config: c.cc, Reason: "configuration entry committed"})
+			changed = true
 		}
-		cc, err := decodeConfig(e)
-		if err != nil {
-			r.logger.Error("undecodable configuration entry ignored", "index", j, "err", err)
-			continue
-		}
-		r.applyConfig(j, cc)
-		changed = true
 	}
+	if changed {
+		r.updateMembers()
+		r.noteRemoval()
+	}
+	r.configCommitted()
 	if r.role == Leader {
-		// A new quorum may already hold later entries (a removed voter no
-		// longer holds the commit index back): nothing else would
-		// re-count them until the next acknowledgement.
-		if changed && r.maybeCommit() {
-			r.needBcast = true
-		}
 		r.releasePendingReads()
 	}
 }
 
-func (r *Raft) applyConfig(index uint64, cc *messages.ClusterConfig) {
-	old := r.cc
-	r.ccHist = append(r.ccHist, confAt{index, cc})
-	r.ccIndex = index
-	r.setConfig(cc)
-	r.event(Event{Kind: EventConfigChanged, Index: index, Config: cc, Reason: "configuration entry committed"})
-	if old.Settings.ElectionTicks != cc.Settings.ElectionTicks {
-		r.resetRandomizedElectionTimeout()
+// configsAppended puts the configuration entries among ents (just
+// appended to the log, ascending) in force at once; it reports whether
+// there was any.
+func (r *Raft) configsAppended(ents []*messages.Entry) (changed bool) {
+	for _, e := range ents {
+		if e.Type != messages.EntryType_ENTRY_CONFIG || e.Index <= r.ccHist[len(r.ccHist)-1].index {
+			continue
+		}
+		cc, err := decodeConfig(e)
+		if err != nil {
+			r.logger.Error("undecodable configuration entry ignored", "index", e.Index, "err", err)
+			continue
+		}
+		r.ccHist = append(r.ccHist, confAt{e.Index, cc})
+		r.setConfigAt(r.ccHist[len(r.ccHist)-1])
+		changed = true
+		if r.removed && memberOf(cc, r.id) {
+			r.removed = false // added back
+		}
 	}
-	if r.role != Leader {
+	return changed
+}
+
+// configsTruncated reverts to the configuration in force before index i,
+// once the log was cut from i.
+func (r *Raft) configsTruncated(i uint64) {
+	n := len(r.ccHist)
+	for n > 1 && r.ccHist[n-1].index >= i {
+		n--
+	}
+	if n < len(r.ccHist) {
+		r.ccHist = r.ccHist[:n]
+		r.setConfigAt(r.ccHist[n-1])
+	}
+}
+
+// configCommitted acts on the configuration in force once it is committed:
+// the leader leaves a joint configuration, and a leader that is no longer
+// a voter hands over (thesis §4.2.2).
+func (r *Raft) configCommitted() {
+	if r.role != Leader || r.ccIndex > r.log.committed {
 		return
 	}
 	if !r.quorum.isVoter(r.id) {
-		r.handOff()
+		if r.leadTransferee == 0 {
+			r.handOff()
+		}
 		return
 	}
-	if len(cc.OutgoingVoters) > 0 {
+	if len(r.cc.OutgoingVoters) > 0 {
 		r.leaveJoint()
 	}
 }
@@ -923,7 +1256,7 @@ func (r *Raft) bcastHeartbeat(ctx []byte) {
 		if id == r.id || pr == nil {
 			continue
 		}
-		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx})
+		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx, Index: r.ticks})
 	}
 }
 
@@ -936,6 +1269,11 @@ func (r *Raft) appendEntries(ents ...*messages.Entry) {
 	}
 	r.log.appendAfterLast(ents)
 	r.needBcast = true
+	if r.configsAppended(ents) && r.role == Leader {
+		// A new quorum may already hold the entries before (a removed
+		// voter no longer holds the commit index back).
+		r.maybeCommit()
+	}
 }
 
 // ---- messages out ----
@@ -977,12 +1315,15 @@ func (r *Raft) LeaderAddress() string { return r.addrs[r.lead] }
 // Address returns the address of member id in the current configuration.
 func (r *Raft) Address(id uint64) string { return r.addrs[id] }
 
-// ClusterConfig returns the configuration in force (committed). Do not
+// ClusterConfig returns the configuration in force: the latest in the
+// log, committed or not (ConfigIndex in Status says which entry). Do not
 // mutate it.
 func (r *Raft) ClusterConfig() *messages.ClusterConfig { return r.cc }
 
-// Members returns every member id, sorted. Do not mutate it.
+// Members returns every member id, sorted: those of the last committed
+// configuration and of every later one, and, on the leader, departing
+// members that do not know of their removal yet. Do not mutate it.
 func (r *Raft) Members() []uint64 { return r.peers }
 
-// IsMember reports whether id is a voter or learner of the configuration.
+// IsMember reports whether id is one of Members.
 func (r *Raft) IsMember(id uint64) bool { _, ok := r.addrs[id]; return ok }

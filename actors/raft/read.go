@@ -77,7 +77,7 @@ func (r *Raft) releasePendingReads() {
 
 func (r *Raft) serveRead(req readRequest) {
 	single := len(r.quorum.voters()) == 1 && r.quorum.isVoter(r.id)
-	if single || r.cfg.ReadOnly == ReadOnlyLeaseBased {
+	if single || r.leaseValid() {
 		r.answerRead(req, r.log.committed)
 		return
 	}
@@ -88,6 +88,35 @@ func (r *Raft) serveRead(req readRequest) {
 	r.reads.pending[key] = &readStatus{index: r.log.committed, req: req, acks: map[uint64]bool{r.id: true}}
 	r.reads.queue = append(r.reads.queue, key)
 	r.bcastHeartbeat(req.ctx)
+}
+
+// leaseValid reports whether a read may be answered on the leader's lease
+// alone (ReadOnlyLeaseBased), without a heartbeat round. Every follower
+// that acknowledged a heartbeat sent at the leader's clock k reset its
+// election timer after k, and with CheckQuorum on refuses to elect anyone
+// (inLease) for an election timeout of its own ticks from then: at least
+// ElectionTicks-1 of the leader's ticks when ticks run at one rate. So the
+// lease holds while a quorum (the leader counting as at now) acknowledged
+// heartbeats sent less than ElectionTicks-1 ticks ago, in this term. It is
+// refused when CheckQuorum is off in the settings in force (followers then
+// promise nothing), and after this leader sent a TimeoutNow in its term
+// (the transferee's forced election ignores leases). Tick rates that drift
+// apart by more than a tick per election timeout break it: use
+// ReadOnlySafe where ticks are not regular.
+func (r *Raft) leaseValid() bool {
+	if r.cfg.ReadOnly != ReadOnlyLeaseBased || !r.settings().CheckQuorum || r.leaseBroken || r.leadTransferee != 0 {
+		return false
+	}
+	acked := r.quorum.committedIndex(func(id uint64) uint64 {
+		if id == r.id {
+			return r.ticks
+		}
+		if pr := r.prs[id]; pr != nil {
+			return pr.leaseAck
+		}
+		return 0
+	})
+	return acked != 0 && r.ticks-acked < uint64(r.electionTimeout())-1
 }
 
 func (r *Raft) ackRead(from uint64, ctx []byte) {

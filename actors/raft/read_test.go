@@ -163,6 +163,12 @@ func TestReadIndexSingleVoterAndLease(t *testing.T) {
 	cc := clusterConfig([]uint64{1, 2, 3}, nil, withCheckQuorum)
 	nw = newNetworkWith(t, cc, []uint64{1, 2, 3}, func(c *Config) { c.ReadOnly = ReadOnlyLeaseBased })
 	nw.elect(1)
+	nw.raft(1).ReadIndex([]byte("before-acks"))
+	if rs := nw.raft(1).Ready().ReadStates; len(rs) != 0 {
+		t.Fatalf("lease read before any heartbeat was acknowledged: %v", rs)
+	}
+	nw.stabilize()
+	nw.tick(1) // a heartbeat round: the lease starts
 	nw.raft(1).ReadIndex([]byte("lease"))
 	rd := nw.raft(1).Ready()
 	if len(rd.ReadStates) != 1 || len(msgsOfType(rd.Messages, mHeartbeat)) != 0 {
@@ -186,5 +192,120 @@ func TestReadIndexFromNonMember(t *testing.T) {
 	mustStep(t, r, m)
 	if msgs := drainMsgs(r); len(msgs) != 0 {
 		t.Fatalf("answered a non-member: %v", msgs)
+	}
+}
+
+// newLeaseNetwork is a cluster of voters 1, 2, 3 configured for lease
+// reads, with the given settings.
+func newLeaseNetwork(t *testing.T, opts ...func(*messages.Settings)) *network {
+	cc := clusterConfig([]uint64{1, 2, 3}, nil, opts...)
+	return newNetworkWith(t, cc, []uint64{1, 2, 3}, func(c *Config) { c.ReadOnly = ReadOnlyLeaseBased })
+}
+
+// TestLeaseReadNotStaleAfterPartition: a lease-based leader cut off from
+// the others, with perfect clocks (every node ticks alike), must not answer
+// a read once a new leader may have committed: the stale read
+// (old leader of term 2 answering index 3 after the new leader of term 3
+// committed index 5) is refused.
+func TestLeaseReadNotStaleAfterPartition(t *testing.T) {
+	nw := newLeaseNetwork(t, withCheckQuorum, withPreVote)
+	nw.elect(1)
+	nw.propose(1, "a")
+	nw.tick(3) // heartbeats: the lease is fresh
+	nw.isolate(1)
+	var newLead uint64
+	for i := 0; i < 100 && newLead == 0; i++ {
+		nw.tick(1)
+		for _, id := range []uint64{2, 3} {
+			if r := nw.raft(id); r.Role() == Leader {
+				if t2, _ := r.log.term(r.Committed()); t2 == r.Term() {
+					newLead = id
+				}
+			}
+		}
+	}
+	if newLead == 0 {
+		t.Fatal("no new leader committed within 100 ticks")
+	}
+	nw.propose(newLead, "b")
+	committed := nw.raft(newLead).Committed()
+	if nw.raft(1).Role() != Leader {
+		t.Fatal("the old leader stepped down before the new one committed: this schedule no longer tests the stale window")
+	}
+	nw.raft(1).ReadIndex([]byte("stale?"))
+	nw.stabilize()
+	for _, rs := range nw.nodes[1].reads {
+		if rs.Index < committed {
+			t.Fatalf("old leader (term %d) served read index %d after leader %d (term %d) committed %d",
+				nw.raft(1).Term(), rs.Index, newLead, nw.raft(newLead).Term(), committed)
+		}
+	}
+}
+
+// TestLeaseReadNeedsCheckQuorumNow: lease reads stop when CheckQuorum is
+// turned off in the settings in force (the Config only asked for them).
+func TestLeaseReadNeedsCheckQuorumNow(t *testing.T) {
+	nw := newLeaseNetwork(t, withCheckQuorum)
+	nw.elect(1)
+	nw.tick(2)
+	off := clusterConfig([]uint64{1, 2, 3}, nil)
+	if _, err := nw.raft(1).ProposeConfig(off); err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	nw.tick(2)
+	if nw.raft(1).settings().CheckQuorum {
+		t.Fatal("CheckQuorum still on")
+	}
+	nw.raft(1).ReadIndex([]byte("no-lease"))
+	rd := nw.raft(1).Ready()
+	if len(rd.ReadStates) != 0 || len(msgsOfType(rd.Messages, mHeartbeat)) == 0 {
+		t.Fatalf("read served at once without CheckQuorum: states %v", rd.ReadStates)
+	}
+	nw.queue = append(nw.queue, rd.Messages...)
+	nw.stabilize()
+	if len(nw.nodes[1].reads) != 1 {
+		t.Fatalf("read not served by a heartbeat round: %v", nw.nodes[1].reads)
+	}
+}
+
+// TestLeaseReadRefusedOnceTransferBegins: the transferee's election ignores
+// leases, so a leader that sent TimeoutNow trusts none for its term.
+func TestLeaseReadRefusedOnceTransferBegins(t *testing.T) {
+	nw := newLeaseNetwork(t, withCheckQuorum, withPreVote)
+	nw.elect(1)
+	nw.tick(1)
+	nw.filter = func(m *messages.Message) bool { return m.Type != messages.MessageType_MSG_TIMEOUT_NOW }
+	if err := nw.raft(1).TransferLeadership(2); err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	nw.raft(1).ReadIndex([]byte("during-transfer"))
+	if rs := nw.raft(1).Ready().ReadStates; len(rs) != 0 {
+		t.Fatalf("lease read during a transfer: %v", rs)
+	}
+}
+
+// TestLeaseHolderDoesNotHelpElectAnother: a follower inside a leader's
+// lease ignores a Campaign request, and so does a node that restarted
+// with state, until an election timeout passed: either could otherwise
+// help elect a leader while the old one still serves lease reads.
+func TestLeaseHolderDoesNotHelpElectAnother(t *testing.T) {
+	nw := newLeaseNetwork(t, withCheckQuorum, withPreVote)
+	nw.elect(1)
+	nw.propose(1, "a")
+	nw.tick(2)
+	nw.isolate(1)
+	nw.crash(2) // restarts from its storage
+	for _, id := range []uint64{2, 3} {
+		nw.raft(id).Campaign()
+		if r := nw.raft(id); r.Role() != Follower {
+			t.Fatalf("node %d campaigned inside the lease: %s", id, r.Role())
+		}
+	}
+	et := nw.raft(3).electionTimeout()
+	nw.tick(2*et, 2, 3)
+	if l := nw.leader(); l != 2 && l != 3 {
+		t.Fatalf("no new leader among 2 and 3 after the lease: %d", l)
 	}
 }

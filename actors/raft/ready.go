@@ -182,8 +182,8 @@ func (r *Raft) ProposeConfig(target *messages.ClusterConfig) (index uint64, err 
 }
 
 func (r *Raft) proposeConfig(target *messages.ClusterConfig, leavingJoint bool) (uint64, error) {
-	if !leavingJoint && (r.pendingConfIndex > r.log.applied || len(r.cc.OutgoingVoters) > 0) {
-		return 0, fmt.Errorf("%w: entry %d not yet applied (applied %d)", ErrConfigChangePending, r.pendingConfIndex, r.log.applied)
+	if !leavingJoint && (r.pendingConfIndex > r.log.committed || len(r.cc.OutgoingVoters) > 0) {
+		return 0, fmt.Errorf("%w: entry %d not yet committed (commit %d)", ErrConfigChangePending, r.pendingConfIndex, r.log.committed)
 	}
 	cc := proto.Clone(target).(*messages.ClusterConfig)
 	if cc.Settings == nil {
@@ -268,6 +268,7 @@ func (r *Raft) handOff() {
 }
 
 func (r *Raft) sendTimeoutNow(to uint64) {
+	r.leaseBroken = true
 	r.send(&messages.Message{Type: messages.MessageType_MSG_TIMEOUT_NOW, To: to})
 	if !r.promotable() {
 		// Handing off after a removal: to has the whole log and can win
@@ -356,6 +357,12 @@ type PeerProgress struct {
 	RecentActive bool
 	IsLearner    bool
 	Inflight     int
+	// Lag is how many entries the peer's log is behind the leader's last
+	// index (LastIndex - Match).
+	Lag uint64
+	// Departing: a committed configuration removed the peer; it is sent
+	// the log until it knows.
+	Departing bool
 }
 
 // Status is a point-in-time view of the node.
@@ -365,7 +372,13 @@ type Status struct {
 	Commit, Applied, LastIndex uint64
 	FirstIndex                 uint64
 	LeadTransferee             uint64
-	Config                     *messages.ClusterConfig
+	// Config is the configuration in force (the latest in the log),
+	// ConfigIndex the index of its entry; it is committed when
+	// ConfigIndex <= Commit.
+	Config      *messages.ClusterConfig
+	ConfigIndex uint64
+	// Removed: this node knows it is no member (see Raft.Removed).
+	Removed bool
 	// Progress is set on the leader only, sorted by id.
 	Progress []PeerProgress
 }
@@ -374,12 +387,13 @@ type Status struct {
 func (r *Raft) Status() Status {
 	s := Status{ID: r.id, Term: r.term, Vote: r.vote, Leader: r.lead, Role: r.role,
 		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(), FirstIndex: r.log.firstIndex(),
-		LeadTransferee: r.leadTransferee, Config: r.cc}
+		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed}
 	if r.role == Leader {
 		for _, id := range r.peers {
 			if pr := r.prs[id]; pr != nil {
 				s.Progress = append(s.Progress, PeerProgress{ID: id, Match: pr.Match, Next: pr.Next, State: pr.State,
-					RecentActive: pr.RecentActive, IsLearner: pr.IsLearner, Inflight: pr.inflights.count})
+					RecentActive: pr.RecentActive, IsLearner: pr.IsLearner, Inflight: pr.inflights.count,
+					Lag: r.log.lastIndex() - min(pr.Match, r.log.lastIndex()), Departing: pr.RemovedAt != 0})
 			}
 		}
 	}

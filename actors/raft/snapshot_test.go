@@ -271,6 +271,20 @@ func TestNewFromStorage(t *testing.T) {
 	if _, err := New(testConfig(1, nil), InitialState{Snapshot: snap, Entries: ents[1:]}); !errors.Is(err, ErrInvalidMessage) {
 		t.Fatalf("gap after the snapshot: %v", err)
 	}
+	// A store that kept a tail of the log below its snapshot (Compact's
+	// retained entries): those entries are covered by the snapshot.
+	tail := append([]*messages.Entry{{Term: 1, Index: 3}, {Term: 2, Index: 4}, {Term: 2, Index: 5}}, ents...)
+	r, err = New(testConfig(1, nil), InitialState{HardState: &messages.HardState{Term: 3, Commit: 7}, Snapshot: snap, Entries: tail})
+	if err != nil {
+		t.Fatalf("entries below the snapshot: %v", err)
+	}
+	if st := r.Status(); st.FirstIndex != 6 || st.LastIndex != 8 || st.Applied != 5 {
+		t.Fatalf("status with entries below the snapshot %+v", st)
+	}
+	tail[2] = &messages.Entry{Term: 1, Index: 5}
+	if _, err := New(testConfig(1, nil), InitialState{Snapshot: snap, Entries: tail}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("stored entry at the snapshot's index with another term: %v", err)
+	}
 	bad := []*messages.Entry{{Term: 1, Index: 1, Type: messages.EntryType_ENTRY_CONFIG, Data: []byte{0xff}}}
 	if _, err := New(testConfig(1, nil), InitialState{HardState: &messages.HardState{Term: 1, Commit: 1}, Entries: bad}); !errors.Is(err, ErrInvalidMessage) {
 		t.Fatalf("undecodable config entry: %v", err)

@@ -146,13 +146,14 @@ func TestLeaderTransferErrors(t *testing.T) {
 }
 
 // TestLeaderTransferToRemovedNode: a transferee removed by a committed
-// configuration ends the transfer.
+// configuration in force ends the transfer.
 func TestLeaderTransferToRemovedNode(t *testing.T) {
 	r := newTestRaft(t, 1, []uint64{1, 2, 3})
 	becomeRole(t, r, Leader)
 	acceptAll(t, r)
 	r.leadTransferee = 3
-	r.setConfig(clusterConfig([]uint64{1, 2}, nil))
+	r.ccHist = append(r.ccHist, confAt{r.LastIndex(), clusterConfig([]uint64{1, 2}, nil)})
+	r.setConfigAt(r.ccHist[len(r.ccHist)-1])
 	if r.leadTransferee != 0 {
 		t.Fatalf("transferee %d after its removal", r.leadTransferee)
 	}

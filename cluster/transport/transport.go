@@ -132,6 +132,21 @@ type Stats struct {
 	// RejectedHandshakes: inbound connections refused during the TLS
 	// handshake (untrusted or missing certificate).
 	RejectedHandshakes uint64
+	// RefusedCalls: inbound RPCs the transport does not serve (network
+	// transports that expose an RPC service).
+	RefusedCalls uint64
+	// RefusedCompressed: inbound streams refused because they were
+	// compressed (decompression could inflate a small input).
+	RefusedCompressed uint64
+	// RefusedIdentity: inbound connections or streams refused because the
+	// peer's certificate names no node identity.
+	RefusedIdentity uint64
+	// DroppedForged: inbound messages whose sender or cluster id did not
+	// match the identity in the sender's certificate.
+	DroppedForged uint64
+	// RecoveredPanics: panics the transport recovered while handling input
+	// (a defect, counted rather than crashing the process).
+	RecoveredPanics uint64
 }
 
 // StatsReporter is implemented by transports that count drops.

@@ -13,6 +13,7 @@ commands:
   client   talk to the servers: open, deposit, withdraw, transfer, balance, status
   demo     start 3 servers on loopback, run clients, kill and restart the leader
   verify   record a concurrent history across leader kills and check it with porcupine
+  certs    issue the CA and node certificates for mutual TLS (with node identities)
 
 Run 'banking COMMAND -h' for a command's flags.
 `
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -57,6 +57,15 @@ func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (
 		c.nodes[id] = nd
 		apis = append(apis, nd.api)
 	}
+	// The servers talk mutual TLS with certificates binding each node's
+	// identity, issued the way `banking certs` does.
+	raftAddrs := map[uint64]string{}
+	for id, nd := range c.nodes {
+		raftAddrs[id] = nd.raft
+	}
+	if _, err := issueCerts(filepath.Join(dir, "certs"), 1, raftAddrs, 24*time.Hour); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
 	if c.probe, err = NewClient(apis); err != nil {
 		return nil, err
 	}
@@ -106,7 +115,10 @@ func (c *localCluster) serverArgs(id uint64) []string {
 	}
 	return []string{"server", "--id", fmt.Sprint(id), "--listen", nd.raft, "--api", nd.api,
 		"--peers", strings.Join(peers, ","), "--peer-api", strings.Join(peerAPIs, ","),
-		"--data", nd.data, "--insecure", "--tick", c.tick.String()}
+		"--data", nd.data, "--tick", c.tick.String(),
+		"--ca", filepath.Join(c.dir, "certs", "ca.pem"),
+		"--cert", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d.pem", id)),
+		"--key", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d-key.pem", id))}
 }
 
 // start starts node id's process (its log appends to <dir>/node<id>.log).

@@ -20,11 +20,15 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/net/netutil"
 
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
+	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // apiPortOffset derives a default API port from a Raft port.
@@ -49,6 +53,10 @@ type serverConfig struct {
 	tick          time.Duration
 	electionTicks uint
 	logLevel      slog.Level
+	metricsAddr   string // Prometheus /metrics listen address, "" = off
+	otlpEndpoint  string // OTLP/gRPC trace collector, "" = OTEL_EXPORTER_OTLP_* or off
+	// tracerProvider, when set (tests), replaces the OTLP exporter.
+	tracerProvider trace.TracerProvider
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
@@ -71,6 +79,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		tick      = fs.Duration("tick", 50*time.Millisecond, "Raft tick")
 		election  = fs.Uint("election-ticks", 10, "election timeout in ticks (heartbeat: 1 tick)")
 		level     = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		metrics   = fs.String("metrics-addr", "", "serve the node's metrics for Prometheus at http://ADDR/metrics (host:port; default off)")
+		otlpAddr  = fs.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this collector, e.g. localhost:4317 for Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -79,7 +89,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c := &serverConfig{id: *id, clusterID: *clusterID, listen: *listen, advertise: *advertise, dataDir: *data,
-		insecure: *insecure, ca: *ca, cert: *cert, key: *key, tick: *tick, electionTicks: *election}
+		insecure: *insecure, ca: *ca, cert: *cert, key: *key, tick: *tick, electionTicks: *election,
+		metricsAddr: *metrics, otlpEndpoint: *otlpAddr}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.id == 0 {
@@ -160,6 +171,11 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	if c.electionTicks < 3 {
 		bad("--election-ticks %d: want at least 3", c.electionTicks)
 	}
+	if c.metricsAddr != "" {
+		if _, _, err := splitAddr(c.metricsAddr); err != nil {
+			bad("--metrics-addr %q: %v", c.metricsAddr, err)
+		}
+	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		bad("--log-level %q: want debug, info, warn or error", *level)
 	}
@@ -232,6 +248,7 @@ type server struct {
 	failed chan error    // the node stopped on a failure
 	apis   map[uint64]string
 	http   *http.Server
+	tel    *telemetry
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -301,8 +318,16 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	if s.ledger, err = NewLedger(group); err != nil {
 		return nil, err
 	}
+	if s.tel, err = startTelemetry(cfg, log); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.tel.shutdown()
+		}
+	}()
 	rcfg := remote.DefaultConfig()
-	rcfg.ID, rcfg.ListenAddr = cfg.id, cfg.listen
+	rcfg.ID, rcfg.ClusterID, rcfg.ListenAddr = cfg.id, cfg.clusterID, cfg.listen
 	rcfg.Logger = slog.New(levelFloor{base.Handler(), slog.LevelWarn}) // the transport adds "node"
 	if cfg.advertise != cfg.listen {
 		rcfg.AdvertisedAddr = cfg.advertise
@@ -329,6 +354,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	ncfg.StateMachine = s.ledger
 	ncfg.TickInterval = cfg.tick
 	ncfg.Logger = base
+	ncfg.TracerProvider, ncfg.MeterProvider = s.tel.tracerProvider, s.tel.meterProvider
 	if err := ncfg.Validate(); err != nil {
 		tr.Close()
 		return nil, err
@@ -352,15 +378,38 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	mux.HandleFunc("GET "+pathBalance, s.handleBalance)
 	mux.HandleFunc("GET "+pathBalances, s.handleBalances)
 	mux.HandleFunc("GET "+pathStatus, s.handleStatus)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = newAPIServer(mux, defaultAPILimits)
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(netutil.LimitListener(ln, defaultAPILimits.maxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("client API stopped", "err", err)
 		}
 	}()
 	log.Info("server started", "raft", cfg.advertise, "api", cfg.apiAdvertise, "data", cfg.dataDir,
 		"voters", len(boot.Voters), "insecure", cfg.insecure)
 	return s, nil
+}
+
+// apiLimits bound what clients can hold on the client API: a client that
+// sends its request slowly, never reads the response, or keeps an idle
+// connection open is disconnected, and at most maxConns connections are
+// served at once (more wait in the listen backlog).
+type apiLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxConns                      int
+}
+
+// defaultAPILimits: a request (headers and body) must arrive within 10 s
+// and its response be written within 15 s (longer than proposeTimeout and
+// readTimeout, so a slow commit is answered, not cut); idle keep-alive
+// connections close after 60 s.
+var defaultAPILimits = apiLimits{readHeader: 5 * time.Second, read: 10 * time.Second, write: 15 * time.Second,
+	idle: 60 * time.Second, maxConns: 1024}
+
+// newAPIServer is the client API's HTTP server with lim's timeouts; serve
+// it on netutil.LimitListener(ln, lim.maxConns).
+func newAPIServer(h http.Handler, lim apiLimits) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: lim.readHeader, ReadTimeout: lim.read,
+		WriteTimeout: lim.write, IdleTimeout: lim.idle, MaxHeaderBytes: 64 << 10}
 }
 
 // shutdown stops the node in order (a leader hands over first), then the
@@ -380,6 +429,7 @@ func (s *server) shutdown() {
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("close database", "err", err)
 	}
+	s.tel.shutdown()
 }
 
 // serverActor is the application actor: the Raft node is its child, and
@@ -500,8 +550,12 @@ func (s *server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data, _ := json.Marshal(req.Command)
-	res, err := actors.ProposeAndWait(s.sys.Root, s.node, &actors.Propose{Data: data, ClientID: req.ClientID, Sequence: req.Seq}, proposeTimeout)
+	ctx, span := s.tel.startCommand(r, req.Command)
+	defer span.End()
+	res, err := actors.ProposeAndWait(s.sys.Root, s.node, &actors.Propose{Data: data, ClientID: req.ClientID, Sequence: req.Seq,
+		TraceParent: tracing.Inject(ctx)}, proposeTimeout)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		s.writeError(w, r, err)
 		return
 	}

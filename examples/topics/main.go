@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 )
 
 func main() {
@@ -21,6 +22,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data", "", "keep each server's Raft log in Pebble under `DIR`/node-N (DIR must not hold an earlier run); default: in memory")
 	tick := fs.Duration("tick", 10*time.Millisecond, "Raft tick; an election takes 10 to 20 ticks")
 	patience := fs.Duration("patience", 10*time.Second, "how long each step waits for the cluster before failing")
+	endpoint := fs.String("otlp-endpoint", "", "export each server's spans over OTLP/gRPC to this collector, e.g. localhost:4317 for Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -39,8 +41,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return slog.New(slog.DiscardHandler)
 	})))
 	defer sys.Shutdown()
+	o := options{Out: stdout, DataDir: *dataDir, Tick: *tick, Patience: *patience}
+	if otlp.Configured(*endpoint) {
+		nt := &nodeTracing{endpoint: *endpoint}
+		o.TracerProvider = nt.provider
+		defer func() {
+			if err := nt.shutdown(); err != nil {
+				fmt.Fprintf(stderr, "topics: tracing: %v\n", err)
+			}
+		}()
+	}
 	start := time.Now()
-	if _, err := runScenario(sys, options{Out: stdout, DataDir: *dataDir, Tick: *tick, Patience: *patience}); err != nil {
+	if _, err := runScenario(sys, o); err != nil {
 		fmt.Fprintf(stderr, "topics: scenario failed after %v: %v\n", time.Since(start).Round(time.Millisecond), err)
 		return 1
 	}

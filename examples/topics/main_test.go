@@ -14,6 +14,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TestScenario runs the whole scenario in fake time (synctest) and checks
@@ -25,7 +29,15 @@ func TestScenario(t *testing.T) {
 			return slog.New(slog.DiscardHandler)
 		})))
 		var buf syncBuffer
-		out, err := runScenario(sys, options{Out: &buf, Tick: 10 * time.Millisecond, Patience: 30 * time.Second})
+		recs := map[uint64]*tracetest.SpanRecorder{}
+		var recMu sync.Mutex
+		perNode := func(id uint64) trace.TracerProvider { // as -otlp-endpoint does, recording instead
+			recMu.Lock()
+			defer recMu.Unlock()
+			recs[id] = tracetest.NewSpanRecorder()
+			return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recs[id]))
+		}
+		out, err := runScenario(sys, options{Out: &buf, Tick: 10 * time.Millisecond, Patience: 30 * time.Second, TracerProvider: perNode})
 		sys.Shutdown()
 		// protoactor's dead-letter throttle parks a goroutine on a ticker
 		// for DeadLetterThrottleInterval; let fake time pass it so the
@@ -36,6 +48,26 @@ func TestScenario(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkOutcome(t, out)
+		// Each server's spans went to its own provider.
+		if len(recs) < 4 {
+			t.Errorf("%d servers asked for a TracerProvider, want every one started (4)", len(recs))
+		}
+		for id, rec := range recs {
+			applies := 0
+			for _, sp := range rec.Ended() {
+				for _, kv := range sp.Attributes() {
+					if kv.Key == tracing.AttrNodeID && kv.Value.AsInt64() != int64(id) {
+						t.Fatalf("server %d's provider recorded %s of node %d", id, sp.Name(), kv.Value.AsInt64())
+					}
+				}
+				if sp.Name() == tracing.SpanApply {
+					applies++
+				}
+			}
+			if applies == 0 {
+				t.Errorf("server %d recorded no %s span", id, tracing.SpanApply)
+			}
+		}
 		for _, want := range []string{"became the leader", "created topic alerts", "is now a learner", "is now a voter",
 			"now owns topics", "move", "removed node", "leads now", "all servers stopped"} {
 			if !strings.Contains(buf.String(), want) {

@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // topicNames are the topics the scenario creates.
@@ -28,6 +29,9 @@ type options struct {
 	Tick time.Duration
 	// Patience bounds each step's wait for the cluster.
 	Patience time.Duration
+	// TracerProvider, when set, gives server id's node its spans' provider
+	// (nil: the global provider).
+	TracerProvider func(id uint64) trace.TracerProvider
 }
 
 // outcome is what the scenario ends with, read before the orderly stop.
@@ -268,6 +272,9 @@ func (s *scenario) startServer(id uint64, boot *messages.ClusterConfig) error {
 	cfg.StateMachine = table
 	cfg.TickInterval = s.o.Tick
 	cfg.Raft.Seed = int64(id)
+	if s.o.TracerProvider != nil {
+		cfg.TracerProvider = s.o.TracerProvider(id)
+	}
 	who := fmt.Sprintf("node %d", id)
 	bc := brokerConfig{Node: cfg, Table: table,
 		Say:     func(format string, args ...any) { s.say(who, format, args...) },

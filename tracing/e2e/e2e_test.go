@@ -3,11 +3,8 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"testing"
 
-	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/jaegertest"
 )
 
@@ -38,66 +35,4 @@ func TestTracesInJaeger(t *testing.T) {
 	p := startProcs(t, j)
 	sc := runScenario(t, p)
 	findTraces(t, j, sc)
-}
-
-// renderTree prints the trace as an indented tree (children by start time;
-// links shown as "follows").
-func renderTree(tr jaegertest.Trace) string {
-	children := map[string][]jaegertest.Span{}
-	var roots []jaegertest.Span
-	ids := map[string]bool{}
-	for _, s := range tr.Spans {
-		ids[s.SpanID] = true
-	}
-	for _, s := range tr.Spans {
-		p := ""
-		for _, r := range s.References {
-			if r.RefType == jaegertest.ChildOf && ids[r.SpanID] {
-				p = r.SpanID
-			}
-		}
-		if p == "" {
-			roots = append(roots, s)
-		} else {
-			children[p] = append(children[p], s)
-		}
-	}
-	var b strings.Builder
-	var walk func(s jaegertest.Span, depth int)
-	walk = func(s jaegertest.Span, depth int) {
-		extra := ""
-		if k := tag(s, "span.kind"); k != "" && k != "internal" {
-			extra += " " + k
-		}
-		if p := tag(s, string(tracing.AttrPeer)); p != "" {
-			extra += " peer=" + p
-		}
-		if i := tag(s, string(tracing.AttrIndex)); i != "" {
-			extra += " index=" + i
-		}
-		if r := tag(s, string(tracing.AttrResult)); r != "" {
-			extra += " " + r
-		}
-		extra += fmt.Sprintf(" %.1fms", float64(s.Duration)/1000)
-		links := 0
-		for _, r := range s.References {
-			if r.RefType == jaegertest.FollowsFrom {
-				links++
-			}
-		}
-		if links > 0 {
-			extra += fmt.Sprintf(" links=%d", links)
-		}
-		fmt.Fprintf(&b, "%s%s [%s]%s\n", strings.Repeat("  ", depth), s.OperationName, tr.Process(s).ServiceName, extra)
-		kids := children[s.SpanID]
-		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime < kids[j].StartTime })
-		for _, k := range kids {
-			walk(k, depth+1)
-		}
-	}
-	sort.Slice(roots, func(i, j int) bool { return roots[i].StartTime < roots[j].StartTime })
-	for _, r := range roots {
-		walk(r, 0)
-	}
-	return b.String()
 }

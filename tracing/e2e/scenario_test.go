@@ -295,11 +295,11 @@ func findTraces(t *testing.T, j *jaegertest.Jaeger, sc scenario) flowTraces {
 					*dst = tr
 					return nil
 				}
-				last = fmt.Errorf("%w; in trace %s:\n%s", err, tr.TraceID, renderTree(tr))
+				last = fmt.Errorf("%w; in trace %s:\n%s", err, tr.TraceID, tr.Tree())
 			}
 			return last
 		})
-		t.Logf("%s: trace %s as Jaeger returns it:\n%s", name, dst.TraceID, renderTree(*dst))
+		t.Logf("%s: trace %s as Jaeger returns it:\n%s", name, dst.TraceID, (*dst).Tree())
 	}
 	L, R, I := sc.leader, sc.reader, sc.installer
 	find("a proposal", L, tracing.SpanPropose, &ft.proposal, func(tr jaegertest.Trace) bool {
@@ -333,7 +333,7 @@ func checkNoOrphanVotes(t *testing.T, j *jaegertest.Jaeger) {
 			}
 			for _, tr := range traces {
 				if r, ok := rootOf(tr); !ok || (r.OperationName != tracing.SpanElection && r.OperationName != tracing.SpanTransfer) || r.Parent() != "" {
-					t.Errorf("trace %s holding %s from %s has root %q (%d spans), want an election's trace:\n%s", tr.TraceID, op, serviceOf(id), r.OperationName, len(tr.Spans), renderTree(tr))
+					t.Errorf("trace %s holding %s from %s has root %q (%d spans), want an election's trace:\n%s", tr.TraceID, op, serviceOf(id), r.OperationName, len(tr.Spans), tr.Tree())
 				}
 			}
 		}

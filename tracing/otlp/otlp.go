@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/flotilla-raft/flotilla/tracing"
@@ -57,6 +58,14 @@ type Options struct {
 	// SpanProcessors are registered beside the exporter's batch processor, for example
 	// a tracetest.SpanRecorder in a test.
 	SpanProcessors []sdktrace.SpanProcessor
+}
+
+// Configured reports whether spans have somewhere to go: endpoint is set, or the
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variable is. The
+// examples call Setup only then, so that a run without a collector exports nothing
+// (rather than retrying against localhost:4317).
+func Configured(endpoint string) bool {
+	return endpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
 // Setup builds a TracerProvider that exports spans over OTLP/gRPC through a batch

@@ -185,3 +185,18 @@ func TestResourceSchemaMatchesSDK(t *testing.T) {
 		t.Errorf("default service.name = %q, want flotilla", v.AsString())
 	}
 }
+
+func TestConfigured(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	if otlp.Configured("") {
+		t.Error("Configured with no endpoint and no variable")
+	}
+	if !otlp.Configured("localhost:4317") {
+		t.Error("not Configured with an endpoint")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4317")
+	if !otlp.Configured("") {
+		t.Error("not Configured with OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	}
+}

@@ -13,80 +13,65 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 )
 
-// testCA is a throwaway certificate authority for tests.
+// testCA is a throwaway certificate authority for tests, made with the
+// package's own helper.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*remote.CA
 	file string // PEM of the CA certificate
 }
 
 func newCA(t *testing.T, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := remote.NewCA(name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
+	file := filepath.Join(t.TempDir(), name+"-ca.pem")
+	if err := os.WriteFile(file, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, file: filepath.Join(t.TempDir(), name+"-ca.pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
+	return &testCA{CA: ca, file: file}
 }
 
-// issue returns cert and key files for a node certificate valid for
-// 127.0.0.1, usable as TLS server and client.
-func (ca *testCA) issue(t *testing.T, name string) (certFile, keyFile string) {
+// issue returns cert and key files for a node certificate of identity id
+// valid for 127.0.0.1, usable as TLS server and client.
+func (ca *testCA) issue(t *testing.T, id remote.Identity) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "node.pem"), filepath.Join(dir, "node-key.pem")
+	if err := ca.WriteNodeFiles(certFile, keyFile, []string{"127.0.0.1", "localhost"}, time.Hour, id); err != nil {
 		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	return certFile, keyFile
+}
+
+// issueWithoutIdentity issues a node certificate for 127.0.0.1 that names
+// no node (no flotilla:// URI SAN).
+func issueWithoutIdentity(ca *remote.CA) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
+		SerialNumber: big.NewInt(99),
+		Subject:      pkix.Name{CommonName: "anonymous"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
 }

@@ -1,13 +1,11 @@
 package remote
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 
 	"github.com/flotilla-raft/flotilla/cluster/transport"
@@ -15,8 +13,18 @@ import (
 
 // Config configures a remote Transport. Start from DefaultConfig.
 type Config struct {
-	// ID is the local Raft node id. Required (non-zero).
+	// ID is the local Raft node id. Required by New (non-zero); NewHost
+	// ignores it (nodes join with Host.Join).
 	ID uint64
+	// ClusterID is the node's cluster id, used by New: the node's receiver
+	// is named after it (ReceiverName), so every member must use the same
+	// value, and nodes of different clusters can share a Host. If
+	// non-zero, under mutual TLS, this node's certificate must name
+	// {ClusterID, ID} among its identities (PeerIdentity), so a node
+	// started with another node's certificate fails at once rather than
+	// having its messages dropped by every peer; NewHost with a non-zero
+	// ClusterID makes Host.Join check the same for each node. Default 0.
+	ClusterID uint64
 	// ListenAddr is the host:port the gRPC server binds. Port 0 picks a
 	// free port (see Transport.Addr). Default "127.0.0.1:0".
 	ListenAddr string
@@ -44,9 +52,20 @@ type Config struct {
 	// Insecure selects plaintext gRPC. It must be set explicitly, and the
 	// TLS files must then be empty.
 	Insecure bool
+	// PeerIdentity maps a peer's verified client certificate to the nodes
+	// it speaks for. Under mutual TLS (TLS without DisableClientAuth) every
+	// inbound stream is bound to those identities: a stream whose
+	// certificate yields an error is refused, and a message whose cluster
+	// id and sender (`from`) are not one of them is dropped and counted
+	// (Stats.RefusedIdentity, Stats.DroppedForged). Default URIIdentity:
+	// the URI SANs flotilla://<cluster-id>/<node-id> (see CA.IssueNode).
+	PeerIdentity func(*x509.Certificate) ([]Identity, error) `json:"-"`
 
 	// MaxMessageSize is the encoded-envelope size limit in bytes, for both
-	// Send and inbound messages. Default transport.DefaultMaxSize.
+	// Send and inbound messages. gRPC refuses an inbound gRPC message over
+	// MaxMessageSize plus 64 KiB of batch framing from its length prefix,
+	// before reading it, so no input costs more memory than that; outbound
+	// batches are split to stay under it. Default transport.DefaultMaxSize.
 	MaxMessageSize int
 	// ConnectAttempts is how many times protoactor tries to connect to a
 	// peer before dropping the messages queued for it; it waits 2 s after
@@ -57,8 +76,9 @@ type Config struct {
 	// member must use the same prefix. Default "flotilla-raft".
 	ReceiverPrefix string
 	// Logger receives the transport's and protoactor's logs (protoactor is
-	// chatty at Info). Default: discard.
-	Logger *slog.Logger
+	// chatty at Info). Refused input is logged at Warn, at most once a
+	// minute per peer and cause. Default: discard.
+	Logger *slog.Logger `json:"-"`
 }
 
 // DefaultConfig returns a Config with every default filled in; set ID, the
@@ -90,14 +110,20 @@ func (c *Config) ensureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.PeerIdentity == nil {
+		c.PeerIdentity = URIIdentity
+	}
 }
 
 // Validate reports every problem of c at once, each naming the field and
 // its value. It does not read the TLS files (New does).
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; NewHost does not need an ID.
+func (c Config) validate(needID bool) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("remote: "+format, args...)) }
-	if c.ID == 0 {
+	if needID && c.ID == 0 {
 		bad("Config.ID = 0: a node id must be non-zero")
 	}
 	host, _, err := splitHostPort(c.ListenAddr)
@@ -153,36 +179,4 @@ func isWildcard(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
-}
-
-// tlsConfigs loads the files into a server and a client TLS configuration.
-func (c Config) tlsConfigs() (server, client *tls.Config, err error) {
-	pem, err := os.ReadFile(c.CAFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("remote: Config.CAFile: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("remote: Config.CAFile = %q: no PEM certificate found", c.CAFile)
-	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("remote: Config.CertFile/KeyFile: %w", err)
-	}
-	server = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS13,
-	}
-	if c.DisableClientAuth {
-		server.ClientAuth = tls.NoClientCert
-	}
-	client = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		ServerName:   c.ServerName,
-		MinVersion:   tls.VersionTLS13,
-	}
-	return server, client, nil
 }

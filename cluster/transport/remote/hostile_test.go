@@ -44,7 +44,7 @@ func TestHostileBatchesDoNotCrash(t *testing.T) {
 		t.Fatalf("connect response: %v", err)
 	}
 
-	receiver := remote.ReceiverName("flotilla-raft", 1)
+	receiver := remote.ReceiverName("flotilla-raft", 0, 1)
 	good, err := transport.Codec{}.Wrap(msg(2, 1, 7))
 	if err != nil {
 		t.Fatal(err)

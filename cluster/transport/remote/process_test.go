@@ -6,10 +6,11 @@ package remote_test
 //
 // Why: protoactor's Remote.Start calls grpclog.SetLoggerV2, an
 // unsynchronised write of a gRPC global that every gRPC goroutine reads, so
-// two protoactor remotes in one process are a data race under -race. One
-// remote per process is how the transport runs in production, and it keeps
-// the race detector meaningful for our own code, which the children run
-// with the same flags as the parent.
+// two protoactor remotes (Hosts) in one process are a data race under
+// -race. Several nodes in one process share one Host (host_test.go, each
+// test in a child process of its own); nodes of different processes are
+// children here. The children run with the same flags as the parent, so
+// the race detector covers our code in them.
 
 import (
 	"bufio"
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -89,6 +91,8 @@ func runChild(cfgJSON string) int {
 		fmt.Fprintln(os.Stderr, "child: bad config:", err)
 		return 2
 	}
+	// Refusals are logged at Warn: tests read them from the child's stderr.
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var outMu sync.Mutex
 	enc := json.NewEncoder(os.Stdout)
 	write := func(r reply) {
@@ -303,6 +307,9 @@ func (n *node) call(req request) (reply, error) {
 }
 
 func (n *node) Addr() string { return n.addr }
+
+// pid is the child's process id.
+func (n *node) pid() int { return n.cmd.Process.Pid }
 
 func (n *node) Start(_ context.Context, h transport.Handler) error {
 	if err := n.lc.Start(h); err != nil {

@@ -3,64 +3,33 @@ package remote
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"math"
-	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/eventstream"
-	premote "github.com/asynkron/protoactor-go/remote"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
-// startMu serialises protoactor's Remote.Start, which sets grpc's global
-// logger without synchronisation.
-var startMu sync.Mutex
-
-// ReceiverName is the name of node id's receiver actor for prefix.
-func ReceiverName(prefix string, id uint64) string {
-	return prefix + "-" + strconv.FormatUint(id, 10)
-}
-
-// Transport is the protoactor remote transport of one node. It implements
+// Transport is the protoactor remote transport of one node, on a Host
+// (its own, from New, or a shared one, from Host.Join). It implements
 // transport.Transport, transport.PeerStatuser and transport.StatsReporter.
 type Transport struct {
-	cfg      Config
-	codec    transport.Codec
-	lc       transport.Lifecycle
-	system   *actor.ActorSystem
-	remote   *premote.Remote
-	receiver *actor.PID
-	subs     []*eventstream.Subscription
-	addr     string
+	h         *Host
+	ownsHost  bool // New: Close closes the host
+	clusterID uint64
+	id        uint64
+	name      string // receiver actor name
+	codec     transport.Codec
+	lc        transport.Lifecycle
+	receiver  *actor.PID
 
-	// sendMu: Send holds it shared around protoactor calls, Close
-	// exclusively around the shutdown, so no Send races the teardown.
-	sendMu sync.RWMutex
+	mu     sync.Mutex
+	ids    map[uint64]string // peer id → last address used
+	sentTo map[uint64]uint64 // peer id → messages queued
 
-	mu    sync.Mutex
-	peers map[string]*peerState // by address
-	ids   map[uint64]string     // peer id → last address used
-
-	sent, sendErrs, received, undecodable, oversized, late, unexpected, rejected atomic.Uint64
-}
-
-type peerState struct {
-	state   transport.ConnState
-	since   time.Time
-	lastErr string
-	sent    uint64
-	dropped uint64
+	sent, sendErrs, received, oversized, late, unexpected atomic.Uint64
 }
 
 var (
@@ -69,110 +38,41 @@ var (
 	_ transport.StatsReporter = (*Transport)(nil)
 )
 
-// New validates cfg, loads the TLS files, starts a protoactor actor system
-// with remote listening on cfg.ListenAddr, and spawns the receiver actor.
-// Inbound messages are counted as DroppedClosed until Start. The transport
-// owns the actor system; Close stops it.
+// New validates cfg, loads the TLS files, starts a Host of its own
+// listening on cfg.ListenAddr and joins node cfg.ID of cluster
+// cfg.ClusterID to it. Inbound messages are counted as DroppedClosed until
+// Start. Close closes the host. To run several nodes in one process, use
+// one Host and Join (see Host).
 func New(cfg Config) (*Transport, error) {
 	cfg.ensureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Transport{
-		cfg:   cfg,
-		codec: transport.Codec{MaxSize: cfg.MaxMessageSize},
-		peers: map[string]*peerState{},
-		ids:   map[uint64]string{},
-	}
-
-	dial := []grpc.DialOption{
-		grpc.WithContextDialer(t.dialContext),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(math.MaxInt32)),
-	}
-	server := []grpc.ServerOption{
-		// protoactor batches many envelopes into one gRPC message; the
-		// per-message limit is enforced by the codec.
-		grpc.MaxRecvMsgSize(math.MaxInt32),
-		grpc.ChainStreamInterceptor(t.guardStream),
-	}
-	if cfg.Insecure {
-		// WithDialOptions replaces protoactor's insecure default, so plaintext
-		// must be asked for again.
-		dial = append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	} else {
-		srvTLS, cliTLS, err := cfg.tlsConfigs()
-		if err != nil {
-			return nil, err
-		}
-		dial = append(dial, grpc.WithTransportCredentials(&clientCreds{credentials.NewTLS(cliTLS), t}))
-		server = append(server, grpc.Creds(&serverCreds{credentials.NewTLS(srvTLS), t}))
-	}
-
-	// Pre-check the listen address: protoactor's Start panics when it
-	// cannot listen. The check leaves a small window (another process may
-	// take the port in between); Start's panic is recovered below too.
-	host, port, _ := splitHostPort(cfg.ListenAddr)
-	if port != 0 {
-		ln, err := net.Listen("tcp", cfg.ListenAddr)
-		if err != nil {
-			return nil, fmt.Errorf("remote: Config.ListenAddr = %q: %w", cfg.ListenAddr, err)
-		}
-		ln.Close()
-	}
-
-	logger := cfg.Logger.With("node", cfg.ID)
-	t.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	opts := []premote.ConfigOption{
-		premote.WithDialOptions(dial...),
-		premote.WithServerOptions(server...),
-	}
-	if cfg.AdvertisedAddr != "" {
-		opts = append(opts, premote.WithAdvertisedHost(cfg.AdvertisedAddr))
-	}
-	rcfg := premote.Configure(host, port, opts...)
-	rcfg.MaxRetryCount = cfg.ConnectAttempts
-	t.remote = premote.NewRemote(t.system, rcfg)
-
-	// Subscribe before Start so no connection event is missed.
-	t.subs = append(t.subs, t.system.EventStream.Subscribe(t.onEvent))
-
-	if err := t.startRemote(); err != nil {
-		for _, s := range t.subs {
-			t.system.EventStream.Unsubscribe(s)
-		}
-		t.system.Shutdown()
+	h, err := NewHost(cfg, nil)
+	if err != nil {
 		return nil, err
 	}
-	t.addr = t.system.Address()
-
-	pid, err := t.system.Root.SpawnNamed(actor.PropsFromFunc(t.receive), ReceiverName(cfg.ReceiverPrefix, cfg.ID))
+	t, err := h.Join(cfg.ClusterID, cfg.ID)
 	if err != nil {
-		t.shutdown()
-		return nil, fmt.Errorf("remote: spawn receiver: %w", err)
+		h.Close()
+		return nil, err
 	}
-	t.receiver = pid
+	t.ownsHost = true
 	return t, nil
 }
 
-func (t *Transport) startRemote() (err error) {
-	startMu.Lock()
-	defer startMu.Unlock()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("remote: start protoactor remote on %q: %v", t.cfg.ListenAddr, r)
-		}
-	}()
-	t.remote.Start()
-	return nil
-}
-
-// Addr returns the address peers use to reach this node: AdvertisedAddr,
-// or the bound listen address (with the port picked when ListenAddr had
-// port 0).
-func (t *Transport) Addr() string { return t.addr }
+// Addr returns the address peers use to reach this node (the host's).
+func (t *Transport) Addr() string { return t.h.Addr() }
 
 // ID returns the local node id.
-func (t *Transport) ID() uint64 { return t.cfg.ID }
+func (t *Transport) ID() uint64 { return t.id }
+
+// Host returns the host the transport runs on.
+func (t *Transport) Host() *Host { return t.h }
+
+// ReloadCertificates reloads the host's TLS files now (see
+// Host.ReloadCertificates).
+func (t *Transport) ReloadCertificates() error { return t.h.ReloadCertificates() }
 
 // Start implements transport.Transport.
 func (t *Transport) Start(_ context.Context, h transport.Handler) error {
@@ -180,7 +80,8 @@ func (t *Transport) Start(_ context.Context, h transport.Handler) error {
 }
 
 // Send implements transport.Transport: it wraps m in an Envelope and hands
-// it to protoactor, which queues it for the peer's endpoint writer.
+// it to protoactor, which queues it for the peer's endpoint writer. The
+// peer's receiver is addressed by this transport's cluster id and to.ID.
 func (t *Transport) Send(to transport.Peer, m *messages.Message) error {
 	err := t.send(to, m)
 	if err != nil {
@@ -202,56 +103,17 @@ func (t *Transport) send(to transport.Peer, m *messages.Message) error {
 	if h, p, err := splitHostPort(to.Address); err != nil || isWildcard(h) || p == 0 {
 		return fmt.Errorf("%w: peer %d at %q", transport.ErrInvalidAddress, to.ID, to.Address)
 	}
-	t.sendMu.RLock()
-	defer t.sendMu.RUnlock()
+	t.h.sendMu.RLock()
+	defer t.h.sendMu.RUnlock()
 	if t.lc.Closed() {
 		return transport.ErrClosed
 	}
 	t.mu.Lock()
 	t.ids[to.ID] = to.Address
-	t.peer(to.Address).sent++
+	t.sentTo[to.ID]++
 	t.mu.Unlock()
-	t.system.Root.Send(actor.NewPID(to.Address, ReceiverName(t.cfg.ReceiverPrefix, to.ID)), env)
+	t.h.system.Root.Send(actor.NewPID(to.Address, ReceiverName(t.h.cfg.ReceiverPrefix, t.clusterID, to.ID)), env)
 	return nil
-}
-
-// peer returns the state of address, creating it. Caller holds mu.
-func (t *Transport) peer(address string) *peerState {
-	p := t.peers[address]
-	if p == nil {
-		p = &peerState{}
-		t.peers[address] = p
-	}
-	return p
-}
-
-func (t *Transport) setState(address string, s transport.ConnState, errText string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.peer(address)
-	if p.state != s {
-		p.state, p.since = s, time.Now()
-	}
-	if errText != "" {
-		p.lastErr = errText
-	}
-}
-
-// onEvent tracks connection state and drops from the EventStream.
-func (t *Transport) onEvent(evt any) {
-	switch e := evt.(type) {
-	case *premote.EndpointConnectedEvent:
-		t.setState(e.Address, transport.ConnConnected, "")
-	case *premote.EndpointTerminatedEvent:
-		t.setState(e.Address, transport.ConnDisconnected, "")
-	case *actor.DeadLetterEvent:
-		if e.PID == nil || e.PID.Address == t.addr || !strings.HasPrefix(e.PID.Id, t.cfg.ReceiverPrefix+"-") {
-			return
-		}
-		t.mu.Lock()
-		t.peer(e.PID.Address).dropped++
-		t.mu.Unlock()
-	}
 }
 
 // receive is the receiver actor: it decodes envelopes and delivers them.
@@ -273,7 +135,7 @@ func (t *Transport) inbound(e *messages.Envelope) {
 		t.oversized.Add(1)
 		return
 	default:
-		t.undecodable.Add(1)
+		t.h.undecodable.Add(1)
 		return
 	}
 	if t.lc.Deliver(m) {
@@ -283,121 +145,67 @@ func (t *Transport) inbound(e *messages.Envelope) {
 	}
 }
 
-// Close implements transport.Transport: it stops delivering, closes the
-// connections both ways and stops the actor system.
+// Close implements transport.Transport: it stops delivering and removes
+// the node from its host (stopping its receiver); when the transport came
+// from New, it also closes the host.
 func (t *Transport) Close() error {
 	if !t.lc.Close() {
 		return nil
 	}
-	t.sendMu.Lock()
-	defer t.sendMu.Unlock()
-	t.shutdown()
+	t.h.leave(t)
+	if t.receiver != nil {
+		t.h.system.Root.Stop(t.receiver)
+	}
+	if t.ownsHost {
+		return t.h.Close()
+	}
 	return nil
 }
 
-func (t *Transport) shutdown() {
-	if t.receiver != nil {
-		t.system.Root.Stop(t.receiver)
-	}
-	// protoactor's graceful Shutdown stops its endpoint manager and then
-	// nils its connection map while connection goroutines may still
-	// publish EndpointTerminatedEvent into it: a nil-map panic in a
-	// goroutine we cannot recover. Instead, keep the manager alive and
-	// ask it to tear down every outbound endpoint (the same event a lost
-	// connection publishes: its writer stops and closes the gRPC client
-	// connection), then stop the gRPC server hard, which ends every
-	// inbound stream; peers see a lost connection and reconnect later.
-	t.mu.Lock()
-	addrs := make([]string, 0, len(t.peers))
-	for a := range t.peers {
-		if a != t.addr {
-			addrs = append(addrs, a)
-		}
-	}
-	t.mu.Unlock()
-	for _, a := range addrs {
-		t.system.EventStream.Publish(&premote.EndpointTerminatedEvent{Address: a})
-	}
-	t.remote.Shutdown(false)
-	for _, s := range t.subs {
-		t.system.EventStream.Unsubscribe(s)
-	}
-	t.system.Shutdown()
-}
-
-// Stats implements transport.StatsReporter.
+// Stats implements transport.StatsReporter. Sent, SendErrors, Received,
+// DroppedClosed, DroppedUnexpected and the codec's DroppedOversized are
+// this node's; refusals that happen before a message is routed to a node
+// (RejectedHandshakes, RefusedCalls, RefusedCompressed, RefusedIdentity,
+// DroppedForged, RecoveredPanics, undecodable batch entries, over-limit
+// gRPC messages) are the host's, reported by each of its transports.
 func (t *Transport) Stats() transport.Stats {
+	h := t.h
 	return transport.Stats{
 		Sent:               t.sent.Load(),
 		SendErrors:         t.sendErrs.Load(),
 		Received:           t.received.Load(),
-		DroppedUndecodable: t.undecodable.Load(),
-		DroppedOversized:   t.oversized.Load(),
+		DroppedUndecodable: h.undecodable.Load(),
+		DroppedOversized:   t.oversized.Load() + h.oversized.Load(),
 		DroppedClosed:      t.late.Load(),
 		DroppedUnexpected:  t.unexpected.Load(),
-		RejectedHandshakes: t.rejected.Load(),
+		RejectedHandshakes: h.rejected.Load(),
+		RefusedCalls:       h.refusedCalls.Load(),
+		RefusedCompressed:  h.refusedCompression.Load(),
+		RefusedIdentity:    h.refusedIdentity.Load(),
+		DroppedForged:      h.forged.Load(),
+		RecoveredPanics:    h.recovered.Load(),
 	}
 }
 
 // PeerStatus implements transport.PeerStatuser for every peer sent to.
-// Dropped counts messages protoactor dead-lettered because the peer's
-// connection was not established.
+// State, Since, LastError and Dropped (messages protoactor dead-lettered
+// because the connection to the peer's address was not established) are
+// per address, shared by the host's nodes; Sent is this node's.
 func (t *Transport) PeerStatus() map[uint64]transport.PeerState {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(map[uint64]transport.PeerState, len(t.ids))
-	for id, addr := range t.ids {
-		p := t.peer(addr)
+	ids := make(map[uint64]string, len(t.ids))
+	sent := make(map[uint64]uint64, len(t.ids))
+	for id, a := range t.ids {
+		ids[id], sent[id] = a, t.sentTo[id]
+	}
+	t.mu.Unlock()
+	t.h.mu.Lock()
+	defer t.h.mu.Unlock()
+	out := make(map[uint64]transport.PeerState, len(ids))
+	for id, addr := range ids {
+		p := t.h.peer(addr)
 		out[id] = transport.PeerState{ID: id, Address: addr, State: p.state, Since: p.since,
-			LastError: p.lastErr, Sent: p.sent, Dropped: p.dropped}
+			LastError: p.lastErr, Sent: sent[id], Dropped: p.dropped}
 	}
 	return out
-}
-
-// dialContext dials peers for grpc, recording dial errors per address.
-func (t *Transport) dialContext(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.setState(addr, transport.ConnDisconnected, err.Error())
-	}
-	return c, err
-}
-
-// serverCreds counts and logs refused inbound TLS handshakes.
-type serverCreds struct {
-	credentials.TransportCredentials
-	t *Transport
-}
-
-func (c *serverCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	out, info, err := c.TransportCredentials.ServerHandshake(conn)
-	if err != nil {
-		c.t.rejected.Add(1)
-		c.t.cfg.Logger.Warn("remote: refused inbound connection", "node", c.t.cfg.ID,
-			"remote", conn.RemoteAddr().String(), "error", err)
-	}
-	return out, info, err
-}
-
-func (c *serverCreds) Clone() credentials.TransportCredentials {
-	return &serverCreds{c.TransportCredentials.Clone(), c.t}
-}
-
-// clientCreds records outbound TLS failures as the peer's last error.
-type clientCreds struct {
-	credentials.TransportCredentials
-	t *Transport
-}
-
-func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
-	if err != nil {
-		c.t.setState(conn.RemoteAddr().String(), transport.ConnDisconnected, err.Error())
-	}
-	return out, info, err
-}
-
-func (c *clientCreds) Clone() credentials.TransportCredentials {
-	return &clientCreds{c.TransportCredentials.Clone(), c.t}
 }

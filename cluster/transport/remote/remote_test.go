@@ -71,7 +71,7 @@ func TestConformanceMutualTLS(t *testing.T) {
 		for _, id := range ids {
 			cfg := remote.DefaultConfig()
 			cfg.ID, cfg.CAFile = id, ca.file
-			cfg.CertFile, cfg.KeyFile = ca.issue(t, fmt.Sprintf("node%d", id))
+			cfg.CertFile, cfg.KeyFile = ca.issue(t, remote.Identity{ClusterID: transporttest.ClusterID, NodeID: id})
 			cfg.MaxMessageSize = 2 << 20
 			cfgs = append(cfgs, cfg)
 		}
@@ -143,7 +143,7 @@ func TestUntrustedPeerIsRefused(t *testing.T) {
 	cfg := func(id uint64, ca *testCA) remote.Config {
 		c := remote.DefaultConfig()
 		c.ID, c.CAFile = id, cluster.file // everyone trusts the cluster CA
-		c.CertFile, c.KeyFile = ca.issue(t, fmt.Sprintf("node%d", id))
+		c.CertFile, c.KeyFile = ca.issue(t, remote.Identity{ClusterID: 1, NodeID: id})
 		return c
 	}
 	// Node 3's certificate comes from an untrusted CA.

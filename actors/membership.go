@@ -1,0 +1,271 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/messages"
+	"google.golang.org/protobuf/proto"
+)
+
+// This file holds the operator's membership API on the leader: AddMember,
+// RemoveMember, PromoteLearner and ChangeConfig, each an operation that
+// moves through phases and is answered once its final, non-joint
+// configuration is committed. The Raft rules (joint consensus, the
+// configuration in force) stay in the core; this is bookkeeping.
+
+// opPhase is where a membership operation stands.
+type opPhase uint8
+
+const (
+	// opCommit: a configuration entry (index) is proposed; the operation
+	// goes on when a non-joint configuration at or after it commits.
+	opCommit opPhase = iota
+	// opLearner: the entry adding the learner is proposed; once it
+	// commits, the learner's catch-up starts.
+	opLearner
+	// opCatchUp: waiting for the learner to catch up, then promoting it.
+	opCatchUp
+)
+
+type memberOp struct {
+	reply    *actor.PID
+	kind     string // for errors: "AddMember", ...
+	id       uint64
+	phase    opPhase
+	index    uint64 // the configuration entry the phase waits for
+	isChange bool   // answered with ChangeConfigResponse
+	// Catch-up (opCatchUp): a round ends when the learner's match reaches
+	// roundTarget, the leader's last index when the round began at tick
+	// roundStart; a round shorter than an election timeout means the
+	// learner is caught up (thesis §4.2.1).
+	roundTarget, roundStart uint64
+	deadline                uint64 // tick at which the catch-up fails
+}
+
+// changeMembership serves a membership request on the leader.
+func (n *node) changeMembership(ctx actor.Context, msg any) {
+	op := &memberOp{reply: ctx.Sender()}
+	rs := n.r.Status()
+	cur := rs.Config
+	var expected uint64
+	var target *messages.ClusterConfig
+	var err error
+	switch m := msg.(type) {
+	case *ChangeConfig:
+		op.kind, op.isChange, expected = "ChangeConfig", true, m.ExpectedConfigIndex
+		target = m.Config
+		if target == nil {
+			err = fmt.Errorf("%w: ChangeConfig.Config is nil", ErrInvalidMembership)
+		}
+	case *AddMember:
+		op.kind, op.id, expected = "AddMember", m.ID, m.ExpectedConfigIndex
+		switch {
+		case m.ID == 0 || m.Address == "":
+			err = fmt.Errorf("%w: AddMember{ID: %d, Address: %q} needs both", ErrInvalidMembership, m.ID, m.Address)
+		case isVoterOf(cur, m.ID) || (!m.Voter && hasMember(cur.Learners, m.ID)):
+			// Already there with that role: nothing to do.
+		case hasMember(cur.Learners, m.ID):
+			op.phase = opCatchUp
+		default:
+			op.phase = opLearner
+			target = proto.Clone(cur).(*messages.ClusterConfig)
+			target.Learners = append(target.Learners, &messages.Member{Id: m.ID, Address: m.Address})
+		}
+		if err == nil && !m.Voter && op.phase == opLearner {
+			op.phase = opCommit // a learner is all that was asked
+		}
+	case *RemoveMember:
+		op.kind, op.id, expected = "RemoveMember", m.ID, m.ExpectedConfigIndex
+		if !isVoterOf(cur, m.ID) && !hasMember(cur.Learners, m.ID) {
+			err = fmt.Errorf("%w: %d is no member", ErrInvalidMembership, m.ID)
+			break
+		}
+		target = proto.Clone(cur).(*messages.ClusterConfig)
+		target.Voters = withoutMember(target.Voters, m.ID)
+		target.Learners = withoutMember(target.Learners, m.ID)
+		target.OutgoingVoters = nil
+	case *PromoteLearner:
+		op.kind, op.id, expected = "PromoteLearner", m.ID, m.ExpectedConfigIndex
+		switch {
+		case isVoterOf(cur, m.ID):
+		case !hasMember(cur.Learners, m.ID):
+			err = fmt.Errorf("%w: %d is not a learner", ErrInvalidMembership, m.ID)
+		default:
+			op.phase = opCatchUp
+		}
+	}
+	if err == nil && expected != 0 && expected != rs.ConfigIndex {
+		err = fmt.Errorf("%w: %s expected configuration %d, the configuration in force is %d", ErrStaleConfig, op.kind, expected, rs.ConfigIndex)
+	}
+	if err == nil && rs.ConfigIndex > rs.Commit {
+		err = fmt.Errorf("%w: configuration %d is not committed yet", ErrRetry, rs.ConfigIndex)
+	}
+	if err != nil {
+		n.answerOp(ctx, op, 0, nil, err)
+		return
+	}
+	switch {
+	case target != nil:
+		if op.index, err = n.r.ProposeConfig(target); err != nil {
+			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%s: %w", op.kind, mapErr(err)))
+			return
+		}
+		n.traceConfigChange(op.index, op.kind)
+		n.scheduleFlush(ctx)
+	case op.phase == opCatchUp:
+		n.startCatchUp(op)
+	default:
+		n.answerOp(ctx, op, rs.ConfigIndex, cur, nil) // nothing to change
+		return
+	}
+	n.memberOps = append(n.memberOps, op)
+}
+
+func (n *node) startCatchUp(op *memberOp) {
+	op.phase = opCatchUp
+	op.roundTarget, op.roundStart = n.r.LastIndex(), n.ticks
+	timeout := n.cfg.CatchUpTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	op.deadline = n.ticks + uint64(max(timeout/n.cfg.TickInterval, 1))
+}
+
+// membershipCommitted moves the operations waiting for a configuration
+// at or before ev.Index on (any role: a follower answers too).
+func (n *node) membershipCommitted(ctx actor.Context, ev raft.Event) {
+	joint := len(ev.Config.GetOutgoingVoters()) > 0
+	keep := n.memberOps[:0]
+	for _, op := range n.memberOps {
+		switch {
+		case op.index == 0 || op.index > ev.Index || op.phase == opCatchUp:
+		case op.phase == opLearner:
+			n.startCatchUp(op)
+		case !joint:
+			n.answerOp(ctx, op, ev.Index, ev.Config, nil)
+			continue
+		}
+		keep = append(keep, op)
+	}
+	n.memberOps = keep
+}
+
+// tickMembership checks the catch-up of learners waiting for promotion.
+func (n *node) tickMembership(ctx actor.Context) {
+	if len(n.memberOps) == 0 || n.r.Role() != raft.Leader {
+		return
+	}
+	rs := n.r.Status()
+	et := uint64(max(rs.Config.GetSettings().GetElectionTicks(), 1))
+	keep := n.memberOps[:0]
+	for _, op := range n.memberOps {
+		if op.phase != opCatchUp {
+			keep = append(keep, op)
+			continue
+		}
+		pr := progressOf(rs.Progress, op.id)
+		switch {
+		case pr == nil || !hasMember(rs.Config.Learners, op.id):
+			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: %d is no longer a learner", ErrInvalidMembership, op.kind, op.id))
+			continue
+		case n.ticks >= op.deadline:
+			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: learner %d is %d entries behind after %v", ErrCatchUpTimeout, op.kind, op.id, pr.Lag, n.cfg.CatchUpTimeout))
+			continue
+		}
+		caught := n.cfg.CatchUpLag > 0 && pr.Lag <= n.cfg.CatchUpLag
+		if pr.Match >= op.roundTarget {
+			if n.ticks-op.roundStart <= et {
+				caught = true
+			} else {
+				op.roundTarget, op.roundStart = rs.LastIndex, n.ticks // another round
+			}
+		}
+		if caught && rs.ConfigIndex <= rs.Commit {
+			target := proto.Clone(rs.Config).(*messages.ClusterConfig)
+			m := memberOf(target.Learners, op.id)
+			target.Learners = withoutMember(target.Learners, op.id)
+			target.Voters = append(target.Voters, m)
+			idx, err := n.r.ProposeConfig(target)
+			switch {
+			case err == nil:
+				op.phase, op.index = opCommit, idx
+				n.traceConfigChange(idx, op.kind+": promote")
+				n.scheduleFlush(ctx)
+			case errors.Is(err, raft.ErrConfigChangePending):
+				// Another change first: try again next tick.
+			default:
+				n.answerOp(ctx, op, 0, nil, fmt.Errorf("%s: promote %d: %w", op.kind, op.id, mapErr(err)))
+				continue
+			}
+		}
+		keep = append(keep, op)
+	}
+	n.memberOps = keep
+}
+
+// failMemberOps answers every operation with err (leadership lost, stop).
+func (n *node) failMemberOps(ctx actor.Context, err error) {
+	for _, op := range n.memberOps {
+		n.answerOp(ctx, op, 0, nil, err)
+	}
+	n.memberOps = nil
+}
+
+func (n *node) answerOp(ctx actor.Context, op *memberOp, index uint64, cc *messages.ClusterConfig, err error) {
+	if op.reply == nil {
+		return
+	}
+	if op.isChange {
+		ctx.Send(op.reply, &ChangeConfigResponse{Index: index, Config: cc, Err: err})
+	} else {
+		ctx.Send(op.reply, &MembershipResponse{Index: index, Config: cc, Err: err})
+	}
+}
+
+// onRemoved publishes this node's removal.
+func (n *node) onRemoved(ctx actor.Context, ev raft.Event) {
+	n.log.Warn("this node is no member any more", "index", ev.Index, "reason", ev.Reason)
+	n.publish(ctx, &MemberRemoved{NodeID: n.cfg.ID, Index: ev.Index, By: ev.Peer, Reason: ev.Reason})
+}
+
+// stopNonMemberReplicators stops the replicator of every peer the core no
+// longer sends to.
+func (n *node) stopNonMemberReplicators(ctx actor.Context) {
+	for pid, rp := range n.replicators {
+		if !n.r.IsMember(pid) {
+			ctx.Stop(rp)
+			delete(n.replicators, pid)
+		}
+	}
+}
+
+func isVoterOf(cc *messages.ClusterConfig, id uint64) bool { return hasMember(cc.GetVoters(), id) }
+
+func hasMember(ms []*messages.Member, id uint64) bool { return memberOf(ms, id) != nil }
+
+func memberOf(ms []*messages.Member, id uint64) *messages.Member {
+	for _, m := range ms {
+		if m.GetId() == id {
+			return m
+		}
+	}
+	return nil
+}
+
+func withoutMember(ms []*messages.Member, id uint64) []*messages.Member {
+	return slices.DeleteFunc(slices.Clone(ms), func(m *messages.Member) bool { return m.GetId() == id })
+}
+
+func progressOf(prs []raft.PeerProgress, id uint64) *raft.PeerProgress {
+	for i := range prs {
+		if prs[i].ID == id {
+			return &prs[i]
+		}
+	}
+	return nil
+}

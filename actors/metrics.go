@@ -1,0 +1,443 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// Metrics of a node (names, units and attributes in package tracing, see
+// tracing.Instruments). The node actor, its persister, applier and
+// replicators record them through one nodeMetrics, kept in shared so that a
+// node restarted by its supervisor keeps its instruments and its gauge
+// callback. Every method is safe on a nil *nodeMetrics (children built
+// without one record nothing).
+//
+// Gauges (term, commit and applied index, apply lag, per-peer match lag) are
+// observed when the application's reader collects: the node actor publishes
+// their values under mu after each step, and the callback reads only those.
+type nodeMetrics struct {
+	node metric.MeasurementOption // raft.node_id
+
+	commitDur, applyDur, syncDur, snapDur, readDur metric.Float64Histogram
+	syncEntries, appendEntries, snapSize           metric.Int64Histogram
+	sentCount, received, dropped                   metric.Int64Counter
+	leaderChanges, electionsStarted, electionsWon  metric.Int64Counter
+	term, commit, applied, applyLag, peerLag       metric.Int64ObservableGauge
+
+	// Attribute sets built once: read-only after newNodeMetrics, so the
+	// replicators may use them too.
+	byType        map[messages.MessageType]metric.MeasurementOption
+	byTypeCause   map[dropKey]metric.MeasurementOption
+	byRole        map[raft.Role]metric.MeasurementOption
+	snapTake      metric.MeasurementOption
+	snapSend      metric.MeasurementOption
+	snapInstall   metric.MeasurementOption
+	nodeAttribute attribute.KeyValue
+
+	// Owned by the node actor: proposals accepted as leader, waiting for
+	// their commit, then for their application (indexes increase).
+	pendingCommit, pendingApply []proposalTime
+
+	reg metric.Registration
+
+	mu sync.Mutex // guards g
+	g  gaugeValues
+}
+
+type dropKey struct {
+	t     messages.MessageType
+	cause string
+}
+
+type proposalTime struct {
+	index uint64
+	at    time.Time
+}
+
+type gaugeValues struct {
+	term, commit, applied uint64
+	peers                 map[uint64]uint64 // leader only: peer -> match lag
+	peerOpts              map[uint64]metric.ObserveOption
+}
+
+// maxTimedProposals bounds the proposals timed at once; beyond it new ones
+// are not timed (backpressure keeps the real number far lower).
+const maxTimedProposals = 1 << 16
+
+// nodeMetrics returns the node's metrics, creating them (and registering the
+// gauge callback) on the node's first start.
+func (sh *shared) nodeMetrics() *nodeMetrics {
+	if sh.metrics == nil {
+		sh.metrics = newNodeMetrics(sh.cfg.MeterProvider, sh.cfg.ID, sh.cfg.Logger)
+	}
+	sh.metrics.pendingCommit, sh.metrics.pendingApply = nil, nil
+	return sh.metrics
+}
+
+func newNodeMetrics(mp metric.MeterProvider, id uint64, log interface{ Warn(string, ...any) }) *nodeMetrics {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m, err := buildMetrics(mp.Meter(tracing.ScopeName), id)
+	if err != nil {
+		// Only an SDK that refuses our names gets here; record nothing then.
+		log.Warn("metrics disabled", "err", err)
+		m, _ = buildMetrics(noop.NewMeterProvider().Meter(tracing.ScopeName), id)
+	}
+	return m
+}
+
+func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
+	nodeAttr := tracing.AttrNodeID.Int64(int64(id))
+	with := func(kvs ...attribute.KeyValue) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(append(kvs, nodeAttr)...))
+	}
+	m := &nodeMetrics{
+		node: with(), nodeAttribute: nodeAttr,
+		byType:      map[messages.MessageType]metric.MeasurementOption{},
+		byTypeCause: map[dropKey]metric.MeasurementOption{},
+		byRole:      map[raft.Role]metric.MeasurementOption{},
+		snapTake:    with(tracing.AttrSnapshotOp.String("take")),
+		snapSend:    with(tracing.AttrSnapshotOp.String("send")),
+		snapInstall: with(tracing.AttrSnapshotOp.String("install")),
+	}
+	causes := []string{tracing.DropWrongCluster, tracing.DropNonMember, tracing.DropWrongTarget,
+		tracing.DropInvalid, tracing.DropPaused, tracing.DropSendFailed}
+	for v := range messages.MessageType_name {
+		t := messages.MessageType(v)
+		m.byType[t] = with(tracing.AttrMsgType.String(msgTypeName(t)))
+		for _, c := range causes {
+			m.byTypeCause[dropKey{t, c}] = with(tracing.AttrMsgType.String(msgTypeName(t)), tracing.AttrDropCause.String(c))
+		}
+	}
+	for _, r := range []raft.Role{raft.PreCandidate, raft.Candidate} {
+		m.byRole[r] = with(tracing.AttrRole.String(r.String()))
+	}
+
+	var errs []error
+	desc := map[string]tracing.Instrument{}
+	for _, in := range tracing.Instruments {
+		desc[in.Name] = in
+	}
+	fh := func(name string) metric.Float64Histogram {
+		d := desc[name]
+		h, err := meter.Float64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
+			metric.WithExplicitBucketBoundaries(d.Buckets...))
+		errs = append(errs, err)
+		return h
+	}
+	ih := func(name string) metric.Int64Histogram {
+		d := desc[name]
+		h, err := meter.Int64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
+			metric.WithExplicitBucketBoundaries(d.Buckets...))
+		errs = append(errs, err)
+		return h
+	}
+	ctr := func(name string) metric.Int64Counter {
+		d := desc[name]
+		c, err := meter.Int64Counter(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name string) metric.Int64ObservableGauge {
+		d := desc[name]
+		g, err := meter.Int64ObservableGauge(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+		errs = append(errs, err)
+		return g
+	}
+	m.commitDur = fh(tracing.MetricProposalCommitDuration)
+	m.applyDur = fh(tracing.MetricProposalApplyDuration)
+	m.syncDur = fh(tracing.MetricStorageSyncDuration)
+	m.syncEntries = ih(tracing.MetricStorageSyncEntries)
+	m.appendEntries = ih(tracing.MetricAppendEntries)
+	m.sentCount = ctr(tracing.MetricMessagesSent)
+	m.received = ctr(tracing.MetricMessagesReceived)
+	m.dropped = ctr(tracing.MetricMessagesDropped)
+	m.leaderChanges = ctr(tracing.MetricLeaderChanges)
+	m.electionsStarted = ctr(tracing.MetricElectionsStarted)
+	m.electionsWon = ctr(tracing.MetricElectionsWon)
+	m.term = gauge(tracing.MetricTerm)
+	m.commit = gauge(tracing.MetricCommitIndex)
+	m.applied = gauge(tracing.MetricAppliedIndex)
+	m.applyLag = gauge(tracing.MetricApplyLag)
+	m.peerLag = gauge(tracing.MetricPeerMatchLag)
+	m.snapSize = ih(tracing.MetricSnapshotSize)
+	m.snapDur = fh(tracing.MetricSnapshotDuration)
+	m.readDur = fh(tracing.MetricReadDuration)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	reg, err := meter.RegisterCallback(m.observe, m.term, m.commit, m.applied, m.applyLag, m.peerLag)
+	if err != nil {
+		return nil, err
+	}
+	m.reg = reg
+	return m, nil
+}
+
+// msgTypeName is the raft.msg.type value: "append" for MSG_APPEND.
+func msgTypeName(t messages.MessageType) string {
+	s := t.String()
+	if len(s) > 4 && s[:4] == "MSG_" {
+		s = s[4:]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '_':
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// observe is the gauge callback, run on the reader's goroutine.
+func (m *nodeMetrics) observe(_ context.Context, o metric.Observer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := &m.g
+	o.ObserveInt64(m.term, int64(g.term), m.node)
+	o.ObserveInt64(m.commit, int64(g.commit), m.node)
+	o.ObserveInt64(m.applied, int64(g.applied), m.node)
+	o.ObserveInt64(m.applyLag, int64(g.commit-min(g.applied, g.commit)), m.node)
+	for peer, lag := range g.peers {
+		opt, ok := g.peerOpts[peer]
+		if !ok {
+			opt = metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute, tracing.AttrPeer.Int64(int64(peer))))
+			if g.peerOpts == nil {
+				g.peerOpts = map[uint64]metric.ObserveOption{}
+			}
+			g.peerOpts[peer] = opt
+		}
+		o.ObserveInt64(m.peerLag, int64(lag), opt)
+	}
+	return nil
+}
+
+// closeMetrics unregisters the gauge callback: a stopped node reports
+// nothing.
+func (sh *shared) closeMetrics() {
+	if m := sh.metrics; m != nil && m.reg != nil {
+		_ = m.reg.Unregister()
+	}
+	sh.metrics = nil
+}
+
+// ---- recorded by the node actor ----
+
+// proposed times a proposal the leader accepted at index.
+func (m *nodeMetrics) proposed(index uint64) {
+	if m != nil && len(m.pendingCommit) < maxTimedProposals {
+		m.pendingCommit = append(m.pendingCommit, proposalTime{index, time.Now()})
+	}
+}
+
+// afterReady records the commit latency of the proposals committed now and
+// publishes term and commit index.
+func (m *nodeMetrics) afterReady(r *raft.Raft) {
+	if m == nil {
+		return
+	}
+	commit := r.Committed()
+	if len(m.pendingCommit) > 0 && m.pendingCommit[0].index <= commit {
+		now := time.Now()
+		k := 0
+		for k < len(m.pendingCommit) && m.pendingCommit[k].index <= commit {
+			m.commitDur.Record(bg, now.Sub(m.pendingCommit[k].at).Seconds(), m.node)
+			k++
+		}
+		if len(m.pendingApply) < maxTimedProposals {
+			m.pendingApply = append(m.pendingApply, m.pendingCommit[:k]...)
+		}
+		m.pendingCommit = append(m.pendingCommit[:0], m.pendingCommit[k:]...)
+	}
+	m.mu.Lock()
+	m.g.term, m.g.commit = r.Term(), commit
+	m.mu.Unlock()
+}
+
+// appliedUpTo records the apply latency of the proposals applied now and
+// publishes the applied index.
+func (m *nodeMetrics) appliedUpTo(index uint64) {
+	if m == nil {
+		return
+	}
+	if len(m.pendingApply) > 0 && m.pendingApply[0].index <= index {
+		now := time.Now()
+		k := 0
+		for k < len(m.pendingApply) && m.pendingApply[k].index <= index {
+			m.applyDur.Record(bg, now.Sub(m.pendingApply[k].at).Seconds(), m.node)
+			k++
+		}
+		m.pendingApply = append(m.pendingApply[:0], m.pendingApply[k:]...)
+	}
+	m.mu.Lock()
+	m.g.applied = max(m.g.applied, index)
+	m.mu.Unlock()
+}
+
+// tick publishes the leader's per-peer match lag (nothing on other roles).
+func (m *nodeMetrics) tick(r *raft.Raft) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.g.peers)
+	if r.Role() != raft.Leader {
+		return
+	}
+	st := r.Status()
+	if m.g.peers == nil {
+		m.g.peers = map[uint64]uint64{}
+	}
+	for _, p := range st.Progress {
+		if p.ID != st.ID {
+			m.g.peers[p.ID] = st.LastIndex - min(p.Match, st.LastIndex)
+		}
+	}
+}
+
+// event counts elections and leader changes.
+func (m *nodeMetrics) event(ev raft.Event) {
+	if m == nil {
+		return
+	}
+	switch ev.Kind {
+	case raft.EventLeaderChanged:
+		if ev.Leader != 0 {
+			m.leaderChanges.Add(bg, 1, m.node)
+		}
+	case raft.EventRoleChanged:
+		if opt, ok := m.byRole[ev.To]; ok {
+			m.electionsStarted.Add(bg, 1, opt)
+		}
+		if ev.To == raft.Leader {
+			m.electionsWon.Add(bg, 1, m.node)
+		}
+		if ev.From == raft.Leader {
+			// Proposals not yet committed are answered NotLeader or lost.
+			m.pendingCommit, m.pendingApply = m.pendingCommit[:0], m.pendingApply[:0]
+		}
+	}
+}
+
+// sent counts an outbound message, handed to the transport or to a peer's
+// replicator (which counts a failed send with drop).
+func (m *nodeMetrics) sent(msg *messages.Message) {
+	if m == nil {
+		return
+	}
+	m.sentCount.Add(bg, 1, m.typeOpt(msg.Type))
+	switch msg.Type {
+	case messages.MessageType_MSG_APPEND:
+		if n := len(msg.Entries); n > 0 {
+			m.appendEntries.Record(bg, int64(n), m.node)
+		}
+	case messages.MessageType_MSG_SNAPSHOT:
+		m.snapSize.Record(bg, int64(len(msg.GetSnapshot().GetData())), m.snapSend)
+	}
+}
+
+// admit passes msg through the gate, counting it as received or as dropped
+// with the gate's cause.
+func (m *nodeMetrics) admit(g *transport.Gate, msg *messages.Message) bool {
+	if m == nil {
+		return g.Admit(msg)
+	}
+	before := g.Stats()
+	if g.Admit(msg) {
+		m.received.Add(bg, 1, m.typeOpt(msg.Type))
+		return true
+	}
+	after := g.Stats()
+	cause := tracing.DropInvalid
+	switch {
+	case after.DroppedWrongCluster > before.DroppedWrongCluster:
+		cause = tracing.DropWrongCluster
+	case after.DroppedNotMember > before.DroppedNotMember:
+		cause = tracing.DropNonMember
+	case after.DroppedWrongTo > before.DroppedWrongTo:
+		cause = tracing.DropWrongTarget
+	}
+	m.drop(msg, cause)
+	return false
+}
+
+// drop counts a message refused or lost for cause (a tracing.Drop* value).
+// Safe from any actor.
+func (m *nodeMetrics) drop(msg *messages.Message, cause string) {
+	if m == nil {
+		return
+	}
+	t := msg.GetType()
+	opt, ok := m.byTypeCause[dropKey{t, cause}]
+	if !ok {
+		opt = metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute,
+			tracing.AttrMsgType.String(msgTypeName(t)), tracing.AttrDropCause.String(cause)))
+	}
+	m.dropped.Add(bg, 1, opt)
+}
+
+func (m *nodeMetrics) typeOpt(t messages.MessageType) metric.MeasurementOption {
+	if opt, ok := m.byType[t]; ok {
+		return opt
+	}
+	return metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute, tracing.AttrMsgType.String(msgTypeName(t))))
+}
+
+// ---- recorded by the children ----
+
+// save is the persister's group commit, timed.
+func (p *persister) save(u persistence.Update) error {
+	start := time.Now()
+	err := p.store.Save(context.Background(), u)
+	if m := p.metrics; m != nil && err == nil {
+		m.syncDur.Record(bg, time.Since(start).Seconds(), m.node)
+		m.syncEntries.Record(bg, int64(len(u.Entries)), m.node)
+	}
+	return err
+}
+
+// timedSnapshot is the applier's snapshot, timed and measured.
+func (a *applier) timedSnapshot() ([]byte, error) {
+	start := time.Now()
+	data, err := a.snapshot()
+	if m := a.metrics; m != nil && err == nil {
+		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapTake)
+		m.snapSize.Record(bg, int64(len(data)), m.snapTake)
+	}
+	return data, err
+}
+
+// timedRestore is the applier's restore of a snapshot, timed and measured.
+func (a *applier) timedRestore(s *messages.Snapshot) error {
+	start := time.Now()
+	err := a.restore(s)
+	if m := a.metrics; m != nil && err == nil {
+		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapInstall)
+		m.snapSize.Record(bg, int64(len(s.GetData())), m.snapInstall)
+	}
+	return err
+}
+
+// readDone records the latency of a read that arrived at start.
+func (m *nodeMetrics) readDone(start time.Time) {
+	if m != nil && !start.IsZero() {
+		m.readDur.Record(bg, time.Since(start).Seconds(), m.node)
+	}
+}

@@ -1,0 +1,146 @@
+package simtest
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/flotilla-raft/flotilla/actors"
+)
+
+// client is one application client: it appends with its client id and a
+// sequence number, retrying the same (id, sequence) on another node after
+// an unknown outcome, and reads on any node (leader or follower).
+type client struct {
+	s    *sim
+	idx  int
+	id   uint64 // session id
+	seq  uint64
+	rng  *rand.Rand
+	lead uint64 // the node it believes leads
+	// avoid: a node not to ask (the simulator's own client avoids the
+	// leader it just cut off).
+	avoid uint64
+}
+
+const (
+	proposeWait = time.Second
+	readWait    = time.Second
+	attempts    = 8
+)
+
+func (c *client) run(stop <-chan struct{}) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		time.Sleep(time.Duration(1+c.rng.IntN(20)) * time.Millisecond)
+		key := c.s.keys[c.rng.IntN(len(c.s.keys))]
+		if c.rng.IntN(10) < 6 {
+			c.append(key, fmt.Sprintf("%d.%d", c.idx, n))
+		} else {
+			c.read(key)
+		}
+	}
+}
+
+// target picks the node to ask: the believed leader, or any running node.
+func (c *client) target(anyNode bool) (uint64, *actor.PID) {
+	if !anyNode && c.lead != 0 && c.lead != c.avoid {
+		if pid := c.s.pidOf(c.lead); pid != nil {
+			return c.lead, pid
+		}
+	}
+	ids := slices.DeleteFunc(c.s.runningIDs(), func(id uint64) bool { return id == c.avoid })
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	id := ids[c.rng.IntN(len(ids))]
+	return id, c.s.pidOf(id)
+}
+
+// append appends value to key's list; it reports whether the append was
+// acknowledged.
+func (c *client) append(key, value string) bool {
+	c.seq++
+	in := kvInput{Key: key, Value: value}
+	call := c.s.hist.now()
+	unknown := false // some attempt may have been appended
+	for try := 0; try < attempts; try++ {
+		id, pid := c.target(try > 0 && c.rng.IntN(3) == 0)
+		if pid == nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		res, err := actors.ProposeAndWait(c.s.root, pid, &actors.Propose{Data: encodeCommand(key, value), ClientID: c.id, Sequence: c.seq}, proposeWait)
+		var nl *actors.NotLeaderError
+		switch {
+		case err == nil:
+			n, ok := res.Result.(int)
+			if !ok {
+				c.s.violation("client %d: append %s=%s (seq %d) on node %d answered success with result %v (%T), want the list's length",
+					c.idx, key, value, c.seq, id, res.Result, res.Result)
+				c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Unknown: true})
+				return false
+			}
+			c.lead = id
+			c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Len: n})
+			return true
+		case errors.Is(err, actors.ErrDuplicate):
+			// Applied once already (an earlier attempt): success, result unknown.
+			c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Len: -1})
+			return true
+		case errors.As(err, &nl):
+			// Refused by a non-leader, or lost to another leader's entry:
+			// this attempt did not take effect.
+			c.lead = nl.Leader
+			if nl.Leader == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		case errors.Is(err, actors.ErrRetry), errors.Is(err, actors.ErrPaused):
+			c.lead = 0
+			time.Sleep(20 * time.Millisecond)
+		default:
+			// ErrStopped, ErrOutcomeUnknown, a dead letter: unknown.
+			unknown = true
+			c.lead = 0
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if unknown {
+		c.s.hist.add(c.idx, in, call, 0, kvOutput{Unknown: true})
+	}
+	// Otherwise no attempt was appended: the append did not happen.
+	return false
+}
+
+func (c *client) read(key string) {
+	// Leaders and followers alike: a follower asks the leader for the read
+	// index.
+	id, pid := c.target(c.rng.IntN(2) == 0)
+	c.readOn(id, pid, key)
+}
+
+// readOn reads key on node id.
+func (c *client) readOn(id uint64, pid *actor.PID, key string) {
+	if pid == nil {
+		return
+	}
+	call := c.s.hist.now()
+	res, err := actors.Request[*actors.ReadResponse](c.s.root, pid, &actors.Read{Query: key}, readWait)
+	ret := c.s.hist.now()
+	if err != nil {
+		return // a failed read has no effect: left out of the history
+	}
+	vals, ok := res.Result.([]string)
+	if !ok {
+		c.s.violation("client %d: read %s on node %d answered %v (%T)", c.idx, key, id, res.Result, res.Result)
+		return
+	}
+	c.s.hist.add(c.idx, kvInput{Read: true, Key: key}, call, ret, kvOutput{Values: vals})
+}

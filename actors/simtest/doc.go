@@ -1,0 +1,56 @@
+// Package simtest is the whole-system simulator: Flotilla as users run it,
+// under deterministic faults and fake time.
+//
+// One run (one seed) starts N real node actors (3 or 5) in one process,
+// inside a testing/synctest bubble, on the inmem transport with seeded
+// loss, duplication, delay (so reordering) and partitions. Every node keeps
+// its log in pebblestore over its own vfs.NewCrashableMem filesystem,
+// passed as actors.Config.LogStore. A crash stops the node actor where it
+// stands (no orderly Stop), clones its filesystem dropping a random share
+// of what was not synced (CrashClone), and later spawns a new node actor on
+// a store opened on the clone.
+//
+// The schedule, drawn from the seed, mixes: appends from several clients
+// with a client id and sequence number, retried with the same ones after
+// an unknown outcome; reads (actors.Read) on leaders and followers,
+// ReadIndex or lease-based; automatic (SnapshotEvery) and manual
+// (TakeSnapshot) snapshots; orderly stops, crashes (also right after a
+// snapshot) and restarts; leadership transfers; PreVote and CheckQuorum
+// changed through the log; pause and resume (StartPaused, Resume);
+// stale-read probes (the leader cut off, an append acknowledged by the
+// others, then a read on the cut-off node); and, behind
+// Options.Membership, membership changes (add a learner, promote it,
+// remove a voter, replace a voter by a learner: joint consensus). Each node
+// applies either through the StateMachine interface or, the actor way,
+// through actors.ActorStateMachine and an application actor that is
+// sometimes slow, rarely slower than the applier waits.
+//
+// Checks, on every seed:
+//   - the client history is linearizable (porcupine, a model of a list per
+//     key, appends with unknown outcomes allowed to have happened or not);
+//   - every acknowledged append is on every live member exactly once at the
+//     end, and no append is anywhere twice;
+//   - all replicas have the same state at the same index (a hash chain of
+//     the commands applied, checked at every apply and restore), and every
+//     member ends at the same state;
+//   - no node incarnation applies an index twice or out of order, or skips
+//     a command index (between two of its applies, or a snapshot restore
+//     and an apply);
+//   - no node stops itself except for the documented reason (an
+//     application actor that does not answer in time), and a failed start
+//     is a violation;
+//   - after the faults heal, a leader commits a proposal and every member
+//     applies it within a bounded time (20 s of fake time, 2000 ticks): a
+//     stuck seed fails with its seed.
+//
+// Replay: the schedule, the network's fault decisions and every random
+// choice derive from the seed, so a seed replays its faults; the
+// interleaving of goroutines inside the bubble is the runtime's, so a replay
+// is the same schedule, usually the same failure, not the same bytes. A
+// failing seed prints its replay command and saves its step trace (and,
+// for a non-linearizable history, porcupine's HTML view) under
+// $FLOTILLA_TRACE_DIR or the temporary directory.
+//
+// make test runs a bounded slice of seeds (TestSweep); make sim-shell
+// SEEDS=N runs a long sweep and prints what it exercised.
+package simtest

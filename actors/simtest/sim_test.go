@@ -1,0 +1,144 @@
+package simtest
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+var (
+	flagSeeds      = flag.Int("simshell.seeds", 0, "seeds of TestSweep (0: the bounded slice of make test)")
+	flagStart      = flag.Uint64("simshell.start", 1, "first seed of TestSweep")
+	flagSeed       = flag.Uint64("simshell.seed", 0, "the seed TestReplay runs, with its step trace")
+	flagMembership = flag.Bool("simshell.membership", false, "add membership changes (issue 13: liveness under churn is open)")
+	flagLease      = flag.String("simshell.lease", "none", "lease-based reads: some (one seed in three), all, none")
+	flagSlow       = flag.Bool("simshell.slow", false, "slow application actors, rarely slower than the applier waits")
+)
+
+// sliceSeeds is what make test runs: a bounded, seeded slice.
+func sliceSeeds() int {
+	if testing.Short() {
+		return 6
+	}
+	return 16
+}
+
+func options(seed uint64) Options {
+	o := DefaultOptions(seed)
+	o.Membership = *flagMembership
+	switch *flagLease {
+	case "all":
+		o.LeaseReads = true
+	case "none":
+		o.LeaseReads = false
+	}
+	o.SlowApply = *flagSlow
+	return o
+}
+
+// runSeed runs one seed in its own synctest bubble and checks its history.
+func runSeed(t *testing.T, opt Options) *Result {
+	var res *Result
+	synctest.Test(t, func(t *testing.T) { res = Run(opt) })
+	if err := res.CheckHistory(30*time.Second, filepath.Join(traceDir(), fmt.Sprintf("flotilla-simshell-seed-%d.html", opt.Seed))); err != nil {
+		res.Violations = append(res.Violations, err.Error())
+	}
+	return res
+}
+
+// TestSweep runs seeds -simshell.start.. (-simshell.seeds of them; by
+// default the slice of make test) and fails with every failing seed, its
+// replay command and its saved step trace.
+func TestSweep(t *testing.T) {
+	seeds := *flagSeeds
+	if seeds == 0 {
+		seeds = sliceSeeds()
+	}
+	begin := time.Now()
+	var next atomic.Uint64
+	next.Store(*flagStart)
+	end := *flagStart + uint64(seeds)
+	var mu sync.Mutex
+	var total Stats
+	var failed []*Result
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				seed := next.Add(1) - 1
+				if seed >= end {
+					return
+				}
+				res := runSeed(t, options(seed))
+				mu.Lock()
+				total.Add(res.Stats)
+				if len(res.Violations) > 0 {
+					failed = append(failed, res)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d seeds in %v", seeds, time.Since(begin).Round(time.Millisecond))
+	t.Logf("exercised: %s", total.String())
+	for i, res := range failed {
+		if i == 5 {
+			t.Errorf("... and %d more failing seeds", len(failed)-5)
+			break
+		}
+		report(t, res)
+	}
+	if total.Crashes == 0 || total.Restarts == 0 || total.SnapshotsTaken == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 {
+		t.Errorf("the sweep did not exercise what it claims: %s", total.String())
+	}
+}
+
+// TestReplay runs one seed with its step trace: the command a failing seed
+// prints.
+func TestReplay(t *testing.T) {
+	if *flagSeed == 0 {
+		t.Skip("give -simshell.seed=N")
+	}
+	res := runSeed(t, options(*flagSeed))
+	for _, line := range res.Trace {
+		t.Log(line)
+	}
+	t.Logf("exercised: %s", res.Stats.String())
+	if len(res.Violations) > 0 {
+		report(t, res)
+	}
+}
+
+// report fails t with a seed's violations and replay command, and saves
+// its step trace to a file under $FLOTILLA_TRACE_DIR (or the temp dir).
+func report(t *testing.T, res *Result) {
+	t.Helper()
+	seed := res.Options.Seed
+	replay := fmt.Sprintf("go test ./actors/simtest/ -run TestReplay -simshell.seed=%d -v", seed)
+	if res.Options.Membership {
+		replay += " -simshell.membership"
+	}
+	path := filepath.Join(traceDir(), fmt.Sprintf("flotilla-simshell-seed-%d.txt", seed))
+	body := fmt.Sprintf("seed %d %+v\n%s\n\n%s\n\n%s", seed, res.Options, strings.Join(res.Violations, "\n"), strings.Join(res.Trace, "\n"), res.Stacks)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Logf("saving the trace of seed %d: %v", seed, err)
+		path = "(not saved)"
+	}
+	t.Errorf("seed %d: %s\nreplay: %s\nstep trace: %s", seed, strings.Join(res.Violations, "\n  "), replay, path)
+}
+
+func traceDir() string {
+	if dir := os.Getenv("FLOTILLA_TRACE_DIR"); dir != "" {
+		return dir
+	}
+	return os.TempDir()
+}
