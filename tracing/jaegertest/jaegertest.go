@@ -13,6 +13,10 @@
 // it fails at once. Start never builds Jaeger itself: the first build takes minutes
 // (tens on a busy machine) and would outlive the test's timeout.
 //
+// StartWithUI(t, dir) also serves the real Jaeger UI from its built assets (the
+// binary built from the Go module has none): UIAssets finds them at
+// ../shared/jaeger-ui/build beside the module's root, or at $FLOTILLA_JAEGER_UI.
+//
 // Each Jaeger listens on free loopback ports given in a generated config file (Jaeger
 // v2 is an OpenTelemetry collector: ports are set in its YAML config, not by flags),
 // so tests may run several at once.
