@@ -118,6 +118,13 @@ func (p *problems) sameTraceLinks(r recorded) {
 	}
 }
 
+// tracedCluster is a three-node cluster whose spans rec records (saved as a
+// Mermaid diagram if the test fails).
+func tracedCluster(t *testing.T) (*cluster, *tracetest.SpanRecorder) {
+	tp, rec := tracingtest.NewProvider(t)
+	return newClusterWith(t, 3, func(c *cluster) { c.tp = tp }), rec
+}
+
 // eventually polls check (fake time under synctest) until it finds nothing
 // wrong, and fails with what it last found after 30 s.
 func eventually(t *testing.T, rec *tracetest.SpanRecorder, check func(r recorded) problems) {
@@ -147,8 +154,7 @@ func eventually(t *testing.T, rec *tracetest.SpanRecorder, check func(r recorded
 // replicate span may end after the root.)
 func TestProposalIsOneTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t) // saves a Mermaid diagram if the test fails
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		res, err := c.propose(lead, "traced")
 		if err != nil {
@@ -219,8 +225,7 @@ func TestProposalIsOneTrace(t *testing.T) {
 // span is a root of its own.
 func TestElectionIsOneTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t)
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		term := c.status(lead).Term
 		eventually(t, rec, func(r recorded) (p problems) {
@@ -286,8 +291,7 @@ func TestElectionIsOneTrace(t *testing.T) {
 // follower's read index round holds the leader's raft.read.index.serve.
 func TestReadTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t)
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		if _, err := c.propose(lead, "x"); err != nil {
 			t.Fatal(err)
@@ -310,7 +314,7 @@ func TestReadTrace(t *testing.T) {
 					continue
 				}
 				if rd.Parent().IsValid() || rd.SpanKind() != trace.SpanKindServer || attrOf(rd, tracing.AttrIndex).AsInt64() == 0 {
-					p.addf("read on %d: parent %v kind %v index %v, want a server root with its read index", id, rd.Parent().SpanID(), rd.SpanKind(), attrOf(rd, tracing.AttrIndex).Emit())
+					p.addf("read on %d: parent %v kind %v index %v, want a server root with its read index", id, rd.Parent().SpanID(), rd.SpanKind(), attrOf(rd, tracing.AttrIndex).String())
 				}
 				ix, wait := r.children(rd, tracing.SpanReadIndex), r.children(rd, tracing.SpanReadWait)
 				if len(ix) != 1 || len(wait) != 1 {
@@ -401,8 +405,7 @@ func TestSnapshotInstallTrace(t *testing.T) {
 // configuration commits.
 func TestConfigChangeTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t)
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		target := &messages.ClusterConfig{Settings: c.boot.Settings}
 		for _, m := range c.boot.Voters {
@@ -450,8 +453,7 @@ func TestConfigChangeTrace(t *testing.T) {
 // leader) holds the transferee's raft.election, won, and ends after it.
 func TestTransferTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t)
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		if _, err := c.propose(lead, "x"); err != nil {
 			t.Fatal(err)

@@ -33,27 +33,12 @@ type procs struct {
 	running   map[uint64]*proc
 }
 
+// proc is one node process. Its output is read only once it has exited
+// (cmd.Wait has copied all of it).
 type proc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *strings.Builder
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startProcs(t *testing.T, j *jaegertest.Jaeger) *procs {
@@ -78,7 +63,7 @@ func (p *procs) start(id uint64) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envNode+"="+strconv.FormatUint(id, 10), envPeers+"="+strings.Join(peers, ","),
 		envAPI+"="+p.api[id-1], envDir+"="+filepath.Join(p.dir, strconv.FormatUint(id, 10)), envOTLP+"="+p.j.OTLPEndpoint())
-	pr := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	pr := &proc{cmd: cmd, out: &strings.Builder{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = pr.out, pr.out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -107,6 +92,7 @@ func (p *procs) stop(id uint64) {
 		}
 	case <-time.After(20 * time.Second):
 		_ = pr.cmd.Process.Kill()
+		<-pr.done
 		p.t.Errorf("node %d did not stop within 20s\n%s", id, pr.out.String())
 	}
 }

@@ -18,13 +18,13 @@ func TestResourceHostIP(t *testing.T) {
 	}
 	v, ok := res.Set().Value(otlp.AttrHostIP)
 	if !ok || net.ParseIP(v.AsString()) == nil {
-		t.Fatalf("resource ip = %q (present %v), want an address", v.Emit(), ok)
+		t.Fatalf("resource ip = %q (present %v), want an address", v.String(), ok)
 	}
 	res, err = otlp.Resource(context.Background(), otlp.Options{Attributes: []attribute.KeyValue{otlp.AttrHostIP.String("10.1.2.3")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := res.Set().Value(otlp.AttrHostIP); v.AsString() != "10.1.2.3" {
-		t.Fatalf("resource ip = %q, want the application's 10.1.2.3", v.Emit())
+		t.Fatalf("resource ip = %q, want the application's 10.1.2.3", v.String())
 	}
 }
