@@ -82,6 +82,11 @@ crash: ## longer crash-safety sweep: make crash SEEDS=2000
 jaeger: ## build Jaeger v2 from its Go module into .cache/jaeger (reused when present)
 	tools/jaeger/build.sh
 
+.PHONY: jaeger-screenshots
+jaeger-screenshots: ## regenerate docs/jaeger-*.png: the e2e scenario's traces in the real Jaeger UI (needs `make jaeger` and chromium)
+	mkdir -p docs
+	FLOTILLA_REQUIRE_JAEGER=1 FLOTILLA_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestTracesInJaegerUI$$' ./tracing/e2e/ -args -screenshots
+
 # Fuzz by count (Nx): duration-based fuzzing can fail with "context deadline exceeded"
 # in Go's fuzz coordinator (golang/go#75804), which made CI flaky.
 FUZZTIME ?= 500000x
