@@ -104,6 +104,8 @@ type StatusResponse struct {
 	Progress []raft.PeerProgress `json:"progress,omitempty"`
 	Peers    map[uint64]string   `json:"peers,omitempty"`
 	Dropped  actors.DropCounts   `json:"dropped"`
+	// Removed: this broker learned that it is no member any more.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // ProposeResult answers POST /internal/propose.

@@ -39,6 +39,7 @@ type check struct{ gen uint64 }
 //     Propose of the moves (compare-and-set on each partition's epoch).
 //   - EntryApplied of anything, on every broker: the handover loop looks
 //     for partitions this broker now owns (server.handovers).
+//   - MemberRemoved: this broker refuses every request from then on.
 type brokerActor struct {
 	s       *server
 	ncfg    actors.Config
@@ -89,6 +90,13 @@ func (b *brokerActor) Receive(ctx actor.Context) {
 		if b.leading {
 			b.check(ctx)
 		}
+
+	case *actors.MemberRemoved:
+		// This broker is no member any more: it refuses every request at
+		// once (its table will not change again), until the operator
+		// stops it.
+		b.s.removed.Store(true)
+		b.s.log.Warn("removed from the cluster: refusing requests; stop this broker", "index", msg.Index, "reason", msg.Reason)
 
 	case *actors.LeaderChanged:
 		was := b.leading

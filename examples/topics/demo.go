@@ -38,7 +38,11 @@ type demoResult struct {
 	Rebalances         uint64
 	Reown              time.Duration // from the SIGKILL until the victim's partitions are ready elsewhere
 	Killed             uint64
-	Retries            int
+	// ReownRemoved: from asking to remove broker Removed until its
+	// partitions are ready elsewhere.
+	ReownRemoved time.Duration
+	Removed      uint64
+	Retries      int
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
@@ -72,8 +76,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "topics demo: FAILED: %v\n(logs under %s)\n", err, *dir)
 		return 1
 	}
-	fmt.Fprintf(stdout, "\ndemo passed: %d messages acknowledged, %d consumed, %d rebalances, partitions re-owned %v after broker %d was killed (%d client retries)\n",
-		res.Produced, res.Consumed, res.Rebalances, res.Reown.Round(time.Millisecond), res.Killed, res.Retries)
+	fmt.Fprintf(stdout, "\ndemo passed: %d messages acknowledged, %d consumed, %d rebalances; partitions re-owned %v after broker %d was killed, %v after broker %d was removed (%d client retries)\n",
+		res.Produced, res.Consumed, res.Rebalances, res.Reown.Round(time.Millisecond), res.Killed, res.ReownRemoved.Round(time.Millisecond), res.Removed, res.Retries)
 	if !keep {
 		os.RemoveAll(*dir)
 	}
@@ -140,6 +144,21 @@ func (c *demoCluster) stopAll() {
 		wg.Go(func() { _ = p.Stop() })
 	}
 	wg.Wait()
+}
+
+// learnsRemoved waits until broker id's status says it was removed.
+func (c *demoCluster) learnsRemoved(ctx context.Context, cl *Client, id uint64) error {
+	deadline := time.Now().Add(c.o.timeout)
+	for {
+		st, err := cl.Status(ctx, c.api[id])
+		if err == nil && st.Removed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("broker %d did not learn that it was removed within %v (status %+v, %v)", id, c.o.timeout, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // exited fails once one of the running brokers has exited.
@@ -386,9 +405,48 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, err
 	}
 	show(v)
+	newP, _ := v.Get(moved.Name)
+	if err := fenced(ctx, cl, c.api[moved.Owner], c.api[newP.Follower], moved, newP); err != nil {
+		return res, err
+	}
+	say("fencing: broker %d (epoch %d) redirects a write for %s to broker %d (epoch %d); its follower refuses replication at epoch %d",
+		moved.Owner, moved.Epoch, moved.Name, newP.Owner, newP.Epoch, moved.Epoch)
 	time.Sleep(o.phase / 2)
 
-	fmt.Fprintln(out, "== 6. the producers stop; the consumers read to the end; the checker runs")
+	// The leaver: a live broker other than the leader; its partitions move
+	// at once, with no grace period.
+	var leaver uint64
+	for _, id := range rest {
+		if id != v.Leader {
+			leaver = id
+		}
+	}
+	fmt.Fprintf(out, "== 6. broker %d leaves: the operator removes it through the membership API (topics remove)\n", leaver)
+	removed := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, o.timeout)
+	_, err = cl.RemoveBroker(rctx, leaver)
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("remove broker %d: %w", leaver, err)
+	}
+	remaining := slices.DeleteFunc(slices.Clone(rest), func(id uint64) bool { return id == leaver })
+	cl.servers = c.apis(remaining...)
+	if v, err = c.waitTable(ctx, cl, fmt.Sprintf("broker %d's partitions moved", leaver), victim, func(v *View) bool { return settled(v, remaining, 6) }); err != nil {
+		return res, err
+	}
+	res.Removed, res.ReownRemoved = leaver, time.Since(removed)
+	say("broker %d removed; its partitions re-owned %v after the removal was asked", leaver, res.ReownRemoved.Round(time.Millisecond))
+	show(v)
+	if err := c.learnsRemoved(ctx, cl, leaver); err != nil {
+		return res, err
+	}
+	say("broker %d learned that it was removed (it refuses requests); the operator stops it", leaver)
+	if err := c.procs[leaver].Stop(); err != nil {
+		return res, err
+	}
+	time.Sleep(o.phase / 2)
+
+	fmt.Fprintln(out, "== 7. the producers stop; the consumers read to the end; the checker runs")
 	stopProducers()
 	w.mu.Lock()
 	perrs := errors.Join(w.errs...)
@@ -412,7 +470,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	if err := checkHistory(acks, consumed); err != nil {
 		return res, fmt.Errorf("check failed:\n%w", err)
 	}
-	for _, id := range rest {
+	for _, id := range remaining {
 		if st, err := cl.Status(ctx, c.api[id]); err == nil {
 			res.Rebalances += st.Rebalances
 		}
@@ -524,4 +582,30 @@ func (c *consumers) drain(ends map[string]uint64, timeout time.Duration) (map[st
 		out[name] = slices.Clone(recs)
 	}
 	return out, nil
+}
+
+// fenced shows fencing through the API after old moved to cur: the former
+// owner answers a write for the partition with a redirect to the new one
+// (its linearizable read sees the move), and the new follower refuses a
+// replication at the old epoch (it was sealed at the new one).
+func fenced(ctx context.Context, cl *Client, oldOwnerAPI, followerAPI string, old, cur Partition) error {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var pr ProduceResponse
+	topic, idx := old.Topic, partIndex(old.Name)
+	code, er, err := cl.once(rctx, "POST", oldOwnerAPI, pathProduce, nil,
+		ProduceRequest{Topic: topic, Partition: idx, Producer: 1, Seq: 1, Payload: "from a stale client"}, &pr)
+	if err != nil || code != 307 || er.Broker != cur.Owner {
+		return fmt.Errorf("fencing: a write to the former owner of %s answered %d %+v %+v (err %v); want a redirect to broker %d", old.Name, code, er, pr, err, cur.Owner)
+	}
+	if cur.Follower == 0 {
+		return nil
+	}
+	var rr ReplicateResponse
+	code, er, err = cl.once(rctx, "POST", followerAPI, pathReplicate, nil,
+		ReplicateRequest{Partition: old.Name, Epoch: old.Epoch, From: 0}, &rr)
+	if err != nil || code != 409 || er.Error != errFenced {
+		return fmt.Errorf("fencing: replication of %s at the old epoch %d answered %d %+v (err %v); want 409 fenced", old.Name, old.Epoch, code, er, err)
+	}
+	return nil
 }

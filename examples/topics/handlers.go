@@ -17,14 +17,24 @@ const maxBody = 4 << 20
 
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+pathProduce, s.handleProduce)
-	mux.HandleFunc("GET "+pathConsume, s.handleConsume)
-	mux.HandleFunc("GET "+pathTable, s.handleTable)
-	mux.HandleFunc("POST "+pathMove, s.handleMove)
-	mux.HandleFunc("POST "+pathMembers, s.handleMembers)
+	refuseIfRemoved := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.removed.Load() {
+				writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: errRetry,
+					Message: fmt.Sprintf("broker %d was removed from the cluster; ask another broker", s.cfg.id)})
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("POST "+pathProduce, refuseIfRemoved(s.handleProduce))
+	mux.HandleFunc("GET "+pathConsume, refuseIfRemoved(s.handleConsume))
+	mux.HandleFunc("GET "+pathTable, refuseIfRemoved(s.handleTable))
+	mux.HandleFunc("POST "+pathMove, refuseIfRemoved(s.handleMove))
+	mux.HandleFunc("POST "+pathMembers, refuseIfRemoved(s.handleMembers))
 	mux.HandleFunc("GET "+pathStatus, s.handleStatus)
-	mux.HandleFunc("POST "+pathPropose, s.handlePropose)
-	mux.HandleFunc("POST "+pathReplicate, s.handleReplicate)
+	mux.HandleFunc("POST "+pathPropose, refuseIfRemoved(s.handlePropose))
+	mux.HandleFunc("POST "+pathReplicate, refuseIfRemoved(s.handleReplicate))
 	mux.HandleFunc("POST "+pathFetch, s.handleFetch)
 	return mux
 }
@@ -292,10 +302,12 @@ func (s *server) handleConsume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	max = min(max, 1000)
-	p, ok := s.table.View().Get(name)
+	// A linearizable read, as for a write: a former owner (moved away,
+	// removed, partitioned) must not serve a stale end of the partition.
+	p, err := s.readPartition(name)
 	switch {
-	case !ok:
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: errNotFound, Message: fmt.Sprintf("no partition %q (as broker %d knows)", name, s.cfg.id)})
+	case err != nil:
+		s.writeErr(w, err)
 		return
 	case p.Owner != s.cfg.id:
 		s.redirect(w, p.Owner, fmt.Sprintf("not the owner of %s", name))
@@ -407,7 +419,7 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, StatusResponse{ID: s.cfg.id, Role: st.Role.String(), Term: st.Term, Leader: st.Leader,
 		Commit: st.Commit, Applied: st.Applied, Voters: memberIDs(st.Config.GetVoters()),
 		Learners: memberIDs(st.Config.GetLearners()), Rebalances: s.rebalances.Load(),
-		Progress: st.Progress, Peers: st.Peers, Dropped: st.Dropped})
+		Progress: st.Progress, Peers: st.Peers, Dropped: st.Dropped, Removed: st.Removed})
 }
 
 func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 // TestDemo runs the demo's scenario with real broker processes on
 // 127.0.0.1 (mutual TLS, Pebble): three founders, producers and consumers,
 // a fourth broker added through the membership API, an owner SIGKILLed, an
-// operator move. It asserts the two checks: every acknowledged message is
+// operator move (the former owner is fenced), a broker removed. It asserts the two checks: every acknowledged message is
 // consumed exactly once in order per partition, and epochs never overlap.
 func TestDemo(t *testing.T) {
 	exe, err := os.Executable()
@@ -40,8 +40,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v (logs under %s)", err, o.dir)
 	}
-	t.Logf("%d acknowledged, %d consumed, %d rebalances, re-owned %v after broker %d was killed, %d client retries",
-		res.Produced, res.Consumed, res.Rebalances, res.Reown, res.Killed, res.Retries)
+	t.Logf("%d acknowledged, %d consumed, %d rebalances, re-owned %v after broker %d was killed, %v after broker %d was removed, %d client retries",
+		res.Produced, res.Consumed, res.Rebalances, res.Reown, res.Killed, res.ReownRemoved, res.Removed, res.Retries)
 	if res.Produced == 0 || res.Consumed < res.Produced {
 		t.Fatalf("acknowledged %d, consumed %d: want some, every one consumed", res.Produced, res.Consumed)
 	}

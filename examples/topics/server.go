@@ -212,6 +212,8 @@ type server struct {
 	// rebalances counts the assign entries this broker proposed, as
 	// leader, that committed (reported in /v1/status).
 	rebalances atomic.Uint64
+	// removed: the node learned it is no member (MemberRemoved).
+	removed atomic.Bool
 }
 
 func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {

@@ -336,14 +336,15 @@ func Plan(parts []Partition, live []uint64) []Move {
 			followed[p.Follower]++
 		}
 	}
-	load := func(id uint64) int { return 2*owned[id] + followed[id] }
-	leastLoaded := func(except ...uint64) uint64 {
+	// pick returns the live broker, not in except, with the least of
+	// first, then of second, then the lowest id.
+	pick := func(first, second map[uint64]int, except ...uint64) uint64 {
 		var best uint64
 		for _, id := range live {
 			if slices.Contains(except, id) {
 				continue
 			}
-			if best == 0 || load(id) < load(best) {
+			if best == 0 || first[id] < first[best] || first[id] == first[best] && second[id] < second[best] {
 				best = id
 			}
 		}
@@ -357,7 +358,7 @@ func Plan(parts []Partition, live []uint64) []Move {
 			var to uint64
 			switch {
 			case len(p.Holders) == 0:
-				to = leastLoaded()
+				to = pick(owned, followed)
 			case isLive(p.Follower) && slices.Contains(p.Holders, p.Follower):
 				to = p.Follower
 			default:
@@ -379,7 +380,7 @@ func Plan(parts []Partition, live []uint64) []Move {
 			owned[to]++
 		}
 		if m.Follower == 0 || !isLive(m.Follower) {
-			m.Follower = leastLoaded(m.Owner)
+			m.Follower = pick(followed, owned, m.Owner)
 			followed[m.Follower]++
 		}
 		if m.Owner != p.Owner || m.Follower != p.Follower {
