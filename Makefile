@@ -42,6 +42,10 @@ sim-shell: ## whole-system simulator sweep (node actors, Pebble, faults): make s
 demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
 	$(GO) run ./examples/banking demo
 
+.PHONY: demo-topics
+demo-topics: ## run the topics demo: 3 broker processes, producers and consumers, a 4th joins, an owner SIGKILLed; checks
+	$(GO) run ./examples/topics demo
+
 .PHONY: verify
 verify: ## long linearizability check of the banking example
 	$(GO) run ./examples/banking verify -duration $(or $(DURATION),2m) -kills $(or $(KILLS),6)

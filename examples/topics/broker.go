@@ -202,9 +202,9 @@ func (b *brokerActor) liveness(st *actors.Status) []uint64 {
 		if dead != b.dead[id] {
 			b.dead[id] = dead
 			if dead {
-				b.s.log.Warn("broker unheard for the grace period: its partitions move", "broker", id, "grace", b.s.cfg.grace)
+				b.s.log.Warn("broker unheard for the grace period: its partitions move", "peer", id, "grace", b.s.cfg.grace)
 			} else {
-				b.s.log.Info("broker heard again", "broker", id)
+				b.s.log.Info("broker heard again", "peer", id)
 			}
 		}
 		if !dead {

@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
+	"github.com/flotilla-raft/flotilla/tracing/otlp"
 )
 
 // raftGroup is the id of the assignment table's Raft group in the Pebble
@@ -46,6 +47,7 @@ type serverConfig struct {
 	grace         time.Duration
 	partitions    int
 	logLevel      slog.Level
+	otlpEndpoint  string
 }
 
 // peerAddrs are a founding broker's Raft and API addresses.
@@ -68,13 +70,14 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		tick       = fs.Duration("tick", 50*time.Millisecond, "Raft tick (election timeout: 10 ticks)")
 		grace      = fs.Duration("grace", 2*time.Second, "how long a broker may be unheard from before the leader moves its partitions")
 		partitions = fs.Int("partitions", 3, "partitions of a topic created by its first message")
-		level      = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		otlpAddr   = fs.String("otlp-endpoint", "", "export the broker's Raft spans over OTLP/gRPC as service topics-ID, e.g. localhost:4317 for Jaeger (plaintext; https://... for TLS; default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
+		level      = fs.String("log-level", "info", "log level of the broker: debug, info, warn, error (Raft, Pebble and gRPC: warn or above)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	c := &serverConfig{id: *id, raft: *raftAddr, api: *api, join: *join, dataDir: *data, insecure: *insecure,
-		ca: *ca, cert: *cert, key: *key, tick: *tick, grace: *grace, partitions: *partitions}
+		ca: *ca, cert: *cert, key: *key, tick: *tick, grace: *grace, partitions: *partitions, otlpEndpoint: *otlpAddr}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if fs.NArg() > 0 {
@@ -170,8 +173,7 @@ func runServer(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "topics server: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
-	s, err := startServer(cfg, log)
+	s, err := startServer(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "topics server: %v\n", err)
 		return 1
@@ -180,7 +182,7 @@ func runServer(args []string, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case got := <-sig:
-		log.Info("stopping", "signal", got.String())
+		s.log.Info("stopping", "signal", got.String())
 		s.shutdown()
 		return 0
 	case err := <-s.failed:
@@ -214,11 +216,12 @@ type server struct {
 	rebalances atomic.Uint64
 	// removed: the node learned it is no member (MemberRemoved).
 	removed atomic.Bool
+	// stopTracing flushes and stops the OTLP exporter (nil: none).
+	stopTracing func(context.Context) error
 }
 
-func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
-	base := log
-	log = log.With("broker", cfg.id)
+func startServer(cfg *serverConfig, stderr io.Writer) (_ *server, err error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})).With("broker", cfg.id)
 	s := &server{cfg: cfg, log: log, table: NewTable(), failed: make(chan error, 1),
 		client:  &http.Client{Timeout: 3 * time.Second},
 		changed: make(chan struct{}, 1), stop: make(chan struct{})}
@@ -231,7 +234,9 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 			ln.Close()
 		}
 	}()
-	warnOnly := slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+	// Raft, Pebble, protoactor and gRPC are chatty: warnings and errors
+	// only, unless --log-level asks for less.
+	warnOnly := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)})).With("broker", cfg.id)
 	if s.db, err = pebblestore.Open(filepath.Join(cfg.dataDir, "raft"), pebblestore.Options{Logger: warnOnly}); err != nil {
 		return nil, err
 	}
@@ -254,7 +259,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	}()
 	rcfg := remote.DefaultConfig()
 	rcfg.ID, rcfg.ClusterID, rcfg.ListenAddr = cfg.id, 1, cfg.raft
-	rcfg.Logger = slog.New(levelFloor{base.Handler(), slog.LevelWarn})
+	rcfg.Logger = warnOnly
 	rcfg.Insecure, rcfg.CAFile, rcfg.CertFile, rcfg.KeyFile = cfg.insecure, cfg.ca, cfg.cert, cfg.key
 	rtr, err := remote.New(rcfg)
 	if err != nil {
@@ -279,6 +284,17 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	ncfg.Transport, ncfg.LogStore, ncfg.StateMachine = tr, group, s.table
 	ncfg.TickInterval, ncfg.Logger = cfg.tick, warnOnly
 	ncfg.CatchUpTimeout = 20 * time.Second
+	if otlp.Configured(cfg.otlpEndpoint) {
+		name := fmt.Sprintf("topics-%d", cfg.id)
+		shutdown, tp, err := otlp.Setup(context.Background(), otlp.Options{ServiceName: name, NodeID: cfg.id,
+			Endpoint: cfg.otlpEndpoint, Insecure: cfg.otlpEndpoint != "" && !strings.Contains(cfg.otlpEndpoint, "://")})
+		if err != nil {
+			tr.Close()
+			return nil, err
+		}
+		ncfg.TracerProvider, s.stopTracing = tp, shutdown
+		log.Info("exporting traces over OTLP", "service", name)
+	}
 	if err := ncfg.Validate(); err != nil {
 		tr.Close()
 		return nil, err
@@ -323,6 +339,11 @@ func (s *server) shutdown() {
 	if err := s.msgs.close(); err != nil {
 		s.log.Warn("close the message store", "err", err)
 	}
+	if s.stopTracing != nil {
+		if err := s.stopTracing(ctx); err != nil {
+			s.log.Warn("flush traces", "err", err)
+		}
+	}
 }
 
 // notifyChanged wakes the handover loop (never blocks).
@@ -331,24 +352,6 @@ func (s *server) notifyChanged() {
 	case s.changed <- struct{}{}:
 	default:
 	}
-}
-
-// levelFloor drops records below a level.
-type levelFloor struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
-	return lv >= l.min && l.Handler.Enabled(ctx, lv)
-}
-
-func (l levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
-	return levelFloor{l.Handler.WithAttrs(as), l.min}
-}
-
-func (l levelFloor) WithGroup(g string) slog.Handler {
-	return levelFloor{l.Handler.WithGroup(g), l.min}
 }
 
 // addressBook fills in the address of a peer that the node sends to
