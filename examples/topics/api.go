@@ -106,6 +106,8 @@ type StatusResponse struct {
 	Dropped  actors.DropCounts   `json:"dropped"`
 	// Removed: this broker learned that it is no member any more.
 	Removed bool `json:"removed,omitempty"`
+	// BadRequests counts the requests this broker refused as invalid.
+	BadRequests uint64 `json:"bad_requests"`
 }
 
 // ProposeResult answers POST /internal/propose.

@@ -13,7 +13,11 @@ import (
 	"github.com/flotilla-raft/flotilla/actors"
 )
 
-const maxBody = 4 << 20
+// maxBody bounds a request body; maxPayload a message.
+const (
+	maxBody    = 4 << 20
+	maxPayload = 64 << 10
+)
 
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -45,14 +49,43 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a JSON body into v; a bad one is answered 400 and counted.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("bad body: %v", err)})
+		s.invalid(w, fmt.Sprintf("bad body: %v", err))
 		return false
 	}
 	return true
+}
+
+// invalid answers a request that must not be retried as it is, and counts it.
+func (s *server) invalid(w http.ResponseWriter, msg string) {
+	s.badRequests.Add(1)
+	writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: msg})
+}
+
+// atEpoch checks an internal request (replication, handover fetch) for a
+// partition against this broker's table: an epoch it has not applied yet
+// is answered "retry" (503), an older one "fenced" (409), and a partition
+// it does not know "retry" (it may not be applied here yet); refusals are
+// counted. No request creates state for a made-up partition or seals one at
+// a made-up epoch.
+func (s *server) atEpoch(w http.ResponseWriter, name string, epoch uint64) (Partition, bool) {
+	p, ok := s.table.View().Get(name)
+	switch {
+	case !ok || epoch > p.Epoch:
+		s.badRequests.Add(1)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: errRetry,
+			Message: fmt.Sprintf("broker %d has not applied partition %q at epoch %d (yet)", s.cfg.id, name, epoch)})
+		return p, false
+	case epoch < p.Epoch:
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: errFenced,
+			Message: fmt.Sprintf("broker %d: %s is at epoch %d, not %d", s.cfg.id, name, p.Epoch, epoch)})
+		return p, false
+	}
+	return p, true
 }
 
 // redirect sends the client to broker id's API.
@@ -99,11 +132,11 @@ func (s *server) readPartition(name string) (Partition, error) {
 
 func (s *server) handleProduce(w http.ResponseWriter, r *http.Request) {
 	var req ProduceRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
-	if err := validTopic(req.Topic); err != nil || req.Producer == 0 || req.Seq == 0 {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("want a valid topic, a non-zero producer and seq (%v)", err)})
+	if err := validTopic(req.Topic); err != nil || req.Producer == 0 || req.Seq == 0 || len(req.Payload) > maxPayload {
+		s.invalid(w, fmt.Sprintf("want a valid topic, a non-zero producer and seq, a payload of at most %d bytes (%v)", maxPayload, err))
 		return
 	}
 	name, err := s.partitionOf(req)
@@ -190,13 +223,18 @@ func (s *server) partitionOf(req ProduceRequest) (string, error) {
 	}
 }
 
+// maxReplicate bounds the records of one replication request.
+const maxReplicate = 1000
+
 // replicateTail sends the follower the records [from, next) of the
-// partition, resending from the follower's end on a gap.
+// partition, in requests of at most maxReplicate records, resending from
+// the follower's end on a gap.
 func (s *server) replicateTail(name string, ps *partState, p Partition, from uint64) error {
 	api := s.table.View().Brokers[p.Follower]
-	for range 3 {
+	for tries := 0; tries < 3; {
 		var recs []Record
-		if err := s.msgs.scan(name, from, ps.next, func(r Record) bool { recs = append(recs, r); return true }); err != nil {
+		end := min(ps.next, from+maxReplicate)
+		if err := s.msgs.scan(name, from, end, func(r Record) bool { recs = append(recs, r); return true }); err != nil {
 			return err
 		}
 		var resp ReplicateResponse
@@ -204,10 +242,15 @@ func (s *server) replicateTail(name string, ps *partState, p Partition, from uin
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: replicate %s to broker %d: %v", actors.ErrRetry, name, p.Follower, err)
-		case code == http.StatusOK:
+		case code == http.StatusOK && resp.Next >= ps.next:
 			return nil
+		case code == http.StatusOK && resp.Next > from:
+			from = resp.Next // the next chunk
+		case code == http.StatusOK:
+			tries++
 		case er.Error == errGap:
 			from = er.Next
+			tries++
 		case er.Error == errFenced:
 			ps.ready = 0 // a newer epoch exists: stop accepting
 			return fmt.Errorf("%w: follower %d: %s", ErrFenced, p.Follower, er.Message)
@@ -277,7 +320,7 @@ func tableError(msg string) error {
 
 func (s *server) handlePropose(w http.ResponseWriter, r *http.Request) {
 	var cmd Command
-	if !decode(w, r, &cmd) {
+	if !s.decode(w, r, &cmd) {
 		return
 	}
 	res, err := actors.ProposeAndWait(s.sys.Root, s.broker, &actors.Propose{Data: cmd.Encode()}, requestTimeout)
@@ -298,7 +341,7 @@ func (s *server) handleConsume(w http.ResponseWriter, r *http.Request) {
 	from, err1 := strconv.ParseUint(cmpOr(q.Get("from"), "0"), 10, 64)
 	max, err2 := strconv.Atoi(cmpOr(q.Get("max"), "500"))
 	if name == "" || err1 != nil || err2 != nil || max < 1 {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: "want ?partition=TOPIC/N&from=OFFSET&max=N (max >= 1)"})
+		s.invalid(w, "want ?partition=TOPIC/N&from=OFFSET&max=N (max >= 1)")
 		return
 	}
 	max = min(max, 1000)
@@ -349,7 +392,7 @@ func (s *server) handleTable(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMove(w http.ResponseWriter, r *http.Request) {
 	var req MoveRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	p, err := s.readPartition(req.Partition)
@@ -359,7 +402,7 @@ func (s *server) handleMove(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.table.View()
 	if _, ok := v.Brokers[req.Broker]; !ok {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("broker %d is not registered", req.Broker)})
+		s.invalid(w, fmt.Sprintf("broker %d is not registered", req.Broker))
 		return
 	}
 	if p.Owner != req.Broker {
@@ -386,11 +429,11 @@ func (s *server) handleMove(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMembers(w http.ResponseWriter, r *http.Request) {
 	var req MemberRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if req.ID == 0 || !req.Remove && (checkAddr(req.Raft) != nil || checkAddr(req.API) != nil) {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: "want id, and raft and api addresses (host:port) to add"})
+		s.invalid(w, "want id, and raft and api addresses (host:port) to add")
 		return
 	}
 	var err error
@@ -419,12 +462,25 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, StatusResponse{ID: s.cfg.id, Role: st.Role.String(), Term: st.Term, Leader: st.Leader,
 		Commit: st.Commit, Applied: st.Applied, Voters: memberIDs(st.Config.GetVoters()),
 		Learners: memberIDs(st.Config.GetLearners()), Rebalances: s.rebalances.Load(),
-		Progress: st.Progress, Peers: st.Peers, Dropped: st.Dropped, Removed: st.Removed})
+		Progress: st.Progress, Peers: st.Peers, Dropped: st.Dropped, Removed: st.Removed,
+		BadRequests: s.badRequests.Load()})
 }
 
 func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {
 	var req ReplicateRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
+		return
+	}
+	p, ok := s.atEpoch(w, req.Partition, req.Epoch)
+	if !ok {
+		return
+	}
+	if p.Follower != s.cfg.id {
+		s.invalid(w, fmt.Sprintf("broker %d is not the follower of %s at epoch %d", s.cfg.id, req.Partition, req.Epoch))
+		return
+	}
+	if len(req.Records) > maxReplicate {
+		s.invalid(w, fmt.Sprintf("%d records in one replication, want at most %d", len(req.Records), maxReplicate))
 		return
 	}
 	var next uint64
@@ -445,7 +501,10 @@ func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleFetch(w http.ResponseWriter, r *http.Request) {
 	var req FetchRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if _, ok := s.atEpoch(w, req.Partition, req.Epoch); !ok {
 		return
 	}
 	var recs []Record

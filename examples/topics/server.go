@@ -60,7 +60,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		id         = fs.Uint64("id", 0, "this broker's id (non-zero, unique; its Raft node id)")
 		raftAddr   = fs.String("raft", "", "Raft (gRPC) address, host:port: listened on and given to the peers")
 		api        = fs.String("api", "", "broker API (HTTP) address, host:port: listened on and given to clients")
-		peers      = fs.String("peers", "", "the other founding brokers (with --join: the current members): id=raft-host:port/api-host:port,...")
+		peers      = fs.String("peers", "", "the other founding brokers, none for a one-broker cluster (with --join: the current members): id=raft-host:port/api-host:port,...")
 		join       = fs.Bool("join", false, "start with no configuration and wait to be added (topics add) instead of founding with --peers")
 		data       = fs.String("data", "", "data directory (Raft log and messages, each in its own Pebble; created if missing)")
 		insecure   = fs.Bool("insecure", false, "plaintext gRPC between the brokers (explicit opt-in; otherwise --ca, --cert, --key)")
@@ -99,8 +99,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	if c.peers, err = parsePeers(*peers); err != nil {
 		bad("--peers: %v", err)
 	}
-	if len(c.peers) == 0 {
-		bad("--peers is required: the other founding brokers (with --join: the current members, which it must answer before it has the configuration)")
+	if c.join && len(c.peers) == 0 {
+		bad("--join needs --peers: the current members, which it must answer before it has the configuration")
 	}
 	if _, dup := c.peers[c.id]; dup {
 		bad("--peers lists this broker's own id %d: list only the others", c.id)
@@ -214,6 +214,8 @@ type server struct {
 	// rebalances counts the assign entries this broker proposed, as
 	// leader, that committed (reported in /v1/status).
 	rebalances atomic.Uint64
+	// badRequests counts requests refused as invalid (reported in /v1/status).
+	badRequests atomic.Uint64
 	// removed: the node learned it is no member (MemberRemoved).
 	removed atomic.Bool
 	// stopTracing flushes and stops the OTLP exporter (nil: none).
