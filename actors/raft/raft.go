@@ -261,6 +261,15 @@ func entriesAfter(ents []*messages.Entry, snapIndex, snapTerm uint64) ([]*messag
 	return slices.Clone(ents[i:]), nil
 }
 
+// checkWireConfig refuses a configuration received from a peer that this
+// node could not put in force (no voters, zero ids, impossible timeouts).
+func checkWireConfig(cc *messages.ClusterConfig, err error) error {
+	if err != nil {
+		return err
+	}
+	return ValidateClusterConfig(cc)
+}
+
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
 	cc := &messages.ClusterConfig{}
 	if err := proto.Unmarshal(e.Data, cc); err != nil {
@@ -697,6 +706,18 @@ func (r *Raft) Step(m *messages.Message) error {
 				return fmt.Errorf("%w: append after %d/%d at term %d: entry %d is %d/%d", ErrInvalidMessage, m.Index, m.LogTerm, m.Term, i, e.GetIndex(), e.GetTerm())
 			}
 			prevTerm = e.GetTerm()
+			if e.GetType() == messages.EntryType_ENTRY_CONFIG {
+				if err := checkWireConfig(decodeConfig(e)); err != nil {
+					return fmt.Errorf("%w: append: entry %d: %w", ErrInvalidMessage, e.GetIndex(), err)
+				}
+			}
+		}
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+		if cc := m.GetSnapshot().GetMetadata().GetConfig(); cc != nil {
+			if err := checkWireConfig(cc, nil); err != nil {
+				return fmt.Errorf("%w: snapshot configuration: %w", ErrInvalidMessage, err)
+			}
 		}
 	}
 	if m.Type == messages.MessageType_MSG_NOT_MEMBER {
@@ -976,6 +997,12 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	cc := md.Config
 	if cc == nil {
 		cc = r.cc
+	}
+	if cc.Settings == nil {
+		// As for a configuration entry (decodeConfig): a snapshot from the
+		// wire may carry none.
+		cc = proto.Clone(cc).(*messages.ClusterConfig)
+		cc.Settings = DefaultSettings()
 	}
 	r.ccHist = []confAt{{md.Index, cc}}
 	r.pendingConfIndex = md.Index
