@@ -27,8 +27,9 @@ type demoOptions struct {
 	grace time.Duration
 	// rate is each producer's pause between messages.
 	rate time.Duration
-	// phase is how long producers run between the steps.
-	phase   time.Duration
+	// phase is how many more messages the producers get acknowledged
+	// between two steps.
+	phase   int
 	timeout time.Duration // each step's wait
 }
 
@@ -51,7 +52,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "directory for data, logs and certificates (default: a new temporary directory, removed after a pass)")
 	tick := fs.Duration("tick", 50*time.Millisecond, "Raft tick of the brokers")
 	grace := fs.Duration("grace", time.Second, "how long a broker may be unheard before its partitions move")
-	phase := fs.Duration("phase", 2*time.Second, "how long the producers run between steps")
+	phase := fs.Int("phase", 300, "how many messages the producers get acknowledged between two steps")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -268,6 +269,27 @@ func (w *workload) produce(ctx context.Context, topic string, pause time.Duratio
 	})
 }
 
+// more waits until the producers have n more messages acknowledged, or
+// fails after timeout (or at once when a producer gave up).
+func (w *workload) more(n int, timeout time.Duration) error {
+	target := w.count() + n
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		got, err := len(w.acks), errors.Join(w.errs...)
+		w.mu.Unlock()
+		switch {
+		case err != nil:
+			return err
+		case got >= target:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("the producers got %d of %d more messages acknowledged within %v", got-(target-n), n, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (w *workload) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -331,7 +353,9 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, err
 	}
 	defer cons.stop()
-	time.Sleep(o.phase) // the producers and consumers run
+	if err := w.more(o.phase, o.timeout); err != nil {
+		return res, err
+	}
 	say("%d messages acknowledged so far", w.count())
 
 	fmt.Fprintln(out, "== 3. a fourth broker starts with --join and is added through the membership API (learner, caught up, voter)")
@@ -350,7 +374,9 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, err
 	}
 	show(v)
-	time.Sleep(o.phase)
+	if err := w.more(o.phase, o.timeout); err != nil {
+		return res, err
+	}
 	say("%d messages acknowledged so far", w.count())
 
 	// The victim: a broker that owns partitions and does not lead (its
@@ -381,7 +407,9 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	res.Reown, res.Killed = time.Since(killed), victim
 	say("re-owned %v after the kill (grace %v)", res.Reown.Round(time.Millisecond), o.grace)
 	show(v)
-	time.Sleep(o.phase)
+	if err := w.more(o.phase, o.timeout); err != nil {
+		return res, err
+	}
 
 	moved := v.Partitions[0]
 	to := rest[0]
@@ -411,7 +439,9 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	}
 	say("fencing: broker %d (epoch %d) redirects a write for %s to broker %d (epoch %d); its follower refuses replication at epoch %d",
 		moved.Owner, moved.Epoch, moved.Name, newP.Owner, newP.Epoch, moved.Epoch)
-	time.Sleep(o.phase / 2)
+	if err := w.more(o.phase/2, o.timeout); err != nil {
+		return res, err
+	}
 
 	// The leaver: a live broker other than the leader; its partitions move
 	// at once, with no grace period.
@@ -444,7 +474,9 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	if err := c.procs[leaver].Stop(); err != nil {
 		return res, err
 	}
-	time.Sleep(o.phase / 2)
+	if err := w.more(o.phase/2, o.timeout); err != nil {
+		return res, err
+	}
 
 	fmt.Fprintln(out, "== 7. the producers stop; the consumers read to the end; the checker runs")
 	stopProducers()

@@ -30,9 +30,9 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := demoOptions{exe: exe, env: []string{asMain + "=1"}, dir: t.TempDir(), tick: 50 * time.Millisecond,
-		grace: time.Second, rate: 5 * time.Millisecond, phase: 1500 * time.Millisecond, timeout: 30 * time.Second}
+		grace: time.Second, rate: 5 * time.Millisecond, phase: 200, timeout: 30 * time.Second}
 	if testing.Short() {
-		o.phase, o.rate = 500*time.Millisecond, 20*time.Millisecond
+		o.phase, o.rate = 40, 10*time.Millisecond
 	}
 	var out bytes.Buffer
 	res, err := demo(context.Background(), o, &out)
