@@ -344,9 +344,10 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 		sms := map[uint64]*ownSM{}
 		c := newClusterWith(t, 3, func(c *cluster) {
 			c.configure = func(id uint64, cfg *actors.Config) {
-				sm := &ownSM{}
-				sms[id] = sm
-				cfg.StateMachine = sm
+				if sms[id] == nil {
+					sms[id] = &ownSM{} // its state outlives a restart, as a durable one
+				}
+				cfg.StateMachine = sms[id]
 				cfg.RetainEntries = -1
 			}
 		})
@@ -406,6 +407,19 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitList(t, sms, 12)
+
+		// The leader restarts on its store, which holds the compaction
+		// without snapshot data: its state machine's applied index covers
+		// it, and it carries on.
+		c.stop(lead)
+		c.drainEvents()
+		c.start(lead)
+		lead = c.waitLeader()
+		if _, err := c.propose(lead, "again"); err != nil {
+			t.Fatal(err)
+		}
+		waitList(t, sms, 13)
+		c.failOnNodeStopped()
 	})
 }
 
