@@ -556,12 +556,6 @@ func (s *sim) downCount() int {
 	return k
 }
 
-func (s *sim) voters() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.boot.Voters)
-}
-
 // pick returns a random node among those in state st (members only).
 func (s *sim) pick(st nodeState) *simNode {
 	s.mu.Lock()
