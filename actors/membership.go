@@ -121,6 +121,7 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%s: %w", op.kind, mapErr(err)))
 			return
 		}
+		n.traceConfigChange(op.index, op.kind)
 		n.scheduleFlush(ctx)
 	default: // op.phase == opCatchUp
 		n.startCatchUp(op)
@@ -196,6 +197,7 @@ func (n *node) tickMembership(ctx actor.Context) {
 			switch {
 			case err == nil:
 				op.phase, op.index = opCommit, idx
+				n.traceConfigChange(idx, op.kind+": promote")
 				n.scheduleFlush(ctx)
 			case errors.Is(err, raft.ErrConfigChangePending):
 				// Another change first: try again next tick.

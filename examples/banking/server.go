@@ -251,6 +251,7 @@ type server struct {
 	apis   map[uint64]string
 	http   *http.Server
 	tel    *telemetry
+	tr     *remote.Transport
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -269,16 +270,28 @@ func runServer(args []string, stderr io.Writer) int {
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case got := <-sig:
-		log.Info("stopping", "signal", got.String())
-		s.shutdown()
-		return 0
-	case err := <-s.failed:
-		fmt.Fprintf(stderr, "banking server: node %d stopped: %v\n", cfg.id, err)
-		s.shutdown()
-		return 1
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for {
+		select {
+		case got := <-sig:
+			if got == syscall.SIGHUP {
+				// The transport also reloads changed TLS files at the next
+				// handshake; SIGHUP reports a broken file at once.
+				if err := s.tr.ReloadCertificates(); err != nil {
+					log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)
+				} else {
+					log.Info("reloaded the TLS files")
+				}
+				continue
+			}
+			log.Info("stopping", "signal", got.String())
+			s.shutdown()
+			return 0
+		case err := <-s.failed:
+			fmt.Fprintf(stderr, "banking server: node %d stopped: %v\n", cfg.id, err)
+			s.shutdown()
+			return 1
+		}
 	}
 }
 
@@ -339,6 +352,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.tr = tr
 
 	boot := &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true,
 		ElectionTicks: uint32(cfg.electionTicks), HeartbeatTicks: 1}}
