@@ -46,6 +46,10 @@ demo: ## run the banking demo: 3 server processes, concurrent clients, leader ki
 demo-membership: ## banking demo of run-time membership: a 4th server added (learner, then voter), the leader removed
 	$(GO) run ./examples/banking demo-membership
 
+.PHONY: demo-topics
+demo-topics: ## run the topics demo: 3 broker processes, producers and consumers, a 4th joins, an owner SIGKILLed; checks
+	$(GO) run ./examples/topics demo
+
 .PHONY: verify
 verify: ## long linearizability check of the banking example
 	$(GO) run ./examples/banking verify -duration $(or $(DURATION),2m) -kills $(or $(KILLS),6)

@@ -60,8 +60,26 @@ type Propose struct {
 	Data     []byte
 	ClientID uint64
 	Sequence uint64
+	// ReplyOnAppend: the leader first answers *ProposeAccepted (the
+	// entry's index and term) as soon as it appends the entry to its log,
+	// then *ProposeResponse once it is applied, both to the sender. A
+	// retry of a (ClientID, Sequence) already in the log or applied gets
+	// no second ProposeAccepted, only its ProposeResponse. A refused
+	// proposal gets only its ProposeResponse. A future (ProposeAndWait,
+	// Request) completes with the first answer: send from an actor to
+	// receive both.
+	ReplyOnAppend bool
 	// TraceParent (W3C) links the proposal's spans to the caller's trace.
 	TraceParent string
+}
+
+// ProposeAccepted is the first answer to a Propose with ReplyOnAppend:
+// the leader appended the entry at Index in Term. It is not committed
+// yet: it commits only if it stays in the log at Index with Term (the
+// ProposeResponse that follows says what happened).
+type ProposeAccepted struct {
+	Index uint64
+	Term  uint64
 }
 
 // ProposeResponse answers Propose. Err is nil, or wraps one of:
@@ -213,9 +231,12 @@ type SetLogLevelResponse struct {
 }
 
 // TakeSnapshot snapshots the state machine (it must implement
-// Snapshotter) and compacts the log. Answer: *TakeSnapshotResponse with the
-// snapshot's index, or its Err (the state machine is no Snapshotter, or its
-// Snapshot failed). Subscribers also get SnapshotTaken.
+// Snapshotter) at its applied index and compacts the log, keeping the tail
+// that Config.RetainEntries and RetainBytes ask for. Answer:
+// *TakeSnapshotResponse with the snapshot's index, or its Err (the state
+// machine is no Snapshotter, or its Snapshot failed). Subscribers also get
+// SnapshotTaken. An application that keeps its own durable state and
+// chooses the index uses CompactTo instead.
 type TakeSnapshot struct{}
 
 // TakeSnapshotResponse answers TakeSnapshot.

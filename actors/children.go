@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,7 +192,10 @@ type readQuery struct {
 }
 
 type setSubscribers struct{ subs []*actor.PID }
-type snapshotRequest struct{ reply *actor.PID }
+type snapshotRequest struct {
+	reply *actor.PID
+	lazy  *messages.Message // a snapshot for a peer (CompactTo), see lazySnapshot
+}
 
 type session struct {
 	seq    uint64
@@ -280,6 +282,10 @@ func (a *applier) Receive(ctx actor.Context) {
 		a.subs = msg.subs
 	case *snapshotRequest:
 		data, err := a.traceSnapshot()
+		if msg.lazy != nil {
+			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, index: a.applied, data: data, err: err})
+			return
+		}
 		ctx.Send(a.node, &snapshotMade{index: a.applied, data: data, err: err, reply: msg.reply})
 	}
 }
@@ -311,6 +317,10 @@ func (a *applier) refuse(ctx actor.Context) {
 	case *readQuery:
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: a.failed})
 	case *snapshotRequest:
+		if msg.lazy != nil {
+			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, err: a.failed})
+			return
+		}
 		ctx.Send(a.node, &snapshotMade{index: a.applied, err: a.failed, reply: msg.reply})
 	}
 }
@@ -420,8 +430,8 @@ func (a *applier) rebuildSessions(st raft.InitialState) {
 	}
 }
 
-// Snapshot data: the session table (count, then client and sequence
-// pairs), then the state machine's own bytes.
+// snapshot is the node's snapshot data: the session table and the state
+// machine's bytes, framed as SplitSnapshot reads them.
 func (a *applier) snapshot() ([]byte, error) {
 	sn, ok := a.sm.(Snapshotter)
 	if !ok {
@@ -431,11 +441,7 @@ func (a *applier) snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := binary.AppendUvarint(nil, uint64(len(a.sessions)))
-	for c, s := range a.sessions {
-		out = binary.AppendUvarint(binary.AppendUvarint(out, c), s.seq)
-	}
-	return append(out, data...), nil
+	return encodeSnapshot(a.sessions, data), nil
 }
 
 // ErrCorruptSnapshot: snapshot data the state machine cannot restore.
@@ -467,11 +473,16 @@ func (a *applier) restore(s *messages.Snapshot) error {
 	if !ok {
 		return errors.New("the StateMachine does not implement Snapshotter")
 	}
+	if len(s.Data) == 0 {
+		// Only CompactTo stores a snapshot without data: the state
+		// machine's own durable state must cover it.
+		return fmt.Errorf("the log was compacted to %d without a snapshot (CompactTo) and the state machine has applied only %d", s.Metadata.GetIndex(), a.applied)
+	}
 	sessions, b, err := decodeSessions(s.Data)
 	if err != nil {
 		return err
 	}
-	if err := sn.Restore(b); err != nil {
+	if err := restoreApp(sn, s, b); err != nil {
 		return err
 	}
 	a.sessions = sessions
@@ -498,28 +509,4 @@ func (r *replicator) Receive(ctx actor.Context) {
 			r.metrics.drop(m, tracing.DropSendFailed)
 		}
 	}
-}
-
-// decodeSessions reads the session table at the head of snapshot data and
-// returns it with the state machine's bytes.
-func decodeSessions(b []byte) (map[uint64]session, []byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return nil, nil, errors.New("corrupt session table")
-	}
-	b = b[k:]
-	sessions := make(map[uint64]session, n)
-	for range n {
-		c, k1 := binary.Uvarint(b)
-		if k1 <= 0 {
-			return nil, nil, errors.New("corrupt session table")
-		}
-		seq, k2 := binary.Uvarint(b[k1:])
-		if k2 <= 0 {
-			return nil, nil, errors.New("corrupt session table")
-		}
-		b = b[k1+k2:]
-		sessions[c] = session{seq: seq}
-	}
-	return sessions, b, nil
 }

@@ -87,6 +87,20 @@
 // a proposal make retries idempotent: a repeated (client, sequence) is
 // answered from the session table without being applied twice.
 //
+// # Snapshots and compaction
+//
+// A snapshot's data holds two sections in a versioned framing: the
+// library's session table and the state machine's own bytes
+// (SplitSnapshot reads them; a SnapshotStore or a backup tool can keep
+// the application's part alone). The node snapshots on TakeSnapshot or
+// every Config.SnapshotEvery entries; an application that persists its own
+// state instead tells the node how far it has durably captured it
+// (CompactTo), and the leader asks it for snapshot bytes only when a
+// follower needs them. Either way the log keeps a tail below the
+// compaction point (Config.RetainEntries, RetainBytes) so that slightly
+// lagging followers catch up with appends. A Snapshotter that implements
+// SnapshotRestorer learns the index, term and configuration it restores.
+//
 // # Traces and metrics
 //
 // Every message flow is traced through Config.TracerProvider (trace.go) and

@@ -127,6 +127,8 @@ type node struct {
 	stop         *stopState
 	snapshotting bool
 	lastSnapshot uint64
+	lazyPending  map[uint64]bool   // peers whose snapshot the applier is making (CompactTo)
+	clientSeqs   map[uint64]uint64 // client -> highest sequence in the log (accept.go)
 	history      []Transition
 	drops        DropCounts
 	ticks        uint64            // ticks since start
@@ -207,6 +209,7 @@ func (n *node) leader(ctx actor.Context) {
 			n.respond(ctx, &ProposeResponse{Err: mapErr(err)})
 			return
 		}
+		n.accepted(ctx, msg, idx, term)
 		n.traceProposal(msg.TraceParent, e, idx, term)
 		n.metrics.proposed(idx)
 		if s := ctx.Sender(); s != nil {
@@ -392,6 +395,10 @@ func (n *node) common(ctx actor.Context) bool {
 		n.scheduleFlush(ctx)
 	case *TakeSnapshot:
 		n.requestSnapshot(ctx, ctx.Sender())
+	case *CompactTo:
+		n.compactTo(ctx, msg)
+	case *lazySnapshotMade:
+		n.lazySnapshotDone(ctx, msg)
 	case *Stop:
 		n.beginStop(ctx)
 	default:
@@ -423,6 +430,8 @@ func (n *node) refuse(ctx actor.Context, err error) {
 		n.respond(ctx, &ReadResponse{Err: err})
 	case *TakeSnapshot:
 		n.respond(ctx, &TakeSnapshotResponse{Err: err})
+	case *CompactTo:
+		n.respond(ctx, &CompactToResponse{Err: err})
 	}
 }
 
@@ -451,6 +460,8 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
+	n.clientSeqs = map[uint64]uint64{}
+	n.noteClientSeqs(st.Snapshot, st.Entries)
 	n.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
 	var err2 error
 	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
@@ -557,6 +568,7 @@ func (n *node) processReady(ctx actor.Context) {
 	}
 	for n.r.HasReady() {
 		rd := n.r.Ready()
+		n.noteClientSeqs(rd.Snapshot, rd.Entries)
 		if rd.PersistID != 0 {
 			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.tr.takePersistParent(),
 				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
@@ -594,6 +606,9 @@ func (n *node) processReady(ctx actor.Context) {
 // send hands m to the transport: leader traffic through the peer's
 // replicator, the rest directly.
 func (n *node) send(ctx actor.Context, m *messages.Message) {
+	if n.lazySnapshot(ctx, m) {
+		return
+	}
 	n.traceOutbound(m)
 	n.metrics.sent(m)
 	peer := transport.Peer{ID: m.To, Address: n.r.Address(m.To)}
@@ -921,16 +936,11 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 	ctx.Send(n.applier, &snapshotRequest{reply: reply})
 }
 
-// retainedEntries is how many entries below a snapshot the log keeps (in
-// memory and in the store) for followers that lag a little. After a
-// restart the node loads only the entries after its snapshot.
-const retainedEntries = 64
-
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	n.snapshotting = false
 	err := msg.err
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
-		err = n.r.Compact(msg.index, msg.data, retainedEntries)
+		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
 			n.lastSnapshot = msg.index
 			ctx.Send(n.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})

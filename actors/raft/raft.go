@@ -145,6 +145,11 @@ type Raft struct {
 	prevHS           termVote // last term and vote handed out
 	durableHS        termVote // last term and vote reported durable
 	needBcast        bool     // leader: flush appends in Ready
+	// commitNews: the leader's commit index advanced since the last
+	// broadcast of appends or heartbeats (which carry it); commitNewsAge
+	// counts the ticks it has waited (see Config.CommitNewsTicks).
+	commitNews    bool
+	commitNewsAge int
 
 	events []Event
 	logger *slog.Logger
@@ -589,6 +594,23 @@ func (r *Raft) tickHeartbeat() {
 	if r.heartbeatElapsed >= r.heartbeatTimeout() {
 		r.heartbeatElapsed = 0
 		r.bcastHeartbeat(r.reads.lastContext())
+	} else if r.commitNews {
+		if r.commitNewsAge++; r.cfg.CommitNewsTicks > 0 && r.commitNewsAge >= r.cfg.CommitNewsTicks {
+			r.needBcast = true // the news waited long enough: an append carries it
+		}
+	}
+}
+
+// commitAdvanced handles a leader's commit-index advance: the followers
+// hear of it with the next append or heartbeat (within
+// Config.CommitNewsTicks), or at once when it is -1.
+func (r *Raft) commitAdvanced() {
+	if r.cfg.CommitNewsTicks < 0 {
+		r.needBcast = true
+		return
+	}
+	if !r.commitNews {
+		r.commitNews, r.commitNewsAge = true, 0
 	}
 }
 
@@ -1098,7 +1120,7 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 		pr.inflights.freeLE(m.Index)
 	}
 	if r.maybeCommit() {
-		r.needBcast = true // carries the new commit index to everyone
+		r.commitAdvanced()
 	} else if pr.Next <= r.log.lastIndex() {
 		// More to send (the window was full). An ack with nothing left to
 		// send is not answered: an empty append would be a wasted round
@@ -1268,6 +1290,7 @@ func (r *Raft) ownAddressFor(pr *Progress) string {
 }
 
 func (r *Raft) bcastAppend() {
+	r.commitNews = false // every append carries the commit index
 	for _, id := range r.peers {
 		if pr := r.prs[id]; pr != nil {
 			r.sendAppend(id, pr)
@@ -1276,6 +1299,7 @@ func (r *Raft) bcastAppend() {
 }
 
 func (r *Raft) bcastHeartbeat(ctx []byte) {
+	r.commitNews = false // every heartbeat carries the commit index
 	for _, id := range r.peers {
 		pr := r.prs[id]
 		if id == r.id || pr == nil {
