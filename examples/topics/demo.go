@@ -230,13 +230,12 @@ func settled(v *View, ids []uint64, partitions int) bool {
 
 // workload is the demo's producers and consumers.
 type workload struct {
-	cl     *Client
-	mu     sync.Mutex
-	acks   []ack
-	errs   []error
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	failed bool
+	cl   *Client
+	mu   sync.Mutex
+	acks []ack
+	errs []error
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // produce sends messages to topic (partition by sequence number) until
@@ -400,7 +399,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, err
 	}
 	rest := slices.DeleteFunc(slices.Clone(all), func(id uint64) bool { return id == victim })
-	cl.servers = c.apis(rest...)
+	cl.SetServers(c.apis(rest...))
 	if v, err = c.waitTable(ctx, cl, fmt.Sprintf("broker %d's partitions re-owned", victim), victim, func(v *View) bool { return settled(v, rest, 6) }); err != nil {
 		return res, err
 	}
@@ -460,7 +459,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, fmt.Errorf("remove broker %d: %w", leaver, err)
 	}
 	remaining := slices.DeleteFunc(slices.Clone(rest), func(id uint64) bool { return id == leaver })
-	cl.servers = c.apis(remaining...)
+	cl.SetServers(c.apis(remaining...))
 	if v, err = c.waitTable(ctx, cl, fmt.Sprintf("broker %d's partitions moved", leaver), victim, func(v *View) bool { return settled(v, remaining, 6) }); err != nil {
 		return res, err
 	}
