@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -181,17 +180,22 @@ type applyBatch struct {
 	snapshot *messages.Snapshot
 	entries  []*messages.Entry
 	waiters  []indexedWaiter
+	trace    applyTrace
 }
 
 type readQuery struct {
 	from  *actor.PID
 	query any
 	index uint64
+	trace *readTrace
 	start time.Time // the read's arrival at the node
 }
 
 type setSubscribers struct{ subs []*actor.PID }
-type snapshotRequest struct{ reply *actor.PID }
+type snapshotRequest struct {
+	reply *actor.PID
+	lazy  *messages.Message // a snapshot for a peer (CompactTo), see lazySnapshot
+}
 
 type session struct {
 	seq    uint64
@@ -239,7 +243,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *applyBatch:
 		a.pending = msg.waiters
 		if msg.snapshot != nil {
-			if err := a.timedRestore(msg.snapshot); err != nil {
+			if err := a.traceRestore(msg.snapshot, msg.trace.snapshot); err != nil {
 				// The node checked the data before installing the snapshot
 				// (checkSnapshot); a Restore failing now leaves the state
 				// machine behind the log: stop the node, never apply on.
@@ -255,7 +259,7 @@ func (a *applier) Receive(ctx actor.Context) {
 			if len(a.pending) > 0 && a.pending[0].index == e.Index {
 				w = &a.pending[0].w
 			}
-			if err := a.apply(ctx, e, w); err != nil {
+			if err := a.apply(ctx, e, w, msg.trace.parents[e.Index]); err != nil {
 				a.fail(ctx, err)
 				return
 			}
@@ -265,16 +269,23 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *readQuery:
 		q, ok := a.sm.(Querier)
 		if !ok {
-			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: errors.New("actors: the StateMachine does not implement Querier")})
+			err := errors.New("actors: the StateMachine does not implement Querier")
+			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
+			msg.trace.end(err)
 			return
 		}
 		res, err := q.Query(msg.query)
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		msg.trace.end(err)
 		a.metrics.readDone(msg.start)
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
-		data, err := a.timedSnapshot()
+		data, err := a.traceSnapshot()
+		if msg.lazy != nil {
+			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, index: a.applied, data: data, err: err})
+			return
+		}
 		ctx.Send(a.node, &snapshotMade{index: a.applied, data: data, err: err, reply: msg.reply})
 	}
 }
@@ -306,14 +317,19 @@ func (a *applier) refuse(ctx actor.Context) {
 	case *readQuery:
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: a.failed})
 	case *snapshotRequest:
+		if msg.lazy != nil {
+			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, err: a.failed})
+			return
+		}
 		ctx.Send(a.node, &snapshotMade{index: a.applied, err: a.failed, reply: msg.reply})
 	}
 }
 
 // apply applies one committed entry and answers its proposer (w, if this
 // node proposed it). An error is an apply failure (see ErrApplyFailed):
-// the entry is not applied.
-func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) error {
+// the entry is not applied. parent, when set, is the parent of its apply
+// span (none when empty; see node.applyTrace).
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) error {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
 		if w != nil {
@@ -322,8 +338,8 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) error {
 		return nil
 	}
 	var span trace.Span
-	if e.TraceParent != "" && a.tracer.Enabled() {
-		_, span = a.tracer.StartRemote(bg, e.TraceParent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
+	if parent != "" && a.tracer.Enabled() {
+		_, span = a.tracer.StartRemote(bg, parent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any
 	var err error
@@ -414,8 +430,8 @@ func (a *applier) rebuildSessions(st raft.InitialState) {
 	}
 }
 
-// Snapshot data: the session table (count, then client and sequence
-// pairs), then the state machine's own bytes.
+// snapshot is the node's snapshot data: the session table and the state
+// machine's bytes, framed as SplitSnapshot reads them.
 func (a *applier) snapshot() ([]byte, error) {
 	sn, ok := a.sm.(Snapshotter)
 	if !ok {
@@ -425,11 +441,7 @@ func (a *applier) snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := binary.AppendUvarint(nil, uint64(len(a.sessions)))
-	for c, s := range a.sessions {
-		out = binary.AppendUvarint(binary.AppendUvarint(out, c), s.seq)
-	}
-	return append(out, data...), nil
+	return encodeSnapshot(a.sessions, data), nil
 }
 
 // ErrCorruptSnapshot: snapshot data the state machine cannot restore.
@@ -461,11 +473,16 @@ func (a *applier) restore(s *messages.Snapshot) error {
 	if !ok {
 		return errors.New("the StateMachine does not implement Snapshotter")
 	}
+	if len(s.Data) == 0 {
+		// Only CompactTo stores a snapshot without data: the state
+		// machine's own durable state must cover it.
+		return fmt.Errorf("the log was compacted to %d without a snapshot (CompactTo) and the state machine has applied only %d", s.Metadata.GetIndex(), a.applied)
+	}
 	sessions, b, err := decodeSessions(s.Data)
 	if err != nil {
 		return err
 	}
-	if err := sn.Restore(b); err != nil {
+	if err := restoreApp(sn, s, b); err != nil {
 		return err
 	}
 	a.sessions = sessions
@@ -492,28 +509,4 @@ func (r *replicator) Receive(ctx actor.Context) {
 			r.metrics.drop(m, tracing.DropSendFailed)
 		}
 	}
-}
-
-// decodeSessions reads the session table at the head of snapshot data and
-// returns it with the state machine's bytes.
-func decodeSessions(b []byte) (map[uint64]session, []byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return nil, nil, errors.New("corrupt session table")
-	}
-	b = b[k:]
-	sessions := make(map[uint64]session, n)
-	for range n {
-		c, k1 := binary.Uvarint(b)
-		if k1 <= 0 {
-			return nil, nil, errors.New("corrupt session table")
-		}
-		seq, k2 := binary.Uvarint(b[k1:])
-		if k2 <= 0 {
-			return nil, nil, errors.New("corrupt session table")
-		}
-		b = b[k1+k2:]
-		sessions[c] = session{seq: seq}
-	}
-	return sessions, b, nil
 }

@@ -74,8 +74,20 @@ type Config struct {
 	Subscribers []*actor.PID
 	// SnapshotEvery takes a snapshot (when the StateMachine implements
 	// Snapshotter) each time this many entries were applied since the last
-	// one, and compacts the log. 0: never. Default 0.
+	// one, and compacts the log (keeping RetainEntries). 0: never.
+	// Default 0.
 	SnapshotEvery uint64
+	// RetainEntries is how many entries at or below a snapshot's index
+	// (or a CompactTo index) the log keeps, in memory and in the store.
+	// The trade-off: a follower that lags by fewer entries catches up
+	// with cheap appends instead of a whole snapshot, at the cost of a
+	// longer log (memory, store, restart). 0: the default, 64; negative:
+	// none (the log starts right after the snapshot).
+	RetainEntries int
+	// RetainBytes, when non-zero, also caps the bytes of the retained
+	// entries (their encoded size): fewer are kept when RetainEntries of
+	// them would exceed it. Default 0: no byte cap.
+	RetainBytes uint64
 	// TracerProvider receives the spans of every message flow (see
 	// trace.go). Default nil: the global provider (otel.GetTracerProvider),
 	// which records nothing until the application sets one; pass a
@@ -87,8 +99,6 @@ type Config struct {
 	// the global provider (otel.GetMeterProvider), which records nothing
 	// until the application sets one.
 	MeterProvider metric.MeterProvider
-	// TraceHeartbeats traces heartbeats too. Default false.
-	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int

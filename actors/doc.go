@@ -5,6 +5,12 @@
 //	node := ctx.Spawn(props)              // a child of the application's actor
 //	res, err := actors.ProposeAndWait(ctx, node, &actors.Propose{Data: cmd}, time.Second)
 //
+// Example_threeNodes is a complete in-memory cluster (actor system,
+// application actors, one shared network, proposals, a read, the status);
+// ExampleProposeAndWait handles every answer; ExampleSnapshotter and
+// ExampleConfig_customTransport plug in a state machine with snapshots and a
+// transport of one's own.
+//
 // # Architecture
 //
 // One node actor owns one Raft node. Its behavior is its role — follower,
@@ -42,6 +48,24 @@
 // Requests to a node actor that is gone answer ErrStopped through
 // ProposeAndWait and Request.
 //
+// # Membership
+//
+// AddMember, RemoveMember, PromoteLearner and ChangeConfig are served by
+// the leader (membership.go): a new server joins as a learner and is
+// promoted only once it has caught up (a catch-up round of thesis §4.2.1
+// that ends within an election timeout, or Config.CatchUpLag), so the
+// quorum never grows before the newcomer holds the log; a learner that
+// does not catch up within Config.CatchUpTimeout fails the request with
+// ErrCatchUpTimeout and blocks nothing. Every request may name the
+// ExpectedConfigIndex it was decided on (compare-and-set, as hashicorp's
+// prevIndex; ErrStaleConfig when another change came first) and is
+// answered once its final, non-joint configuration is committed, with that
+// entry's index; if leadership is lost first, with ErrOutcomeUnknown. The
+// core keeps replicating to a removed member until it knows; it then
+// publishes MemberRemoved and campaigns no more, as does a node that the
+// members' gates refuse as a non-member. Learners serve linearizable reads
+// through the leader and appear in the leader's Status with their Lag.
+//
 // Time arrives as tick messages from protoactor's timer scheduler, tagged
 // with a generation so that a stale tick (after a restart) is ignored.
 //
@@ -62,6 +86,20 @@
 // the log (and the latest snapshot) at start. Client id + sequence number on
 // a proposal make retries idempotent: a repeated (client, sequence) is
 // answered from the session table without being applied twice.
+//
+// # Snapshots and compaction
+//
+// A snapshot's data holds two sections in a versioned framing: the
+// library's session table and the state machine's own bytes
+// (SplitSnapshot reads them; a SnapshotStore or a backup tool can keep
+// the application's part alone). The node snapshots on TakeSnapshot or
+// every Config.SnapshotEvery entries; an application that persists its own
+// state instead tells the node how far it has durably captured it
+// (CompactTo), and the leader asks it for snapshot bytes only when a
+// follower needs them. Either way the log keeps a tail below the
+// compaction point (Config.RetainEntries, RetainBytes) so that slightly
+// lagging followers catch up with appends. A Snapshotter that implements
+// SnapshotRestorer learns the index, term and configuration it restores.
 //
 // # Traces and metrics
 //

@@ -30,6 +30,10 @@ type Querier interface {
 
 // Snapshotter is implemented by state machines that can snapshot and
 // restore their state (to compact the log and catch up slow followers).
+// Both run on the applier, between Apply calls. The node frames the bytes
+// with its own session table (see SplitSnapshot); the state machine sees
+// only its own. A Snapshotter that also implements SnapshotRestorer is
+// restored with the snapshot's metadata instead of through Restore.
 type Snapshotter interface {
 	// Snapshot returns the state as of the last applied entry.
 	Snapshot() ([]byte, error)

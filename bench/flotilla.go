@@ -89,6 +89,9 @@ func flotillaStore(mode, dir string, id uint64) (store persistence.LogStore, clo
 	return g, db.Close, nil
 }
 
+// commitNewsTicks is the -commit-news-ticks flag (in-process rows only).
+var commitNewsTicks int
+
 // flotillaNodeConfig is the node configuration every Flotilla row uses.
 func flotillaNodeConfig(id uint64, addr string, boot *messages.ClusterConfig, tr transport.Transport, store persistence.LogStore, subs ...*actor.PID) actors.Config {
 	cfg := actors.DefaultConfig()
@@ -100,6 +103,7 @@ func flotillaNodeConfig(id uint64, addr string, boot *messages.ClusterConfig, tr
 	cfg.StateMachine = &countSM{}
 	cfg.TickInterval = tickInterval
 	cfg.Raft.Seed = int64(id)
+	cfg.Raft.CommitNewsTicks = commitNewsTicks
 	cfg.Subscribers = subs
 	return cfg
 }

@@ -82,6 +82,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.dataDir, "data", "", "directory for the nodes' data directories (default: <out>/data, on the local disk)")
 	fs.IntVar(&c.fsyncN, "fsync-n", 2000, "appends+fsyncs of the raw disk measurement (stops after 3s)")
 	fs.BoolVar(&c.profile, "profile", false, "write CPU and allocation profiles of each cell's window to <out>/profiles")
+	fs.IntVar(&commitNewsTicks, "commit-news-ticks", 0, "Flotilla's raft.Config.CommitNewsTicks for the in-process flotilla rows (0: commit news rides the next append or heartbeat; -1: broadcast every commit advance, the behaviour before issue 20)")
 	fs.BoolVar(&c.publish, "publish", false, "also write RESULTS.md and results.svg in the current directory (the committed copy)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

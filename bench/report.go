@@ -20,18 +20,18 @@ func markdown(rep *report, svgName string) string {
 	if svgName != "" {
 		fmt.Fprintf(&b, "![ops/s per library and cell](%s)\n\n", svgName)
 	}
-	b.WriteString("| mode | C | library | ops/s | p50 | p99 | max | errors | allocs/op | KiB/op | CPU/op |\n")
-	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| mode | C | library | ops/s | p50 | p99 | max | errors | allocs/op | KiB/op | CPU/op | msgs/op |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range rep.Cells {
 		if c.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %d | %s | failed: %s | | | | | | | |\n", c.Mode, c.Clients, c.Lib, strings.ReplaceAll(c.Skipped, "|", "/"))
+			fmt.Fprintf(&b, "| %s | %d | %s | failed: %s | | | | | | | | |\n", c.Mode, c.Clients, c.Lib, strings.ReplaceAll(c.Skipped, "|", "/"))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %v | %v | %v | %d | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %v | %v | %v | %d | %s | %s | %s | %s |\n",
 			c.Mode, c.Clients, c.Lib, c.OpsPerSec, round(c.P50), round(c.P99), round(c.Max), c.Errors,
-			orNA(c.AllocsPerOp, "%.0f", 1), orNA(c.BytesPerOp, "%.1f", 1024), cpuOrNA(c.CPUPerOp))
+			orNA(c.AllocsPerOp, "%.0f", 1), orNA(c.BytesPerOp, "%.1f", 1024), cpuOrNA(c.CPUPerOp), orNA(c.MsgsPerOp, "%.2f", 1))
 	}
-	b.WriteString("\nallocs/op, KiB/op and CPU/op are process-wide over the window divided by the operations: all three nodes and the clients for the in-process rows; n/a for flotilla-3proc (its nodes run in other processes).\n")
+	b.WriteString("\nallocs/op, KiB/op and CPU/op are process-wide over the window divided by the operations: all three nodes and the clients for the in-process rows; n/a for flotilla-3proc (its nodes run in other processes). msgs/op is the Raft messages between the nodes (appends, acknowledgements, heartbeats, votes) per committed operation, for the libraries that count them (flotilla, etcd).\n")
 
 	if bars := checkBars(rep); len(bars) > 0 {
 		b.WriteString("\n## Bars (ratios within this run)\n\n| bar | measured | holds |\n|---|---|---|\n")

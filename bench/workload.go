@@ -75,6 +75,10 @@ type cellResult struct {
 	CPUPerOp    time.Duration // process CPU (user+sys) per op (in-process rows only; -1 unknown)
 	Skipped     string        // why the cell did not run, if it did not
 	Diag        string        // internal counters over the window (see diagnoser)
+	// MsgsPerOp: Raft messages between the nodes (appends, their
+	// acknowledgements, heartbeats...) per operation completed in the
+	// window, for clusters that count them (-1 unknown).
+	MsgsPerOp float64
 }
 
 // runOptions are the knobs of one cell run.
@@ -101,7 +105,7 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 	res.cellSpec = spec
 	res.Note = d.note(spec.Mode)
 	res.Window = o.window
-	res.AllocsPerOp, res.BytesPerOp, res.CPUPerOp = -1, -1, -1
+	res.AllocsPerOp, res.BytesPerOp, res.CPUPerOp, res.MsgsPerOp = -1, -1, -1, -1
 	dir, err := os.MkdirTemp(o.dataDir, fmt.Sprintf("%s-%s-c%d-", spec.Lib, spec.Mode, spec.Clients))
 	if err != nil {
 		return res, err
@@ -222,6 +226,9 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 		res.Max = all[len(all)-1]
 	}
 	res.Diag = diagnose(dg0, dg1, res.Ops, o.window)
+	if m1, ok := dg1["msgs"]; ok && res.Ops > 0 {
+		res.MsgsPerOp = (m1 - dg0["msgs"]) / float64(res.Ops)
+	}
 	if res.Ops > 0 && d.inProcess {
 		res.AllocsPerOp = float64(ms1.Mallocs-ms0.Mallocs) / float64(res.Ops)
 		res.BytesPerOp = float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(res.Ops)

@@ -50,6 +50,10 @@ func testConfig(id uint64, cc *messages.ClusterConfig) Config {
 	cfg.ClusterID = 7
 	cfg.Seed = 42
 	cfg.Bootstrap = cc
+	// The scripted tests deliver messages without ticking and expect a
+	// commit advance to reach the followers at once: the eager mode.
+	// TestCommitNewsRidesTheNextMessage covers the default.
+	cfg.CommitNewsTicks = -1
 	return cfg
 }
 

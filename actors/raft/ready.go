@@ -129,7 +129,7 @@ func (r *Raft) Persisted(id uint64) {
 	if r.role == Leader {
 		if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(r.log.persisted) {
 			if r.maybeCommit() {
-				r.needBcast = true
+				r.commitAdvanced()
 			}
 		}
 	}
@@ -308,7 +308,27 @@ func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 }
 
 // Snapshot returns the latest snapshot (nil if none). Do not mutate it.
+// Its Data is nil when the driver compacted without data (Compact with nil
+// data): the driver then supplies the data of a snapshot the core sends
+// (see SnapshotMetadata).
 func (r *Raft) Snapshot() *messages.Snapshot { return r.snapshot }
+
+// SnapshotMetadata returns the metadata of a snapshot at index: its term
+// and the configuration in force there. index must be applied and still
+// in the log (or the snapshot's own index); otherwise the error wraps
+// ErrCompacted or ErrUnavailable. A driver that compacted without data
+// builds the snapshot a lagging peer needs with it, at the index its state
+// machine has applied.
+func (r *Raft) SnapshotMetadata(index uint64) (*messages.SnapshotMetadata, error) {
+	if index > r.log.applied {
+		return nil, fmt.Errorf("%w: snapshot at %d: only %d applied", ErrUnavailable, index, r.log.applied)
+	}
+	t, err := r.log.term(index)
+	if err != nil {
+		return nil, err
+	}
+	return &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, nil
+}
 
 // configAt returns the configuration in force at index (<= committed).
 func (r *Raft) configAt(index uint64) *messages.ClusterConfig {
