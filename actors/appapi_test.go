@@ -173,6 +173,33 @@ func (s *restorerSM) RestoreSnapshot(meta actors.SnapshotMeta, data []byte) erro
 	return s.listSM.Restore(data)
 }
 
+// waitRestored waits until node id's state machine restored a snapshot.
+func (s *restorerSM) waitRestored(t *testing.T, id uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.restored()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d restored no snapshot", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// leaveOneBehind isolates a follower and has n commands applied without
+// it; it returns the leader and that follower.
+func (c *cluster) leaveOneBehind(n int) (lead, lagging uint64) {
+	c.t.Helper()
+	lead = c.waitLeader()
+	lagging = c.others(lead)[0]
+	c.net.Isolate(lagging)
+	for i := range n {
+		if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return lead, lagging
+}
+
 func (s *restorerSM) restored() []actors.SnapshotMeta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,27 +242,14 @@ func TestRestoreSnapshotGetsMetadataAndStoresReadTheAppSection(t *testing.T) {
 				cfg.RetainEntries = -1
 			}
 		})
-		lead := c.waitLeader()
-		lagging := c.others(lead)[0]
-		c.net.Isolate(lagging)
-		for i := range 5 {
-			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		lead, lagging := c.leaveOneBehind(5)
 		snap, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := c.status(lead)
 		c.net.Heal()
-		deadline := time.Now().Add(30 * time.Second)
-		for len(sms[lagging].restored()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d restored no snapshot", lagging)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		sms[lagging].waitRestored(t, lagging)
 		meta := sms[lagging].restored()[0]
 		if meta.Index != snap.Index || meta.Term != st.Term || len(meta.Config.GetVoters()) != 3 {
 			t.Fatalf("RestoreSnapshot got %+v, want index %d term %d with 3 voters", meta, snap.Index, st.Term)
@@ -351,14 +365,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 				cfg.RetainEntries = -1
 			}
 		})
-		lead := c.waitLeader()
-		lagging := c.others(lead)[0]
-		c.net.Isolate(lagging)
-		for i := range 10 {
-			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		lead, lagging := c.leaveOneBehind(10)
 		applied := c.status(lead).Applied
 		if _, err := actors.Request[*actors.CompactToResponse](c.sys.Root, c.node(lead), &actors.CompactTo{Index: applied + 1}, 5*time.Second); !errors.Is(err, actors.ErrBeyondApplied) {
 			t.Fatalf("CompactTo past applied: %v, want ErrBeyondApplied", err)
@@ -385,13 +392,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 		}
 
 		c.net.Heal()
-		deadline := time.Now().Add(30 * time.Second)
-		for len(sms[lagging].restored()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d restored no snapshot", lagging)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		sms[lagging].waitRestored(t, lagging)
 		if n := sms[lead].snapshotCount(); n == 0 {
 			t.Fatal("the leader's state machine made no snapshot for the lagging follower")
 		}
