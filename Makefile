@@ -42,6 +42,14 @@ sim-shell: ## whole-system simulator sweep (node actors, Pebble, faults): make s
 demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
 	$(GO) run ./examples/banking demo
 
+.PHONY: demo-membership
+demo-membership: ## banking demo of run-time membership: a 4th server added (learner, then voter), the leader removed
+	$(GO) run ./examples/banking demo-membership
+
+.PHONY: demo-topics
+demo-topics: ## run the topics demo: 3 broker processes, producers and consumers, a 4th joins, an owner SIGKILLed; checks
+	$(GO) run ./examples/topics demo
+
 .PHONY: verify
 verify: ## long linearizability check of the banking example
 	$(GO) run ./examples/banking verify -duration $(or $(DURATION),2m) -kills $(or $(KILLS),6)
@@ -77,6 +85,11 @@ crash: ## longer crash-safety sweep: make crash SEEDS=2000
 .PHONY: jaeger
 jaeger: ## build Jaeger v2 from its Go module into .cache/jaeger (reused when present)
 	tools/jaeger/build.sh
+
+.PHONY: jaeger-screenshots
+jaeger-screenshots: ## regenerate docs/jaeger-*.png: the e2e scenario's traces in the real Jaeger UI (needs `make jaeger` and chromium)
+	mkdir -p docs
+	FLOTILLA_REQUIRE_JAEGER=1 FLOTILLA_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestTracesInJaegerUI$$' ./tracing/e2e/ -args -screenshots
 
 # Fuzz by count (Nx): duration-based fuzzing can fail with "context deadline exceeded"
 # in Go's fuzz coordinator (golang/go#75804), which made CI flaky.

@@ -27,8 +27,13 @@ var (
 	ErrOutcomeUnknown = errors.New("actors: outcome unknown (wait expired)")
 	// ErrPaused: the node was started paused and has not been resumed.
 	ErrPaused = errors.New("actors: node paused")
-	// ErrRetry: a transient condition (transfer or config change in
-	// progress, no leader known yet); retry later.
+	// ErrRetry: a transient condition; retry later. It answers a request
+	// while a leadership transfer or a configuration change is under way, a
+	// read while no leader is known or when the leader changed before the
+	// read was served, a transfer with no other voter to take over or one
+	// that timed out. A proposal, configuration change or transfer sent to
+	// a node that knows no leader is answered *NotLeaderError{Leader: 0}
+	// (ErrNotLeader) instead.
 	ErrRetry = errors.New("actors: retry later")
 	// ErrStaleConfig: a membership change named an ExpectedConfigIndex
 	// that is no longer the index of the configuration in force (another
@@ -77,8 +82,15 @@ type ProposeAccepted struct {
 	Term  uint64
 }
 
-// ProposeResponse answers Propose. Err is nil, or wraps ErrNotLeader
-// (*NotLeaderError), ErrStopped, ErrRetry or ErrPaused.
+// ProposeResponse answers Propose. Err is nil, or wraps one of:
+//   - ErrNotLeader (*NotLeaderError): not the leader (Leader 0 while none is
+//     known), or another leader's entry took the proposal's index;
+//   - ErrDuplicate: this (ClientID, Sequence) was applied before and its
+//     result is no longer known: success without a result;
+//   - ErrRetry: a leadership transfer is under way;
+//   - ErrStopped: the node stopped (or failed) first;
+//   - ErrPaused: the node was started paused and not resumed;
+//   - raft.ErrProposalTooLarge: Data is over raft.Config.MaxProposalBytes.
 type ProposeResponse struct {
 	Index  uint64
 	Term   uint64
@@ -221,8 +233,10 @@ type SetLogLevelResponse struct {
 // TakeSnapshot snapshots the state machine (it must implement
 // Snapshotter) at its applied index and compacts the log, keeping the tail
 // that Config.RetainEntries and RetainBytes ask for. Answer:
-// *TakeSnapshotResponse. An application that keeps its own durable state
-// and chooses the index uses CompactTo instead.
+// *TakeSnapshotResponse with the snapshot's index, or its Err (the state
+// machine is no Snapshotter, or its Snapshot failed). Subscribers also get
+// SnapshotTaken. An application that keeps its own durable state and
+// chooses the index uses CompactTo instead.
 type TakeSnapshot struct{}
 
 // TakeSnapshotResponse answers TakeSnapshot.
@@ -330,7 +344,9 @@ type Status struct {
 	Progress []raft.PeerProgress
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
-	// undecodable (as reported by the transport), or while paused.
+	// wrong target, invalid (refused by the core), corrupt snapshots, or
+	// while paused. What the transport refused before delivering is in
+	// Transport.
 	Dropped DropCounts
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
@@ -383,6 +399,8 @@ type Requester interface {
 // ProposeAndWait proposes data and waits up to timeout. An expired wait is
 // ErrOutcomeUnknown, never a failure: the proposal may still commit. A node
 // actor that is gone (stopped, or failed to start) answers ErrStopped.
+// Otherwise the error is the answer's Err (see ProposeResponse for the
+// list), returned with the answer.
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
 	res, err := ctx.RequestFuture(node, p, timeout).Result()
 	if err != nil {

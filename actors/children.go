@@ -180,12 +180,14 @@ type applyBatch struct {
 	snapshot *messages.Snapshot
 	entries  []*messages.Entry
 	waiters  []indexedWaiter
+	trace    applyTrace
 }
 
 type readQuery struct {
 	from  *actor.PID
 	query any
 	index uint64
+	trace *readTrace
 	start time.Time // the read's arrival at the node
 }
 
@@ -241,7 +243,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *applyBatch:
 		a.pending = msg.waiters
 		if msg.snapshot != nil {
-			if err := a.timedRestore(msg.snapshot); err != nil {
+			if err := a.traceRestore(msg.snapshot, msg.trace.snapshot); err != nil {
 				// The node checked the data before installing the snapshot
 				// (checkSnapshot); a Restore failing now leaves the state
 				// machine behind the log: stop the node, never apply on.
@@ -257,7 +259,7 @@ func (a *applier) Receive(ctx actor.Context) {
 			if len(a.pending) > 0 && a.pending[0].index == e.Index {
 				w = &a.pending[0].w
 			}
-			if err := a.apply(ctx, e, w); err != nil {
+			if err := a.apply(ctx, e, w, msg.trace.parents[e.Index]); err != nil {
 				a.fail(ctx, err)
 				return
 			}
@@ -267,16 +269,19 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *readQuery:
 		q, ok := a.sm.(Querier)
 		if !ok {
-			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: errors.New("actors: the StateMachine does not implement Querier")})
+			err := errors.New("actors: the StateMachine does not implement Querier")
+			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
+			msg.trace.end(err)
 			return
 		}
 		res, err := q.Query(msg.query)
 		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		msg.trace.end(err)
 		a.metrics.readDone(msg.start)
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
-		data, err := a.timedSnapshot()
+		data, err := a.traceSnapshot()
 		if msg.lazy != nil {
 			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, index: a.applied, data: data, err: err})
 			return
@@ -322,8 +327,9 @@ func (a *applier) refuse(ctx actor.Context) {
 
 // apply applies one committed entry and answers its proposer (w, if this
 // node proposed it). An error is an apply failure (see ErrApplyFailed):
-// the entry is not applied.
-func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) error {
+// the entry is not applied. parent, when set, is the parent of its apply
+// span (none when empty; see node.applyTrace).
+func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent string) error {
 	if e.Index <= a.applied {
 		// Already in the state machine (durable applied index): not again.
 		if w != nil {
@@ -332,8 +338,8 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter) error {
 		return nil
 	}
 	var span trace.Span
-	if e.TraceParent != "" && a.tracer.Enabled() {
-		_, span = a.tracer.StartRemote(bg, e.TraceParent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
+	if parent != "" && a.tracer.Enabled() {
+		_, span = a.tracer.StartRemote(bg, parent, tracing.SpanApply, tracing.Attrs{Term: e.Term, Index: e.Index})
 	}
 	var result any
 	var err error

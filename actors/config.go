@@ -99,8 +99,6 @@ type Config struct {
 	// the global provider (otel.GetMeterProvider), which records nothing
 	// until the application sets one.
 	MeterProvider metric.MeterProvider
-	// TraceHeartbeats traces heartbeats too. Default false.
-	TraceHeartbeats bool
 	// HistorySize bounds the state-transition history kept for GetHistory.
 	// Default 256.
 	HistorySize int

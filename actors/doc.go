@@ -5,6 +5,12 @@
 //	node := ctx.Spawn(props)              // a child of the application's actor
 //	res, err := actors.ProposeAndWait(ctx, node, &actors.Propose{Data: cmd}, time.Second)
 //
+// Example_threeNodes is a complete in-memory cluster (actor system,
+// application actors, one shared network, proposals, a read, the status);
+// ExampleProposeAndWait handles every answer; ExampleSnapshotter and
+// ExampleConfig_customTransport plug in a state machine with snapshots and a
+// transport of one's own.
+//
 // # Architecture
 //
 // One node actor owns one Raft node. Its behavior is its role — follower,
@@ -41,6 +47,24 @@
 // store (Props again) is the restart: it reloads its state from the store.
 // Requests to a node actor that is gone answer ErrStopped through
 // ProposeAndWait and Request.
+//
+// # Membership
+//
+// AddMember, RemoveMember, PromoteLearner and ChangeConfig are served by
+// the leader (membership.go): a new server joins as a learner and is
+// promoted only once it has caught up (a catch-up round of thesis §4.2.1
+// that ends within an election timeout, or Config.CatchUpLag), so the
+// quorum never grows before the newcomer holds the log; a learner that
+// does not catch up within Config.CatchUpTimeout fails the request with
+// ErrCatchUpTimeout and blocks nothing. Every request may name the
+// ExpectedConfigIndex it was decided on (compare-and-set, as hashicorp's
+// prevIndex; ErrStaleConfig when another change came first) and is
+// answered once its final, non-joint configuration is committed, with that
+// entry's index; if leadership is lost first, with ErrOutcomeUnknown. The
+// core keeps replicating to a removed member until it knows; it then
+// publishes MemberRemoved and campaigns no more, as does a node that the
+// members' gates refuse as a non-member. Learners serve linearizable reads
+// through the leader and appear in the leader's Status with their Lag.
 //
 // Time arrives as tick messages from protoactor's timer scheduler, tagged
 // with a generation so that a stale tick (after a restart) is ignored.

@@ -99,6 +99,12 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 			op.phase = opCatchUp
 		}
 	}
+	if err == nil && target == nil && op.phase != opCatchUp {
+		// Already done (a retry whose answer was lost finds it so):
+		// success, whatever index was expected.
+		n.answerOp(ctx, op, rs.ConfigIndex, cur, nil)
+		return
+	}
 	if err == nil && expected != 0 && expected != rs.ConfigIndex {
 		err = fmt.Errorf("%w: %s expected configuration %d, the configuration in force is %d", ErrStaleConfig, op.kind, expected, rs.ConfigIndex)
 	}
@@ -115,12 +121,10 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%s: %w", op.kind, mapErr(err)))
 			return
 		}
+		n.traceConfigChange(op.index, op.kind)
 		n.scheduleFlush(ctx)
-	case op.phase == opCatchUp:
+	default: // op.phase == opCatchUp
 		n.startCatchUp(op)
-	default:
-		n.answerOp(ctx, op, rs.ConfigIndex, cur, nil) // nothing to change
-		return
 	}
 	n.memberOps = append(n.memberOps, op)
 }
@@ -193,6 +197,7 @@ func (n *node) tickMembership(ctx actor.Context) {
 			switch {
 			case err == nil:
 				op.phase, op.index = opCommit, idx
+				n.traceConfigChange(idx, op.kind+": promote")
 				n.scheduleFlush(ctx)
 			case errors.Is(err, raft.ErrConfigChangePending):
 				// Another change first: try again next tick.

@@ -28,7 +28,7 @@ import (
 // observed when the application's reader collects: the node actor publishes
 // their values under mu after each step, and the callback reads only those.
 type nodeMetrics struct {
-	node metric.MeasurementOption // raft.node_id
+	node attrs // raft.node_id
 
 	commitDur, applyDur, syncDur, snapDur, readDur metric.Float64Histogram
 	syncEntries, appendEntries, snapSize           metric.Int64Histogram
@@ -38,12 +38,12 @@ type nodeMetrics struct {
 
 	// Attribute sets built once: read-only after newNodeMetrics, so the
 	// replicators may use them too.
-	byType        map[messages.MessageType]metric.MeasurementOption
-	byTypeCause   map[dropKey]metric.MeasurementOption
-	byRole        map[raft.Role]metric.MeasurementOption
-	snapTake      metric.MeasurementOption
-	snapSend      metric.MeasurementOption
-	snapInstall   metric.MeasurementOption
+	byType        map[messages.MessageType]attrs
+	byTypeCause   map[dropKey]attrs
+	byRole        map[raft.Role]attrs
+	snapTake      attrs
+	snapSend      attrs
+	snapInstall   attrs
 	nodeAttribute attribute.KeyValue
 
 	// Owned by the node actor: proposals accepted as leader, waiting for
@@ -69,7 +69,21 @@ type proposalTime struct {
 type gaugeValues struct {
 	term, commit, applied uint64
 	peers                 map[uint64]uint64 // leader only: peer -> match lag
-	peerOpts              map[uint64]metric.ObserveOption
+	peerAttrs             map[uint64]attrs
+}
+
+// attrs is one attribute set as ready-made option slices: passing a slice
+// (opts...) to Add, Record or Observe allocates nothing, where a single
+// option would be boxed in a new slice on every call.
+type attrs struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs []metric.ObserveOption
+}
+
+func newAttrs(kvs ...attribute.KeyValue) attrs {
+	o := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	return attrs{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}, obs: []metric.ObserveOption{o}}
 }
 
 // maxTimedProposals bounds the proposals timed at once; beyond it new ones
@@ -101,14 +115,12 @@ func newNodeMetrics(mp metric.MeterProvider, id uint64, log interface{ Warn(stri
 
 func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
 	nodeAttr := tracing.AttrNodeID.Int64(int64(id))
-	with := func(kvs ...attribute.KeyValue) metric.MeasurementOption {
-		return metric.WithAttributeSet(attribute.NewSet(append(kvs, nodeAttr)...))
-	}
+	with := func(kvs ...attribute.KeyValue) attrs { return newAttrs(append(kvs, nodeAttr)...) }
 	m := &nodeMetrics{
 		node: with(), nodeAttribute: nodeAttr,
-		byType:      map[messages.MessageType]metric.MeasurementOption{},
-		byTypeCause: map[dropKey]metric.MeasurementOption{},
-		byRole:      map[raft.Role]metric.MeasurementOption{},
+		byType:      map[messages.MessageType]attrs{},
+		byTypeCause: map[dropKey]attrs{},
+		byRole:      map[raft.Role]attrs{},
 		snapTake:    with(tracing.AttrSnapshotOp.String("take")),
 		snapSend:    with(tracing.AttrSnapshotOp.String("send")),
 		snapInstall: with(tracing.AttrSnapshotOp.String("install")),
@@ -210,20 +222,20 @@ func (m *nodeMetrics) observe(_ context.Context, o metric.Observer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g := &m.g
-	o.ObserveInt64(m.term, int64(g.term), m.node)
-	o.ObserveInt64(m.commit, int64(g.commit), m.node)
-	o.ObserveInt64(m.applied, int64(g.applied), m.node)
-	o.ObserveInt64(m.applyLag, int64(g.commit-min(g.applied, g.commit)), m.node)
+	o.ObserveInt64(m.term, int64(g.term), m.node.obs...)
+	o.ObserveInt64(m.commit, int64(g.commit), m.node.obs...)
+	o.ObserveInt64(m.applied, int64(g.applied), m.node.obs...)
+	o.ObserveInt64(m.applyLag, int64(g.commit-min(g.applied, g.commit)), m.node.obs...)
 	for peer, lag := range g.peers {
-		opt, ok := g.peerOpts[peer]
+		a, ok := g.peerAttrs[peer]
 		if !ok {
-			opt = metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute, tracing.AttrPeer.Int64(int64(peer))))
-			if g.peerOpts == nil {
-				g.peerOpts = map[uint64]metric.ObserveOption{}
+			a = newAttrs(m.nodeAttribute, tracing.AttrPeer.Int64(int64(peer)))
+			if g.peerAttrs == nil {
+				g.peerAttrs = map[uint64]attrs{}
 			}
-			g.peerOpts[peer] = opt
+			g.peerAttrs[peer] = a
 		}
-		o.ObserveInt64(m.peerLag, int64(lag), opt)
+		o.ObserveInt64(m.peerLag, int64(lag), a.obs...)
 	}
 	return nil
 }
@@ -257,7 +269,7 @@ func (m *nodeMetrics) afterReady(r *raft.Raft) {
 		now := time.Now()
 		k := 0
 		for k < len(m.pendingCommit) && m.pendingCommit[k].index <= commit {
-			m.commitDur.Record(bg, now.Sub(m.pendingCommit[k].at).Seconds(), m.node)
+			m.commitDur.Record(bg, now.Sub(m.pendingCommit[k].at).Seconds(), m.node.rec...)
 			k++
 		}
 		if len(m.pendingApply) < maxTimedProposals {
@@ -280,7 +292,7 @@ func (m *nodeMetrics) appliedUpTo(index uint64) {
 		now := time.Now()
 		k := 0
 		for k < len(m.pendingApply) && m.pendingApply[k].index <= index {
-			m.applyDur.Record(bg, now.Sub(m.pendingApply[k].at).Seconds(), m.node)
+			m.applyDur.Record(bg, now.Sub(m.pendingApply[k].at).Seconds(), m.node.rec...)
 			k++
 		}
 		m.pendingApply = append(m.pendingApply[:0], m.pendingApply[k:]...)
@@ -320,14 +332,14 @@ func (m *nodeMetrics) event(ev raft.Event) {
 	switch ev.Kind {
 	case raft.EventLeaderChanged:
 		if ev.Leader != 0 {
-			m.leaderChanges.Add(bg, 1, m.node)
+			m.leaderChanges.Add(bg, 1, m.node.add...)
 		}
 	case raft.EventRoleChanged:
-		if opt, ok := m.byRole[ev.To]; ok {
-			m.electionsStarted.Add(bg, 1, opt)
+		if a, ok := m.byRole[ev.To]; ok {
+			m.electionsStarted.Add(bg, 1, a.add...)
 		}
 		if ev.To == raft.Leader {
-			m.electionsWon.Add(bg, 1, m.node)
+			m.electionsWon.Add(bg, 1, m.node.add...)
 		}
 		if ev.From == raft.Leader {
 			// Proposals not yet committed are answered NotLeader or lost.
@@ -342,14 +354,14 @@ func (m *nodeMetrics) sent(msg *messages.Message) {
 	if m == nil {
 		return
 	}
-	m.sentCount.Add(bg, 1, m.typeOpt(msg.Type))
+	m.sentCount.Add(bg, 1, m.typeAttrs(msg.Type).add...)
 	switch msg.Type {
 	case messages.MessageType_MSG_APPEND:
 		if n := len(msg.Entries); n > 0 {
-			m.appendEntries.Record(bg, int64(n), m.node)
+			m.appendEntries.Record(bg, int64(n), m.node.rec...)
 		}
 	case messages.MessageType_MSG_SNAPSHOT:
-		m.snapSize.Record(bg, int64(len(msg.GetSnapshot().GetData())), m.snapSend)
+		m.snapSize.Record(bg, int64(len(msg.GetSnapshot().GetData())), m.snapSend.rec...)
 	}
 }
 
@@ -361,7 +373,7 @@ func (m *nodeMetrics) admit(g *transport.Gate, msg *messages.Message) bool {
 	}
 	before := g.Stats()
 	if g.Admit(msg) {
-		m.received.Add(bg, 1, m.typeOpt(msg.Type))
+		m.received.Add(bg, 1, m.typeAttrs(msg.Type).add...)
 		return true
 	}
 	after := g.Stats()
@@ -385,19 +397,18 @@ func (m *nodeMetrics) drop(msg *messages.Message, cause string) {
 		return
 	}
 	t := msg.GetType()
-	opt, ok := m.byTypeCause[dropKey{t, cause}]
+	a, ok := m.byTypeCause[dropKey{t, cause}]
 	if !ok {
-		opt = metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute,
-			tracing.AttrMsgType.String(msgTypeName(t)), tracing.AttrDropCause.String(cause)))
+		a = newAttrs(m.nodeAttribute, tracing.AttrMsgType.String(msgTypeName(t)), tracing.AttrDropCause.String(cause))
 	}
-	m.dropped.Add(bg, 1, opt)
+	m.dropped.Add(bg, 1, a.add...)
 }
 
-func (m *nodeMetrics) typeOpt(t messages.MessageType) metric.MeasurementOption {
-	if opt, ok := m.byType[t]; ok {
-		return opt
+func (m *nodeMetrics) typeAttrs(t messages.MessageType) attrs {
+	if a, ok := m.byType[t]; ok {
+		return a
 	}
-	return metric.WithAttributeSet(attribute.NewSet(m.nodeAttribute, tracing.AttrMsgType.String(msgTypeName(t))))
+	return newAttrs(m.nodeAttribute, tracing.AttrMsgType.String(msgTypeName(t)))
 }
 
 // ---- recorded by the children ----
@@ -407,8 +418,8 @@ func (p *persister) save(u persistence.Update) error {
 	start := time.Now()
 	err := p.store.Save(context.Background(), u)
 	if m := p.metrics; m != nil && err == nil {
-		m.syncDur.Record(bg, time.Since(start).Seconds(), m.node)
-		m.syncEntries.Record(bg, int64(len(u.Entries)), m.node)
+		m.syncDur.Record(bg, time.Since(start).Seconds(), m.node.rec...)
+		m.syncEntries.Record(bg, int64(len(u.Entries)), m.node.rec...)
 	}
 	return err
 }
@@ -418,8 +429,8 @@ func (a *applier) timedSnapshot() ([]byte, error) {
 	start := time.Now()
 	data, err := a.snapshot()
 	if m := a.metrics; m != nil && err == nil {
-		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapTake)
-		m.snapSize.Record(bg, int64(len(data)), m.snapTake)
+		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapTake.rec...)
+		m.snapSize.Record(bg, int64(len(data)), m.snapTake.rec...)
 	}
 	return data, err
 }
@@ -429,8 +440,8 @@ func (a *applier) timedRestore(s *messages.Snapshot) error {
 	start := time.Now()
 	err := a.restore(s)
 	if m := a.metrics; m != nil && err == nil {
-		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapInstall)
-		m.snapSize.Record(bg, int64(len(s.GetData())), m.snapInstall)
+		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapInstall.rec...)
+		m.snapSize.Record(bg, int64(len(s.GetData())), m.snapInstall.rec...)
 	}
 	return err
 }
@@ -438,6 +449,6 @@ func (a *applier) timedRestore(s *messages.Snapshot) error {
 // readDone records the latency of a read that arrived at start.
 func (m *nodeMetrics) readDone(start time.Time) {
 	if m != nil && !start.IsZero() {
-		m.readDur.Record(bg, time.Since(start).Seconds(), m.node)
+		m.readDur.Record(bg, time.Since(start).Seconds(), m.node.rec...)
 	}
 }

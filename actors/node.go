@@ -18,7 +18,6 @@ import (
 	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"github.com/flotilla-raft/flotilla/tracing"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Props returns the props of a node actor for cfg, to spawn with the
@@ -85,6 +84,7 @@ type pendingRead struct {
 	from  *actor.PID
 	query any
 	index uint64
+	trace *readTrace
 	start time.Time // arrival, for the read latency metric
 }
 
@@ -134,14 +134,9 @@ type node struct {
 	ticks        uint64            // ticks since start
 	lastHeard    map[uint64]uint64 // peer -> tick of its last message
 
-	tracer       *tracing.Tracer
-	metrics      *nodeMetrics
-	appendTrace  map[uint64]string // peer -> span of the last append from it (follower)
-	voteTrace    map[uint64]string // candidate -> traceparent of its vote request
-	persistTrace string            // parent of the next persist span (follower)
-	commitTraced uint64
-	election     trace.Span
-	electionCtx  context.Context
+	tracer  *tracing.Tracer
+	tr      traceState // spans that outlive one message (trace.go)
+	metrics *nodeMetrics
 }
 
 type transferState struct {
@@ -237,6 +232,7 @@ func (n *node) leader(ctx actor.Context) {
 			return
 		}
 		n.transfer = &transferState{reply: ctx.Sender(), from: n.r.Term()}
+		n.traceTransfer(to)
 		n.scheduleFlush(ctx)
 	}
 }
@@ -334,6 +330,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.armTick()
 		n.ticks++
 		n.r.Tick()
+		n.traceTick()
 		n.metrics.tick(n.r)
 		n.tickControl(ctx)
 		n.tickMembership(ctx)
@@ -350,6 +347,7 @@ func (n *node) common(ctx actor.Context) bool {
 		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.applied = max(n.applied, msg.index)
+		n.traceApplied(msg.index)
 		n.metrics.appliedUpTo(msg.index)
 		n.serveReads(ctx)
 		n.maybeSnapshot(ctx)
@@ -441,9 +439,9 @@ func (n *node) start(ctx actor.Context) error {
 	n.self = ctx.Self()
 	n.root = ctx.ActorSystem().Root
 	n.replicators = map[uint64]*actor.PID{}
-	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID, tracing.WithHeartbeats(n.cfg.TraceHeartbeats))
+	n.tracer = tracing.NewTracer(n.cfg.TracerProvider, n.cfg.ID)
+	n.tr = newTraceState()
 	n.metrics = n.sh.nodeMetrics()
-	n.appendTrace, n.voteTrace = map[uint64]string{}, map[uint64]string{}
 	n.lastHeard = map[uint64]uint64{}
 	n.proposals = map[uint64]waiter{}
 	n.reads = map[string]pendingRead{}
@@ -572,15 +570,14 @@ func (n *node) processReady(ctx actor.Context) {
 		rd := n.r.Ready()
 		n.noteClientSeqs(rd.Snapshot, rd.Entries)
 		if rd.PersistID != 0 {
-			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.persistTrace,
+			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.tr.takePersistParent(),
 				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
-			n.persistTrace = ""
 		}
 		for _, m := range rd.Messages {
 			n.send(ctx, m)
 		}
 		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
-			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries}
+			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries, trace: n.applyTrace(rd.CommittedEntries, rd.Snapshot)}
 			for _, e := range rd.CommittedEntries {
 				if w, ok := n.proposals[e.Index]; ok {
 					b.waiters = append(b.waiters, indexedWaiter{index: e.Index, w: w})
@@ -593,6 +590,7 @@ func (n *node) processReady(ctx actor.Context) {
 			if pr, ok := n.reads[string(rs.Context)]; ok {
 				delete(n.reads, string(rs.Context))
 				pr.index = rs.Index
+				pr.trace.indexKnown(rs.Index)
 				n.readsByIndex = append(n.readsByIndex, pr)
 			}
 		}
@@ -600,10 +598,7 @@ func (n *node) processReady(ctx actor.Context) {
 			n.onEvent(ctx, ev)
 		}
 	}
-	if c := n.r.Committed(); c > n.commitTraced {
-		n.traceCommits(n.commitTraced, c)
-		n.commitTraced = c
-	}
+	n.traceCommits()
 	n.metrics.afterReady(n.r)
 	n.serveReads(ctx)
 }
@@ -660,7 +655,7 @@ func (n *node) become(role raft.Role) {
 }
 
 func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
-	n.traceElection(ev)
+	n.traceEvent(ev)
 	n.metrics.event(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID
@@ -738,7 +733,7 @@ func (n *node) read(ctx actor.Context, msg *Read) {
 		n.respond(ctx, &ReadResponse{Err: mapErr(err)})
 		return
 	}
-	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, start: time.Now()}
+	n.reads[string(key)] = pendingRead{from: ctx.Sender(), query: msg.Query, trace: n.traceRead(), start: time.Now()}
 	n.scheduleFlush(ctx)
 }
 
@@ -750,7 +745,8 @@ func (n *node) serveReads(ctx actor.Context) {
 		// Entries up to the read index have been handed to the applier (it
 		// runs them before this query) once the core handed them out.
 		if pr.index <= n.r.Applied() {
-			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, start: pr.start})
+			pr.trace.applied()
+			ctx.Send(n.applier, &readQuery{from: pr.from, query: pr.query, index: pr.index, trace: pr.trace, start: pr.start})
 		} else {
 			keep = append(keep, pr)
 		}
@@ -783,6 +779,7 @@ func (n *node) heardRecently(peer uint64) bool {
 }
 
 func (n *node) endTransfer(ctx actor.Context, leader uint64, err error) {
+	n.traceTransferEnd(leader, err)
 	if n.transfer.reply != nil {
 		ctx.Send(n.transfer.reply, &TransferLeadershipResponse{Leader: leader, Err: err})
 	}
@@ -885,6 +882,7 @@ func (n *node) failReads(ctx actor.Context, err error) {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 		delete(n.reads, key)
 	}
 }
@@ -898,18 +896,21 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 	}
 	clear(n.reads)
 	for _, pr := range n.readsByIndex {
 		if pr.from != nil {
 			ctx.Send(pr.from, &ReadResponse{Err: err})
 		}
+		pr.trace.end(err)
 	}
 	n.readsByIndex = nil
 	n.failMemberOps(ctx, err)
 	if n.transfer != nil {
 		n.endTransfer(ctx, 0, err)
 	}
+	n.traceStop(err)
 }
 
 // ---- snapshots ----

@@ -2,10 +2,13 @@ package actors_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/tracingtest"
 	"go.opentelemetry.io/otel/attribute"
@@ -14,94 +17,469 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-func nodeOf(s sdktrace.ReadOnlySpan) int64 {
-	for _, kv := range s.Attributes() {
-		if kv.Key == tracing.AttrNodeID {
-			return kv.Value.AsInt64()
-		}
-	}
-	return 0
+// recorded is a view of the ended spans of a test: who is whose parent, and
+// in which order they ended (under synctest every span of a step has the
+// same fake timestamps, so "a parent lasts until its child ended" is checked
+// as the order in which the spans ended).
+type recorded struct {
+	all   []sdktrace.ReadOnlySpan
+	byID  map[trace.SpanID]sdktrace.ReadOnlySpan
+	ended map[trace.SpanID]int
 }
 
-// One proposal is one trace: propose and append on the leader, persist,
-// replicate to each follower, each follower's append and persist, the
-// acknowledgements, the commit, and the apply on every node.
+func record(rec *tracetest.SpanRecorder) recorded {
+	r := recorded{all: rec.Ended(), byID: map[trace.SpanID]sdktrace.ReadOnlySpan{}, ended: map[trace.SpanID]int{}}
+	for i, s := range r.all {
+		r.byID[s.SpanContext().SpanID()] = s
+		r.ended[s.SpanContext().SpanID()] = i
+	}
+	return r
+}
+
+func (r recorded) named(name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range r.all {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r recorded) parent(s sdktrace.ReadOnlySpan) (sdktrace.ReadOnlySpan, bool) {
+	p, ok := r.byID[s.Parent().SpanID()]
+	return p, ok
+}
+
+// children returns the spans called name whose parent is p.
+func (r recorded) children(p sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range r.named(name) {
+		if s.Parent().SpanID() == p.SpanContext().SpanID() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nodeOf(s sdktrace.ReadOnlySpan) int64 { return attrOf(s, tracing.AttrNodeID).AsInt64() }
+
+func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
+func describe(s sdktrace.ReadOnlySpan) string {
+	return fmt.Sprintf("%s on node %d", s.Name(), nodeOf(s))
+}
+
+// problems collects what a check found wrong.
+type problems []string
+
+func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// child checks that s is a child of parent, of kind, and ended before it
+// (the parent lasts until the child is done).
+func (p *problems) child(r recorded, s, parent sdktrace.ReadOnlySpan, kind trace.SpanKind) {
+	if s.Parent().SpanID() != parent.SpanContext().SpanID() {
+		got := "none"
+		if ps, ok := r.parent(s); ok {
+			got = describe(ps)
+		}
+		p.addf("%s: parent %s, want %s", describe(s), got, describe(parent))
+	}
+	if s.SpanKind() != kind {
+		p.addf("%s: kind %v, want %v", describe(s), s.SpanKind(), kind)
+	}
+	if r.ended[s.SpanContext().SpanID()] > r.ended[parent.SpanContext().SpanID()] {
+		p.addf("%s ended after its parent %s", describe(s), describe(parent))
+	}
+}
+
+func (p *problems) result(s sdktrace.ReadOnlySpan, want string) {
+	if got := attrOf(s, tracing.AttrResult).AsString(); got != want {
+		p.addf("%s: raft.result %q, want %q", describe(s), got, want)
+	}
+}
+
+// sameTraceLinks reports links that point into the span's own trace: the
+// parent already ties it there, a link is for other traces.
+func (p *problems) sameTraceLinks(r recorded) {
+	for _, s := range r.all {
+		for _, l := range s.Links() {
+			if l.SpanContext.TraceID() == s.SpanContext().TraceID() {
+				p.addf("%s links to a span of its own trace", describe(s))
+			}
+		}
+	}
+}
+
+// tracedCluster is a three-node cluster whose spans rec records (saved as a
+// Mermaid diagram if the test fails).
+func tracedCluster(t *testing.T) (*cluster, *tracetest.SpanRecorder) {
+	tp, rec := tracingtest.NewProvider(t)
+	return newClusterWith(t, 3, func(c *cluster) { c.tp = tp }), rec
+}
+
+// eventually polls check (fake time under synctest) until it finds nothing
+// wrong, and fails with what it last found after 30 s.
+func eventually(t *testing.T, rec *tracetest.SpanRecorder, check func(r recorded) problems) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p := check(record(rec))
+		if len(p) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, m := range p {
+				t.Error(m)
+			}
+			t.FailNow()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// One proposal is one trace whose root lasts until the proposer is
+// answered: the leader's append, persist, commit and apply inside it; one
+// raft.replicate per follower (client) lasting until that follower's
+// acknowledgement, holding the follower's raft.follower.append (server),
+// which holds the follower's persist and apply. (The acknowledgement of a
+// follower the quorum did not need may arrive after the answer: its
+// replicate span may end after the root.)
 func TestProposalIsOneTrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tp, rec := tracingtest.NewProvider(t) // saves a Mermaid diagram if the test fails
-		c := newClusterWith(t, 3, func(c *cluster) { c.tp = tp })
+		c, rec := tracedCluster(t)
 		lead := c.waitLeader()
 		res, err := c.propose(lead, "traced")
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.waitApplied(1, c.ids...)
-		// The followers' acks and applies land asynchronously: poll the
-		// recorder until the trace is whole, or fail with what is missing.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			missing := checkTrace(rec, lead, res.Index)
-			if len(missing) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				for _, m := range missing {
-					t.Error(m)
+		eventually(t, rec, func(r recorded) (p problems) {
+			var root sdktrace.ReadOnlySpan
+			for _, s := range r.named(tracing.SpanPropose) {
+				if attrOf(s, tracing.AttrIndex).AsInt64() == int64(res.Index) {
+					root = s
 				}
-				return
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func checkTrace(rec *tracetest.SpanRecorder, lead, index uint64) (missing []string) {
-	{
-		var root trace.SpanContext
-		for _, s := range rec.Ended() {
-			if s.Name() == tracing.SpanPropose {
-				root = s.SpanContext()
+			if root == nil {
+				return problems{"no ended propose span"}
 			}
-		}
-		if !root.IsValid() {
-			return []string{"no propose span"}
-		}
-		count := map[string]map[int64]int{}
-		for _, s := range rec.Ended() {
-			if s.SpanContext().TraceID() != root.TraceID() {
-				continue
+			if root.Parent().IsValid() || root.SpanKind() != trace.SpanKindServer || nodeOf(root) != int64(lead) {
+				p.addf("propose: parent %v kind %v node %d, want a server root on leader %d", root.Parent().SpanID(), root.SpanKind(), nodeOf(root), lead)
 			}
-			if count[s.Name()] == nil {
-				count[s.Name()] = map[int64]int{}
+			p.result(root, "applied")
+			for _, name := range []string{tracing.SpanLeaderAppend, tracing.SpanPersist, tracing.SpanCommit, tracing.SpanApply} {
+				kids := r.children(root, name)
+				if len(kids) != 1 {
+					p.addf("%d %s children of propose, want 1 (the leader's)", len(kids), name)
+					continue
+				}
+				p.child(r, kids[0], root, trace.SpanKindInternal)
 			}
-			count[s.Name()][nodeOf(s)]++
-			if s.Name() == tracing.SpanApply {
-				for _, kv := range s.Attributes() {
-					if kv.Key == tracing.AttrIndex && kv.Value != attribute.Int64Value(int64(index)) {
-						missing = append(missing, fmt.Sprintf("apply span of index %v, want %d", kv.Value.AsInt64(), index))
+			reps := r.children(root, tracing.SpanReplicate)
+			peers := map[int64]bool{}
+			for _, rep := range reps {
+				peer := attrOf(rep, tracing.AttrPeer).AsInt64()
+				peers[peer] = true
+				// The slower follower's acknowledgement may arrive after the
+				// proposer was answered: a replicate span may outlast the root.
+				if rep.Parent().SpanID() != root.SpanContext().SpanID() || rep.SpanKind() != trace.SpanKindClient {
+					p.addf("replicate to %d: kind %v, want a client child of propose", peer, rep.SpanKind())
+				}
+				p.result(rep, "acked")
+				fas := r.children(rep, tracing.SpanFollowerAppend)
+				if len(fas) != 1 || nodeOf(fas[0]) != peer {
+					p.addf("replicate to %d holds %d follower.append spans, want 1 on node %d", peer, len(fas), peer)
+					continue
+				}
+				fa := fas[0]
+				// A server span ends before the client span it answers.
+				p.child(r, fa, rep, trace.SpanKindServer)
+				p.result(fa, "acked")
+				for _, name := range []string{tracing.SpanPersist, tracing.SpanApply} {
+					if k := r.children(fa, name); len(k) != 1 || nodeOf(k[0]) != peer {
+						p.addf("follower.append on %d holds %d %s spans of its own, want 1", peer, len(k), name)
 					}
 				}
 			}
+			if len(peers) != 2 {
+				p.addf("replicate spans to peers %v, want both followers", peers)
+			}
+			p.sameTraceLinks(r)
+			return p
+		})
+	})
+}
+
+// An election is one trace: raft.election on the winner, its attributes
+// describing the end (leader, the final term, won); a raft.prevote and a
+// raft.vote per peer asked (clients), each granted one holding that voter's
+// raft.vote.response (server), which ended before it. No pre-vote or vote
+// span is a root of its own.
+func TestElectionIsOneTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := tracedCluster(t)
+		lead := c.waitLeader()
+		term := c.status(lead).Term
+		eventually(t, rec, func(r recorded) (p problems) {
+			var won sdktrace.ReadOnlySpan
+			for _, s := range r.named(tracing.SpanElection) {
+				if nodeOf(s) == int64(lead) && attrOf(s, tracing.AttrResult).AsString() == "won" {
+					won = s
+				}
+			}
+			if won == nil {
+				return problems{fmt.Sprintf("no won election span on leader %d", lead)}
+			}
+			if won.Parent().IsValid() || won.SpanKind() != trace.SpanKindInternal {
+				p.addf("election: parent %v kind %v, want an internal root", won.Parent().SpanID(), won.SpanKind())
+			}
+			if got := attrOf(won, tracing.AttrRole).AsString(); got != "leader" {
+				p.addf("election raft.role %q, want the end state leader", got)
+			}
+			if got := attrOf(won, tracing.AttrTerm).AsInt64(); got != int64(term) {
+				p.addf("election raft.term %d, want the final term %d", got, term)
+			}
+			if attrOf(won, tracing.AttrReason).AsString() == "" {
+				p.addf("election without raft.reason")
+			}
+			for _, name := range []string{tracing.SpanPreVote, tracing.SpanVote} {
+				granted := 0
+				for _, req := range r.children(won, name) {
+					// A request the win no longer needed stays open for its
+					// answer: it may end after the election.
+					if req.SpanKind() != trace.SpanKindClient {
+						p.addf("%s: kind %v, want client", describe(req), req.SpanKind())
+					}
+					if attrOf(req, tracing.AttrResult).AsString() == "granted" {
+						granted++
+						resp := r.children(req, tracing.SpanVoteResponse)
+						if len(resp) != 1 || nodeOf(resp[0]) != attrOf(req, tracing.AttrPeer).AsInt64() {
+							p.addf("granted %s holds %d vote.response spans, want the voter's", name, len(resp))
+							continue
+						}
+						p.child(r, resp[0], req, trace.SpanKindServer)
+						p.result(resp[0], "granted")
+					}
+				}
+				if granted == 0 {
+					p.addf("no granted %s in the winning election", name)
+				}
+			}
+			for _, s := range r.all {
+				switch s.Name() {
+				case tracing.SpanPreVote, tracing.SpanVote, tracing.SpanVoteResponse:
+					if _, ok := r.parent(s); !ok {
+						p.addf("%s has no recorded parent: an orphan trace", describe(s))
+					}
+				}
+			}
+			return p
+		})
+	})
+}
+
+// A linearizable read is one trace, on the leader and through a follower:
+// raft.read (server) holding raft.read.index and then raft.read.wait; a
+// follower's read index round holds the leader's raft.read.index.serve.
+func TestReadTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := tracedCluster(t)
+		lead := c.waitLeader()
+		if _, err := c.propose(lead, "x"); err != nil {
+			t.Fatal(err)
 		}
-		L := int64(lead)
-		want := []struct {
-			name  string
-			nodes int // distinct nodes that must have it
-			on    int64
-		}{
-			{tracing.SpanPropose, 1, L}, {tracing.SpanLeaderAppend, 1, L}, {tracing.SpanPersist, 3, 0},
-			{tracing.SpanReplicate, 1, L}, {tracing.SpanFollowerAppend, 2, 0}, {tracing.SpanAck, 1, L},
-			{tracing.SpanCommit, 1, L}, {tracing.SpanApply, 3, 0},
-		}
-		for _, w := range want {
-			got := count[w.name]
-			if len(got) < w.nodes || (w.on != 0 && got[w.on] == 0) {
-				missing = append(missing, fmt.Sprintf("span %s on nodes %v, want on %d nodes (leader %d)", w.name, got, w.nodes, L))
+		follower := c.others(lead)[0]
+		for _, id := range []uint64{lead, follower} {
+			if _, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(id), &actors.Read{Query: "n"}, 5*time.Second); err != nil {
+				t.Fatalf("read on %d: %v", id, err)
 			}
 		}
-		if got := count[tracing.SpanReplicate][L]; got < 2 {
-			missing = append(missing, fmt.Sprintf("%d replicate spans on the leader, want one per follower", got))
+		eventually(t, rec, func(r recorded) (p problems) {
+			reads := map[int64]sdktrace.ReadOnlySpan{}
+			for _, s := range r.named(tracing.SpanRead) {
+				reads[nodeOf(s)] = s
+			}
+			for _, id := range []uint64{lead, follower} {
+				rd, ok := reads[int64(id)]
+				if !ok {
+					p.addf("no read span on node %d", id)
+					continue
+				}
+				if rd.Parent().IsValid() || rd.SpanKind() != trace.SpanKindServer || attrOf(rd, tracing.AttrIndex).AsInt64() == 0 {
+					p.addf("read on %d: parent %v kind %v index %v, want a server root with its read index", id, rd.Parent().SpanID(), rd.SpanKind(), attrOf(rd, tracing.AttrIndex).String())
+				}
+				ix, wait := r.children(rd, tracing.SpanReadIndex), r.children(rd, tracing.SpanReadWait)
+				if len(ix) != 1 || len(wait) != 1 {
+					p.addf("read on %d holds %d read.index and %d read.wait, want 1 each", id, len(ix), len(wait))
+					continue
+				}
+				p.child(r, ix[0], rd, trace.SpanKindInternal)
+				p.child(r, wait[0], rd, trace.SpanKindInternal)
+				if r.ended[ix[0].SpanContext().SpanID()] > r.ended[wait[0].SpanContext().SpanID()] {
+					p.addf("read on %d: the wait ended before the read index round", id)
+				}
+				serve := r.children(ix[0], tracing.SpanReadIndexServe)
+				switch {
+				case id == lead && len(serve) != 0:
+					p.addf("the leader's own read holds a read.index.serve")
+				case id == follower && (len(serve) != 1 || nodeOf(serve[0]) != int64(lead)):
+					p.addf("the follower's read index round holds %d read.index.serve, want the leader's", len(serve))
+				case id == follower:
+					p.child(r, serve[0], ix[0], trace.SpanKindServer)
+				}
+			}
+			return p
+		})
+	})
+}
+
+// A snapshot sent to a follower that fell behind is one trace:
+// raft.snapshot.send (client, leader) holding the follower's
+// raft.snapshot.install (server), which holds its persist and the state
+// machine's raft.snapshot.restore. Taking the snapshot is raft.snapshot.take.
+func TestSnapshotInstallTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tp, rec := tracingtest.NewProvider(t)
+		c := newClusterWith(t, 3, func(c *cluster) {
+			c.tp = tp
+			c.configure = func(_ uint64, cfg *actors.Config) { cfg.StateMachine = snapSM{cfg.StateMachine.(*listSM)} }
+		})
+		lead := c.waitLeader()
+		behind := c.others(lead)[0]
+		c.crash(behind)
+		const n = 80 // more than the 64 entries a snapshot keeps
+		for i := range n {
+			if _, err := c.propose(lead, fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	return missing
+		if _, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.restart(behind)
+		c.waitApplied(n, behind)
+		eventually(t, rec, func(r recorded) (p problems) {
+			if len(r.named(tracing.SpanSnapshotTake)) == 0 {
+				p.addf("no snapshot.take span")
+			}
+			var send sdktrace.ReadOnlySpan
+			for _, s := range r.named(tracing.SpanSnapshotSend) {
+				if attrOf(s, tracing.AttrPeer).AsInt64() == int64(behind) && attrOf(s, tracing.AttrResult).AsString() == "acked" {
+					send = s
+				}
+			}
+			if send == nil {
+				return append(p, fmt.Sprintf("no acknowledged snapshot.send to %d", behind))
+			}
+			if send.Parent().IsValid() || send.SpanKind() != trace.SpanKindClient || nodeOf(send) != int64(lead) {
+				p.addf("snapshot.send: parent %v kind %v node %d, want a client root on the leader", send.Parent().SpanID(), send.SpanKind(), nodeOf(send))
+			}
+			inst := r.children(send, tracing.SpanSnapshotInstall)
+			if len(inst) != 1 || nodeOf(inst[0]) != int64(behind) {
+				return append(p, fmt.Sprintf("snapshot.send holds %d snapshot.install spans, want node %d's", len(inst), behind))
+			}
+			p.child(r, inst[0], send, trace.SpanKindServer)
+			if len(r.children(inst[0], tracing.SpanPersist)) != 1 {
+				p.addf("snapshot.install holds no persist span")
+			}
+			if len(r.children(inst[0], tracing.SpanSnapshotRestore)) != 1 {
+				p.addf("snapshot.install holds no snapshot.restore span")
+			}
+			return p
+		})
+	})
+}
+
+// A configuration change that replaces two voters goes through the joint
+// configuration: raft.config.change (server, leader) holds its entry's
+// replication and commit, and raft.config.leave_joint from the joint
+// configuration's commit to the final one's; it ends when the final
+// configuration commits.
+func TestConfigChangeTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := tracedCluster(t)
+		lead := c.waitLeader()
+		target := &messages.ClusterConfig{Settings: c.boot.Settings}
+		for _, m := range c.boot.Voters {
+			if m.Id == lead {
+				target.Voters = append(target.Voters, m)
+			}
+		}
+		if _, err := actors.Request[*actors.ChangeConfigResponse](c.sys.Root, c.node(lead), &actors.ChangeConfig{Config: target}, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, rec, func(r recorded) (p problems) {
+			changes := r.named(tracing.SpanConfigChange)
+			if len(changes) != 1 {
+				return problems{fmt.Sprintf("%d ended config.change spans, want 1", len(changes))}
+			}
+			cc := changes[0]
+			if cc.Parent().IsValid() || cc.SpanKind() != trace.SpanKindServer || nodeOf(cc) != int64(lead) {
+				p.addf("config.change: parent %v kind %v node %d, want a server root on the leader", cc.Parent().SpanID(), cc.SpanKind(), nodeOf(cc))
+			}
+			p.result(cc, "committed")
+			var events []string
+			for _, e := range cc.Events() {
+				events = append(events, e.Name)
+			}
+			if !slices.Equal(events, []string{"joint configuration committed", "configuration committed"}) {
+				p.addf("config.change events %q, want the joint then the final commit", events)
+			}
+			lj := r.children(cc, tracing.SpanLeaveJoint)
+			if len(lj) != 1 {
+				p.addf("config.change holds %d leave_joint spans, want 1", len(lj))
+			} else {
+				p.child(r, lj[0], cc, trace.SpanKindInternal)
+			}
+			for _, name := range []string{tracing.SpanReplicate, tracing.SpanCommit} {
+				if len(r.children(cc, name)) == 0 {
+					p.addf("config.change holds no %s span", name)
+				}
+			}
+			return p
+		})
+	})
+}
+
+// A leadership transfer is one trace: raft.transfer (server, the old
+// leader) holds the transferee's raft.election, won, and ends after it.
+func TestTransferTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := tracedCluster(t)
+		lead := c.waitLeader()
+		if _, err := c.propose(lead, "x"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitApplied(1, c.ids...)
+		to := c.others(lead)[0]
+		res, err := actors.Request[*actors.TransferLeadershipResponse](c.sys.Root, c.node(lead), &actors.TransferLeadership{To: to}, 5*time.Second)
+		if err != nil || res.Leader != to {
+			t.Fatalf("transfer to %d: %+v %v", to, res, err)
+		}
+		eventually(t, rec, func(r recorded) (p problems) {
+			tr := r.named(tracing.SpanTransfer)
+			if len(tr) != 1 {
+				return problems{fmt.Sprintf("%d transfer spans, want 1", len(tr))}
+			}
+			if tr[0].Parent().IsValid() || tr[0].SpanKind() != trace.SpanKindServer || nodeOf(tr[0]) != int64(lead) {
+				p.addf("transfer: parent %v kind %v node %d, want a server root on %d", tr[0].Parent().SpanID(), tr[0].SpanKind(), nodeOf(tr[0]), lead)
+			}
+			p.result(tr[0], "transferred")
+			el := r.children(tr[0], tracing.SpanElection)
+			if len(el) != 1 || nodeOf(el[0]) != int64(to) {
+				return append(p, fmt.Sprintf("transfer holds %d election spans, want the transferee %d's", len(el), to))
+			}
+			p.child(r, el[0], tr[0], trace.SpanKindInternal)
+			p.result(el[0], "won")
+			return p
+		})
+	})
 }

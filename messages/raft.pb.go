@@ -660,7 +660,11 @@ type Message struct {
 	// Opaque request context (read index requests, campaign transfer).
 	Context []byte `protobuf:"bytes,13,opt,name=context,proto3" json:"context,omitempty"`
 	// W3C traceparent of the span that caused this message.
-	TraceParent   string `protobuf:"bytes,14,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	TraceParent string `protobuf:"bytes,14,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	// The sender's transport address, set by a leader on what it sends to a
+	// member it has not heard from yet: a node joining a running cluster
+	// knows no configuration, hence no address to answer to.
+	FromAddress   string `protobuf:"bytes,20,opt,name=from_address,json=fromAddress,proto3" json:"from_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -793,6 +797,13 @@ func (x *Message) GetTraceParent() string {
 	return ""
 }
 
+func (x *Message) GetFromAddress() string {
+	if x != nil {
+		return x.FromAddress
+	}
+	return ""
+}
+
 var File_messages_raft_proto protoreflect.FileDescriptor
 
 const file_messages_raft_proto_rawDesc = "" +
@@ -829,7 +840,7 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\x06config\x18\x03 \x01(\v2\x1f.flotilla.raft.v1.ClusterConfigR\x06config\"^\n" +
 	"\bSnapshot\x12>\n" +
 	"\bmetadata\x18\x01 \x01(\v2\".flotilla.raft.v1.SnapshotMetadataR\bmetadata\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xbd\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xe0\x03\n" +
 	"\aMessage\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.flotilla.raft.v1.MessageTypeR\x04type\x12\x1d\n" +
 	"\n" +
@@ -847,7 +858,8 @@ const file_messages_raft_proto_rawDesc = "" +
 	"rejectHint\x126\n" +
 	"\bsnapshot\x18\f \x01(\v2\x1a.flotilla.raft.v1.SnapshotR\bsnapshot\x12\x18\n" +
 	"\acontext\x18\r \x01(\fR\acontext\x12!\n" +
-	"\ftrace_parent\x18\x0e \x01(\tR\vtraceParent*?\n" +
+	"\ftrace_parent\x18\x0e \x01(\tR\vtraceParent\x12!\n" +
+	"\ffrom_address\x18\x14 \x01(\tR\vfromAddress*?\n" +
 	"\tEntryType\x12\x10\n" +
 	"\fENTRY_NORMAL\x10\x00\x12\x0e\n" +
 	"\n" +

@@ -28,7 +28,7 @@ type DiagramSpan struct {
 // SDK recorder holds.
 //
 // A participant is drawn for every raft.node_id and raft.peer. A span that sends a
-// message (replicate, ack, prevote, vote, vote.response, heartbeat) is an arrow from
+// message (replicate, prevote, vote, vote.response, snapshot.send) is an arrow from
 // its node to its peer; every other span is a note over its node. Spans without
 // raft.node_id are listed as comments. Unended spans are marked "(open)", failed
 // ones "FAILED: description".
@@ -39,7 +39,6 @@ type DiagramSpan struct {
 //	    Note over n1: propose t3
 //	    n1->>n2: append [5..7] t3
 //	    Note over n2: follower.append [5..7] t3
-//	    n2->>n1: ack 7 t3
 func RenderMermaid(spans []DiagramSpan) string {
 	type event struct {
 		span DiagramSpan
@@ -91,7 +90,7 @@ func RenderMermaid(spans []DiagramSpan) string {
 
 func isSend(name string) bool {
 	switch name {
-	case SpanReplicate, SpanAck, SpanPreVote, SpanVote, SpanVoteResponse, SpanHeartbeat:
+	case SpanReplicate, SpanPreVote, SpanVote, SpanVoteResponse, SpanSnapshotSend:
 		return true
 	}
 	return false

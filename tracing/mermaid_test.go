@@ -28,7 +28,7 @@ func TestRenderMermaid(t *testing.T) {
 
 	// Given out of order: the diagram orders by start time.
 	stubs := tracetest.SpanStubs{
-		span(tracing.SpanAck, 40, node(3), peer(1), term(3), tracing.AttrIndex.Int64(7)),
+		span(tracing.SpanVote, 40, node(3), peer(1), term(3), tracing.AttrResult.String("granted")),
 		span(tracing.SpanReplicate, 20, node(1), peer(2), term(3), first(5), last(7)),
 		span(tracing.SpanPropose, 10, node(1), term(3)),
 		span(tracing.SpanReplicate, 21, node(1), peer(3), term(3), first(5), last(7)),
@@ -56,7 +56,7 @@ func TestRenderMermaid(t *testing.T) {
     n1->>n3: append [5..7] t3
     Note over n3: follower.append [5..7] t3
     Note over n3: persist [5..7] FAILED: fsync: no.EIO
-    n3->>n1: ack 7 t3
+    n3->>n1: vote? t3 granted
     Note over n1: commit 7 t3 (open)
     Note over n2: apply [5] x3
     %% unlabelled (no raft.node_id)
@@ -91,9 +91,7 @@ func TestFlowDiagram(t *testing.T) {
 	appendSpan.End()
 
 	fctx, fa := n2.StartRemote(context.Background(), msg.TraceParent, tracing.SpanFollowerAppend, tracing.Attrs{Term: msg.Term, Peer: msg.From, First: 4, Last: 4})
-	ackCtx, ack := n2.Start(fctx, tracing.SpanAck, tracing.Attrs{Term: term, Peer: 1, Index: 4})
-	resp := &messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, From: 2, To: 1, Term: term, Index: 4, TraceParent: tracing.Inject(ackCtx)}
-	ack.End()
+	resp := &messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, From: 2, To: 1, Term: term, Index: 4, TraceParent: tracing.Inject(fctx)}
 	fa.End()
 
 	_, commit := n1.StartLinked(context.Background(), tracing.SpanCommit, tracing.Attrs{Term: term, Index: resp.Index}, []string{resp.TraceParent})
@@ -115,7 +113,7 @@ func TestFlowDiagram(t *testing.T) {
 	}
 
 	d := tracingtest.RenderMermaid(rec.Ended())
-	for _, line := range []string{"participant n1", "participant n2", "n1->>n2: append [4] t2", "n2->>n1: ack 4 t2", "Note over n2: apply [4]"} {
+	for _, line := range []string{"participant n1", "participant n2", "n1->>n2: append [4] t2", "Note over n2: follower.append [4] t2", "Note over n2: apply [4]"} {
 		if !strings.Contains(d, line) {
 			t.Errorf("diagram lacks %q:\n%s", line, d)
 		}

@@ -9,34 +9,79 @@ import (
 const ScopeName = "github.com/flotilla-raft/flotilla"
 
 // Span names. Each names one step of a Raft flow; see the package documentation for
-// how they nest and link.
+// how they nest and link, and [kindOf] for their span kinds. A Raft message
+// exchange is a client/server pair: the sender's span (client) lasts from the
+// send until the answer arrives, the receiver's span (server) from the receipt
+// until its answer is sent, so the receiver's span lies inside the sender's.
 const (
-	// SpanPropose: the leader receives a command (child of the client's context).
+	// SpanPropose (server, leader): from the receipt of a Propose until the
+	// proposer is answered (the entry is applied on the leader, or the node
+	// gives up). Child of Propose.TraceParent when given.
 	SpanPropose = "raft.propose"
-	// SpanLeaderAppend: the leader appends proposals to its log.
+	// SpanLeaderAppend (internal, leader): the proposal is appended to the
+	// leader's log (raft.index).
 	SpanLeaderAppend = "raft.leader.append"
-	// SpanPersist: entries and hard state are made durable (one fsync).
+	// SpanPersist (internal): entries and hard state are made durable (one fsync);
+	// linked to the entries of other traces it wrote.
 	SpanPersist = "raft.persist"
-	// SpanReplicate: the leader sends AppendEntries to one peer (raft.peer).
+	// SpanReplicate (client, leader): AppendEntries to one peer (raft.peer), from
+	// the send until that peer's acknowledgement covering its last entry arrives
+	// (raft.result: acked, rejected, abandoned).
 	SpanReplicate = "raft.replicate"
-	// SpanFollowerAppend: a follower handles AppendEntries from the leader (raft.peer).
+	// SpanFollowerAppend (server, follower): the handling of AppendEntries from
+	// the leader (raft.peer), from the receipt until the acknowledgement is sent
+	// (after the entries are durable).
 	SpanFollowerAppend = "raft.follower.append"
-	// SpanAck: a follower answers AppendEntries to the leader (raft.peer).
-	SpanAck = "raft.ack"
-	// SpanCommit: the commit index advances (raft.index).
+	// SpanCommit (internal, leader): the commit index reaches the entry (raft.index).
 	SpanCommit = "raft.commit"
-	// SpanApply: committed entries are delivered to the application.
+	// SpanApply (internal): an entry is applied to the state machine, on every node.
 	SpanApply = "raft.apply"
-	// SpanElection: a node starts an election (raft.reason, raft.term).
+	// SpanElection (internal, the (pre-)candidate): from the first campaign until
+	// it wins or loses; raft.role, raft.term and raft.result are set when it ends.
 	SpanElection = "raft.election"
-	// SpanPreVote: a pre-candidate asks one peer for a pre-vote.
+	// SpanPreVote (client, pre-candidate): a pre-vote request to one peer, from the
+	// send until the answer (raft.result: granted, rejected, unanswered).
 	SpanPreVote = "raft.prevote"
-	// SpanVote: a candidate asks one peer for its vote.
+	// SpanVote (client, candidate): a vote request to one peer, from the send
+	// until the answer (raft.result: granted, rejected, unanswered).
 	SpanVote = "raft.vote"
-	// SpanVoteResponse: a node answers a (pre-)vote request (raft.result).
+	// SpanVoteResponse (server, voter): the handling of a (pre-)vote request
+	// (raft.msg.type), from the receipt until the answer is sent (raft.result).
 	SpanVoteResponse = "raft.vote.response"
-	// SpanHeartbeat: a leader's empty AppendEntries; only with WithHeartbeats.
-	SpanHeartbeat = "raft.heartbeat"
+	// SpanRead (server): a linearizable read, from the receipt of a Read until
+	// it is answered (raft.index: the read index).
+	SpanRead = "raft.read"
+	// SpanReadIndex (internal): the ReadIndex round of a read, until the read
+	// index is known (the leader confirmed its leadership with a quorum).
+	SpanReadIndex = "raft.read.index"
+	// SpanReadIndexServe (server, leader): the leader serves a follower's read
+	// index request, from the receipt until its answer is sent.
+	SpanReadIndexServe = "raft.read.index.serve"
+	// SpanReadWait (internal): a read waits until the state machine has applied
+	// its read index.
+	SpanReadWait = "raft.read.wait"
+	// SpanSnapshotTake (internal): the state machine writes a snapshot (raft.index).
+	SpanSnapshotTake = "raft.snapshot.take"
+	// SpanSnapshotSend (client, leader): InstallSnapshot to one peer (raft.peer),
+	// from the send until the peer's answer (raft.result).
+	SpanSnapshotSend = "raft.snapshot.send"
+	// SpanSnapshotInstall (server, follower): the handling of InstallSnapshot,
+	// from the receipt until the answer is sent (after the snapshot is durable).
+	SpanSnapshotInstall = "raft.snapshot.install"
+	// SpanSnapshotRestore (internal, follower): the state machine is restored
+	// from an installed snapshot.
+	SpanSnapshotRestore = "raft.snapshot.restore"
+	// SpanConfigChange (server, leader): a ChangeConfig, from the receipt until
+	// the final configuration commits (through the joint one when more than one
+	// voter changes); its entry's replication spans are its children.
+	SpanConfigChange = "raft.config.change"
+	// SpanLeaveJoint (internal, leader): from the commit of a joint
+	// configuration until the final one commits.
+	SpanLeaveJoint = "raft.config.leave_joint"
+	// SpanTransfer (server, leader): a TransferLeadership, from the receipt until
+	// it is answered; the transferee's election is its child (the TimeoutNow
+	// message carries its context).
+	SpanTransfer = "raft.transfer"
 )
 
 // Attribute keys. Node ids, terms and indexes are recorded as int64.
@@ -53,6 +98,8 @@ const (
 	AttrReason     = attribute.Key("raft.reason")      // why: election-timeout, transfer, ...
 	AttrResult     = attribute.Key("raft.result")      // granted, rejected, won, lost, ...
 	AttrMsgType    = attribute.Key("raft.msg.type")    // the Raft message type
+	// AttrSnapshotBytes is the size of a snapshot's data, in bytes.
+	AttrSnapshotBytes = attribute.Key("raft.snapshot.bytes")
 )
 
 // Attrs are the standard attributes of a span. Zero fields are left out (node ids
@@ -103,15 +150,16 @@ func (a Attrs) appendTo(kvs []attribute.KeyValue) []attribute.KeyValue {
 // themselves.
 func (a Attrs) KeyValues() []attribute.KeyValue { return a.appendTo(nil) }
 
-// kindOf is the span kind of a standard span name: a send is a producer, the
-// handling of a received message a consumer (Raft messages are one-way).
+// kindOf is the span kind of a standard span name: a message exchange is a
+// client/server pair (the sender's span lasts until the answer, the
+// receiver's until it answers); a request from the application is a server
+// span; the rest is internal.
 func kindOf(name string) trace.SpanKind {
 	switch name {
-	case SpanReplicate, SpanAck, SpanPreVote, SpanVote, SpanVoteResponse, SpanHeartbeat:
-		return trace.SpanKindProducer
-	case SpanFollowerAppend:
-		return trace.SpanKindConsumer
-	case SpanPropose:
+	case SpanReplicate, SpanPreVote, SpanVote, SpanSnapshotSend:
+		return trace.SpanKindClient
+	case SpanFollowerAppend, SpanVoteResponse, SpanSnapshotInstall, SpanReadIndexServe,
+		SpanPropose, SpanRead, SpanConfigChange, SpanTransfer:
 		return trace.SpanKindServer
 	default:
 		return trace.SpanKindInternal

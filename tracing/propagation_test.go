@@ -103,7 +103,6 @@ func TestNoAllocationsWhenOff(t *testing.T) {
 		"Start/nil":            func() { _, s := nilTracer.Start(ctx, tracing.SpanPropose, tracing.Attrs{Term: 3}); s.End() },
 		"StartRemote/noop":     func() { _, s := off.StartRemote(ctx, "", tracing.SpanFollowerAppend, tracing.Attrs{}); s.End() },
 		"StartLinked/noop":     func() { _, s := off.StartLinked(ctx, tracing.SpanApply, tracing.Attrs{}, []string{"", ""}); s.End() },
-		"StartHeartbeat/noop":  func() { _, s := off.StartHeartbeat(ctx, tracing.Attrs{Peer: 2}); s.End() },
 		"End/noop with no err": func() { tracing.End(noop.Span{}, nil) },
 	} {
 		if n := testing.AllocsPerRun(100, f); n != 0 {

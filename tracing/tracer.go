@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -16,23 +17,15 @@ import (
 //
 // A nil *Tracer is valid and traces nothing.
 type Tracer struct {
-	tracer     trace.Tracer
-	nodeID     uint64
-	off        bool // the provider is a noop: skip everything
-	heartbeats bool
+	tracer trace.Tracer
+	nodeID uint64
+	off    bool // the provider is a noop: skip everything
 }
-
-// TracerOption configures a Tracer.
-type TracerOption func(*Tracer)
-
-// WithHeartbeats traces heartbeats (empty AppendEntries and their answers) when on.
-// Default: off, since a leader sends one per peer every heartbeat interval.
-func WithHeartbeats(on bool) TracerOption { return func(t *Tracer) { t.heartbeats = on } }
 
 // NewTracer returns the Tracer of node nodeID. A nil provider means
 // otel.GetTracerProvider() (the global one, a no-op until the application sets one);
 // a trace/noop provider turns tracing off at no cost.
-func NewTracer(provider trace.TracerProvider, nodeID uint64, opts ...TracerOption) *Tracer {
+func NewTracer(provider trace.TracerProvider, nodeID uint64) *Tracer {
 	if provider == nil {
 		provider = otel.GetTracerProvider()
 	}
@@ -42,9 +35,6 @@ func NewTracer(provider trace.TracerProvider, nodeID uint64, opts ...TracerOptio
 		t.off = true
 	}
 	t.tracer = provider.Tracer(ScopeName)
-	for _, o := range opts {
-		o(t)
-	}
 	return t
 }
 
@@ -59,9 +49,6 @@ func (t *Tracer) NodeID() uint64 {
 // Enabled reports whether t may record spans. It is false for a nil Tracer and for
 // a noop provider; callers use it to skip collecting link traceparents.
 func (t *Tracer) Enabled() bool { return t != nil && !t.off }
-
-// TracesHeartbeats reports whether heartbeats are traced (WithHeartbeats).
-func (t *Tracer) TracesHeartbeats() bool { return t.Enabled() && t.heartbeats }
 
 // Start starts span name as a child of the span in ctx (or a new root) with the
 // standard attributes a. When tracing is off it returns ctx unchanged and a
@@ -84,16 +71,19 @@ func (t *Tracer) StartRemote(ctx context.Context, traceparent, name string, a At
 }
 
 // StartLinked starts span name as a child of the span in ctx (or a new root), linked
-// to every valid traceparent: the step that handles many causes at once (a batch of
-// proposals, one fsync for many appends, applying entries). Empty traceparents are
-// skipped. BatchSize defaults to len(traceparents).
+// to every valid traceparent of another trace: the step that handles many causes at
+// once (a batch of proposals, one fsync for many appends). Links stay across
+// traces: empty traceparents and those of the parent's own trace are skipped
+// (the parent already ties the span to that trace). BatchSize defaults to
+// len(traceparents).
 func (t *Tracer) StartLinked(ctx context.Context, name string, a Attrs, traceparents []string) (context.Context, trace.Span) {
 	if !t.Enabled() {
 		return ctx, noop.Span{}
 	}
 	var links []trace.Link
+	own := trace.SpanContextFromContext(ctx).TraceID()
 	for _, tp := range traceparents {
-		if l, ok := LinkFrom(tp); ok {
+		if l, ok := LinkFrom(tp); ok && l.SpanContext.TraceID() != own {
 			links = append(links, l)
 		}
 	}
@@ -103,25 +93,30 @@ func (t *Tracer) StartLinked(ctx context.Context, name string, a Attrs, tracepar
 	return t.start(ctx, name, a, links)
 }
 
-// StartHeartbeat starts a SpanHeartbeat to a.Peer when heartbeats are traced
-// (WithHeartbeats), and otherwise behaves as tracing off.
-func (t *Tracer) StartHeartbeat(ctx context.Context, a Attrs) (context.Context, trace.Span) {
-	if !t.TracesHeartbeats() {
+// StartRemoteAt is StartRemote for a span whose start is already past: a
+// receiver's span started only when its answer is sent (so that a message the
+// node ignores leaves no span), dated from the message's receipt.
+func (t *Tracer) StartRemoteAt(ctx context.Context, traceparent, name string, a Attrs, start time.Time) (context.Context, trace.Span) {
+	if !t.Enabled() {
 		return ctx, noop.Span{}
 	}
-	return t.start(ctx, SpanHeartbeat, a, nil)
+	return t.start(Extract(ctx, traceparent), name, a, nil, trace.WithTimestamp(start))
 }
 
 // start starts the span, then sets its attributes only if it records: a
 // provider that records nothing (the global one before the application
 // installs an SDK) costs no attribute building on the hot path. Samplers
 // therefore see the span's name, kind and links, not its attributes.
-func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link) (context.Context, trace.Span) {
+func (t *Tracer) start(ctx context.Context, name string, a Attrs, links []trace.Link, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	var ctx2 context.Context
 	var span trace.Span
-	if len(links) > 0 {
+	switch {
+	case len(opts) > 0:
+		opts = append(opts, trace.WithSpanKind(kindOf(name)), trace.WithLinks(links...))
+		ctx2, span = t.tracer.Start(ctx, name, opts...)
+	case len(links) > 0:
 		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)), trace.WithLinks(links...))
-	} else {
+	default:
 		ctx2, span = t.tracer.Start(ctx, name, trace.WithSpanKind(kindOf(name)))
 	}
 	if span.IsRecording() {

@@ -49,8 +49,8 @@ func TestTracerStartAttributes(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k].String(), v.String())
 		}
 	}
-	if s.SpanKind() != trace.SpanKindProducer {
-		t.Errorf("kind = %v, want producer for a send", s.SpanKind())
+	if s.SpanKind() != trace.SpanKindClient {
+		t.Errorf("kind = %v, want client for a send that awaits an answer", s.SpanKind())
 	}
 	if s.InstrumentationScope().Name != tracing.ScopeName {
 		t.Errorf("scope = %q, want %q", s.InstrumentationScope().Name, tracing.ScopeName)
@@ -85,10 +85,10 @@ func TestTracerStartRemote(t *testing.T) {
 	}
 
 	// Without a traceparent the span is a child of ctx.
-	_, orphan := follower.StartRemote(fctx, "", tracing.SpanAck, tracing.Attrs{})
+	_, orphan := follower.StartRemote(fctx, "", tracing.SpanCommit, tracing.Attrs{})
 	orphan.End()
-	if p := one(t, rec, tracing.SpanAck).Parent(); p.SpanID() != own.SpanContext().SpanID() {
-		t.Fatalf("ack parent = %v, want the span in ctx %v", p.SpanID(), own.SpanContext().SpanID())
+	if p := one(t, rec, tracing.SpanCommit).Parent(); p.SpanID() != own.SpanContext().SpanID() {
+		t.Fatalf("commit parent = %v, want the span in ctx %v", p.SpanID(), own.SpanContext().SpanID())
 	}
 }
 
@@ -125,32 +125,31 @@ func TestTracerStartLinked(t *testing.T) {
 	}
 }
 
-func TestTracerHeartbeats(t *testing.T) {
+// A batch's links stay across traces: a link to the parent's own trace is
+// dropped (the parent already ties the span to it).
+func TestTracerStartLinkedSkipsOwnTrace(t *testing.T) {
 	tp, rec := newRecorded(t)
-	def := tracing.NewTracer(tp, 1)
-	if def.TracesHeartbeats() {
-		t.Fatal("heartbeats traced by default")
+	tr := tracing.NewTracer(tp, 1)
+	ctx, mine := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
+	octx, other := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
+	_, span := tr.StartLinked(ctx, tracing.SpanPersist, tracing.Attrs{}, []string{tracing.Inject(ctx), tracing.Inject(octx)})
+	span.End()
+	mine.End()
+	other.End()
+	links := one(t, rec, tracing.SpanPersist).Links()
+	if len(links) != 1 || links[0].SpanContext.SpanID() != other.SpanContext().SpanID() {
+		t.Fatalf("links = %+v, want only the other trace's proposal", links)
 	}
-	_, s := def.StartHeartbeat(context.Background(), tracing.Attrs{Peer: 2})
-	s.End()
-	if n := len(rec.Ended()); n != 0 {
-		t.Fatalf("%d spans recorded for an untraced heartbeat", n)
-	}
-
-	on := tracing.NewTracer(tp, 1, tracing.WithHeartbeats(true))
-	_, s = on.StartHeartbeat(context.Background(), tracing.Attrs{Peer: 2, Term: 4})
-	s.End()
-	one(t, rec, tracing.SpanHeartbeat)
 }
 
 func TestTracerOff(t *testing.T) {
 	var nilTracer *tracing.Tracer
 	for name, tr := range map[string]*tracing.Tracer{
-		"noop": tracing.NewTracer(noop.NewTracerProvider(), 1, tracing.WithHeartbeats(true)),
+		"noop": tracing.NewTracer(noop.NewTracerProvider(), 1),
 		"nil":  nilTracer,
 	} {
-		if tr.Enabled() || tr.TracesHeartbeats() {
-			t.Errorf("%s: Enabled=%v TracesHeartbeats=%v, want false", name, tr.Enabled(), tr.TracesHeartbeats())
+		if tr.Enabled() {
+			t.Errorf("%s: Enabled, want false", name)
 		}
 		// A recording parent from elsewhere is neither ended nor replaced.
 		tp, rec := newRecorded(t)

@@ -732,3 +732,44 @@ func TestRefusedNonMemberLearnsIt(t *testing.T) {
 		t.Fatalf("node 3 kept campaigning: %d more refusals", refused-before)
 	}
 }
+
+// TestJoiningNodeAnswersToLeaderAddress: a node that joins a running
+// cluster knows no configuration, hence no address to answer to; the
+// leader's first messages to it carry the leader's address.
+func TestJoiningNodeAnswersToLeaderAddress(t *testing.T) {
+	nw := newNetworkConfig(t, clusterConfig([]uint64{1, 2, 3}, nil), []uint64{1, 2, 3, 4})
+	nw.elect(1)
+	var first *messages.Message
+	nw.filter = func(m *messages.Message) bool {
+		if m.To == 4 && first == nil {
+			first = m
+		}
+		return true
+	}
+	if _, err := nw.raft(1).ProposeConfig(clusterConfig([]uint64{1, 2, 3}, []uint64{4})); err != nil {
+		t.Fatal(err)
+	}
+	if got := nw.raft(4).Address(1); got != "" {
+		t.Fatalf("node 4 knows address %q of 1 before any message", got)
+	}
+	nw.stabilize()
+	if first == nil || first.FromAddress != "n1:7000" {
+		t.Fatalf("first message to the newcomer %v, want from_address n1:7000", first)
+	}
+	var later []*messages.Message
+	nw.filter = func(m *messages.Message) bool {
+		if m.To == 4 {
+			later = append(later, m)
+		}
+		return true
+	}
+	nw.propose(1, "x")
+	for _, m := range later {
+		if m.FromAddress != "" {
+			t.Fatalf("the leader still sends its address once 4 answered: %v", m)
+		}
+	}
+	if nw.raft(4).Address(1) != "n1:7000" {
+		t.Fatalf("node 4: address of 1 is %q", nw.raft(4).Address(1))
+	}
+}

@@ -88,8 +88,12 @@ type Raft struct {
 	learners majority
 	peers    []uint64 // every member id, sorted, self included
 	addrs    map[uint64]string
-	oldAddrs map[uint64]string    // addrs before the last updateMembers
-	prs      map[uint64]*Progress // leader only; every member including self, and departing ones
+	// hintAddrs holds senders' addresses (Message.from_address) of nodes
+	// that no configuration in the log names yet: a joining node answers
+	// the leader there until the configuration reaches it.
+	hintAddrs map[uint64]string
+	oldAddrs  map[uint64]string    // addrs before the last updateMembers
+	prs       map[uint64]*Progress // leader only; every member including self, and departing ones
 	// departing (leader only) holds the addresses of members removed by a
 	// committed configuration that have not yet learned it (see
 	// Progress.RemovedAt).
@@ -292,7 +296,7 @@ func (r *Raft) setConfigAt(c confAt) {
 	old := r.cc
 	r.cc, r.ccIndex = cc, c.index
 	r.wasMember = r.wasMember || memberOf(cc, r.id)
-	if old != nil && old.Settings.ElectionTicks != cc.Settings.ElectionTicks {
+	if old != nil && old.GetSettings().GetElectionTicks() != cc.GetSettings().GetElectionTicks() {
 		r.resetRandomizedElectionTimeout()
 	}
 	r.quorum = quorum{incoming: majorityOf(cc.Voters), outgoing: majorityOf(cc.OutgoingVoters)}
@@ -739,6 +743,16 @@ func (r *Raft) Step(m *messages.Message) error {
 		if cc := m.GetSnapshot().GetMetadata().GetConfig(); cc != nil {
 			if err := checkWireConfig(cc, nil); err != nil {
 				return fmt.Errorf("%w: snapshot configuration: %w", ErrInvalidMessage, err)
+			}
+		}
+	}
+	if m.FromAddress != "" {
+		if _, ok := r.addrs[m.From]; !ok {
+			if r.hintAddrs == nil {
+				r.hintAddrs = map[uint64]string{}
+			}
+			if len(r.hintAddrs) < maxHintAddrs || r.hintAddrs[m.From] != "" {
+				r.hintAddrs[m.From] = m.FromAddress
 			}
 		}
 	}
@@ -1243,7 +1257,8 @@ func (r *Raft) sendAppend(to uint64, pr *Progress) {
 	if pr.Next <= r.log.lastIndex() {
 		ents = r.log.slice(pr.Next, r.log.lastIndex()+1, r.cfg.MaxSizePerMsg, r.cfg.MaxEntriesPerMsg)
 	}
-	r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND, To: to, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed})
+	r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND, To: to, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed,
+		FromAddress: r.ownAddressFor(pr)})
 	switch pr.State {
 	case StateReplicate:
 		if n := len(ents); n > 0 {
@@ -1261,8 +1276,18 @@ func (r *Raft) sendSnapshot(to uint64, pr *Progress) {
 		r.logger.Error("peer needs a snapshot but none is available", "peer", to)
 		return
 	}
-	r.send(&messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, To: to, Snapshot: r.snapshot})
+	r.send(&messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, To: to, Snapshot: r.snapshot, FromAddress: r.ownAddressFor(pr)})
 	pr.becomeSnapshot(r.snapshot.Metadata.Index)
+}
+
+// ownAddressFor is this node's address when the peer has not acknowledged
+// anything yet (it may not know the configuration, hence where to
+// answer), "" otherwise.
+func (r *Raft) ownAddressFor(pr *Progress) string {
+	if pr.Match > 0 {
+		return ""
+	}
+	return r.addrs[r.id]
 }
 
 func (r *Raft) bcastAppend() {
@@ -1281,7 +1306,8 @@ func (r *Raft) bcastHeartbeat(ctx []byte) {
 		if id == r.id || pr == nil {
 			continue
 		}
-		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx, Index: r.ticks})
+		r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, To: id, Commit: min(pr.Match, r.log.committed), Context: ctx, Index: r.ticks,
+			FromAddress: r.ownAddressFor(pr)})
 	}
 }
 
@@ -1334,11 +1360,21 @@ func (r *Raft) Term() uint64 { return r.term }
 // Leader returns the id of the known leader, 0 if none.
 func (r *Raft) Leader() uint64 { return r.lead }
 
-// LeaderAddress returns the address of the known leader, "" if none.
-func (r *Raft) LeaderAddress() string { return r.addrs[r.lead] }
+// maxHintAddrs bounds hintAddrs.
+const maxHintAddrs = 64
 
-// Address returns the address of member id in the current configuration.
-func (r *Raft) Address(id uint64) string { return r.addrs[id] }
+// LeaderAddress returns the address of the known leader, "" if none.
+func (r *Raft) LeaderAddress() string { return r.Address(r.lead) }
+
+// Address returns the address of member id in the configurations of the
+// log or, for a node that no configuration here names yet (this node is
+// joining), the address that id's messages carried.
+func (r *Raft) Address(id uint64) string {
+	if a, ok := r.addrs[id]; ok {
+		return a
+	}
+	return r.hintAddrs[id]
+}
 
 // ClusterConfig returns the configuration in force: the latest in the
 // log, committed or not (ConfigIndex in Status says which entry). Do not

@@ -29,7 +29,10 @@ type client struct {
 const (
 	proposeWait = time.Second
 	readWait    = time.Second
-	attempts    = 8
+	// appendFor bounds the retries of one append (fake time): long enough
+	// that an outcome is rarely left unknown (many unknown outcomes make
+	// the linearizability check exponential).
+	appendFor = 5 * time.Second
 )
 
 func (c *client) run(stop <-chan struct{}) {
@@ -71,7 +74,8 @@ func (c *client) append(key, value string) bool {
 	in := kvInput{Key: key, Value: value}
 	call := c.s.hist.now()
 	unknown := false // some attempt may have been appended
-	for try := 0; try < attempts; try++ {
+	deadline := time.Now().Add(appendFor)
+	for try := 0; time.Now().Before(deadline); try++ {
 		id, pid := c.target(try > 0 && c.rng.IntN(3) == 0)
 		if pid == nil {
 			time.Sleep(50 * time.Millisecond)
@@ -99,8 +103,12 @@ func (c *client) append(key, value string) bool {
 			// Refused by a non-leader, or lost to another leader's entry:
 			// this attempt did not take effect.
 			c.lead = nl.Leader
-			if nl.Leader == 0 {
+			// Back off unless the hint names another node to ask: a retry
+			// loop that never sleeps would stop fake time.
+			if nl.Leader == 0 || nl.Leader == id || nl.Leader == c.avoid || c.s.pidOf(nl.Leader) == nil {
 				time.Sleep(20 * time.Millisecond)
+			} else {
+				time.Sleep(time.Millisecond)
 			}
 		case errors.Is(err, actors.ErrRetry), errors.Is(err, actors.ErrPaused):
 			c.lead = 0

@@ -52,5 +52,9 @@
 // $FLOTILLA_TRACE_DIR or the temporary directory.
 //
 // make test runs a bounded slice of seeds (TestSweep); make sim-shell
-// SEEDS=N runs a long sweep and prints what it exercised.
+// SEEDS=N runs a long sweep and prints what it exercised. Flags of the
+// test: -simshell.seeds, -simshell.start, -simshell.seed (TestReplay),
+// -simshell.lease (some, all, none), -simshell.slow, -simshell.membership
+// (off by default: membership changes under churn are issue 13's).
+// SIMSHELL_DEBUG=1 prints the step trace as it grows.
 package simtest

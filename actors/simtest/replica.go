@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -156,12 +157,13 @@ type appActor struct {
 	timeout time.Duration // the applier's wait
 	stats   *Stats
 	statsMu *sync.Mutex
+	healed  *atomic.Bool // no more slowness once the faults healed
 }
 
 func (a *appActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actors.ApplyRequest:
-		if a.slow {
+		if a.slow && !a.healed.Load() {
 			switch p := a.rng.Float64(); {
 			case p < 0.01:
 				a.count(func(s *Stats) { s.SlowBeyondWait++ })

@@ -19,8 +19,8 @@ var (
 	flagStart      = flag.Uint64("simshell.start", 1, "first seed of TestSweep")
 	flagSeed       = flag.Uint64("simshell.seed", 0, "the seed TestReplay runs, with its step trace")
 	flagMembership = flag.Bool("simshell.membership", false, "add membership changes (issue 13: liveness under churn is open)")
-	flagLease      = flag.String("simshell.lease", "none", "lease-based reads: some (one seed in three), all, none")
-	flagSlow       = flag.Bool("simshell.slow", false, "slow application actors, rarely slower than the applier waits")
+	flagLease      = flag.String("simshell.lease", "some", "lease-based reads: some (one seed in three), all, none")
+	flagSlow       = flag.Bool("simshell.slow", true, "slow application actors, rarely slower than the applier waits")
 )
 
 // sliceSeeds is what make test runs: a bounded, seeded slice.

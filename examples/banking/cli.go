@@ -22,6 +22,11 @@ commands:
   transfer FROM TO AMOUNT   move AMOUNT from FROM to TO, atomically (refused if FROM lacks funds)
   balance [NAME]            one balance, or every balance and their total (linearizable)
   status                    every server's view: role, term, leader, indices
+  add-server ID RAFT_ADDR [--learner] [--expect INDEX]
+                            add a server started with 'banking server --join': a learner
+                            first, promoted to voter once it has caught up
+  remove-server ID [--expect INDEX]
+                            remove a server (the leader too: it hands over first)
 `
 
 // runClient is `banking client`. Exit codes: 0 done, 1 refused or failed,
@@ -152,6 +157,8 @@ func clientCommand(ctx context.Context, c *Client, args []string, out io.Writer)
 		default:
 			return 2, usageError{"balance takes [NAME]"}
 		}
+	case "add-server", "remove-server":
+		return memberCommand(ctx, c, args, out)
 	}
 	cmd, err := parseCommand(args)
 	if err != nil {
@@ -177,6 +184,63 @@ func clientCommand(ctx context.Context, c *Client, args []string, out io.Writer)
 			cmd.From, r.Balances[cmd.From], cmd.To, r.Balances[cmd.To])
 	}
 	fmt.Fprintf(out, " (log index %d, term %d, client %d seq %d)\n", res.Index, res.Term, c.ID(), c.seq)
+	return 0, nil
+}
+
+// memberCommand runs add-server and remove-server.
+func memberCommand(ctx context.Context, c *Client, args []string, out io.Writer) (int, error) {
+	var pos []string
+	learner := false
+	var expected uint64
+	for i := 1; i < len(args); i++ {
+		switch args[i] {
+		case "--learner", "-learner":
+			learner = true
+		case "--expect", "-expect":
+			if i+1 == len(args) {
+				return 2, usageError{"--expect takes a configuration index"}
+			}
+			v, err := strconv.ParseUint(args[i+1], 10, 64)
+			if err != nil {
+				return 2, usageError{fmt.Sprintf("--expect %q is not an index", args[i+1])}
+			}
+			expected = v
+			i++
+		default:
+			pos = append(pos, args[i])
+		}
+	}
+	var id uint64
+	if len(pos) > 0 {
+		v, err := strconv.ParseUint(pos[0], 10, 64)
+		if err != nil || v == 0 {
+			return 2, usageError{fmt.Sprintf("server id %q is not a non-zero number", pos[0])}
+		}
+		id = v
+	}
+	var res *MemberResponse
+	var err error
+	switch {
+	case args[0] == "add-server" && len(pos) == 2:
+		res, err = c.AddServer(ctx, id, pos[1], !learner, expected)
+	case args[0] == "remove-server" && len(pos) == 1 && !learner:
+		res, err = c.RemoveServer(ctx, id, expected)
+	case args[0] == "add-server":
+		return 2, usageError{"add-server takes ID RAFT_ADDR [--learner] [--expect INDEX]"}
+	default:
+		return 2, usageError{"remove-server takes ID [--expect INDEX]"}
+	}
+	if err != nil {
+		return 1, err
+	}
+	ids := func(ms []MemberInfo) []uint64 {
+		var out []uint64
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	fmt.Fprintf(out, "%s %d: configuration %d committed: voters %v learners %v\n", args[0], id, res.ConfigIndex, ids(res.Voters), ids(res.Learners))
 	return 0, nil
 }
 

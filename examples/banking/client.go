@@ -122,6 +122,43 @@ func (c *Client) Command(ctx context.Context, cmd Command) (*CommandResponse, er
 	return &out, nil
 }
 
+// AddServer adds server id (at raftAddr, already started with --join) as
+// a learner and, when voter, promotes it once it has caught up. expected,
+// when non-zero, makes the change conditional on the configuration index
+// in force (StatusResponse.ConfigIndex). It waits for the final
+// configuration to commit, catch-up included (up to a minute per attempt).
+// A retry after a lost answer finds the server already added and succeeds.
+func (c *Client) AddServer(ctx context.Context, id uint64, raftAddr string, voter bool, expected uint64) (*MemberResponse, error) {
+	body, _ := json.Marshal(MemberRequest{ID: id, RaftAddr: raftAddr, Voter: voter, ExpectedConfigIndex: expected})
+	var out MemberResponse
+	if err := c.slow().do(ctx, http.MethodPost, pathMembers, nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveServer removes server id (the leader too: it hands over), with
+// expected as for AddServer.
+func (c *Client) RemoveServer(ctx context.Context, id uint64, expected uint64) (*MemberResponse, error) {
+	q := url.Values{"id": {fmt.Sprint(id)}}
+	if expected != 0 {
+		q.Set("expected_config_index", fmt.Sprint(expected))
+	}
+	var out MemberResponse
+	if err := c.slow().do(ctx, http.MethodDelete, pathMembers, q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// slow returns a copy of c whose attempts may last as long as a
+// membership change (the server's own bound, plus a margin).
+func (c *Client) slow() *Client {
+	cp := *c
+	cp.AttemptTimeout = max(c.AttemptTimeout, memberTimeout+5*time.Second)
+	return &cp
+}
+
 // Balance reads one account's balance (linearizable).
 func (c *Client) Balance(ctx context.Context, account string) (*BalanceResponse, error) {
 	var out BalanceResponse

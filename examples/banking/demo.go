@@ -21,6 +21,8 @@ type demoOptions struct {
 	duration time.Duration
 	tick     time.Duration
 	keep     bool
+	// membership runs demoMembership instead of demo.
+	membership bool
 	// exe and env start the servers (default: this executable).
 	exe string
 	env []string
@@ -36,6 +38,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", 8*time.Second, "how long the clients run (the leader is killed a third of the way in)")
 	fs.DurationVar(&o.tick, "tick", 50*time.Millisecond, "the servers' Raft tick")
 	fs.BoolVar(&o.keep, "keep", false, "keep the data directories and logs")
+	fs.BoolVar(&o.membership, "membership", false, "the membership demo instead: a 4th server added at run time (learner, then voter), the leader removed")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -56,7 +59,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	o.exe = exe
-	if err := demo(context.Background(), o, stdout); err != nil {
+	run := demo
+	if o.membership {
+		run = demoMembership
+	}
+	if err := run(context.Background(), o, stdout); err != nil {
 		fmt.Fprintf(stderr, "banking demo: %v\n", err)
 		return 1
 	}
@@ -65,106 +72,46 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 // demo runs the demo; a nil error means every check passed.
 func demo(ctx context.Context, o demoOptions, out io.Writer) (err error) {
-	start := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-	}
-	dir, err := os.MkdirTemp("", "banking-demo-")
+	d, say, err := startDemo(ctx, o, "banking-demo-", out)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if o.keep || err != nil {
-			say("data directories and server logs kept in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
-	c, err := newLocalCluster(dir, o.exe, o.env, 3, o.tick)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if e := c.stopAll(); e != nil && err == nil {
-			err = e
-		}
-	}()
-	for _, id := range c.ids {
-		if err := c.start(id); err != nil {
-			return err
-		}
-		say("started node %d (pid %d): raft %s, api %s, data %s", id, c.pid(id), c.nodes[id].raft, c.nodes[id].api, c.nodes[id].data)
-	}
-	leader, err := c.waitLeader(ctx, c.ids, 20*time.Second)
-	if err != nil {
-		return err
-	}
-	say("node %d leads", leader)
-
-	// Open the accounts.
-	setup, err := NewClient(c.apis())
-	if err != nil {
-		return err
-	}
-	names := make([]string, o.accounts)
-	for i := range names {
-		names[i] = fmt.Sprintf("acct-%02d", i)
-		if err := openAccount(ctx, setup, names[i], o.initial); err != nil {
-			return err
-		}
-	}
+	defer d.close(&err)
+	c, setup, names, leader, start := d.c, d.admin, d.names, d.leader, d.start
 	want := int64(o.accounts) * o.initial
 	say("opened %d accounts with %d each: total %d", o.accounts, o.initial, want)
 
 	// Concurrent transfers.
 	var okN, refusedN, unknownN, failedN atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range o.clients {
-		cl, err := NewClient(c.apis())
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				from := rng.IntN(len(names))
-				to := (from + 1 + rng.IntN(len(names)-1)) % len(names)
-				amount := 1 + rng.Int64N(o.initial/2+1)
-				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				res, err := cl.Command(cctx, Command{Op: OpTransfer, From: names[from], To: names[to], Amount: amount})
-				cancel()
-				var unknown *OutcomeUnknownError
-				switch {
-				case errors.As(err, &unknown):
-					unknownN.Add(1)
-				case err != nil:
-					failedN.Add(1)
-				case res.Result.OK():
-					okN.Add(1)
-				default:
-					refusedN.Add(1)
-				}
-			}
-		}()
+	rngs := make([]*rand.Rand, o.clients)
+	for w := range rngs {
+		rngs[w] = rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
 	}
-	say("%d clients are transferring money between random accounts", o.clients)
-	finish := func() {
-		select {
-		case <-stop:
+	finish, err := startClients(c.apis(), o.clients, func(w, _ int, cl *Client) {
+		rng := rngs[w]
+		from := rng.IntN(len(names))
+		to := (from + 1 + rng.IntN(len(names)-1)) % len(names)
+		amount := 1 + rng.Int64N(o.initial/2+1)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := cl.Command(cctx, Command{Op: OpTransfer, From: names[from], To: names[to], Amount: amount})
+		cancel()
+		var unknown *OutcomeUnknownError
+		switch {
+		case errors.As(err, &unknown):
+			unknownN.Add(1)
+		case err != nil:
+			failedN.Add(1)
+		case res.Result.OK():
+			okN.Add(1)
 		default:
-			close(stop)
+			refusedN.Add(1)
 		}
-		wg.Wait()
+	})
+	if err != nil {
+		return err
 	}
 	defer finish()
+	say("%d clients are transferring money between random accounts", o.clients)
 
 	sleep(ctx, o.duration/3) // let the workload run a while: not waiting for an event
 	leader, err = c.waitLeader(ctx, c.ids, 10*time.Second)
@@ -254,6 +201,125 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (err error) {
 	}
 	say("all servers stopped; demo passed")
 	return nil
+}
+
+// demoRun is a demo's cluster of 3 server processes, running, with a
+// leader and the accounts opened.
+type demoRun struct {
+	c      *localCluster
+	dir    string
+	keep   bool
+	say    func(format string, args ...any)
+	start  time.Time
+	leader uint64
+	admin  *Client
+	names  []string
+}
+
+// startDemo starts 3 servers in a fresh directory (named after pattern),
+// waits for a leader and opens o.accounts accounts with o.initial each.
+// say prints a line stamped with the time since the start. Call close
+// (deferred) with the demo's error.
+func startDemo(ctx context.Context, o demoOptions, pattern string, out io.Writer) (_ *demoRun, say func(string, ...any), err error) {
+	d := &demoRun{start: time.Now(), keep: o.keep}
+	d.say = func(format string, args ...any) {
+		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if d.dir, err = os.MkdirTemp("", pattern); err != nil {
+		return nil, d.say, err
+	}
+	defer func() {
+		if err != nil {
+			d.close(&err)
+		}
+	}()
+	if d.c, err = newLocalCluster(d.dir, o.exe, o.env, 3, o.tick); err != nil {
+		return d, d.say, err
+	}
+	c := d.c
+	for _, id := range c.ids {
+		if err := c.start(id); err != nil {
+			return d, d.say, err
+		}
+		d.say("started node %d (pid %d): raft %s, api %s, data %s", id, c.pid(id), c.nodes[id].raft, c.nodes[id].api, c.nodes[id].data)
+	}
+	if d.leader, err = c.waitLeader(ctx, c.ids, 20*time.Second); err != nil {
+		return d, d.say, err
+	}
+	d.say("node %d leads", d.leader)
+	if d.admin, err = NewClient(c.apis()); err != nil {
+		return d, d.say, err
+	}
+	d.names = make([]string, o.accounts)
+	for i := range d.names {
+		d.names[i] = fmt.Sprintf("acct-%02d", i)
+		if err := openAccount(ctx, d.admin, d.names[i], o.initial); err != nil {
+			return d, d.say, err
+		}
+	}
+	return d, d.say, nil
+}
+
+// close stops every server (an error there becomes *errp if it is nil)
+// and removes the directory, kept when the demo failed or asked to keep it.
+func (d *demoRun) close(errp *error) {
+	if d.c != nil {
+		if e := d.c.stopAll(); e != nil && *errp == nil {
+			*errp = e
+		}
+		d.c = nil
+	}
+	if d.dir == "" {
+		return
+	}
+	if d.keep || *errp != nil {
+		d.say("data directories and server logs kept in %s", d.dir)
+	} else {
+		os.RemoveAll(d.dir)
+	}
+	d.dir = ""
+}
+
+// startClients runs n clients (on the servers apis), each calling step
+// with its number w and its step count i in a loop, until finish is
+// called; finish waits for them.
+func startClients(apis []string, n int, step func(w, i int, cl *Client)) (finish func(), err error) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	finish = stopAndWait(stop, &wg)
+	for w := range n {
+		cl, err := NewClient(apis)
+		if err != nil {
+			finish()
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				step(w, i, cl)
+			}
+		}()
+	}
+	return finish, nil
+}
+
+// stopAndWait returns a function that closes stop (once) and waits for
+// the workers of wg.
+func stopAndWait(stop chan struct{}, wg *sync.WaitGroup) func() {
+	return func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}
 }
 
 // openAccount opens name with balance (a retried attempt is deduplicated

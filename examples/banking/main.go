@@ -12,6 +12,9 @@ commands:
   server   run one ledger node (Raft over gRPC, Pebble storage, HTTP client API)
   client   talk to the servers: open, deposit, withdraw, transfer, balance, status
   demo     start 3 servers on loopback, run clients, kill and restart the leader
+  demo-membership
+           (demo -membership) start 3 servers, add a 4th at run time (learner, then
+           voter once caught up), remove the leader
   verify   record a concurrent history across leader kills and check it with porcupine
   certs    issue the CA and node certificates for mutual TLS (with node identities)
 
@@ -34,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runClient(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "demo-membership":
+		return runDemo(append([]string{"-membership"}, args[1:]...), stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
 	case "certs":

@@ -33,6 +33,7 @@ type localNode struct {
 	id         uint64
 	raft, api  string
 	data, logf string
+	join       bool // started with --join: added at run time, not a founder
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -108,17 +109,46 @@ func (c *localCluster) serverArgs(id uint64) []string {
 	nd := c.nodes[id]
 	var peers, peerAPIs []string
 	for _, o := range c.ids {
-		if o != id {
+		if o != id && !c.nodes[o].join {
 			peers = append(peers, fmt.Sprintf("%d=%s", o, c.nodes[o].raft))
 			peerAPIs = append(peerAPIs, fmt.Sprintf("%d=%s", o, c.nodes[o].api))
 		}
 	}
-	return []string{"server", "--id", fmt.Sprint(id), "--listen", nd.raft, "--api", nd.api,
+	args := []string{"server", "--id", fmt.Sprint(id), "--listen", nd.raft, "--api", nd.api,
 		"--peers", strings.Join(peers, ","), "--peer-api", strings.Join(peerAPIs, ","),
 		"--data", nd.data, "--tick", c.tick.String(),
 		"--ca", filepath.Join(c.dir, "certs", "ca.pem"),
 		"--cert", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d.pem", id)),
 		"--key", filepath.Join(c.dir, "certs", fmt.Sprintf("node%d-key.pem", id))}
+	if nd.join {
+		args = append(args, "--join")
+	}
+	return args
+}
+
+// addNode prepares node id to join the running cluster (started with
+// --join; the founders learn of it through AddServer). Nothing runs until
+// start.
+func (c *localCluster) addNode(id uint64) error {
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	nd := &localNode{id: id, raft: ports[0], api: ports[1], join: true,
+		data: filepath.Join(c.dir, fmt.Sprintf("node%d", id)), logf: filepath.Join(c.dir, fmt.Sprintf("node%d.log", id))}
+	// Its certificate, from the cluster's CA, binds its id.
+	if _, err := issueCerts(filepath.Join(c.dir, "certs"), 1, map[uint64]string{id: nd.raft}, 24*time.Hour); err != nil {
+		return fmt.Errorf("certificate of node %d: %w", id, err)
+	}
+	c.nodes[id] = nd
+	c.ids = append(c.ids, id)
+	return nil
+}
+
+// forget drops node id (stopped, removed from the cluster) from the
+// nodes that statuses, waits and checks look at.
+func (c *localCluster) forget(id uint64) {
+	c.ids = slices.DeleteFunc(c.ids, func(x uint64) bool { return x == id })
 }
 
 // start starts node id's process (its log appends to <dir>/node<id>.log).

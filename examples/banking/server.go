@@ -57,6 +57,7 @@ type serverConfig struct {
 	otlpEndpoint  string // OTLP/gRPC trace collector, "" = OTEL_EXPORTER_OTLP_* or off
 	// tracerProvider, when set (tests), replaces the OTLP exporter.
 	tracerProvider trace.TracerProvider
+	join           bool // start with no configuration: wait to be added by AddMember
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
@@ -81,6 +82,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		level     = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		metrics   = fs.String("metrics-addr", "", "serve the node's metrics for Prometheus at http://ADDR/metrics (host:port; default off)")
 		otlpAddr  = fs.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this collector, e.g. localhost:4317 for Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
+		join      = fs.Bool("join", false, "join a running cluster: start empty and wait for the leader (add this node with `banking client add-server`); --peers then only names the others' addresses for redirects")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -90,7 +92,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	}
 	c := &serverConfig{id: *id, clusterID: *clusterID, listen: *listen, advertise: *advertise, dataDir: *data,
 		insecure: *insecure, ca: *ca, cert: *cert, key: *key, tick: *tick, electionTicks: *election,
-		metricsAddr: *metrics, otlpEndpoint: *otlpAddr}
+		metricsAddr: *metrics, otlpEndpoint: *otlpAddr, join: *join}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.id == 0 {
@@ -130,7 +132,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	}
 	if c.peers, err = parseIDAddrs(*peers); err != nil {
 		bad("--peers: %v", err)
-	} else if len(c.peers) == 0 {
+	} else if len(c.peers) == 0 && !c.join {
 		bad("--peers is required: the other voters as id=host:port,...")
 	}
 	if _, dup := c.peers[c.id]; dup && c.id != 0 {
@@ -249,6 +251,7 @@ type server struct {
 	apis   map[uint64]string
 	http   *http.Server
 	tel    *telemetry
+	tr     *remote.Transport
 }
 
 func runServer(args []string, stderr io.Writer) int {
@@ -267,16 +270,28 @@ func runServer(args []string, stderr io.Writer) int {
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case got := <-sig:
-		log.Info("stopping", "signal", got.String())
-		s.shutdown()
-		return 0
-	case err := <-s.failed:
-		fmt.Fprintf(stderr, "banking server: node %d stopped: %v\n", cfg.id, err)
-		s.shutdown()
-		return 1
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for {
+		select {
+		case got := <-sig:
+			if got == syscall.SIGHUP {
+				// The transport also reloads changed TLS files at the next
+				// handshake; SIGHUP reports a broken file at once.
+				if err := s.tr.ReloadCertificates(); err != nil {
+					log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)
+				} else {
+					log.Info("reloaded the TLS files")
+				}
+				continue
+			}
+			log.Info("stopping", "signal", got.String())
+			s.shutdown()
+			return 0
+		case err := <-s.failed:
+			fmt.Fprintf(stderr, "banking server: node %d stopped: %v\n", cfg.id, err)
+			s.shutdown()
+			return 1
+		}
 	}
 }
 
@@ -337,6 +352,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.tr = tr
 
 	boot := &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true,
 		ElectionTicks: uint32(cfg.electionTicks), HeartbeatTicks: 1}}
@@ -349,6 +365,9 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	ncfg := actors.DefaultConfig()
 	ncfg.ID, ncfg.ClusterID, ncfg.Address = cfg.id, cfg.clusterID, cfg.advertise
 	ncfg.Bootstrap = boot
+	if cfg.join {
+		ncfg.Bootstrap = nil // the leader replicates the configuration to it
+	}
 	ncfg.Transport = tr
 	ncfg.LogStore = group
 	ncfg.StateMachine = s.ledger
@@ -378,6 +397,8 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	mux.HandleFunc("GET "+pathBalance, s.handleBalance)
 	mux.HandleFunc("GET "+pathBalances, s.handleBalances)
 	mux.HandleFunc("GET "+pathStatus, s.handleStatus)
+	mux.HandleFunc("POST "+pathMembers, s.handleAddMember)
+	mux.HandleFunc("DELETE "+pathMembers, s.handleRemoveMember)
 	s.http = newAPIServer(mux, defaultAPILimits)
 	go func() {
 		if err := s.http.Serve(netutil.LimitListener(ln, defaultAPILimits.maxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -515,7 +536,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 				Message: fmt.Sprintf("node %d knows no leader right now (election in progress); retry shortly", s.cfg.id)})
 			return
 		}
-		api := s.apis[nl.Leader]
+		api := s.apiOf(nl.Leader, nl.LeaderAddress)
 		if api != "" {
 			u := *r.URL
 			u.Scheme, u.Host = "http", api
@@ -523,6 +544,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		writeJSON(w, http.StatusTemporaryRedirect, ErrorResponse{Error: errNotLeader, LeaderID: nl.Leader, LeaderAPI: api,
 			Message: fmt.Sprintf("node %d is not the leader; node %d is (client API %s)", s.cfg.id, nl.Leader, api)})
+	case errors.Is(err, actors.ErrStaleConfig):
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: errStaleConfig, Message: fmt.Sprintf("node %d: %v", s.cfg.id, err)})
+	case errors.Is(err, actors.ErrCatchUpTimeout):
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorResponse{Error: errCatchUpTimeout, Message: fmt.Sprintf("node %d: %v", s.cfg.id, err)})
+	case errors.Is(err, actors.ErrInvalidMembership):
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("node %d: %v", s.cfg.id, err)})
 	case errors.Is(err, actors.ErrOutcomeUnknown), errors.Is(err, actors.ErrDuplicate):
 		writeJSON(w, http.StatusGatewayTimeout, ErrorResponse{Error: errOutcomeUnknown,
 			Message: fmt.Sprintf("node %d did not learn the outcome in time; retry with the same client id and seq", s.cfg.id)})
@@ -616,10 +643,77 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := StatusResponse{ID: s.cfg.id, RaftAddr: s.cfg.advertise, APIAddr: s.cfg.apiAdvertise, Role: st.Role.String(),
-		Term: st.Term, Leader: st.Leader, LeaderAPI: s.apis[st.Leader], Commit: st.Commit, Applied: st.Applied,
-		LastIndex: st.LastIndex, Peers: st.Peers}
-	for _, m := range st.Config.GetVoters() {
-		out.Members = append(out.Members, MemberInfo{ID: m.Id, RaftAddr: m.Address, APIAddr: s.apis[m.Id]})
+		Term: st.Term, Leader: st.Leader, LeaderAPI: s.apiOf(st.Leader, st.LeaderAddress), Commit: st.Commit, Applied: st.Applied,
+		LastIndex: st.LastIndex, Peers: st.Peers, ConfigIndex: st.ConfigIndex, Removed: st.Removed}
+	out.Members, out.Learners = s.memberInfos(st.Config)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// apiOf is the client API address of node id, whose Raft address is
+// raftAddr: from --peer-api, or the Raft port + 1000 (a server added at
+// run time).
+func (s *server) apiOf(id uint64, raftAddr string) string {
+	if a := s.apis[id]; a != "" || id == 0 {
+		return a
 	}
+	h, p, err := splitAddr(raftAddr)
+	if err != nil || p+apiPortOffset > 65535 {
+		return ""
+	}
+	return net.JoinHostPort(h, strconv.Itoa(p+apiPortOffset))
+}
+
+func (s *server) memberInfos(cc *messages.ClusterConfig) (voters, learners []MemberInfo) {
+	for _, m := range cc.GetVoters() {
+		voters = append(voters, MemberInfo{ID: m.Id, RaftAddr: m.Address, APIAddr: s.apiOf(m.Id, m.Address)})
+	}
+	for _, m := range cc.GetLearners() {
+		learners = append(learners, MemberInfo{ID: m.Id, RaftAddr: m.Address, APIAddr: s.apiOf(m.Id, m.Address)})
+	}
+	return voters, learners
+}
+
+// memberTimeout bounds a membership change, catch-up included.
+const memberTimeout = 60 * time.Second
+
+func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
+	var req MemberRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("the body is not a member request: %v", err)})
+		return
+	}
+	if _, _, err := splitAddr(req.RaftAddr); err != nil || req.ID == 0 {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: fmt.Sprintf("want a non-zero id and a raft_addr host:port, got %d and %q", req.ID, req.RaftAddr)})
+		return
+	}
+	res, err := actors.Request[*actors.MembershipResponse](s.sys.Root, s.node,
+		&actors.AddMember{ID: req.ID, Address: req.RaftAddr, Voter: req.Voter, ExpectedConfigIndex: req.ExpectedConfigIndex}, memberTimeout)
+	s.writeMembership(w, r, res, err)
+}
+
+func (s *server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
+	id, err1 := strconv.ParseUint(r.URL.Query().Get("id"), 10, 64)
+	var expected uint64
+	var err2 error
+	if e := r.URL.Query().Get("expected_config_index"); e != "" {
+		expected, err2 = strconv.ParseUint(e, 10, 64)
+	}
+	if err1 != nil || err2 != nil || id == 0 {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: errInvalid, Message: "want ?id=N (non-zero) and optionally &expected_config_index=I"})
+		return
+	}
+	res, err := actors.Request[*actors.MembershipResponse](s.sys.Root, s.node, &actors.RemoveMember{ID: id, ExpectedConfigIndex: expected}, memberTimeout)
+	s.writeMembership(w, r, res, err)
+}
+
+func (s *server) writeMembership(w http.ResponseWriter, r *http.Request, res *actors.MembershipResponse, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := MemberResponse{ConfigIndex: res.Index, Node: s.cfg.id}
+	out.Voters, out.Learners = s.memberInfos(res.Config)
 	writeJSON(w, http.StatusOK, out)
 }

@@ -311,14 +311,7 @@ func verifyRun(ctx context.Context, o verifyOptions) (rep verifyReport, err erro
 			}
 		}()
 	}
-	finish := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}
+	finish := stopAndWait(stop, &wg)
 	defer finish()
 	for k := range o.kills {
 		sleep(ctx, time.Until(start.Add(o.duration*time.Duration(k+1)/time.Duration(o.kills+1))))

@@ -1,333 +1,239 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
-// requestTimeout bounds every request a broker or client makes of a node.
+// requestTimeout bounds every request the broker makes of its node.
 const requestTimeout = 2 * time.Second
 
-// retryDelay spaces out the rebalancer's retries after a failed round.
-const retryDelay = 50 * time.Millisecond
+// checkEvery is how often the leader's broker looks at liveness and the
+// table while it leads.
+const checkEvery = 100 * time.Millisecond
 
-// Publish asks a broker to append Payload to Topic. Answer:
-// *PublishResponse.
-type Publish struct {
-	Topic   string
-	Payload string
+// check is the message the leading broker sends itself every checkEvery.
+type check struct{ gen uint64 }
+
+// brokerActor is the application actor of one broker: the parent of its
+// Raft node, and the rebalancer while its node leads. Requests for Raft
+// sent to it are forwarded to the node, which answers the sender.
+//
+// Which events drive which decisions:
+//   - LeaderChanged to this node: it starts checking (check messages);
+//     to another: it stops.
+//   - MembershipChanged (a broker added or removed) and EntryApplied of a
+//     create: a check now, on the leader.
+//   - check: GetStatus tells which voters the leader heard from recently
+//     (Progress.RecentActive, kept by CheckQuorum); a voter unheard for
+//     --grace is dead. A linearizable Read of the table, Plan, and one
+//     Propose of the moves (compare-and-set on each partition's epoch).
+//   - EntryApplied of anything, on every broker: the handover loop looks
+//     for partitions this broker now owns (server.handovers).
+//   - MemberRemoved: this broker refuses every request from then on.
+type brokerActor struct {
+	s       *server
+	ncfg    actors.Config
+	started chan<- error
+	node    *actor.PID
+
+	leading  bool
+	gen      uint64 // check generation: a timer of an older one is ignored
+	busy     bool   // a check round is in flight
+	lastSeen map[uint64]time.Time
+	dead     map[uint64]bool
 }
 
-// PublishResponse answers Publish. Err is nil, a *NotOwnerError, or the
-// error of the ownership check.
-type PublishResponse struct {
-	Owner  uint64 // the broker that appended
-	Offset int    // the payload's position in that broker's log of Topic
-	Err    error
+func newBrokerActor(s *server, ncfg actors.Config, started chan<- error) *brokerActor {
+	return &brokerActor{s: s, ncfg: ncfg, started: started, lastSeen: map[uint64]time.Time{}, dead: map[uint64]bool{}}
 }
 
-// NotOwnerError: the broker does not own Topic; Owner does (0: nobody yet).
-type NotOwnerError struct {
-	Topic string
-	Owner uint64
-}
-
-func (e *NotOwnerError) Error() string {
-	return fmt.Sprintf("topics: not the owner of %q (owner: %s)", e.Topic, ownerName(e.Owner))
-}
-
-// Events a broker reports to its observer (the scenario), besides what it
-// prints. They are facts the broker has seen, sent from its actor.
-type (
-	// balancedSeen: the leader's rebalancer found nothing to move.
-	balancedSeen struct {
-		Leader uint64
-		Voters []uint64
-		Table  []Assignment
-	}
-	// configSeen: a configuration entry committed on Node.
-	configSeen struct {
-		Node   uint64
-		Config *messages.ClusterConfig
-	}
-	// leaderSeen: Node learned that Leader leads in Term.
-	leaderSeen struct{ Node, Leader, Term uint64 }
-	// stoppedSeen: Node's Raft node stopped.
-	stoppedSeen struct {
-		Node   uint64
-		Reason string
-		Err    error
-	}
-)
-
-// retryRebalance is the message a broker sends itself to retry a round.
-type retryRebalance struct{ why string }
-
-// brokerConfig configures a broker.
-type brokerConfig struct {
-	// Node configures the broker's Raft node; the broker adds itself to
-	// Node.Subscribers and Node.StateMachine must be Table.
-	Node  actors.Config
-	Table *Table
-	// Say prints one line of the narrative, prefixed with the node.
-	Say func(format string, args ...any)
-	// Observe receives the events above; it must not block.
-	Observe func(ev any)
-}
-
-// broker is the application actor of one server: the parent of its Raft
-// node, the rebalancer while its node leads, and the owner of the topic
-// logs it is assigned.
-type broker struct {
-	cfg  brokerConfig
-	id   uint64
-	node *actor.PID
-
-	member  string   // "voter", "learner" or "" in the last configuration seen
-	owned   []string // topics owned, as last printed
-	leading bool     // this node is the leader (last LeaderChanged)
-	// Invariant: at most one rebalancing round is in flight; again asks
-	// for one more when it ends.
-	rebalancing, again bool
-
-	logs map[string][]string // the topic logs this broker has served
-}
-
-func newBroker(cfg brokerConfig) *broker {
-	b := &broker{cfg: cfg, id: cfg.Node.ID, logs: map[string][]string{}}
-	for _, m := range cfg.Node.Bootstrap.GetVoters() {
-		if m.Id == b.id {
-			b.member = "voter"
-		}
-	}
-	return b
-}
-
-func (b *broker) say(format string, args ...any) { b.cfg.Say(format, args...) }
-
-func (b *broker) observe(ev any) {
-	if b.cfg.Observe != nil {
-		b.cfg.Observe(ev)
-	}
-}
-
-// Receive handles the broker's messages: its own, its node's events, and
-// requests for its node, which it forwards.
-func (b *broker) Receive(ctx actor.Context) {
+func (b *brokerActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		// The pattern: the node is this actor's child, and this actor
-		// hears its events from the start.
-		cfg := b.cfg.Node
-		cfg.Subscribers = append(slices.Clip(cfg.Subscribers), ctx.Self())
+		cfg := b.ncfg
+		cfg.Subscribers = []*actor.PID{ctx.Self()}
 		props, err := actors.Props(cfg)
 		if err != nil {
-			b.say("cannot start its Raft node: %v", err)
-			b.observe(stoppedSeen{Node: b.id, Reason: "invalid configuration", Err: err})
-			ctx.Stop(ctx.Self())
+			b.started <- err
 			return
 		}
 		b.node = ctx.Spawn(props)
+		b.started <- nil
 
-	case *actors.Propose, *actors.Read, *actors.ChangeConfig, *actors.TransferLeadership, *actors.GetStatus, *actors.Stop:
+	case *actors.Propose, *actors.Read, *actors.AddMember, *actors.RemoveMember, *actors.GetStatus, *actors.Stop:
 		if b.node == nil {
-			refuse(ctx) // the node failed to start or has stopped
+			ctx.Respond(fmt.Errorf("topics: %w", actors.ErrStopped))
 			return
 		}
-		ctx.Forward(b.node) // the node answers the original sender
+		ctx.Forward(b.node)
 
 	case *actors.EntryApplied:
-		if msg.Entry.Type != messages.EntryType_ENTRY_NORMAL {
-			return
-		}
-		b.reportOwned()
-		if b.leading && msg.Result == nil {
-			var c Command
-			if json.Unmarshal(msg.Entry.Data, &c) == nil && (c.Op == OpCreate || c.Op == OpDrop) {
-				b.rebalance(ctx, fmt.Sprintf("topic %s: %s", c.Topic, c.Op))
-			}
+		b.s.notifyChanged()
+		if msg.Entry.Type == messages.EntryType_ENTRY_NORMAL && b.leading {
+			b.check(ctx)
 		}
 
 	case *actors.MembershipChanged:
-		b.observe(configSeen{Node: b.id, Config: msg.Config})
-		member := ""
-		if slices.Contains(memberIDs(msg.Config.GetVoters()), b.id) {
-			member = "voter"
-		} else if slices.Contains(memberIDs(msg.Config.GetLearners()), b.id) {
-			member = "learner"
-		}
-		if member != b.member {
-			if member == "" {
-				b.say("is no longer a member (configuration at index %d)", msg.Index)
-			} else {
-				b.say("is now a %s (configuration at index %d)", member, msg.Index)
-			}
-			b.member = member
-		}
+		b.s.log.Info("membership changed", "index", msg.Index, "voters", memberIDs(msg.Config.GetVoters()),
+			"learners", memberIDs(msg.Config.GetLearners()))
+		b.s.notifyChanged()
 		if b.leading {
-			b.rebalance(ctx, fmt.Sprintf("membership changed: voters %v", memberIDs(msg.Config.GetVoters())))
+			b.check(ctx)
 		}
+
+	case *actors.MemberRemoved:
+		// This broker is no member any more: it refuses every request at
+		// once (its table will not change again), until the operator
+		// stops it.
+		b.s.removed.Store(true)
+		b.s.log.Warn("removed from the cluster: refusing requests; stop this broker", "index", msg.Index, "reason", msg.Reason)
 
 	case *actors.LeaderChanged:
-		b.observe(leaderSeen{Node: b.id, Leader: msg.Leader, Term: msg.Term})
 		was := b.leading
-		b.leading = msg.Leader == b.id
+		b.leading = msg.Leader == b.s.cfg.id
 		if b.leading && !was {
-			b.say("became the leader (term %d)", msg.Term)
-			b.rebalance(ctx, "new leader")
+			b.s.log.Info("leading: the rebalancer runs here", "term", msg.Term)
+			b.gen++
+			clear(b.lastSeen)
+			clear(b.dead)
+			b.check(ctx)
+			b.arm(ctx)
 		}
 
-	case *retryRebalance:
-		b.rebalance(ctx, msg.why)
+	case *check:
+		if msg.gen != b.gen || !b.leading {
+			return
+		}
+		b.check(ctx)
+		b.arm(ctx)
 
 	case *actors.NodeStopped:
-		if msg.Err != nil {
-			b.say("Raft node stopped: %s: %v", msg.Reason, msg.Err)
-		} else {
-			b.say("Raft node stopped: %s", msg.Reason)
-		}
 		b.leading = false
-		b.observe(stoppedSeen{Node: b.id, Reason: msg.Reason, Err: msg.Err})
+		if msg.Err != nil {
+			select {
+			case b.s.failed <- fmt.Errorf("%s: %w", msg.Reason, msg.Err):
+			default:
+			}
+		}
 
 	case *actor.Terminated:
 		if msg.Who.Equal(b.node) {
 			b.node = nil
+			select {
+			case b.s.failed <- errors.New("the Raft node actor terminated"):
+			default:
+			}
 		}
-
-	case *Publish:
-		b.publish(ctx, msg)
 	}
 }
 
-// reportOwned prints what this node owns when that changed.
-func (b *broker) reportOwned() {
-	owned := b.cfg.Table.Owned(b.id)
-	if slices.Equal(owned, b.owned) {
-		return
-	}
-	b.owned = owned
-	if len(owned) == 0 {
-		b.say("now owns no topics")
-		return
-	}
-	b.say("now owns topics: %s", strings.Join(owned, ", "))
+func (b *brokerActor) arm(ctx actor.Context) {
+	scheduler.NewTimerScheduler(ctx).SendOnce(checkEvery, ctx.Self(), &check{gen: b.gen})
 }
 
-// rebalance runs one round of the rebalancer, unless one is in flight (it
-// then asks for another round after it). A round reads the configuration
-// (GetStatus) and the table (a linearizable Read), plans, and proposes the
-// moves as one entry; each step is a future continued on this actor with
-// ReenterAfter, so the broker keeps handling events meanwhile.
-func (b *broker) rebalance(ctx actor.Context, why string) {
-	if !b.leading || b.node == nil {
+// check runs one round of the rebalancer unless one is in flight. Each
+// step is a future continued on this actor with ReenterAfter, so the actor
+// keeps handling events meanwhile.
+func (b *brokerActor) check(ctx actor.Context) {
+	if b.busy || b.node == nil {
 		return
 	}
-	if b.rebalancing {
-		b.again = true
-		return
-	}
-	b.rebalancing, b.again = true, false
+	b.busy = true
 	ctx.ReenterAfter(ctx.RequestFuture(b.node, &actors.GetStatus{}, requestTimeout), func(res any, err error) {
 		st, ok := res.(*actors.Status)
 		if err != nil || !ok || st.Role != raft.Leader {
-			b.roundDone(ctx, why, nil) // not the leader any more: nothing to do
+			b.busy = false
 			return
 		}
-		voters := memberIDs(st.Config.GetVoters())
+		live := b.liveness(st)
 		ctx.ReenterAfter(ctx.RequestFuture(b.node, &actors.Read{Query: TableQuery{}}, requestTimeout), func(res any, err error) {
-			table, err := readResult[[]Assignment](res, err)
+			view, err := readResult[*View](res, err)
 			if err != nil {
-				b.roundDone(ctx, why, fmt.Errorf("read the table: %w", err))
+				b.busy = false
 				return
 			}
-			moves := Plan(table, voters)
-			if len(moves) == 0 {
-				b.observe(balancedSeen{Leader: b.id, Voters: voters, Table: table})
-				b.roundDone(ctx, why, nil)
+			cmd := b.decide(view, st, live)
+			if cmd == nil {
+				b.busy = false
 				return
 			}
-			b.say("rebalancer (%s), voters %v: move %s", why, voters, joinMoves(moves))
-			p := &actors.Propose{Data: Command{Op: OpAssign, Moves: moves}.Encode()}
-			ctx.ReenterAfter(ctx.RequestFuture(b.node, p, requestTimeout), func(res any, err error) {
+			ctx.ReenterAfter(ctx.RequestFuture(b.node, &actors.Propose{Data: cmd.Encode()}, requestTimeout), func(res any, err error) {
+				b.busy = false
 				err = proposeResult(res, err)
-				if errors.Is(err, ErrStaleMove) {
-					b.say("rebalancer: plan overtaken (%v); planning again", err)
-					err = nil
+				switch {
+				case err != nil:
+					b.s.log.Info("rebalancer: proposal refused; deciding again", "op", cmd.Op, "err", err)
+				case cmd.Op == OpAssign:
+					b.s.rebalances.Add(1)
 				}
-				// Success or overtaken: one more round checks the result
-				// (and reports the cluster balanced).
-				b.again = b.again || err == nil
-				b.roundDone(ctx, why, err)
 			})
 		})
 	})
 }
 
-// roundDone ends a round: after a failure it retries later, after a
-// request for another round it starts it.
-func (b *broker) roundDone(ctx actor.Context, why string, err error) {
-	b.rebalancing = false
-	switch {
-	case err != nil && b.leading:
-		b.say("rebalancer: %v; retrying in %v", err, retryDelay)
-		scheduler.NewTimerScheduler(ctx).SendOnce(retryDelay, ctx.Self(), &retryRebalance{why: why})
-	case b.again:
-		b.rebalance(ctx, "check")
-	}
-}
-
-// publish appends to a topic log this broker owns. Ownership is confirmed
-// with a linearizable Read first: a broker whose assignment was moved away
-// (or that was removed from the cluster) refuses, even if it has not yet
-// applied the move itself.
-func (b *broker) publish(ctx actor.Context, msg *Publish) {
-	if b.node == nil {
-		ctx.Respond(&PublishResponse{Err: actors.ErrStopped})
-		return
-	}
-	ctx.ReenterAfter(ctx.RequestFuture(b.node, &actors.Read{Query: OwnerQuery{Topic: msg.Topic}}, requestTimeout), func(res any, err error) {
-		a, err := readResult[Assignment](res, err)
-		switch {
-		case err != nil:
-			ctx.Respond(&PublishResponse{Err: fmt.Errorf("topics: confirm ownership of %q: %w", msg.Topic, err)})
-		case a.Owner != b.id:
-			ctx.Respond(&PublishResponse{Err: &NotOwnerError{Topic: msg.Topic, Owner: a.Owner}})
-		default:
-			b.logs[msg.Topic] = append(b.logs[msg.Topic], msg.Payload)
-			ctx.Respond(&PublishResponse{Owner: b.id, Offset: len(b.logs[msg.Topic]) - 1})
+// liveness updates when each voter was last heard from and returns the
+// live voters: the leader, and every voter heard within --grace.
+func (b *brokerActor) liveness(st *actors.Status) []uint64 {
+	now := time.Now()
+	voters := memberIDs(st.Config.GetVoters())
+	active := map[uint64]bool{b.s.cfg.id: true}
+	for _, p := range st.Progress {
+		if p.RecentActive {
+			active[p.ID] = true
 		}
-	})
+	}
+	var live []uint64
+	for _, id := range voters {
+		seen, ok := b.lastSeen[id]
+		if active[id] || !ok {
+			b.lastSeen[id], seen = now, now // a new voter gets a grace period too
+		}
+		dead := now.Sub(seen) > b.s.cfg.grace
+		if dead != b.dead[id] {
+			b.dead[id] = dead
+			if dead {
+				b.s.log.Warn("broker unheard for the grace period: its partitions move", "peer", id, "grace", b.s.cfg.grace)
+			} else {
+				b.s.log.Info("broker heard again", "peer", id)
+			}
+		}
+		if !dead {
+			live = append(live, id)
+		}
+	}
+	return live
 }
 
-// refuse answers a request for the node with ErrStopped, as the node itself
-// would once stopped, so that the sender does not wait for its timeout.
-func refuse(ctx actor.Context) {
-	if ctx.Sender() == nil {
-		return
+// decide returns the one command the leader proposes now, or nil: first a
+// founder's API address missing from the table (from --peers), then the
+// moves of Plan.
+func (b *brokerActor) decide(v *View, st *actors.Status, live []uint64) *Command {
+	if _, ok := v.Brokers[b.s.cfg.id]; !ok {
+		return &Command{Op: OpRegister, Broker: b.s.cfg.id, API: b.s.cfg.api}
 	}
-	switch ctx.Message().(type) {
-	case *actors.Propose:
-		ctx.Respond(&actors.ProposeResponse{Err: actors.ErrStopped})
-	case *actors.Read:
-		ctx.Respond(&actors.ReadResponse{Err: actors.ErrStopped})
-	case *actors.ChangeConfig:
-		ctx.Respond(&actors.ChangeConfigResponse{Err: actors.ErrStopped})
-	case *actors.TransferLeadership:
-		ctx.Respond(&actors.TransferLeadershipResponse{Err: actors.ErrStopped})
-	case *actors.Stop:
-		ctx.Respond(&actors.Stopped{})
+	for id, p := range b.s.cfg.peers {
+		if _, ok := v.Brokers[id]; !ok {
+			return &Command{Op: OpRegister, Broker: id, API: p.api}
+		}
 	}
-	// GetStatus has no error answer: the sender's wait expires.
+	// Only brokers whose API is known can serve partitions.
+	live = slices.DeleteFunc(slices.Clone(live), func(id uint64) bool { return v.Brokers[id] == "" })
+	moves := Plan(v.Partitions, live)
+	if len(moves) == 0 {
+		return nil
+	}
+	b.s.log.Info("rebalancer: moving partitions", "live", live, "moves", fmt.Sprint(moves))
+	return &Command{Op: OpAssign, Moves: moves, Why: fmt.Sprintf("live %v", live)}
 }
 
 // readResult unwraps the answer to a Read whose result is a T.
@@ -350,8 +256,8 @@ func readResult[T any](res any, err error) (T, error) {
 	return t, nil
 }
 
-// proposeResult unwraps the answer to a Propose: the transport error, the
-// node's error, or the error the table answered.
+// proposeResult unwraps the answer to a Propose: the wait's error, the
+// node's, or the error the table answered.
 func proposeResult(res any, err error) error {
 	if err != nil {
 		return err
@@ -376,12 +282,4 @@ func memberIDs(ms []*messages.Member) []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-func joinMoves(moves []Move) string {
-	s := make([]string, len(moves))
-	for i, m := range moves {
-		s[i] = m.String()
-	}
-	return strings.Join(s, ", ")
 }

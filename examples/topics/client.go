@@ -1,271 +1,248 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"io"
+	"net/http"
+	"net/url"
 	"sync"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/messages"
 )
 
-// Directory maps server ids to their brokers: the address book a real
-// deployment gets from its configuration or service discovery. It is safe
-// for concurrent use.
-type Directory struct {
-	mu      sync.Mutex
-	brokers map[uint64]*actor.PID
-}
-
-// NewDirectory returns an empty directory.
-func NewDirectory() *Directory { return &Directory{brokers: map[uint64]*actor.PID{}} }
-
-// Set records (pid non-nil) or forgets (pid nil) server id's broker.
-func (d *Directory) Set(id uint64, pid *actor.PID) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if pid == nil {
-		delete(d.brokers, id)
-		return
-	}
-	d.brokers[id] = pid
-}
-
-// Get returns server id's broker, nil if unknown.
-func (d *Directory) Get(id uint64) *actor.PID {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.brokers[id]
-}
-
-// IDs returns the known server ids, sorted.
-func (d *Directory) IDs() []uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ids := make([]uint64, 0, len(d.brokers))
-	for id := range d.brokers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// Client talks to the cluster the way a producer or an operator would:
-// it proposes through the leader (following NotLeader redirects, retrying
-// with the same client id and sequence so a retry is never applied twice),
-// routes topics with linearizable reads, and publishes to owners. A Client
-// is used by one goroutine at a time.
+// Client talks to the brokers: it goes to the broker it last found owning
+// a partition, follows redirects (to the owner, or to the Raft leader),
+// and retries transient failures on any broker until its context ends.
+// Produce is idempotent: each message carries the client's producer id and
+// a sequence number per partition, and the owner answers a retry with the
+// offset it stored the first time. A Client is safe for concurrent use.
 type Client struct {
-	Root *actor.RootContext
-	Dir  *Directory
-	// ID is the client's session id for idempotent proposals, non-zero.
-	ID uint64
-	// Patience bounds each operation, retries included.
-	Patience time.Duration
+	servers []string
+	http    *http.Client
+	// Backoff is the wait between retries. Default 50ms.
+	Backoff  time.Duration
+	producer uint64
 
-	seq    uint64
-	leader uint64 // last known leader, a hint
+	mu     sync.Mutex
+	next   int               // round-robin start among servers
+	owners map[string]string // partition → the API of its last known owner
+	seq    map[string]uint64 // topic/partition key → last sequence sent
+	// Retries counts redirects followed and transient failures retried.
+	retries int
 }
 
-// errNoServer: the directory is empty.
-var errNoServer = errors.New("topics: no server known")
+// ErrUnavailable: no broker answered in time.
+var ErrUnavailable = errors.New("topics: brokers unavailable")
 
-// retryable reports whether err is worth trying again, elsewhere or later.
-func retryable(err error) bool {
-	var nl *actors.NotLeaderError
-	var no *NotOwnerError
-	return errors.As(err, &nl) || errors.As(err, &no) || errors.Is(err, actors.ErrRetry) ||
-		errors.Is(err, actors.ErrOutcomeUnknown) || errors.Is(err, actors.ErrStopped) || errors.Is(err, actor.ErrDeadLetter)
+// APIError is a non-retryable answer of a broker.
+type APIError struct {
+	Status int
+	ErrorResponse
 }
 
-// next returns the server after id in the directory, wrapping around.
-func (c *Client) next(id uint64) uint64 {
-	ids := c.Dir.IDs()
-	if len(ids) == 0 {
-		return 0
-	}
-	for _, x := range ids {
-		if x > id {
-			return x
-		}
-	}
-	return ids[0]
+func (e *APIError) Error() string {
+	return fmt.Sprintf("topics: %s (%d): %s", e.ErrorResponse.Error, e.Status, e.Message)
 }
 
-// onLeader sends msg to the leader, found by following redirects, until
-// it gets an answer whose error (errOf) is not retryable or Patience runs
-// out.
-func onLeader[T any](c *Client, msg any, errOf func(T) error) (T, error) {
-	var zero T
-	target := c.leader
-	if c.Dir.Get(target) == nil {
-		target = c.next(0)
+// NewClient returns a client of the brokers at servers (API addresses).
+func NewClient(servers []string) (*Client, error) {
+	if len(servers) == 0 {
+		return nil, errors.New("topics: give at least one broker API address")
 	}
-	deadline := time.Now().Add(c.Patience)
-	var last error = errNoServer
-	for time.Now().Before(deadline) {
-		pid := c.Dir.Get(target)
-		if pid == nil {
-			target = c.next(target)
-			if target == 0 {
-				return zero, errNoServer
-			}
-			continue
-		}
-		res, err := actors.Request[T](c.Root, pid, msg, requestTimeout)
-		if err == nil {
-			err = errOf(res)
-		}
-		if err == nil || !retryable(err) {
-			c.leader = target
-			return res, err
-		}
-		last = err
-		var nl *actors.NotLeaderError
-		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != target && c.Dir.Get(nl.Leader) != nil {
-			target = nl.Leader // a redirect: go there at once
-			continue
-		}
-		target = c.next(target)
-		time.Sleep(20 * time.Millisecond) // back off: no leader yet, or a change in progress
-	}
-	return zero, fmt.Errorf("topics: %T not answered within %v: %w", msg, c.Patience, last)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Client{servers: servers, http: &http.Client{Timeout: 5 * time.Second}, Backoff: 50 * time.Millisecond,
+		producer: binary.BigEndian.Uint64(b[:]) | 1, owners: map[string]string{}, seq: map[string]uint64{}}, nil
 }
 
-// Propose replicates cmd through the leader and returns the index it was
-// applied at, or the error that refused it (the table's, or the node's).
-func (c *Client) Propose(cmd Command) (uint64, error) {
-	c.seq++
-	p := &actors.Propose{Data: cmd.Encode(), ClientID: c.ID, Sequence: c.seq}
-	res, err := onLeader(c, p, func(r *actors.ProposeResponse) error { return r.Err })
-	if err != nil {
-		return 0, err
-	}
-	if e, ok := res.Result.(error); ok {
-		return res.Index, e
-	}
-	return res.Index, nil
+// Producer is the client's producer id.
+func (c *Client) Producer() uint64 { return c.producer }
+
+// Retries returns how many redirects and retries the client made.
+func (c *Client) Retries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retries
 }
 
-// Status returns the leader's status.
-func (c *Client) Status() (*actors.Status, error) {
-	return onLeader(c, &actors.GetStatus{}, func(s *actors.Status) error {
-		if s.Leader != s.ID {
-			return &actors.NotLeaderError{Leader: s.Leader, LeaderAddress: s.LeaderAddress}
-		}
-		return nil
-	})
+// Produce appends payload to partition of topic (negative: the broker
+// picks by sequence number) and returns the acknowledgement. On an error
+// the message may or may not be stored; calling Produce again after an
+// error would use a new sequence number, so retry with ProduceSeq.
+func (c *Client) Produce(ctx context.Context, topic string, partition int, payload string) (*ProduceResponse, error) {
+	key := fmt.Sprintf("%s/%d", topic, partition)
+	c.mu.Lock()
+	c.seq[key]++
+	seq := c.seq[key]
+	c.mu.Unlock()
+	return c.ProduceSeq(ctx, ProduceRequest{Topic: topic, Partition: partition, Producer: c.producer, Seq: seq, Payload: payload})
 }
 
-// ChangeConfig asks the leader to make change to its current configuration
-// and waits until the new one is committed.
-func (c *Client) ChangeConfig(change func(cc *messages.ClusterConfig)) (uint64, error) {
-	st, err := c.Status()
-	if err != nil {
-		return 0, err
+// ProduceSeq sends req, retrying until acknowledged or ctx ends.
+func (c *Client) ProduceSeq(ctx context.Context, req ProduceRequest) (*ProduceResponse, error) {
+	var out ProduceResponse
+	hint := ""
+	if req.Partition >= 0 {
+		hint = PartitionName(req.Topic, req.Partition)
 	}
-	cc := &messages.ClusterConfig{
-		Voters:   slices.Clone(st.Config.GetVoters()),
-		Learners: slices.Clone(st.Config.GetLearners()),
-		Settings: st.Config.GetSettings(),
-	}
-	change(cc)
-	res, err := onLeader(c, &actors.ChangeConfig{Config: cc}, func(r *actors.ChangeConfigResponse) error { return r.Err })
-	if err != nil {
-		return 0, fmt.Errorf("topics: change configuration to voters %v learners %v: %w",
-			memberIDs(cc.Voters), memberIDs(cc.Learners), err)
-	}
-	return res.Index, nil
-}
-
-// TransferLeadership asks the leader to hand over to server to and returns
-// the new leader.
-func (c *Client) TransferLeadership(to uint64) (uint64, error) {
-	res, err := onLeader(c, &actors.TransferLeadership{To: to}, func(r *actors.TransferLeadershipResponse) error { return r.Err })
-	if err != nil {
-		return 0, err
-	}
-	c.leader = res.Leader
-	return res.Leader, nil
-}
-
-// Route answers "which server do I send topic to?" with a linearizable
-// Read: any server answers, once it has applied everything committed when
-// the read began, so the answer is never older than the last completed
-// reassignment.
-func (c *Client) Route(topic string) (Assignment, error) {
-	return c.read(topic, OwnerQuery{Topic: topic})
-}
-
-// Table reads the whole assignment table linearizably on server id.
-func (c *Client) Table(id uint64) ([]Assignment, error) {
-	pid := c.Dir.Get(id)
-	if pid == nil {
-		return nil, fmt.Errorf("topics: server %d: %w", id, errNoServer)
-	}
-	deadline := time.Now().Add(c.Patience)
-	for {
-		table, err := readResult[[]Assignment](c.Root.RequestFuture(pid, &actors.Read{Query: TableQuery{}}, requestTimeout).Result())
-		// A read in flight while leadership moves is refused (ErrRetry):
-		// the answer is not known to be current, so ask again.
-		if err == nil || !retryable(err) || time.Now().After(deadline) {
-			return table, err
-		}
-		time.Sleep(20 * time.Millisecond) // back off
-	}
-}
-
-func (c *Client) read(topic string, q any) (Assignment, error) {
-	deadline := time.Now().Add(c.Patience)
-	target := c.next(0)
-	var last error = errNoServer
-	for target != 0 && time.Now().Before(deadline) {
-		if pid := c.Dir.Get(target); pid != nil {
-			a, err := readResult[Assignment](c.Root.RequestFuture(pid, &actors.Read{Query: q}, requestTimeout).Result())
-			if err == nil || errors.Is(err, ErrNoTopic) {
-				return a, err
-			}
-			last = err
-		}
-		target = c.next(target)
-		time.Sleep(20 * time.Millisecond) // back off, then ask another server
-	}
-	return Assignment{}, fmt.Errorf("topics: route %q: %w", topic, last)
-}
-
-// Publish routes topic, then sends payload to its owner; a broker that no
-// longer owns it says who does, and the client follows.
-func (c *Client) Publish(topic, payload string) (*PublishResponse, error) {
-	deadline := time.Now().Add(c.Patience)
-	a, err := c.Route(topic)
+	err := c.do(ctx, http.MethodPost, pathProduce, nil, req, &out, hint)
 	if err != nil {
 		return nil, err
 	}
-	owner := a.Owner
-	for time.Now().Before(deadline) {
-		pid := c.Dir.Get(owner)
-		if pid == nil {
-			return nil, fmt.Errorf("topics: publish to %q: owner %s is not in the directory", topic, ownerName(owner))
-		}
-		res, err := actors.Request[*PublishResponse](c.Root, pid, &Publish{Topic: topic, Payload: payload}, requestTimeout)
-		if err == nil {
-			err = res.Err
-		}
-		if err == nil {
-			return res, nil
-		}
-		var no *NotOwnerError
-		if errors.As(err, &no) && no.Owner != 0 {
-			owner = no.Owner
-			continue
-		}
-		if !retryable(err) {
-			return nil, err
-		}
-		time.Sleep(20 * time.Millisecond)
+	c.remember(out.Partition, "")
+	return &out, nil
+}
+
+// Consume returns up to max acknowledged records of partition from
+// offset from, and the partition's high watermark.
+func (c *Client) Consume(ctx context.Context, partition string, from uint64, max int) (*ConsumeResponse, error) {
+	var out ConsumeResponse
+	q := url.Values{"partition": {partition}, "from": {fmt.Sprint(from)}, "max": {fmt.Sprint(max)}}
+	return &out, c.do(ctx, http.MethodGet, pathConsume, q, nil, &out, partition)
+}
+
+// Table returns the assignment table (a linearizable read).
+func (c *Client) Table(ctx context.Context) (*View, error) {
+	var out View
+	return &out, c.do(ctx, http.MethodGet, pathTable, nil, nil, &out, "")
+}
+
+// Move gives partition to broker (through the leader).
+func (c *Client) Move(ctx context.Context, partition string, broker uint64) (*Partition, error) {
+	var out Partition
+	return &out, c.do(ctx, http.MethodPost, pathMove, nil, MoveRequest{Partition: partition, Broker: broker}, &out, "")
+}
+
+// AddBroker adds a broker (started with --join) to the cluster as a voter,
+// once it has caught up.
+func (c *Client) AddBroker(ctx context.Context, id uint64, raftAddr, api string) (*StatusResponse, error) {
+	var out StatusResponse
+	return &out, c.do(ctx, http.MethodPost, pathMembers, nil, MemberRequest{ID: id, Raft: raftAddr, API: api}, &out, "")
+}
+
+// RemoveBroker removes a broker from the cluster.
+func (c *Client) RemoveBroker(ctx context.Context, id uint64) (*StatusResponse, error) {
+	var out StatusResponse
+	return &out, c.do(ctx, http.MethodPost, pathMembers, nil, MemberRequest{ID: id, Remove: true}, &out, "")
+}
+
+// Status asks one broker for its status (no retries).
+func (c *Client) Status(ctx context.Context, server string) (*StatusResponse, error) {
+	var out StatusResponse
+	code, er, err := c.once(ctx, http.MethodGet, server, pathStatus, nil, nil, &out)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("topics: publish to %q: no owner accepted within %v", topic, c.Patience)
+	if code != http.StatusOK {
+		return nil, &APIError{Status: code, ErrorResponse: er}
+	}
+	return &out, nil
+}
+
+func (c *Client) remember(partition, api string) {
+	if partition == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if api != "" {
+		c.owners[partition] = api
+	}
+}
+
+// do sends a request until a broker answers 200 (decoded into out) or a
+// non-retryable error, or ctx ends. partition, when known, picks the
+// broker last found owning it.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any, partition string) error {
+	c.mu.Lock()
+	server := c.owners[partition]
+	if server == "" {
+		server = c.servers[c.next%len(c.servers)]
+		c.next++
+	}
+	c.mu.Unlock()
+	var last string
+	for {
+		code, er, err := c.once(ctx, method, server, path, q, body, out)
+		switch {
+		case err == nil && code == http.StatusOK:
+			if partition != "" {
+				c.remember(partition, server)
+			}
+			return nil
+		case err == nil && code == http.StatusTemporaryRedirect && er.API != "":
+			last = er.Message
+			server = er.API
+			if partition != "" {
+				c.remember(partition, server)
+			}
+			c.count()
+			continue
+		case err == nil && code != http.StatusServiceUnavailable && code != http.StatusConflict && code != http.StatusTemporaryRedirect:
+			return &APIError{Status: code, ErrorResponse: er}
+		case err != nil:
+			last = err.Error()
+		default:
+			last = er.Message
+		}
+		// Transient: wait, then try the next broker.
+		c.count()
+		t := time.NewTimer(c.Backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %v (last: %s)", ErrUnavailable, ctx.Err(), last)
+		case <-t.C:
+		}
+		c.mu.Lock()
+		if partition != "" && c.owners[partition] == server {
+			delete(c.owners, partition)
+		}
+		server = c.servers[c.next%len(c.servers)]
+		c.next++
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) count() {
+	c.mu.Lock()
+	c.retries++
+	c.mu.Unlock()
+}
+
+// once makes one request to one server.
+func (c *Client) once(ctx context.Context, method, server, path string, q url.Values, body, out any) (int, ErrorResponse, error) {
+	u := url.URL{Scheme: "http", Host: server, Path: path, RawQuery: q.Encode()}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, ErrorResponse{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return 0, ErrorResponse{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, ErrorResponse{}, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, ErrorResponse{}, dec.Decode(out)
+	}
+	var er ErrorResponse
+	if err := dec.Decode(&er); err != nil {
+		er = ErrorResponse{Error: errInternal, Message: fmt.Sprintf("HTTP %d with an undecodable body", resp.StatusCode)}
+	}
+	return resp.StatusCode, er, nil
 }

@@ -1,43 +1,46 @@
-// Command topics is a log-streaming cluster whose topic ownership is decided
-// through Raft: every server runs a Flotilla node actor as the child of its
-// application actor (the "broker"), and the replicated state machine is the
-// table that says which server owns which topic.
+// Command topics is a log-streaming cluster whose partition ownership is
+// decided through Raft, while the messages themselves never go through
+// Raft.
 //
-//	go run ./examples/topics              # the scripted scenario, in memory
-//	go run ./examples/topics -data DIR    # the same with Pebble under DIR
+//	topics server --id 1 --raft H:P --api H:P --peers ... --data DIR (--ca/--cert/--key | --insecure)
+//	topics produce TOPIC MSG...        topics consume TOPIC [--from N] [--follow]
+//	topics table | move PARTITION BROKER | add --id N --raft H:P --api H:P | remove ID
+//	topics demo                        topics certs --nodes 1=HOST,...
 //
 // # Architecture
 //
-// A broker (broker.go) is an ordinary protoactor actor. When it starts it
-// spawns its Raft node with ctx.Spawn(actors.Props(cfg)), listing itself in
-// Config.Subscribers, so the node is its child and every Raft event
-// (EntryApplied, LeaderChanged, RoleChanged, MembershipChanged, NodeStopped)
-// arrives in its mailbox as a message. Requests meant for Raft (Propose,
-// Read, ChangeConfig, TransferLeadership, GetStatus, Stop) sent to the
-// broker are forwarded to the node, so the sender gets the node's answer.
+// A broker (server.go) is one process: a protoactor application actor
+// (broker.go) whose child is a Flotilla Raft node (remote transport, mutual
+// TLS binding broker ids to certificates, Raft log in Pebble), a message
+// store (store.go, its own Pebble), and an HTTP API (api.go, handlers.go).
 //
-// The state machine (table.go) holds topic → owner assignments. Its
-// commands are create, assign (a batch of compare-and-set moves, applied
-// all or none) and drop. Each assignment carries an epoch: the log index
-// of the entry that set its owner.
+// The Raft group's state machine (table.go) is only the assignment table:
+// per partition (topic/N) its owner, its follower, an epoch (the index of
+// the entry that last set them), whether the owner finished its handover
+// (ready), and the holders (the brokers whose copy was complete when it
+// did); plus each broker's API address. Membership is Raft's own
+// configuration, changed with AddMember and RemoveMember.
 //
-// The rebalancer runs on whichever broker's node leads. It is triggered by
-// LeaderChanged (this node became leader), MembershipChanged (a server was
-// added or removed with ChangeConfig) and EntryApplied (a topic was created
-// or dropped). It reads the table with a linearizable Read, plans the
-// fewest moves that leave every voter with ⌊T/N⌋ or ⌈T/N⌉ topics (Plan), and
-// proposes them as one assign entry. A plan made from a view that another
-// change overtook fails its compare-and-set as a whole and is made again.
-// The rebalancer never blocks its actor: requests to the node are futures
-// continued with ctx.ReenterAfter.
+// The leader's application actor is the rebalancer. LeaderChanged (it
+// leads), MembershipChanged and EntryApplied make it check at once, and it
+// checks every 100 ms while it leads: GetStatus says which voters it heard
+// from recently (Progress.RecentActive, kept by CheckQuorum), a voter
+// unheard for --grace counts as dead, a linearizable Read gives the
+// table, Plan decides, and one Propose carries the moves, each a
+// compare-and-set on its partition's epoch.
 //
-// Clients (client.go) route with a linearizable Read ("which server owns
-// topic X?") on any server, then publish to the owner's broker. The broker
-// confirms its ownership with a linearizable Read of its own before it
-// appends, so a server whose topic was moved away (or that was removed from
-// the cluster) refuses, even before it has applied the move.
+// Writes: the owner confirms its assignment with a linearizable Read, then,
+// under the partition's lock, appends the message (Sync) and replicates it
+// to the follower (Sync) before it acknowledges. Each message carries its
+// epoch. A new owner's handover copies the partition from a holder and
+// seals that holder at the new epoch: a sealed store refuses writes and
+// replication of older epochs, so an old owner can no longer acknowledge
+// anything, and everything it acknowledged is in the copy. The new owner
+// pushes the copy to its follower, proposes ready, and only then accepts
+// writes. Produce is idempotent: producer id + sequence number per
+// partition, deduplicated by the owner from what it stores.
 //
-// The scenario (scenario.go) runs three servers over the in-memory
-// transport, creates six topics, adds a fourth server (learner, then voter),
-// removes a server, transfers leadership and stops everything in order.
+// The demo (demo.go) runs the brokers as processes on 127.0.0.1 and checks
+// (check.go) that every acknowledged message is consumed exactly once, in
+// order, per partition, and that epochs never overlap.
 package main

@@ -1,77 +1,50 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/flotilla-raft/flotilla/tracing/otlp"
 )
+
+const usage = `usage: topics COMMAND [flags]
+
+commands:
+  server    run one broker (Raft over gRPC for the assignment table, Pebble for messages, HTTP API)
+  produce   append messages to a topic:      topics produce [--servers ...] TOPIC MSG...
+  consume   read a topic's partitions:      topics consume [--servers ...] TOPIC [--from N] [--follow]
+  table     print the assignment table (partition → owner, follower, epoch)
+  move      give a partition to a broker:    topics move PARTITION BROKER
+  add       add a broker started with --join: topics add --id N --raft HOST:PORT --api HOST:PORT
+  remove    remove a broker:                 topics remove ID
+  demo      3 broker processes, producers and consumers, a 4th broker joins, an owner is SIGKILLed; checks
+  certs     issue the CA and broker certificates for mutual TLS (with broker identities)
+
+Run 'topics COMMAND -h' for a command's flags.
+`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("topics", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "", "keep each server's Raft log in Pebble under `DIR`/node-N (DIR must not hold an earlier run); default: in memory")
-	tick := fs.Duration("tick", 10*time.Millisecond, "Raft tick; an election takes 10 to 20 ticks")
-	patience := fs.Duration("patience", 10*time.Second, "how long each step waits for the cluster before failing")
-	endpoint := fs.String("otlp-endpoint", "", "export each server's spans over OTLP/gRPC to this collector, e.g. localhost:4317 for Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
-	if err := fs.Parse(args); err != nil {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "topics: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
+	switch args[0] {
+	case "server":
+		return runServer(args[1:], stderr)
+	case "produce", "consume", "table", "move", "add", "remove":
+		return runClient(args[0], args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "certs":
+		return runCerts(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "topics: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if *dataDir != "" {
-		if err := freshDir(*dataDir); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-	}
-	sys := actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	})))
-	defer sys.Shutdown()
-	o := options{Out: stdout, DataDir: *dataDir, Tick: *tick, Patience: *patience}
-	if otlp.Configured(*endpoint) {
-		nt := &nodeTracing{endpoint: *endpoint}
-		o.TracerProvider = nt.provider
-		defer func() {
-			if err := nt.shutdown(); err != nil {
-				fmt.Fprintf(stderr, "topics: tracing: %v\n", err)
-			}
-		}()
-	}
-	start := time.Now()
-	if _, err := runScenario(sys, o); err != nil {
-		fmt.Fprintf(stderr, "topics: scenario failed after %v: %v\n", time.Since(start).Round(time.Millisecond), err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "\nscenario passed in %v\n", time.Since(start).Round(time.Millisecond))
-	return 0
-}
-
-// freshDir makes sure dir exists and holds nothing: the scenario bootstraps
-// a new cluster, which a log from an earlier run would contradict.
-func freshDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("topics: -data %s: %w", dir, err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("topics: -data %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("topics: -data %s is not empty (an earlier run?); remove it or choose another directory", dir)
-	}
-	return nil
 }

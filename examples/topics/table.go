@@ -7,41 +7,53 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
-// Command ops.
+// Command ops: the only writes that go through Raft. Messages never do.
 const (
-	OpCreate = "create" // create Topic, unassigned
-	OpAssign = "assign" // apply Moves, all or none
-	OpDrop   = "drop"   // delete Topic
+	OpCreate   = "create"   // create Topic with Partitions partitions, unassigned
+	OpAssign   = "assign"   // apply Moves, all or none (compare-and-set on each epoch)
+	OpReady    = "ready"    // the owner of Partition finished its handover at Epoch
+	OpRegister = "register" // Broker's client API is at API
 )
 
 // Command is one entry of the replicated log, JSON-encoded.
 type Command struct {
-	Op    string `json:"op"`
-	Topic string `json:"topic,omitempty"`
-	Moves []Move `json:"moves,omitempty"`
+	Op         string   `json:"op"`
+	Topic      string   `json:"topic,omitempty"`
+	Partitions int      `json:"partitions,omitempty"`
+	Moves      []Move   `json:"moves,omitempty"`
+	Partition  string   `json:"partition,omitempty"`
+	Epoch      uint64   `json:"epoch,omitempty"`
+	Holders    []uint64 `json:"holders,omitempty"`
+	Broker     uint64   `json:"broker,omitempty"`
+	API        string   `json:"api,omitempty"`
+	Why        string   `json:"why,omitempty"` // for the logs: what decided an assign
 }
 
-// Move reassigns Topic from From (its current owner, 0 for unassigned: a
-// compare-and-set condition) to To.
+// Move gives Partition to Owner, with Follower as its replica (0: none),
+// if its epoch is still Epoch (a compare-and-set condition).
 type Move struct {
-	Topic string `json:"topic"`
-	From  uint64 `json:"from"`
-	To    uint64 `json:"to"`
+	Partition string `json:"partition"`
+	Epoch     uint64 `json:"epoch"`
+	Owner     uint64 `json:"owner"`
+	Follower  uint64 `json:"follower"`
 }
 
-func (m Move) String() string { return fmt.Sprintf("%s %s→%d", m.Topic, ownerName(m.From), m.To) }
+func (m Move) String() string {
+	return fmt.Sprintf("%s→%s/%s", m.Partition, brokerName(m.Owner), brokerName(m.Follower))
+}
 
-func ownerName(id uint64) string {
+func brokerName(id uint64) string {
 	if id == 0 {
-		return "unassigned"
+		return "-"
 	}
-	return fmt.Sprint(id)
+	return strconv.FormatUint(id, 10)
 }
 
 // Encode returns the command's log entry data.
@@ -53,72 +65,154 @@ func (c Command) Encode() []byte {
 	return b
 }
 
-// Assignment is one row of the table.
-type Assignment struct {
+// Partition is one row of the assignment table.
+type Partition struct {
+	Name  string `json:"name"` // topic/index
 	Topic string `json:"topic"`
 	Owner uint64 `json:"owner"` // 0: unassigned
-	// Epoch is the log index of the entry that last set Owner (or created
-	// the topic): it only grows, so it orders the assignments a client
-	// has seen of one topic, and could fence a stale owner's writes in
-	// storage shared by the owners.
+	// Follower holds a replica: the owner acknowledges a write only once
+	// the follower has stored it too. 0: none (a one-broker cluster).
+	Follower uint64 `json:"follower"`
+	// Epoch is the log index of the entry that last set Owner or
+	// Follower. It only grows. Every message a broker accepts carries the
+	// epoch it was accepted in, and a broker sealed at an epoch refuses
+	// writes and replication of any older one (fencing).
 	Epoch uint64 `json:"epoch"`
+	// Ready: the owner finished its handover at Epoch (it holds every
+	// acknowledged message and so does its follower) and accepts writes.
+	Ready bool `json:"ready"`
+	// Holders are the brokers whose copy was complete at the last Ready
+	// (the owner and follower of that epoch). A new owner copies the
+	// partition from one of them; none means nothing was ever written.
+	Holders []uint64 `json:"holders,omitempty"`
 }
 
-// Errors results of commands and queries. A refused command is a result,
-// answered to its proposer; it changes nothing.
+// View is what TableQuery answers: every partition and every broker's
+// client API.
+type View struct {
+	Partitions []Partition       `json:"partitions"`
+	Brokers    map[uint64]string `json:"brokers"`
+	Applied    uint64            `json:"applied"`
+	Leader     uint64            `json:"leader,omitempty"`
+	Voters     []uint64          `json:"voters,omitempty"`
+	byName     map[string]Partition
+}
+
+// Get returns the named partition.
+func (v *View) Get(name string) (Partition, bool) {
+	if v.byName == nil {
+		v.byName = map[string]Partition{}
+		for _, p := range v.Partitions {
+			v.byName[p.Name] = p
+		}
+	}
+	p, ok := v.byName[name]
+	return p, ok
+}
+
+// Errors answered by the table. A refused command is a result, answered to
+// its proposer; it changes nothing.
 var (
 	ErrTopicExists  = errors.New("topics: topic already exists")
 	ErrNoTopic      = errors.New("topics: no such topic")
-	ErrStaleMove    = errors.New("topics: move refused, the owner changed")
-	ErrBadCommand   = errors.New("topics: undecodable command")
+	ErrNoPartition  = errors.New("topics: no such partition")
+	ErrStaleEpoch   = errors.New("topics: stale epoch")
+	ErrBadCommand   = errors.New("topics: invalid command")
 	ErrUnknownQuery = errors.New("topics: unknown query")
 )
 
-// Table is the replicated state machine: topic → owner. It implements
-// actors.StateMachine, actors.Querier and actors.Snapshotter. The node's
-// applier calls Apply, Query, Snapshot and Restore, one at a time; the
-// broker reads it concurrently (Owned, Get), hence the lock.
+// MaxPartitions bounds the partitions of one topic.
+const MaxPartitions = 64
+
+// Table is the replicated state machine: partition → owner, follower and
+// epoch, and broker → client API. It implements actors.StateMachine,
+// actors.Querier and actors.Snapshotter. The node's applier calls Apply,
+// Query, Snapshot and Restore, one at a time; the broker's HTTP handlers
+// read it concurrently (View), hence the lock.
 type Table struct {
-	mu     sync.RWMutex
-	topics map[string]Assignment
+	mu      sync.RWMutex
+	parts   map[string]Partition
+	brokers map[uint64]string
+	applied uint64
 }
 
 // NewTable returns an empty table.
-func NewTable() *Table { return &Table{topics: map[string]Assignment{}} }
+func NewTable() *Table { return &Table{parts: map[string]Partition{}, brokers: map[uint64]string{}} }
+
+// PartitionName is the name of partition i of topic.
+func PartitionName(topic string, i int) string { return fmt.Sprintf("%s/%d", topic, i) }
+
+// validTopic checks a topic name: 1 to 64 letters, digits, '-', '_' or '.'.
+func validTopic(t string) error {
+	if t == "" || len(t) > 64 {
+		return fmt.Errorf("%w: topic name %q: want 1 to 64 characters", ErrBadCommand, t)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%w: topic name %q: only letters, digits, '-', '_' and '.'", ErrBadCommand, t)
+		}
+	}
+	return nil
+}
 
 // Apply applies one committed command and returns nil or the error that
 // refused it.
 func (t *Table) Apply(e *messages.Entry) any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.applied = e.Index
 	var c Command
 	if err := json.Unmarshal(e.Data, &c); err != nil {
 		return fmt.Errorf("%w at index %d: %v", ErrBadCommand, e.Index, err)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	switch c.Op {
 	case OpCreate:
-		if _, ok := t.topics[c.Topic]; ok {
+		if err := validTopic(c.Topic); err != nil {
+			return err
+		}
+		if c.Partitions < 1 || c.Partitions > MaxPartitions {
+			return fmt.Errorf("%w: %d partitions, want 1 to %d", ErrBadCommand, c.Partitions, MaxPartitions)
+		}
+		if _, ok := t.parts[PartitionName(c.Topic, 0)]; ok {
 			return fmt.Errorf("%w: %q", ErrTopicExists, c.Topic)
 		}
-		t.topics[c.Topic] = Assignment{Topic: c.Topic, Epoch: e.Index}
-	case OpDrop:
-		if _, ok := t.topics[c.Topic]; !ok {
-			return fmt.Errorf("%w: %q", ErrNoTopic, c.Topic)
+		for i := range c.Partitions {
+			n := PartitionName(c.Topic, i)
+			t.parts[n] = Partition{Name: n, Topic: c.Topic, Epoch: e.Index}
 		}
-		delete(t.topics, c.Topic)
 	case OpAssign:
 		for _, m := range c.Moves {
-			a, ok := t.topics[m.Topic]
+			p, ok := t.parts[m.Partition]
 			if !ok {
-				return fmt.Errorf("%w: %q", ErrNoTopic, m.Topic)
+				return fmt.Errorf("%w: %q", ErrNoPartition, m.Partition)
 			}
-			if a.Owner != m.From {
-				return fmt.Errorf("%w: %s is owned by %s, not %s", ErrStaleMove, m.Topic, ownerName(a.Owner), ownerName(m.From))
+			if p.Epoch != m.Epoch {
+				return fmt.Errorf("%w: %s is at epoch %d, not %d", ErrStaleEpoch, m.Partition, p.Epoch, m.Epoch)
+			}
+			if m.Owner == 0 || m.Owner == m.Follower {
+				return fmt.Errorf("%w: move %v", ErrBadCommand, m)
 			}
 		}
 		for _, m := range c.Moves {
-			t.topics[m.Topic] = Assignment{Topic: m.Topic, Owner: m.To, Epoch: e.Index}
+			p := t.parts[m.Partition]
+			p.Owner, p.Follower, p.Epoch, p.Ready = m.Owner, m.Follower, e.Index, false
+			t.parts[m.Partition] = p
 		}
+	case OpReady:
+		p, ok := t.parts[c.Partition]
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNoPartition, c.Partition)
+		}
+		if p.Epoch != c.Epoch {
+			return fmt.Errorf("%w: %s is at epoch %d, not %d", ErrStaleEpoch, c.Partition, p.Epoch, c.Epoch)
+		}
+		p.Ready, p.Holders = true, slices.Clone(c.Holders)
+		t.parts[c.Partition] = p
+	case OpRegister:
+		if c.Broker == 0 || c.API == "" {
+			return fmt.Errorf("%w: register %d at %q", ErrBadCommand, c.Broker, c.API)
+		}
+		t.brokers[c.Broker] = c.API
 	default:
 		return fmt.Errorf("%w at index %d: op %q", ErrBadCommand, e.Index, c.Op)
 	}
@@ -127,148 +221,204 @@ func (t *Table) Apply(e *messages.Entry) any {
 
 // Queries served by Query (through actors.Read, so linearizable).
 type (
-	// OwnerQuery asks for the Assignment of Topic.
-	OwnerQuery struct{ Topic string }
-	// TableQuery asks for every Assignment, by topic.
+	// PartitionQuery asks for the Partition named Name.
+	PartitionQuery struct{ Name string }
+	// TableQuery asks for the whole View.
 	TableQuery struct{}
 )
 
 // Query implements actors.Querier.
 func (t *Table) Query(q any) (any, error) {
 	switch q := q.(type) {
-	case OwnerQuery:
-		a, ok := t.Get(q.Topic)
+	case PartitionQuery:
+		t.mu.RLock()
+		defer t.mu.RUnlock()
+		p, ok := t.parts[q.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: %q", ErrNoTopic, q.Topic)
+			return nil, fmt.Errorf("%w: %q", ErrNoPartition, q.Name)
 		}
-		return a, nil
+		return p, nil
 	case TableQuery:
-		return t.All(), nil
+		return t.View(), nil
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownQuery, q)
 }
 
-// Get returns the assignment of topic as this node has applied it.
-func (t *Table) Get(topic string) (Assignment, bool) {
+// View returns the table as this node has applied it.
+func (t *Table) View() *View {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	a, ok := t.topics[topic]
-	return a, ok
-}
-
-// All returns every assignment, sorted by topic.
-func (t *Table) All() []Assignment {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return slices.SortedFunc(maps.Values(t.topics), func(a, b Assignment) int { return strings.Compare(a.Topic, b.Topic) })
-}
-
-// Owned returns the topics owned by id, sorted.
-func (t *Table) Owned(id uint64) []string {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	var out []string
-	for name, a := range t.topics {
-		if a.Owner == id {
-			out = append(out, name)
-		}
+	v := &View{Brokers: maps.Clone(t.brokers), Applied: t.applied}
+	for _, p := range t.parts {
+		p.Holders = slices.Clone(p.Holders)
+		v.Partitions = append(v.Partitions, p)
 	}
-	slices.Sort(out)
-	return out
+	slices.SortFunc(v.Partitions, comparePartitions)
+	return v
+}
+
+func comparePartitions(a, b Partition) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return cmp.Compare(partIndex(a.Name), partIndex(b.Name))
+}
+
+func partIndex(name string) int {
+	_, s, _ := strings.Cut(name, "/")
+	i, _ := strconv.Atoi(s)
+	return i
+}
+
+// snapshot is the table's snapshot encoding.
+type snapshot struct {
+	Partitions []Partition       `json:"partitions"`
+	Brokers    map[uint64]string `json:"brokers"`
 }
 
 // Snapshot implements actors.Snapshotter.
-func (t *Table) Snapshot() ([]byte, error) { return json.Marshal(t.All()) }
+func (t *Table) Snapshot() ([]byte, error) {
+	v := t.View()
+	return json.Marshal(snapshot{Partitions: v.Partitions, Brokers: v.Brokers})
+}
 
 // Restore implements actors.Snapshotter.
 func (t *Table) Restore(data []byte) error {
-	var all []Assignment
-	if err := json.Unmarshal(data, &all); err != nil {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("topics: restore snapshot: %w", err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	clear(t.topics)
-	for _, a := range all {
-		t.topics[a.Topic] = a
+	clear(t.parts)
+	clear(t.brokers)
+	for _, p := range s.Partitions {
+		t.parts[p.Name] = p
 	}
+	maps.Copy(t.brokers, s.Brokers)
 	return nil
 }
 
-// Plan returns the fewest moves that leave every server in servers owning
-// ⌊T/N⌋ or ⌈T/N⌉ of the T topics: unassigned topics and those owned by a
-// server not in servers are given out first, then servers above their share
-// hand their surplus to those below. It is deterministic (topics by name,
-// servers by id) and nil when the table is already balanced or servers is
-// empty.
-func Plan(table []Assignment, servers []uint64) []Move {
-	if len(servers) == 0 {
+// Plan decides the moves that the leader proposes, from the table, the
+// voters and which of them are live (heard from within the grace period):
+//
+//   - a partition whose owner is not a live voter goes to a live holder
+//     (its follower first: it has every acknowledged message), or to any
+//     live voter if it has no holders (nothing was written yet); a
+//     partition whose holders are all gone stays where it is (unavailable:
+//     giving it to a broker without its data would lose messages);
+//   - a follower that is not a live voter is replaced;
+//   - then, for balance, while the busiest live voter owns two more ready
+//     partitions than the idlest, one of its partitions moves to the
+//     idlest, with the old owner as follower (it holds the data).
+//
+// Every changed partition appears once; the result is sorted and nil when
+// nothing changes. It is deterministic.
+func Plan(parts []Partition, live []uint64) []Move {
+	if len(live) == 0 {
 		return nil
 	}
-	servers = slices.Sorted(slices.Values(servers))
-	owned := map[uint64][]string{}
-	var pool []Move // topics to give out, To unset
-	for _, a := range slices.SortedFunc(slices.Values(table), func(a, b Assignment) int { return strings.Compare(a.Topic, b.Topic) }) {
-		if slices.Contains(servers, a.Owner) {
-			owned[a.Owner] = append(owned[a.Owner], a.Topic)
-		} else {
-			pool = append(pool, Move{Topic: a.Topic, From: a.Owner})
+	live = slices.Sorted(slices.Values(live))
+	isLive := func(id uint64) bool { return slices.Contains(live, id) }
+	owned := map[uint64]int{}
+	followed := map[uint64]int{}
+	cur := map[string]Partition{}
+	for _, p := range parts {
+		cur[p.Name] = p
+	}
+	names := slices.Sorted(maps.Keys(cur))
+	for _, n := range names {
+		p := cur[n]
+		if isLive(p.Owner) {
+			owned[p.Owner]++
+		}
+		if isLive(p.Follower) {
+			followed[p.Follower]++
 		}
 	}
-	// Shares: ⌊T/N⌋ each, one more for the `extra` servers that own the
-	// most now (fewest moves), ties by id.
-	base, extra := len(table)/len(servers), len(table)%len(servers)
-	byLoad := slices.SortedStableFunc(slices.Values(servers), func(a, b uint64) int {
-		return cmp.Compare(len(owned[b]), len(owned[a]))
-	})
-	share := map[uint64]int{}
-	for i, id := range byLoad {
-		share[id] = base
-		if i < extra {
-			share[id]++
-		}
-	}
-	for _, id := range servers {
-		if n := len(owned[id]); n > share[id] {
-			for _, topic := range owned[id][share[id]:] {
-				pool = append(pool, Move{Topic: topic, From: id})
+	// pick returns the live broker, not in except, with the least of
+	// first, then of second, then the lowest id.
+	pick := func(first, second map[uint64]int, except ...uint64) uint64 {
+		var best uint64
+		for _, id := range live {
+			if slices.Contains(except, id) {
+				continue
 			}
-			owned[id] = owned[id][:share[id]]
+			if best == 0 || first[id] < first[best] || first[id] == first[best] && second[id] < second[best] {
+				best = id
+			}
+		}
+		return best
+	}
+	moves := map[string]Move{}
+	for _, n := range names {
+		p := cur[n]
+		m := Move{Partition: n, Epoch: p.Epoch, Owner: p.Owner, Follower: p.Follower}
+		if !isLive(p.Owner) {
+			var to uint64
+			switch {
+			case len(p.Holders) == 0:
+				to = pick(owned, followed)
+			case isLive(p.Follower) && slices.Contains(p.Holders, p.Follower):
+				to = p.Follower
+			default:
+				for _, h := range p.Holders {
+					if isLive(h) {
+						to = h
+						break
+					}
+				}
+			}
+			if to == 0 {
+				continue // every copy is gone: wait for one to come back
+			}
+			if m.Follower == to {
+				m.Follower = 0
+				followed[to]--
+			}
+			m.Owner = to
+			owned[to]++
+		}
+		if m.Follower == 0 || !isLive(m.Follower) {
+			m.Follower = pick(followed, owned, m.Owner)
+			followed[m.Follower]++
+		}
+		if m.Owner != p.Owner || m.Follower != p.Follower {
+			moves[n] = m
 		}
 	}
-	var moves []Move
-	for _, id := range servers {
-		for len(owned[id]) < share[id] && len(pool) > 0 {
-			m := pool[0]
-			pool = pool[1:]
-			m.To = id
-			owned[id] = append(owned[id], m.Topic)
-			moves = append(moves, m)
+	// Balance ready partitions that nothing above moved.
+	for range len(names) {
+		busiest, idlest := live[0], live[0]
+		for _, id := range live {
+			if owned[id] > owned[busiest] {
+				busiest = id
+			}
+			if owned[id] < owned[idlest] {
+				idlest = id
+			}
+		}
+		if owned[busiest]-owned[idlest] < 2 {
+			break
+		}
+		moved := false
+		for _, n := range names {
+			p := cur[n]
+			if _, done := moves[n]; done || p.Owner != busiest || !p.Ready {
+				continue
+			}
+			moves[n] = Move{Partition: n, Epoch: p.Epoch, Owner: idlest, Follower: busiest}
+			owned[busiest]--
+			owned[idlest]++
+			moved = true
+			break
+		}
+		if !moved {
+			break
 		}
 	}
-	slices.SortFunc(moves, func(a, b Move) int { return strings.Compare(a.Topic, b.Topic) })
-	return moves
-}
-
-// Balanced reports whether every topic is owned by one of servers and the
-// servers' counts differ by at most one.
-func Balanced(table []Assignment, servers []uint64) bool {
-	count := map[uint64]int{}
-	for _, id := range servers {
-		count[id] = 0
+	if len(moves) == 0 {
+		return nil
 	}
-	for _, a := range table {
-		if _, ok := count[a.Owner]; !ok {
-			return false
-		}
-		count[a.Owner]++
-	}
-	if len(count) == 0 {
-		return len(table) == 0
-	}
-	lo, hi := len(table), 0
-	for _, n := range count {
-		lo, hi = min(lo, n), max(hi, n)
-	}
-	return hi-lo <= 1
+	return slices.SortedFunc(maps.Values(moves), func(a, b Move) int { return strings.Compare(a.Partition, b.Partition) })
 }

@@ -13,6 +13,13 @@
 // it fails at once. Start never builds Jaeger itself: the first build takes minutes
 // (tens on a busy machine) and would outlive the test's timeout.
 //
+// Connect reads the query API of a Jaeger that is already running (tracing/cmd/tracetree
+// uses it), and Trace.Tree prints a trace as an indented tree of spans.
+//
+// StartWithUI(t, dir) also serves the real Jaeger UI from its built assets (the
+// binary built from the Go module has none): UIAssets finds them at
+// ../shared/jaeger-ui/build beside the module's root, or at $FLOTILLA_JAEGER_UI.
+//
 // Each Jaeger listens on free loopback ports given in a generated config file (Jaeger
 // v2 is an OpenTelemetry collector: ports are set in its YAML config, not by flags),
 // so tests may run several at once.
@@ -43,6 +50,8 @@ const (
 	// EnvRequire, when set to anything, makes a missing binary a failure instead of
 	// a skip.
 	EnvRequire = "FLOTILLA_REQUIRE_JAEGER"
+	// EnvUI overrides the path of the built Jaeger UI (StartWithUI).
+	EnvUI = "FLOTILLA_JAEGER_UI"
 )
 
 // StartTimeout bounds how long Start waits for Jaeger to serve its query API and
@@ -78,6 +87,40 @@ func (j *Jaeger) Output() string { return j.out.String() }
 // binary comes from and when t is skipped.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
+	return startWith(t, "")
+}
+
+// StartWithUI is Start with Jaeger serving the real UI from the built assets in
+// directory ui (jaeger_query's ui.assets_path) at QueryURL; see UIAssets.
+func StartWithUI(t testing.TB, ui string) *Jaeger {
+	t.Helper()
+	return startWith(t, ui)
+}
+
+// UIAssets returns the directory of the built Jaeger UI: $FLOTILLA_JAEGER_UI, or
+// ../shared/jaeger-ui/build beside the module's root (where a checkout finds the
+// shared folder). The error says where it looked.
+func UIAssets() (string, error) {
+	p := os.Getenv(EnvUI)
+	if p == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(root, "..", "shared", "jaeger-ui", "build")
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "index.html")); err != nil {
+		return "", fmt.Errorf("no built Jaeger UI at %s (set %s)", abs, EnvUI)
+	}
+	return abs, nil
+}
+
+func startWith(t testing.TB, ui string) *Jaeger {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv(EnvRequire) == "" {
@@ -88,7 +131,7 @@ func Start(t testing.TB) *Jaeger {
 	// A free port found here may be taken before Jaeger binds it: try again then.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		j, err := start(t, bin)
+		j, err := start(t, bin, ui)
 		if err == nil {
 			return j
 		}
@@ -101,7 +144,7 @@ func Start(t testing.TB) *Jaeger {
 	return nil
 }
 
-func start(t testing.TB, bin string) (*Jaeger, error) {
+func start(t testing.TB, bin, ui string) (*Jaeger, error) {
 	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
@@ -113,7 +156,7 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
 	cfg := filepath.Join(t.TempDir(), "jaeger.yaml")
-	if err := os.WriteFile(cfg, []byte(config(j.otlpGRPC, j.otlpHTTP, j.query, ports[3])), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(j.otlpGRPC, j.otlpHTTP, j.query, ports[3], ui)), 0o644); err != nil {
 		return nil, err
 	}
 	j.cmd = exec.Command(bin, "--config", "file:"+cfg)
@@ -136,9 +179,13 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 }
 
 // config is Jaeger's all-in-one configuration (in-memory storage, OTLP receiver,
-// query API) on the given loopback ports, without its other receivers, its metrics
-// endpoint or its self-tracing.
-func config(otlpGRPC, otlpHTTP, query, queryGRPC string) string {
+// query API, and the UI from directory ui when not empty) on the given loopback
+// ports, without its other receivers, its metrics endpoint or its self-tracing.
+func config(otlpGRPC, otlpHTTP, query, queryGRPC, ui string) string {
+	uiConf := ""
+	if ui != "" {
+		uiConf = fmt.Sprintf("    ui:\n      assets_path: %q\n", ui)
+	}
 	return fmt.Sprintf(`service:
   extensions: [jaeger_storage, jaeger_query]
   pipelines:
@@ -156,7 +203,7 @@ extensions:
     storage:
       traces: memstore
     enable_tracing: false
-    http:
+%s    http:
       endpoint: %q
     grpc:
       endpoint: %q
@@ -178,7 +225,7 @@ processors:
 exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
-`, query, queryGRPC, otlpGRPC, otlpHTTP)
+`, uiConf, query, queryGRPC, otlpGRPC, otlpHTTP)
 }
 
 // waitReady polls the query API and the OTLP port until both answer, the process
@@ -353,6 +400,17 @@ func (j *Jaeger) Services() ([]string, error) {
 func (j *Jaeger) Traces(service string) ([]Trace, error) {
 	var r response[[]Trace]
 	q := url.Values{"service": {service}, "limit": {"100"}, "lookback": {"1h"}}
+	if err := j.getJSON("/api/traces?"+q.Encode(), &r); err != nil {
+		return nil, err
+	}
+	return r.Data, r.err()
+}
+
+// TracesOf returns up to limit recent traces holding a span called operation
+// recorded by service.
+func (j *Jaeger) TracesOf(service, operation string, limit int) ([]Trace, error) {
+	var r response[[]Trace]
+	q := url.Values{"service": {service}, "operation": {operation}, "limit": {fmt.Sprint(limit)}, "lookback": {"1h"}}
 	if err := j.getJSON("/api/traces?"+q.Encode(), &r); err != nil {
 		return nil, err
 	}

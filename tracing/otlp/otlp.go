@@ -111,7 +111,7 @@ func Setup(ctx context.Context, opts Options) (shutdown func(context.Context) er
 }
 
 // Resource is the resource Setup gives its provider: telemetry SDK and host
-// attributes, service.name, service.version, service.instance.id and raft.node_id
+// attributes (with the host's address as "ip", see AttrHostIP), service.name, service.version, service.instance.id and raft.node_id
 // from opts, then opts.Attributes, then OTEL_RESOURCE_ATTRIBUTES and
 // OTEL_SERVICE_NAME (later ones win), all under one semconv schema URL.
 func Resource(ctx context.Context, opts Options) (*resource.Resource, error) {
@@ -119,7 +119,7 @@ func Resource(ctx context.Context, opts Options) (*resource.Resource, error) {
 	if name == "" {
 		name = "flotilla"
 	}
-	attrs := []attribute.KeyValue{semconv.ServiceName(name)}
+	attrs := []attribute.KeyValue{semconv.ServiceName(name), AttrHostIP.String(hostIP())}
 	if opts.ServiceVersion != "" {
 		attrs = append(attrs, semconv.ServiceVersion(opts.ServiceVersion))
 	}

@@ -1,8 +1,9 @@
 // Package sim is a deterministic simulator for the Raft core: it runs N
 // nodes of package raft with a seeded scheduler and injects message loss,
 // delay, reordering and duplication, symmetric and asymmetric partitions,
-// slow disks, snapshots, and crash-restarts that lose everything a node had
-// not yet persisted. After every step it checks Raft's safety properties
+// slow disks, snapshots, configuration changes (promotions, demotions,
+// joint changes of several voters), and crash-restarts that lose everything
+// a node had not yet persisted. After every step it checks Raft's safety properties
 // (thesis §3.6.3): election safety, log matching, leader completeness and
 // state machine safety; at the end it heals the network and checks that
 // every acknowledged proposal is applied by every node within a bounded

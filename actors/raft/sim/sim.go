@@ -31,6 +31,12 @@ type Options struct {
 	Compact         float64 // per step: compact a random node's log
 	SlowDisk        float64 // per step per node: chance a pending batch is NOT persisted this step
 	TransferLeader  float64 // per step: ask the leader to hand over
+	// ConfChange: per step, the leader proposes a random configuration
+	// of the same nodes (a random non-empty set of voters, the others
+	// learners): promotions, demotions, joint changes of several voters,
+	// the leader's own demotion. Drawn from a random source of its own,
+	// so that the other faults of a seed are drawn as without it.
+	ConfChange float64
 	// CrashAfterPromise: chance to crash a node right after it granted a
 	// vote, before its disk caught up (targets the durability ordering).
 	CrashAfterPromise float64
@@ -51,7 +57,7 @@ func AllFaults(seed uint64, nodes int) Options {
 		Drop: 0.05, Duplicate: 0.03, MaxDelay: 6,
 		Partition: 0.004, Heal: 0.01, Crash: 0.004, Restart: 0.02,
 		Propose: 0.25, Compact: 0.003, SlowDisk: 0.5, TransferLeader: 0.001, CrashAfterPromise: 0.2,
-		HealTicks: 400,
+		ConfChange: 0.002, HealTicks: 400,
 	}
 }
 
@@ -158,6 +164,7 @@ type node struct {
 type Sim struct {
 	opt   Options
 	rng   *rand.Rand
+	crng  *rand.Rand // ConfChange's own source
 	step  int
 	nodes []*node
 	net   []envelope
@@ -187,6 +194,7 @@ type committedEntry struct {
 // Stats counts what a run did, to show the faults were exercised.
 type Stats struct {
 	Elections, Crashes, Restarts, Partitions, Compactions, Snapshots, Proposals, Applied int
+	ConfChanges                                                                          int
 	Dropped, Duplicated, Delivered                                                       int
 }
 
@@ -200,7 +208,7 @@ func Run(opt Options) (*Violation, Stats, []string) {
 // New builds a cluster of opt.Nodes founding members.
 func New(opt Options) *Sim {
 	s := &Sim{
-		opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed)), cut: map[[2]uint64]bool{},
+		opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed)), crng: rand.New(rand.NewPCG(opt.Seed, 0xc0f)), cut: map[[2]uint64]bool{},
 		leaders: map[uint64]uint64{}, seen: map[[2]uint64]seenEntry{}, committed: map[uint64]committedEntry{},
 		acked: map[uint64]uint64{},
 	}
@@ -337,6 +345,36 @@ func (s *Sim) faults() {
 	}
 	if s.rng.Float64() < o.Propose {
 		s.propose()
+	}
+	if o.ConfChange > 0 && s.crng.Float64() < o.ConfChange {
+		s.changeConfig()
+	}
+}
+
+// changeConfig has the leader propose a random configuration of the same
+// nodes: every node stays a member (voter or learner), so every node must
+// still apply every committed entry once healed.
+func (s *Sim) changeConfig() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	cc := s.bootstrap()
+	voters, learners := cc.Voters[:0:0], cc.Learners
+	for _, m := range cc.Voters {
+		if s.crng.IntN(3) > 0 {
+			voters = append(voters, m)
+		} else {
+			learners = append(learners, m)
+		}
+	}
+	if len(voters) == 0 {
+		voters, learners = append(voters, learners[0]), learners[1:]
+	}
+	cc.Voters, cc.Learners = voters, learners
+	if idx, err := l.r.ProposeConfig(cc); err == nil {
+		s.stats.ConfChanges++
+		s.tracef("config change at %d: %d voters, %d learners (index %d)", l.id, len(voters), len(learners), idx)
 	}
 }
 

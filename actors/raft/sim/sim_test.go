@@ -74,7 +74,7 @@ func TestSweep(t *testing.T) {
 		t.Error(v)
 	}
 	// The sweep must really exercise the faults it claims to.
-	if total.Crashes == 0 || total.Partitions == 0 || total.Snapshots == 0 || total.Duplicated == 0 || total.Elections < seeds {
+	if total.Crashes == 0 || total.Partitions == 0 || total.Snapshots == 0 || total.Duplicated == 0 || total.Elections < seeds || total.ConfChanges < seeds {
 		t.Errorf("faults not exercised: %+v", total)
 	}
 }
@@ -131,6 +131,7 @@ func (s *Stats) add(o Stats) {
 	s.Dropped += o.Dropped
 	s.Duplicated += o.Duplicated
 	s.Delivered += o.Delivered
+	s.ConfChanges += o.ConfChanges
 }
 
 // saveTrace replays seed with its step trace and writes the trace to a file

@@ -3,6 +3,7 @@ package remote_test
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,7 @@ type raftCluster struct {
 	nodes map[uint64]*node
 	pids  map[uint64]*actor.PID
 	ca    *testCA
+	logs  syncBuffer // the node actors' warnings
 }
 
 func newRaftCluster(t *testing.T) *raftCluster {
@@ -71,6 +73,7 @@ func newRaftCluster(t *testing.T) *raftCluster {
 		c := remote.DefaultConfig()
 		c.ID, c.ClusterID, c.CAFile = id, 1, ca.file
 		c.CertFile, c.KeyFile = ca.issue(t, remote.Identity{ClusterID: 1, NodeID: id})
+		c.MaxMessageSize = attackLimit
 		return c
 	}
 	ns := spawnNodes(t, cfg(1), cfg(2), cfg(3))
@@ -88,6 +91,7 @@ func newRaftCluster(t *testing.T) *raftCluster {
 		nc.Bootstrap, nc.Transport, nc.LogStore = boot, n, memstore.New()
 		nc.StateMachine = &counterSM{}
 		nc.TickInterval = 20 * time.Millisecond
+		nc.Logger = slog.New(slog.NewTextHandler(&c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		nc.Raft.Seed = int64(id)
 		props, err := actors.Props(nc)
 		if err != nil {
@@ -163,6 +167,8 @@ func TestMemberAttacksOnRaftCluster(t *testing.T) {
 				Index: 1 << 20, Term: term, Config: c.status(lead).Config}}}
 	}
 
+	mem := probeMemory(t, c.nodes[follower])
+
 	// 1. With the other follower's certificate: claims to be the leader.
 	certO, keyO := c.ca.issue(t, remote.Identity{ClusterID: 1, NodeID: other})
 	stream := openStream(t, dial(t, c.nodes[follower].Addr(), tlsCreds(t, c.ca, certO, keyO)))
@@ -206,4 +212,11 @@ func TestMemberAttacksOnRaftCluster(t *testing.T) {
 		t.Errorf("the follower installed the corrupt snapshot: %v", s)
 	}
 	t.Logf("follower %d: drops %+v, transport %+v", follower, s.Dropped, *s.Transport)
+	if got := logLines(c.nodes[follower], "sender does not match its certificate"); got != 1 {
+		t.Errorf("the follower's transport logged the forgery %d times, want 1; stderr:\n%s", got, c.nodes[follower].stderr.String())
+	}
+	if !strings.Contains(c.logs.String(), "snapshot refused") {
+		t.Errorf("the follower did not log the corrupt snapshot; logs:\n%s", c.logs.String())
+	}
+	mem.check("forged messages and a corrupt snapshot")
 }

@@ -28,7 +28,9 @@
 //     batches are split to stay under the peer's limit. A compressed
 //     stream (gzip is registered in any binary linking the OTLP exporter)
 //     is refused before a message is read, so nothing inflates
-//     (Stats.RefusedCompressed).
+//     (Stats.RefusedCompressed). The server also allows 16 streams per
+//     connection, 10 s for a connection's handshakes and 64 KiB of
+//     headers (gRPC's defaults: unlimited, 120 s, 16 MiB).
 //   - Wire safety: protoactor crashes on an unregistered type or a bad
 //     index in a batch. A gRPC stream interceptor filters every inbound
 //     batch so that only Envelopes addressed to a local receiver reach

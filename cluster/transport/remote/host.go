@@ -28,6 +28,12 @@ import (
 // logger without synchronisation (see Host).
 var startMu sync.Mutex
 
+// Limits of the gRPC server beyond the message size (see NewHost).
+const (
+	maxStreamsPerConn = 16
+	maxHeaderBytes    = 64 << 10
+)
+
 // ErrHostClosed: Join on a closed Host.
 var ErrHostClosed = errors.New("remote: host closed")
 
@@ -109,6 +115,13 @@ func NewHost(cfg Config, system *actor.ActorSystem) (*Host, error) {
 	}
 	server := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcLimit),
+		// A peer's endpoint writer opens one stream per connection; a
+		// connection must finish its handshakes within 10 s; headers
+		// are small. gRPC's defaults (unlimited streams, 120 s, 16 MiB)
+		// let one client hold far more.
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.ChainUnaryInterceptor(h.refuseUnary),
 		grpc.ChainStreamInterceptor(h.guardStream),
 	}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+)
+
+// TestStoreFencing drives the message store as the handlers do: an owner
+// ready at epoch 5 appends (a retry is answered from what was stored); a
+// new owner's handover seals the partition at epoch 9; from then on the old
+// epoch's writes and replication are refused, also after a restart.
+func TestStoreFencing(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	s, err := openStore(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "t/0"
+	with := func(fn func(p *partState) error) error { return s.withPart(name, fn) }
+	// Handover at epoch 5 (nothing to copy), then ready.
+	if err := with(func(p *partState) error {
+		if _, err := s.replicateLocked(name, p, 5, 0, nil); err != nil {
+			return err
+		}
+		p.ready, p.hw = 5, p.next
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var first appendResult
+	if err := with(func(p *partState) (err error) {
+		first, err = s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: 1, Payload: "a"})
+		return err
+	}); err != nil || first.rec.Offset != 0 || first.duplicate {
+		t.Fatalf("first append: %+v, %v", first, err)
+	}
+	if err := with(func(p *partState) error {
+		again, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: 1, Payload: "a"})
+		if err != nil || !again.duplicate || again.rec.Offset != 0 || again.rec.Payload != "a" {
+			t.Errorf("retry: %+v, %v: want the stored record, marked duplicate", again, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A new owner at epoch 9 copies the partition and seals it here.
+	var copied []Record
+	if err := with(func(p *partState) (err error) {
+		copied, err = s.sealAndRead(name, p, 9)
+		return err
+	}); err != nil || len(copied) != 1 {
+		t.Fatalf("handover read: %v, %v", copied, err)
+	}
+	check := func(when string) {
+		t.Helper()
+		err := with(func(p *partState) error {
+			_, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: 2, Payload: "b"})
+			return err
+		})
+		if !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: append at the old epoch: %v, want ErrFenced", when, err)
+		}
+		err = with(func(p *partState) error {
+			_, err := s.replicateLocked(name, p, 5, 1, []Record{{Offset: 1, Epoch: 5}})
+			return err
+		})
+		if !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: replication at the old epoch: %v, want ErrFenced", when, err)
+		}
+		err = with(func(p *partState) error {
+			_, err := s.sealAndRead(name, p, 7)
+			return err
+		})
+		if !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: a handover at an older epoch: %v, want ErrFenced", when, err)
+		}
+	}
+	check("after the seal")
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = openStore(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	check("after a restart")
+	// The producers table is rebuilt: a retry at the new epoch is a duplicate.
+	if err := with(func(p *partState) error {
+		p.ready = 9
+		r, err := s.appendLocked(name, p, Record{Epoch: 9, Broker: 2, Producer: 7, Seq: 1, Payload: "a"})
+		if err != nil || !r.duplicate || r.rec.Offset != 0 {
+			t.Errorf("retry after a restart: %+v, %v: want the stored record", r, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A gap is reported with the follower's end.
+	err = with(func(p *partState) error {
+		next, err := s.replicateLocked(name, p, 9, 5, []Record{{Offset: 5, Epoch: 9}})
+		if next != 1 {
+			t.Errorf("gap: next %d, want 1", next)
+		}
+		return err
+	})
+	if !errors.Is(err, ErrGap) {
+		t.Errorf("replication past the end: %v, want ErrGap", err)
+	}
+}
