@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -354,9 +355,14 @@ func (s *ownSM) snapshotCount() int {
 // snapshot is taken then; a follower that later needs one gets the
 // application's data, made on demand at the leader's applied index.
 func TestCompactToAndSnapshotOnDemand(t *testing.T) {
+	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		sms := map[uint64]*ownSM{}
 		c := newClusterWith(t, 3, func(c *cluster) {
+			c.dirs = map[uint64]string{} // Pebble, on a directory per node
+			for _, id := range c.ids {
+				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
+			}
 			c.configure = func(id uint64, cfg *actors.Config) {
 				if sms[id] == nil {
 					sms[id] = &ownSM{} // its state outlives a restart, as a durable one
