@@ -460,3 +460,23 @@ func TestCompactToNeedsAnOwningStateMachine(t *testing.T) {
 }
 
 var _ persistence.SnapshotStore = (*splittingStore)(nil)
+
+// SplitSnapshot never panics on arbitrary data, refuses it with an error
+// wrapping ErrCorruptSnapshot, and what it accepts lies within the data.
+func FuzzSplitSnapshot(f *testing.F) {
+	f.Add([]byte("\xff\xff\xff\xffFLSN\x01\x01\x01\x00\x02\x03app"))
+	f.Add([]byte{1, 7, 3, 'a'})
+	f.Add([]byte("\xff\xff\xff\xffFLSN\x01\x01\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sec, err := actors.SplitSnapshot(data)
+		if err != nil {
+			if !errors.Is(err, actors.ErrCorruptSnapshot) {
+				t.Fatalf("error %v does not wrap ErrCorruptSnapshot", err)
+			}
+			return
+		}
+		if len(sec.Application) > len(data) || 2*len(sec.Sessions) > len(data) {
+			t.Fatalf("split %d bytes into an application section of %d and %d sessions", len(data), len(sec.Application), len(sec.Sessions))
+		}
+	})
+}
