@@ -103,6 +103,20 @@ func TestProposeReplyOnAppend(t *testing.T) {
 			t.Fatalf("applied %q, want [a b] (each once)", got)
 		}
 
+		// After a restart of every node, the retry is still known (from
+		// the log each node reloads): no ProposeAccepted.
+		for _, id := range c.ids {
+			c.stop(id)
+		}
+		for _, id := range c.ids {
+			c.start(id)
+		}
+		lead = c.waitLeader()
+		c.sys.Root.RequestWithCustomSender(c.node(lead), p2, me)
+		if m := next(t, ch); func() bool { _, ok := m.(*actors.ProposeResponse); return !ok }() {
+			t.Fatalf("retry after a restart answered %#v first, want only *ProposeResponse", m)
+		}
+
 		// A follower answers NotLeader, no ProposeAccepted.
 		c.sys.Root.RequestWithCustomSender(c.node(c.others(lead)[0]), &actors.Propose{Data: []byte("x"), ReplyOnAppend: true}, me)
 		if r, ok := next(t, ch).(*actors.ProposeResponse); !ok || !errors.Is(r.Err, actors.ErrNotLeader) {
