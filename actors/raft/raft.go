@@ -145,6 +145,7 @@ type Raft struct {
 	prevHS           termVote // last term and vote handed out
 	durableHS        termVote // last term and vote reported durable
 	needBcast        bool     // leader: flush appends in Ready
+	bcastNews        bool     // leader: that flush carries commit news: send every peer an append, empty if need be
 	// commitNews: the leader's commit index advanced since the last
 	// broadcast of appends or heartbeats (which carry it); commitNewsAge
 	// counts the ticks it has waited (see Config.CommitNewsTicks).
@@ -596,7 +597,7 @@ func (r *Raft) tickHeartbeat() {
 		r.bcastHeartbeat(r.reads.lastContext())
 	} else if r.commitNews {
 		if r.commitNewsAge++; r.cfg.CommitNewsTicks > 0 && r.commitNewsAge >= r.cfg.CommitNewsTicks {
-			r.needBcast = true // the news waited long enough: an append carries it
+			r.needBcast, r.bcastNews = true, true // the news waited long enough: an append carries it
 		}
 	}
 }
@@ -606,7 +607,7 @@ func (r *Raft) tickHeartbeat() {
 // Config.CommitNewsTicks), or at once when it is -1.
 func (r *Raft) commitAdvanced() {
 	if r.cfg.CommitNewsTicks < 0 {
-		r.needBcast = true
+		r.needBcast, r.bcastNews = true, true
 		return
 	}
 	if !r.commitNews {
@@ -1290,12 +1291,27 @@ func (r *Raft) ownAddressFor(pr *Progress) string {
 	return r.addrs[r.id]
 }
 
-func (r *Raft) bcastAppend() {
-	r.commitNews = false // every append carries the commit index
+// bcastAppend sends every peer the entries it lacks. With news (the
+// commit index must reach every peer now) a peer with nothing new to
+// receive gets an empty append; without, it gets nothing: its entries are
+// already in flight (an acknowledgement's answer may have carried the ones
+// this broadcast was for), and an empty append would be a wasted round
+// trip.
+func (r *Raft) bcastAppend(news bool) {
+	all := true
 	for _, id := range r.peers {
-		if pr := r.prs[id]; pr != nil {
-			r.sendAppend(id, pr)
+		pr := r.prs[id]
+		if pr == nil || id == r.id {
+			continue
 		}
+		if !news && pr.State == StateReplicate && pr.Next > r.log.lastIndex() {
+			all = false
+			continue
+		}
+		r.sendAppend(id, pr)
+	}
+	if all {
+		r.commitNews = false // every peer got an append carrying the commit index
 	}
 }
 

@@ -62,9 +62,10 @@ func (r *Raft) nextApplyIndex() uint64 { return min(r.log.committed, r.log.persi
 // Ready hands out what is ready; each output is handed out once.
 func (r *Raft) Ready() Ready {
 	if r.needBcast {
-		r.needBcast = false
+		news := r.bcastNews
+		r.needBcast, r.bcastNews = false, false
 		if r.role == Leader {
-			r.bcastAppend()
+			r.bcastAppend(news)
 		}
 	}
 	var rd Ready
