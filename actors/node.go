@@ -573,6 +573,10 @@ func (n *node) processReady(ctx actor.Context) {
 			ctx.Send(n.persister, &persistRequest{id: rd.PersistID, trace: n.tr.takePersistParent(),
 				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
 		}
+		// A won election's span ends before the winner's first message
+		// leaves: a peer hearing it may end the span the election is a
+		// child of (raft.transfer).
+		traced := n.traceUntilWon(rd.Events)
 		for _, m := range rd.Messages {
 			n.send(ctx, m)
 		}
@@ -594,8 +598,8 @@ func (n *node) processReady(ctx actor.Context) {
 				n.readsByIndex = append(n.readsByIndex, pr)
 			}
 		}
-		for _, ev := range rd.Events {
-			n.onEvent(ctx, ev)
+		for i, ev := range rd.Events {
+			n.onEvent(ctx, ev, i < traced)
 		}
 	}
 	n.traceCommits()
@@ -654,8 +658,12 @@ func (n *node) become(role raft.Role) {
 	}
 }
 
-func (n *node) onEvent(ctx actor.Context, ev raft.Event) {
-	n.traceEvent(ev)
+// onEvent handles an event of the core; traced: its trace was recorded
+// already (traceUntilWon).
+func (n *node) onEvent(ctx actor.Context, ev raft.Event, traced bool) {
+	if !traced {
+		n.traceEvent(ev)
+	}
 	n.metrics.event(ev)
 	t := Transition{Term: ev.Term, Kind: ev.Kind.String(), Leader: ev.Leader, Peer: ev.Peer, Reason: ev.Reason}
 	id := n.cfg.ID

@@ -534,6 +534,21 @@ func (n *node) traceTick() {
 	}
 }
 
+// traceUntilWon traces the events up to the last one that makes this node
+// leader, and returns how many it traced (0 when none does).
+func (n *node) traceUntilWon(events []raft.Event) int {
+	won := -1
+	for i, ev := range events {
+		if ev.Kind == raft.EventRoleChanged && ev.To == raft.Leader {
+			won = i
+		}
+	}
+	for _, ev := range events[:won+1] {
+		n.traceEvent(ev)
+	}
+	return won + 1
+}
+
 // traceEvent follows the core's events: elections (one span, its steps as
 // events), configuration changes, and the end of a leadership.
 func (n *node) traceEvent(ev raft.Event) {

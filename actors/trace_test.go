@@ -3,11 +3,13 @@ package actors_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/tracingtest"
@@ -481,5 +483,78 @@ func TestTransferTrace(t *testing.T) {
 			p.result(el[0], "won")
 			return p
 		})
+	})
+}
+
+// wonCheckTransport checks, when a leader's first append or heartbeat of
+// a term leaves, that the election span that made it leader has ended.
+type wonCheckTransport struct {
+	transport.Transport
+	rec  *tracetest.SpanRecorder
+	mu   *sync.Mutex
+	seen map[[2]uint64]bool
+	bad  *[]string
+}
+
+func (w wonCheckTransport) Send(to transport.Peer, m *messages.Message) error {
+	if m.Type == messages.MessageType_MSG_APPEND || m.Type == messages.MessageType_MSG_HEARTBEAT {
+		w.mu.Lock()
+		key := [2]uint64{m.From, m.Term}
+		if !w.seen[key] {
+			w.seen[key] = true
+			won := false
+			for _, s := range w.rec.Ended() {
+				if s.Name() == tracing.SpanElection && nodeOf(s) == int64(m.From) &&
+					attrOf(s, tracing.AttrTerm).AsInt64() == int64(m.Term) && attrOf(s, tracing.AttrResult).AsString() == "won" {
+					won = true
+				}
+			}
+			if !won {
+				*w.bad = append(*w.bad, fmt.Sprintf("node %d sent %v of term %d before its election span ended", m.From, m.Type, m.Term))
+			}
+		}
+		w.mu.Unlock()
+	}
+	return w.Transport.Send(to, m)
+}
+
+// A node ends its election span (won) before its first message as leader
+// leaves: a peer that hears it may end a span the election is a child of
+// (raft.transfer ends when the transferring leader hears of the new one),
+// and a parent must not end before its child. Checked at every new
+// leader's first append or heartbeat, through an election and 20
+// transfers (the order it guards against is a race between actors: each
+// transfer is one more chance to lose it).
+func TestElectionEndsBeforeTheLeaderSpeaks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var bad []string
+		seen := map[[2]uint64]bool{}
+		tp, rec := tracingtest.NewProvider(t)
+		c := newClusterWith(t, 3, func(c *cluster) {
+			c.tp = tp
+			c.configure = func(id uint64, cfg *actors.Config) {
+				cfg.Transport = wonCheckTransport{Transport: cfg.Transport, rec: rec, mu: &mu, seen: seen, bad: &bad}
+			}
+		})
+		lead := c.waitLeader()
+		const transfers = 20
+		for i := range transfers {
+			to := c.others(lead)[i%2]
+			res, err := actors.Request[*actors.TransferLeadershipResponse](c.sys.Root, c.node(lead), &actors.TransferLeadership{To: to}, 5*time.Second)
+			if err != nil || res.Leader != to {
+				t.Fatalf("transfer to %d: %+v %v", to, res, err)
+			}
+			lead = c.waitLeader()
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) < transfers+1 {
+			t.Errorf("saw the first messages of %d leader terms, want %d", len(seen), transfers+1)
+		}
+		for _, b := range bad {
+			t.Error(b)
+		}
 	})
 }
