@@ -150,6 +150,7 @@ type stopState struct {
 	ticks        int
 	transferring bool
 	draining     bool
+	finished     bool // answered and the store released: nothing may fail it now
 }
 
 func newNode(sh *shared) *node {
@@ -838,8 +839,10 @@ func (n *node) finishStop(ctx actor.Context) {
 	n.answerPending(ctx, ErrStopped)
 	n.publish(ctx, &NodeStopped{NodeID: n.cfg.ID, Reason: "stop requested"})
 	n.shutdown(ctx)
+	n.stop.finished = true
 	if n.stop.reply != nil {
 		ctx.Send(n.stop.reply, &Stopped{})
+		n.stop.reply = nil
 	}
 	ctx.Stop(n.self)
 }
@@ -854,8 +857,10 @@ func (n *node) stoppedErr() error {
 }
 
 // failStop stops the node on a failure: never a silent restart.
+// A stop that finished (the store released, Stopped answered) is not
+// turned into a failure by a child's late error about the released store.
 func (n *node) failStop(ctx actor.Context, reason string, err error) {
-	if n.failed {
+	if n.failed || n.stop != nil && n.stop.finished {
 		return
 	}
 	n.failed = true
@@ -947,6 +952,11 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	n.snapshotting = false
 	err := msg.err
+	if err == nil && n.stop != nil && n.stop.draining {
+		// The compaction would queue behind the drain, and reach a store
+		// that the end of the stop releases: the log stays uncompacted.
+		err = n.stoppedErr()
+	}
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
