@@ -189,8 +189,12 @@ func (c *cluster) waitSnapshots(ids ...uint64) {
 	}
 }
 
-// drainEvents forgets the events received so far.
+// drainEvents forgets the events published so far. The probe forwards
+// them asynchronously: it first waits (synctest.Wait) until the probe
+// passed on every one already sent to it, such as a stopped node's
+// NodeStopped (published just before its Stopped answer).
 func (c *cluster) drainEvents() {
+	synctest.Wait()
 	for {
 		select {
 		case <-c.events:
