@@ -176,7 +176,6 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			}
 			return nil
 		case err == nil && code == http.StatusTemporaryRedirect && er.API != "":
-			last = er.Message
 			server = er.API
 			if partition != "" {
 				c.remember(partition, server)

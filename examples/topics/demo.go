@@ -230,13 +230,12 @@ func settled(v *View, ids []uint64, partitions int) bool {
 
 // workload is the demo's producers and consumers.
 type workload struct {
-	cl     *Client
-	mu     sync.Mutex
-	acks   []ack
-	errs   []error
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	failed bool
+	cl   *Client
+	mu   sync.Mutex
+	acks []ack
+	errs []error
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // produce sends messages to topic (partition by sequence number) until
