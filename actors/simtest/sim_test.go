@@ -26,9 +26,9 @@ var (
 // sliceSeeds is what make test runs: a bounded, seeded slice.
 func sliceSeeds() int {
 	if testing.Short() {
-		return 6
+		return 20
 	}
-	return 16
+	return 100
 }
 
 func options(seed uint64) Options {
