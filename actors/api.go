@@ -74,9 +74,9 @@ type Propose struct {
 }
 
 // ProposeAccepted is the first answer to a Propose with ReplyOnAppend:
-// the leader appended the entry at Index in Term. It is not committed
-// yet: it commits only if it stays in the log at Index with Term (the
-// ProposeResponse that follows says what happened).
+// the leader appended the entry at Index in Term (to its log in memory:
+// not yet durable, not committed). It commits only if it stays in the log
+// at Index with Term; the ProposeResponse that follows says what happened.
 type ProposeAccepted struct {
 	Index uint64
 	Term  uint64

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -102,6 +103,20 @@ func TestProposeReplyOnAppend(t *testing.T) {
 			t.Fatalf("applied %q, want [a b] (each once)", got)
 		}
 
+		// After a restart of every node, the retry is still known (from
+		// the log each node reloads): no ProposeAccepted.
+		for _, id := range c.ids {
+			c.stop(id)
+		}
+		for _, id := range c.ids {
+			c.start(id)
+		}
+		lead = c.waitLeader()
+		c.sys.Root.RequestWithCustomSender(c.node(lead), p2, me)
+		if m := next(t, ch); func() bool { _, ok := m.(*actors.ProposeResponse); return !ok }() {
+			t.Fatalf("retry after a restart answered %#v first, want only *ProposeResponse", m)
+		}
+
 		// A follower answers NotLeader, no ProposeAccepted.
 		c.sys.Root.RequestWithCustomSender(c.node(c.others(lead)[0]), &actors.Propose{Data: []byte("x"), ReplyOnAppend: true}, me)
 		if r, ok := next(t, ch).(*actors.ProposeResponse); !ok || !errors.Is(r.Err, actors.ErrNotLeader) {
@@ -173,6 +188,33 @@ func (s *restorerSM) RestoreSnapshot(meta actors.SnapshotMeta, data []byte) erro
 	return s.listSM.Restore(data)
 }
 
+// waitRestored waits until node id's state machine restored a snapshot.
+func (s *restorerSM) waitRestored(t *testing.T, id uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.restored()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d restored no snapshot", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// leaveOneBehind isolates a follower and has n commands applied without
+// it; it returns the leader and that follower.
+func (c *cluster) leaveOneBehind(n int) (lead, lagging uint64) {
+	c.t.Helper()
+	lead = c.waitLeader()
+	lagging = c.others(lead)[0]
+	c.net.Isolate(lagging)
+	for i := range n {
+		if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return lead, lagging
+}
+
 func (s *restorerSM) restored() []actors.SnapshotMeta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,27 +257,14 @@ func TestRestoreSnapshotGetsMetadataAndStoresReadTheAppSection(t *testing.T) {
 				cfg.RetainEntries = -1
 			}
 		})
-		lead := c.waitLeader()
-		lagging := c.others(lead)[0]
-		c.net.Isolate(lagging)
-		for i := range 5 {
-			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		lead, lagging := c.leaveOneBehind(5)
 		snap, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := c.status(lead)
 		c.net.Heal()
-		deadline := time.Now().Add(30 * time.Second)
-		for len(sms[lagging].restored()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d restored no snapshot", lagging)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		sms[lagging].waitRestored(t, lagging)
 		meta := sms[lagging].restored()[0]
 		if meta.Index != snap.Index || meta.Term != st.Term || len(meta.Config.GetVoters()) != 3 {
 			t.Fatalf("RestoreSnapshot got %+v, want index %d term %d with 3 voters", meta, snap.Index, st.Term)
@@ -340,9 +369,14 @@ func (s *ownSM) snapshotCount() int {
 // snapshot is taken then; a follower that later needs one gets the
 // application's data, made on demand at the leader's applied index.
 func TestCompactToAndSnapshotOnDemand(t *testing.T) {
+	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		sms := map[uint64]*ownSM{}
 		c := newClusterWith(t, 3, func(c *cluster) {
+			c.dirs = map[uint64]string{} // Pebble, on a directory per node
+			for _, id := range c.ids {
+				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
+			}
 			c.configure = func(id uint64, cfg *actors.Config) {
 				if sms[id] == nil {
 					sms[id] = &ownSM{} // its state outlives a restart, as a durable one
@@ -351,14 +385,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 				cfg.RetainEntries = -1
 			}
 		})
-		lead := c.waitLeader()
-		lagging := c.others(lead)[0]
-		c.net.Isolate(lagging)
-		for i := range 10 {
-			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		lead, lagging := c.leaveOneBehind(10)
 		applied := c.status(lead).Applied
 		if _, err := actors.Request[*actors.CompactToResponse](c.sys.Root, c.node(lead), &actors.CompactTo{Index: applied + 1}, 5*time.Second); !errors.Is(err, actors.ErrBeyondApplied) {
 			t.Fatalf("CompactTo past applied: %v, want ErrBeyondApplied", err)
@@ -385,13 +412,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 		}
 
 		c.net.Heal()
-		deadline := time.Now().Add(30 * time.Second)
-		for len(sms[lagging].restored()) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d restored no snapshot", lagging)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		sms[lagging].waitRestored(t, lagging)
 		if n := sms[lead].snapshotCount(); n == 0 {
 			t.Fatal("the leader's state machine made no snapshot for the lagging follower")
 		}
@@ -453,3 +474,23 @@ func TestCompactToNeedsAnOwningStateMachine(t *testing.T) {
 }
 
 var _ persistence.SnapshotStore = (*splittingStore)(nil)
+
+// SplitSnapshot never panics on arbitrary data, refuses it with an error
+// wrapping ErrCorruptSnapshot, and what it accepts lies within the data.
+func FuzzSplitSnapshot(f *testing.F) {
+	f.Add([]byte("\xff\xff\xff\xffFLSN\x01\x01\x01\x00\x02\x03app"))
+	f.Add([]byte{1, 7, 3, 'a'})
+	f.Add([]byte("\xff\xff\xff\xffFLSN\x01\x01\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sec, err := actors.SplitSnapshot(data)
+		if err != nil {
+			if !errors.Is(err, actors.ErrCorruptSnapshot) {
+				t.Fatalf("error %v does not wrap ErrCorruptSnapshot", err)
+			}
+			return
+		}
+		if len(sec.Application) > len(data) || 2*len(sec.Sessions) > len(data) {
+			t.Fatalf("split %d bytes into an application section of %d and %d sessions", len(data), len(sec.Application), len(sec.Sessions))
+		}
+	})
+}

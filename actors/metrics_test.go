@@ -160,6 +160,7 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		}
 		c.net.Heal()
 		c.waitApplied(5+behind, c.ids...)
+		time.Sleep(50 * time.Millisecond) // a few ticks (fake time): the leader republishes the peers' lag
 		synctest.Wait()
 
 		m = collectMetrics(t, reader)

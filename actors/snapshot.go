@@ -183,6 +183,11 @@ type SnapshotMeta struct {
 // of Restore, with the snapshot's metadata and the application's bytes
 // (the library's section removed). Like Restore, it runs on the applier,
 // between Apply calls.
+//
+// Snapshots are whole byte slices today; streaming ones can arrive later as
+// further optional interfaces beside Snapshotter and SnapshotRestorer
+// (writing to an io.Writer, restoring from an io.Reader with the same
+// SnapshotMeta), the framing keeping the application's section last.
 type SnapshotRestorer interface {
 	RestoreSnapshot(meta SnapshotMeta, data []byte) error
 }

@@ -51,7 +51,7 @@ const (
 	MetricApplyLag = "raft.apply.lag"
 	// MetricPeerMatchLag: on the leader, per peer (raft.peer), how many entries
 	// its log is behind the leader's last index (gauge, {entry}). Reported only
-	// while the node leads.
+	// while the node leads; refreshed every tick.
 	MetricPeerMatchLag = "raft.peer.match.lag"
 	// MetricSnapshotSize: the size of a snapshot taken, sent (per message) or
 	// installed (histogram, By; raft.snapshot.op: take, send, install).

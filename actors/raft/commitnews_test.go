@@ -102,3 +102,27 @@ func TestCommitNewsTicksBound(t *testing.T) {
 		t.Fatalf("follower 2 committed %d after 2 ticks (CommitNewsTicks 2), the leader %d", c, lead.Committed())
 	}
 }
+
+// An acknowledgement that advances the commit index still sends the peer
+// what the full window held back: the entries do not wait for a tick.
+func TestCommitAdvanceStillSendsWhatTheWindowHeldBack(t *testing.T) {
+	// Two voters: every acknowledgement of the follower advances the
+	// commit index.
+	nw := newNetworkWith(t, clusterConfig([]uint64{1, 2}, nil), []uint64{1, 2}, func(c *Config) {
+		c.CommitNewsTicks = 0
+		c.MaxInflightMsgs = 1
+	})
+	nw.ids = []uint64{1, 2}
+	nw.elect(1)
+	nw.propose(1, "warm") // the followers are in replicate mode now
+	for i := range 3 {
+		if _, _, err := nw.raft(1).Propose(&messages.Entry{Data: []byte(fmt.Sprint("cmd-", i))}); err != nil {
+			t.Fatal(err)
+		}
+		nw.ready(nw.nodes[1]) // one append in flight; the rest wait for the window
+	}
+	nw.stabilize() // no tick
+	if lead := nw.raft(1); lead.Committed() != lead.LastIndex() {
+		t.Fatalf("leader committed %d of %d without a tick: entries held back by the window waited", lead.Committed(), lead.LastIndex())
+	}
+}

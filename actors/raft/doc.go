@@ -38,6 +38,9 @@
 // persisted, but the leader sends them to followers first (thesis §10.2.1).
 // Committed entries are handed out for applying only once they are durable
 // locally, so a node never applies an entry it could lose in a crash.
+// Followers learn a new commit index from the next append or heartbeat,
+// within Config.CommitNewsTicks (default: one heartbeat interval), not from
+// a broadcast per advance (§5.3 asks no more).
 //
 // # Configurations
 //

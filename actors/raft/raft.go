@@ -1121,10 +1121,11 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 	}
 	if r.maybeCommit() {
 		r.commitAdvanced()
-	} else if pr.Next <= r.log.lastIndex() {
+	}
+	if pr.Next <= r.log.lastIndex() {
 		// More to send (the window was full). An ack with nothing left to
 		// send is not answered: an empty append would be a wasted round
-		// trip (the next heartbeat carries the commit index anyway).
+		// trip (the next append or heartbeat carries the commit index).
 		r.sendAppend(m.From, pr)
 	}
 	if m.From == r.leadTransferee && pr.Match == r.log.lastIndex() {

@@ -5,13 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
+	"github.com/flotilla-raft/flotilla/examples/internal/certs"
 )
 
 // runCerts is `banking certs`: it issues the mutual-TLS files of a
@@ -39,7 +35,7 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "banking certs: want --nodes id=host,..., a non-zero --cluster-id and positive --days (%v)\n", err)
 		return 2
 	}
-	files, err := issueCerts(*dir, *clusterID, hosts, time.Duration(*days)*24*time.Hour)
+	files, err := certs.Issue(*dir, *clusterID, hosts, time.Duration(*days)*24*time.Hour)
 	if err != nil {
 		fmt.Fprintf(stderr, "banking certs: %v\n", err)
 		return 1
@@ -48,52 +44,4 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, f)
 	}
 	return 0
-}
-
-// issueCerts writes (or reuses) dir/ca.pem and dir/ca-key.pem, and writes
-// dir/node<id>.pem and dir/node<id>-key.pem for each node, valid for its
-// host (a "host:port" keeps only the host). It returns the files written.
-func issueCerts(dir string, clusterID uint64, hosts map[uint64]string, validFor time.Duration) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	caFile, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	var files []string
-	ca, err := remote.LoadCA(caFile, caKey)
-	if errors.Is(err, os.ErrNotExist) {
-		if ca, err = remote.NewCA(fmt.Sprintf("flotilla cluster %d CA", clusterID), validFor); err != nil {
-			return nil, err
-		}
-		key, err := ca.KeyPEM()
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(caKey, key, 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
-			return nil, err
-		}
-		files = append(files, caFile, caKey)
-	} else if err != nil {
-		return nil, err
-	}
-	ids := make([]uint64, 0, len(hosts))
-	for id := range hosts {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		host := hosts[id]
-		if h, _, err := splitAddr(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
-		cert, key := filepath.Join(dir, fmt.Sprintf("node%d.pem", id)), filepath.Join(dir, fmt.Sprintf("node%d-key.pem", id))
-		if err := ca.WriteNodeFiles(cert, key, []string{host}, validFor, remote.Identity{ClusterID: clusterID, NodeID: id}); err != nil {
-			return nil, err
-		}
-		files = append(files, cert, key)
-	}
-	return files, nil
 }

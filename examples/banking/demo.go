@@ -77,7 +77,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (err error) {
 		return err
 	}
 	defer d.close(&err)
-	c, setup, names, leader, start := d.c, d.admin, d.names, d.leader, d.start
+	c, setup, names, start := d.c, d.admin, d.names, d.start
 	want := int64(o.accounts) * o.initial
 	say("opened %d accounts with %d each: total %d", o.accounts, o.initial, want)
 
@@ -114,7 +114,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (err error) {
 	say("%d clients are transferring money between random accounts", o.clients)
 
 	sleep(ctx, o.duration/3) // let the workload run a while: not waiting for an event
-	leader, err = c.waitLeader(ctx, c.ids, 10*time.Second)
+	leader, err := c.waitLeader(ctx, c.ids, 10*time.Second)
 	if err != nil {
 		return err
 	}

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/examples/internal/certs"
+	"github.com/flotilla-raft/flotilla/examples/internal/procs"
 )
 
 // localCluster runs ledger servers as OS processes on loopback: the demo,
@@ -36,15 +36,13 @@ type localNode struct {
 	join       bool // started with --join: added at run time, not a founder
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exited
-	exit error
+	proc *procs.Process // the last process started; nil before the first
 }
 
 // newLocalCluster prepares n servers with free loopback ports and data
 // directories under dir. Nothing runs until start.
 func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (*localCluster, error) {
-	ports, err := freePorts(2 * n)
+	ports, err := procs.FreePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +62,7 @@ func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (
 	for id, nd := range c.nodes {
 		raftAddrs[id] = nd.raft
 	}
-	if _, err := issueCerts(filepath.Join(dir, "certs"), 1, raftAddrs, 24*time.Hour); err != nil {
+	if _, err := certs.Issue(filepath.Join(dir, "certs"), 1, raftAddrs, 24*time.Hour); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	if c.probe, err = NewClient(apis); err != nil {
@@ -72,28 +70,6 @@ func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (
 	}
 	c.probe.AttemptTimeout = 2 * time.Second
 	return c, nil
-}
-
-// freePorts reserves n distinct loopback ports by listening on port 0, then
-// releases them (another process could take one in between; on a test
-// machine that is rare, and the server then fails with a clear error).
-func freePorts(n int) ([]string, error) {
-	var out []string
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("reserve a loopback port: %w", err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().String())
-	}
-	return out, nil
 }
 
 func (c *localCluster) apis() []string {
@@ -130,14 +106,14 @@ func (c *localCluster) serverArgs(id uint64) []string {
 // --join; the founders learn of it through AddServer). Nothing runs until
 // start.
 func (c *localCluster) addNode(id uint64) error {
-	ports, err := freePorts(2)
+	ports, err := procs.FreePorts(2)
 	if err != nil {
 		return err
 	}
 	nd := &localNode{id: id, raft: ports[0], api: ports[1], join: true,
 		data: filepath.Join(c.dir, fmt.Sprintf("node%d", id)), logf: filepath.Join(c.dir, fmt.Sprintf("node%d.log", id))}
 	// Its certificate, from the cluster's CA, binds its id.
-	if _, err := issueCerts(filepath.Join(c.dir, "certs"), 1, map[uint64]string{id: nd.raft}, 24*time.Hour); err != nil {
+	if _, err := certs.Issue(filepath.Join(c.dir, "certs"), 1, map[uint64]string{id: nd.raft}, 24*time.Hour); err != nil {
 		return fmt.Errorf("certificate of node %d: %w", id, err)
 	}
 	c.nodes[id] = nd
@@ -156,89 +132,54 @@ func (c *localCluster) start(id uint64) error {
 	nd := c.nodes[id]
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
-	if nd.cmd != nil {
-		select {
-		case <-nd.done:
-		default:
-			return fmt.Errorf("node %d is already running (pid %d)", id, nd.cmd.Process.Pid)
+	if nd.proc != nil {
+		if up, _ := nd.proc.Running(); up {
+			return fmt.Errorf("node %d is already running (pid %d)", id, nd.proc.Pid())
 		}
 	}
-	logFile, err := os.OpenFile(nd.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(c.exe, c.serverArgs(id)...)
-	cmd.Env = append(os.Environ(), c.env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	p := &procs.Process{Exe: c.exe, Args: c.serverArgs(id), Env: c.env, LogFile: nd.logf}
+	if err := p.Start(); err != nil {
 		return fmt.Errorf("start node %d: %w", id, err)
 	}
-	done := make(chan struct{})
-	nd.cmd, nd.done, nd.exit = cmd, done, nil
-	go func() {
-		err := cmd.Wait()
-		logFile.Close()
-		nd.mu.Lock()
-		nd.exit = err
-		nd.mu.Unlock()
-		close(done)
-	}()
+	nd.proc = p
 	return nil
 }
 
-// pid returns node id's process id (0 when not running).
-func (c *localCluster) pid(id uint64) int {
+// process returns node id's last process (nil before the first start).
+func (c *localCluster) process(id uint64) *procs.Process {
 	nd := c.nodes[id]
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
-	if nd.cmd == nil {
-		return 0
+	return nd.proc
+}
+
+// pid returns node id's process id (0 before the first start).
+func (c *localCluster) pid(id uint64) int {
+	if p := c.process(id); p != nil {
+		return p.Pid()
 	}
-	return nd.cmd.Process.Pid
+	return 0
 }
 
 // running reports whether node id's process runs, or why it stopped.
 func (c *localCluster) running(id uint64) (bool, error) {
-	nd := c.nodes[id]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.cmd == nil {
+	p := c.process(id)
+	if p == nil {
 		return false, errors.New("never started")
 	}
-	select {
-	case <-nd.done:
-		return false, nd.exit
-	default:
-		return true, nil
-	}
+	return p.Running()
 }
 
 // signal sends sig to node id and waits up to timeout for it to exit.
 func (c *localCluster) signal(id uint64, sig syscall.Signal, timeout time.Duration) error {
-	nd := c.nodes[id]
-	nd.mu.Lock()
-	cmd, done := nd.cmd, nd.done
-	nd.mu.Unlock()
-	if cmd == nil {
+	p := c.process(id)
+	if p == nil {
 		return nil
 	}
-	select {
-	case <-done:
-		return nil
-	default:
+	if err := p.Signal(sig, timeout); err != nil {
+		return fmt.Errorf("node %d: %w", id, err)
 	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal node %d: %w", id, err)
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-t.C:
-		return fmt.Errorf("node %d (pid %d) did not exit within %v of %v", id, cmd.Process.Pid, timeout, sig)
-	}
+	return nil
 }
 
 // kill kills node id with SIGKILL (a crash: nothing is flushed).
@@ -395,18 +336,8 @@ func (c *localCluster) waitConverged(ctx context.Context, timeout time.Duration)
 func (c *localCluster) exited(ids []uint64) error {
 	for _, id := range ids {
 		if up, err := c.running(id); !up {
-			return fmt.Errorf("node %d's process exited (%v); the end of %s:\n%s", id, err, c.nodes[id].logf, logTail(c.nodes[id].logf, 5))
+			return fmt.Errorf("node %d's process exited (%v); the end of %s:\n%s", id, err, c.nodes[id].logf, procs.LogTail(c.nodes[id].logf, 5))
 		}
 	}
 	return nil
-}
-
-// logTail returns the last n lines of a file.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 )
@@ -60,6 +61,14 @@ func NewClient(servers []string) (*Client, error) {
 		producer: binary.BigEndian.Uint64(b[:]) | 1, owners: map[string]string{}, seq: map[string]uint64{}}, nil
 }
 
+// SetServers replaces the brokers the client starts from (the owners it
+// found stay known).
+func (c *Client) SetServers(servers []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.servers = slices.Clone(servers)
+}
+
 // Producer is the client's producer id.
 func (c *Client) Producer() uint64 { return c.producer }
 
@@ -94,7 +103,6 @@ func (c *Client) ProduceSeq(ctx context.Context, req ProduceRequest) (*ProduceRe
 	if err != nil {
 		return nil, err
 	}
-	c.remember(out.Partition, "")
 	return &out, nil
 }
 
@@ -144,15 +152,11 @@ func (c *Client) Status(ctx context.Context, server string) (*StatusResponse, er
 	return &out, nil
 }
 
+// remember notes api as the owner of partition.
 func (c *Client) remember(partition, api string) {
-	if partition == "" {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if api != "" {
-		c.owners[partition] = api
-	}
+	c.owners[partition] = api
 }
 
 // do sends a request until a broker answers 200 (decoded into out) or a
@@ -167,6 +171,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	c.mu.Unlock()
 	var last string
+	redirects := 0 // in a row: more than 3 (views changing under us) back off too
 	for {
 		code, er, err := c.once(ctx, method, server, path, q, body, out)
 		switch {
@@ -175,8 +180,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 				c.remember(partition, server)
 			}
 			return nil
-		case err == nil && code == http.StatusTemporaryRedirect && er.API != "":
-			last = er.Message
+		case err == nil && code == http.StatusTemporaryRedirect && er.API != "" && redirects < 3:
+			redirects++
 			server = er.API
 			if partition != "" {
 				c.remember(partition, server)
@@ -191,6 +196,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			last = er.Message
 		}
 		// Transient: wait, then try the next broker.
+		redirects = 0
 		c.count()
 		t := time.NewTimer(c.Backoff)
 		select {

@@ -109,23 +109,27 @@ func newDemoCluster(o demoOptions, n int) (*demoCluster, error) {
 	return c, nil
 }
 
-// start starts broker id: a founder or, with join, a broker that waits to
-// be added; members are the other brokers (--peers).
-func (c *demoCluster) start(id uint64, members []uint64, join bool) error {
+// start starts broker id: a founder of a cluster of founders or, when
+// founders is nil, a broker that waits to be added (--join).
+func (c *demoCluster) start(id uint64, founders []uint64) error {
 	ca, cert, key := certs.Files(filepath.Join(c.o.dir, "certs"), id)
 	args := []string{"server", "--id", fmt.Sprint(id), "--raft", c.raft[id], "--api", c.api[id],
 		"--data", filepath.Join(c.o.dir, fmt.Sprintf("broker%d", id)), "--tick", c.o.tick.String(), "--grace", c.o.grace.String(),
 		"--ca", ca, "--cert", cert, "--key", key}
-	if join {
-		args = append(args, "--join")
+	if founders == nil {
+		return c.run(id, append(args, "--join"))
 	}
 	var peers []string
-	for _, f := range members {
+	for _, f := range founders {
 		if f != id {
 			peers = append(peers, fmt.Sprintf("%d=%s/%s", f, c.raft[f], c.api[f]))
 		}
 	}
-	args = append(args, "--peers", strings.Join(peers, ","))
+	return c.run(id, append(args, "--peers", strings.Join(peers, ",")))
+}
+
+// run starts broker id's process with args.
+func (c *demoCluster) run(id uint64, args []string) error {
 	p := &procs.Process{Exe: c.o.exe, Args: args, Env: c.o.env, LogFile: filepath.Join(c.o.dir, fmt.Sprintf("broker%d.log", id))}
 	c.procs[id] = p
 	return p.Start()
@@ -230,13 +234,12 @@ func settled(v *View, ids []uint64, partitions int) bool {
 
 // workload is the demo's producers and consumers.
 type workload struct {
-	cl     *Client
-	mu     sync.Mutex
-	acks   []ack
-	errs   []error
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	failed bool
+	cl   *Client
+	mu   sync.Mutex
+	acks []ack
+	errs []error
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // produce sends messages to topic (partition by sequence number) until
@@ -317,7 +320,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	founders := []uint64{1, 2, 3}
 	fmt.Fprintf(out, "== 1. three brokers start (processes, mutual TLS on 127.0.0.1; data under %s)\n", o.dir)
 	for _, id := range founders {
-		if err := c.start(id, founders, false); err != nil {
+		if err := c.start(id, founders); err != nil {
 			return res, err
 		}
 	}
@@ -359,7 +362,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 	say("%d messages acknowledged so far", w.count())
 
 	fmt.Fprintln(out, "== 3. a fourth broker starts with --join and is added through the membership API (learner, caught up, voter)")
-	if err := c.start(4, founders, true); err != nil {
+	if err := c.start(4, nil); err != nil {
 		return res, err
 	}
 	actx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -400,7 +403,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, err
 	}
 	rest := slices.DeleteFunc(slices.Clone(all), func(id uint64) bool { return id == victim })
-	cl.servers = c.apis(rest...)
+	cl.SetServers(c.apis(rest...))
 	if v, err = c.waitTable(ctx, cl, fmt.Sprintf("broker %d's partitions re-owned", victim), victim, func(v *View) bool { return settled(v, rest, 6) }); err != nil {
 		return res, err
 	}
@@ -460,7 +463,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer) (res demoResult, er
 		return res, fmt.Errorf("remove broker %d: %w", leaver, err)
 	}
 	remaining := slices.DeleteFunc(slices.Clone(rest), func(id uint64) bool { return id == leaver })
-	cl.servers = c.apis(remaining...)
+	cl.SetServers(c.apis(remaining...))
 	if v, err = c.waitTable(ctx, cl, fmt.Sprintf("broker %d's partitions moved", leaver), victim, func(v *View) bool { return settled(v, remaining, 6) }); err != nil {
 		return res, err
 	}

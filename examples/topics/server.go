@@ -23,7 +23,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
@@ -60,8 +59,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 		id         = fs.Uint64("id", 0, "this broker's id (non-zero, unique; its Raft node id)")
 		raftAddr   = fs.String("raft", "", "Raft (gRPC) address, host:port: listened on and given to the peers")
 		api        = fs.String("api", "", "broker API (HTTP) address, host:port: listened on and given to clients")
-		peers      = fs.String("peers", "", "the other founding brokers, none for a one-broker cluster (with --join: the current members): id=raft-host:port/api-host:port,...")
-		join       = fs.Bool("join", false, "start with no configuration and wait to be added (topics add) instead of founding with --peers")
+		peers      = fs.String("peers", "", "the other founding brokers, none for a one-broker cluster: id=raft-host:port/api-host:port,...")
+		join       = fs.Bool("join", false, "start with no configuration and wait to be added (topics add) instead of founding a cluster")
 		data       = fs.String("data", "", "data directory (Raft log and messages, each in its own Pebble; created if missing)")
 		insecure   = fs.Bool("insecure", false, "plaintext gRPC between the brokers (explicit opt-in; otherwise --ca, --cert, --key)")
 		ca         = fs.String("ca", "", "PEM file of the CA that signs the brokers' certificates (mutual TLS)")
@@ -99,9 +98,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverConfig, error) {
 	if c.peers, err = parsePeers(*peers); err != nil {
 		bad("--peers: %v", err)
 	}
-	if c.join && len(c.peers) == 0 {
-		bad("--join needs --peers: the current members, which it must answer before it has the configuration")
-	}
+
 	if _, dup := c.peers[c.id]; dup {
 		bad("--peers lists this broker's own id %d: list only the others", c.id)
 	}
@@ -263,13 +260,9 @@ func startServer(cfg *serverConfig, stderr io.Writer) (_ *server, err error) {
 	rcfg.ID, rcfg.ClusterID, rcfg.ListenAddr = cfg.id, 1, cfg.raft
 	rcfg.Logger = warnOnly
 	rcfg.Insecure, rcfg.CAFile, rcfg.CertFile, rcfg.KeyFile = cfg.insecure, cfg.ca, cfg.cert, cfg.key
-	rtr, err := remote.New(rcfg)
+	tr, err := remote.New(rcfg)
 	if err != nil {
 		return nil, err
-	}
-	tr := &addressBook{Transport: rtr, addrs: map[uint64]string{}}
-	for id, p := range cfg.peers {
-		tr.addrs[id] = p.raft
 	}
 	ncfg := actors.DefaultConfig()
 	ncfg.ID, ncfg.ClusterID, ncfg.Address = cfg.id, 1, cfg.raft
@@ -354,22 +347,4 @@ func (s *server) notifyChanged() {
 	case s.changed <- struct{}{}:
 	default:
 	}
-}
-
-// addressBook fills in the address of a peer that the node sends to
-// without one. A node started with no configuration (--join) knows no
-// member's address until it has applied a configuration entry, yet it must
-// answer the leader's first AppendEntries to get there: the node addresses
-// peers only from the configuration, and the remote transport needs an
-// address. --peers gives the addresses.
-type addressBook struct {
-	transport.Transport
-	addrs map[uint64]string
-}
-
-func (a *addressBook) Send(to transport.Peer, m *messages.Message) error {
-	if to.Address == "" {
-		to.Address = a.addrs[to.ID]
-	}
-	return a.Transport.Send(to, m)
 }

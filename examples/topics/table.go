@@ -87,15 +87,17 @@ type Partition struct {
 	Holders []uint64 `json:"holders,omitempty"`
 }
 
-// View is what TableQuery answers: every partition and every broker's
-// client API.
+// View is what TableQuery answers: every partition, sorted by topic and
+// index, and every broker's client API.
 type View struct {
 	Partitions []Partition       `json:"partitions"`
 	Brokers    map[uint64]string `json:"brokers"`
-	Applied    uint64            `json:"applied"`
-	Leader     uint64            `json:"leader,omitempty"`
-	Voters     []uint64          `json:"voters,omitempty"`
-	byName     map[string]Partition
+	Applied    uint64            `json:"applied"` // the index of the last entry applied
+	// Leader and Voters are filled in by GET /v1/table from the node's
+	// status (not part of the replicated state).
+	Leader uint64   `json:"leader,omitempty"`
+	Voters []uint64 `json:"voters,omitempty"`
+	byName map[string]Partition
 }
 
 // Get returns the named partition.

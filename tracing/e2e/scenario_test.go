@@ -281,7 +281,8 @@ func findTraces(t *testing.T, j *jaegertest.Jaeger, sc scenario) flowTraces {
 					*dst = tr
 					return nil
 				}
-				last = fmt.Errorf("%w; in trace %s:\n%s", err, tr.TraceID, tr.Tree())
+				r, _ := rootOf(tr)
+				last = fmt.Errorf("%w; in trace %s (root %s):\n%s", err, tr.TraceID, tag(r, string(tracing.AttrResult)), tr.Tree())
 			}
 			return last
 		})
@@ -409,13 +410,17 @@ func (v view) under(e *errs, name string, node uint64, min int, parent string, p
 // skew, missing parents), every child recorded by another process inside its
 // parent in time (so that Jaeger finds no skew to correct between hosts),
 // and the services expected.
-func (v view) common(e *errs, services ...uint64) {
+func (v view) common(e *errs, services ...uint64) { v.check(e, true, services...) }
+
+// check is common, with the timing of children from other processes
+// checked only when nested is set.
+func (v view) check(e *errs, nested bool, services ...uint64) {
 	for _, s := range v.tr.Spans {
 		for _, w := range s.Warnings {
 			e.addf("%s from %s carries the warning %q", s.OperationName, v.service(s), w)
 		}
 		p, ok := v.byID[s.Parent()]
-		if ok && v.service(s) != v.service(p) && (s.StartTime < p.StartTime || s.StartTime+s.Duration > p.StartTime+p.Duration) {
+		if nested && ok && v.service(s) != v.service(p) && (s.StartTime < p.StartTime || s.StartTime+s.Duration > p.StartTime+p.Duration) {
 			e.addf("%s from %s [%d+%d µs] lies outside its parent %s from %s [%d+%d µs]", s.OperationName, v.service(s), s.StartTime, s.Duration, p.OperationName, v.service(p), p.StartTime, p.Duration)
 		}
 	}
@@ -489,7 +494,11 @@ func checkConfig(tr jaegertest.Trace, L uint64) error {
 
 func checkSnapshot(tr jaegertest.Trace, L, I uint64) error {
 	v, e := newView(tr), errs{}
-	v.common(&e, L, I)
+	// Not nested in time: when the leader sends the snapshot again before the
+	// first is acknowledged, an acknowledgement can end the leader's span
+	// before the follower answers that copy (a known imperfection: the
+	// follower's answer does not say which copy it answers).
+	v.check(&e, false, L, I)
 	v.under(&e, tracing.SpanSnapshotInstall, I, 1, tracing.SpanSnapshotSend, L, "server")
 	v.under(&e, tracing.SpanPersist, I, 1, tracing.SpanSnapshotInstall, I, "internal")
 	v.under(&e, tracing.SpanSnapshotRestore, I, 1, tracing.SpanSnapshotInstall, I, "internal")

@@ -65,6 +65,16 @@ func (p *Process) Start() error {
 	return nil
 }
 
+// Pid is the process id of the last start (0 before the first).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Running reports whether the process runs, or why it stopped.
 func (p *Process) Running() (bool, error) {
 	p.mu.Lock()
