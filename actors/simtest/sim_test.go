@@ -26,7 +26,7 @@ var (
 // sliceSeeds is what make test runs: a bounded, seeded slice.
 func sliceSeeds() int {
 	if testing.Short() {
-		return 20
+		return 40
 	}
 	return 100
 }
