@@ -55,6 +55,8 @@
 // SEEDS=N runs a long sweep and prints what it exercised. Flags of the
 // test: -simshell.seeds, -simshell.start, -simshell.seed (TestReplay),
 // -simshell.lease (some, all, none), -simshell.slow, -simshell.membership
-// (off by default: membership changes under churn are issue 13's).
+// (off by default: membership liveness under churn is issue 13's; a member
+// that missed a configuration change refuses the messages of a leader it
+// does not know, and seed 102 never converges).
 // SIMSHELL_DEBUG=1 prints the step trace as it grows.
 package simtest

@@ -116,4 +116,7 @@ type MemberInfo struct {
 	ID       uint64 `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
+	// Lag is how many entries the member's log is behind the leader's
+	// (in the leader's status only).
+	Lag *uint64 `json:"lag,omitempty"`
 }

@@ -263,6 +263,7 @@ func printBalances(out io.Writer, b map[string]int64) {
 // printStatus prints every server's status, one line each.
 func printStatus(ctx context.Context, c *Client, servers []string, out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	var lead *StatusResponse
 	fmt.Fprintln(tw, "NODE\tAPI\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST\tPEERS")
 	for _, s := range servers {
 		st, err := c.Status(ctx, s)
@@ -277,6 +278,28 @@ func printStatus(ctx context.Context, c *Client, servers []string, out io.Writer
 		slices.Sort(peers)
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", st.ID, st.APIAddr, st.Role, st.Term, st.Leader,
 			st.Commit, st.Applied, st.LastIndex, strings.Join(peers, " "))
+		if st.Role == "leader" {
+			lead = st
+		}
 	}
 	tw.Flush()
+	if lead != nil {
+		fmt.Fprintf(out, "configuration %d (the leader's view): voters %s; learners %s\n", lead.ConfigIndex, membersWithLag(lead.Members), membersWithLag(lead.Learners))
+	}
+}
+
+// membersWithLag renders members as "1 2 4(lag 12)".
+func membersWithLag(ms []MemberInfo) string {
+	if len(ms) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, m := range ms {
+		if m.Lag != nil && *m.Lag > 0 {
+			parts = append(parts, fmt.Sprintf("%d(lag %d)", m.ID, *m.Lag))
+		} else {
+			parts = append(parts, fmt.Sprint(m.ID))
+		}
+	}
+	return strings.Join(parts, " ")
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,11 +108,13 @@ func (c *localCluster) serverArgs(id uint64) []string {
 // --join; the founders learn of it through AddServer). Nothing runs until
 // start.
 func (c *localCluster) addNode(id uint64) error {
-	ports, err := procs.FreePorts(2)
+	// Its client API is on the Raft port + 1000, the default the members
+	// assume for a server added at run time (they redirect clients there).
+	raft, api, err := freePortPair(apiPortOffset)
 	if err != nil {
 		return err
 	}
-	nd := &localNode{id: id, raft: ports[0], api: ports[1], join: true,
+	nd := &localNode{id: id, raft: raft, api: api, join: true,
 		data: filepath.Join(c.dir, fmt.Sprintf("node%d", id)), logf: filepath.Join(c.dir, fmt.Sprintf("node%d.log", id))}
 	// Its certificate, from the cluster's CA, binds its id.
 	if _, err := certs.Issue(filepath.Join(c.dir, "certs"), 1, map[uint64]string{id: nd.raft}, 24*time.Hour); err != nil {
@@ -119,6 +123,26 @@ func (c *localCluster) addNode(id uint64) error {
 	c.nodes[id] = nd
 	c.ids = append(c.ids, id)
 	return nil
+}
+
+// freePortPair reserves a loopback port p whose p+offset is free too.
+func freePortPair(offset int) (string, string, error) {
+	for range 50 {
+		ports, err := procs.FreePorts(1)
+		if err != nil {
+			return "", "", err
+		}
+		_, p, err := splitAddr(ports[0])
+		if err != nil || p+offset > 65535 {
+			continue
+		}
+		api := net.JoinHostPort("127.0.0.1", strconv.Itoa(p+offset))
+		if l, err := net.Listen("tcp", api); err == nil {
+			l.Close()
+			return ports[0], api, nil
+		}
+	}
+	return "", "", errors.New("no free loopback port p with p+offset free")
 }
 
 // forget drops node id (stopped, removed from the cluster) from the

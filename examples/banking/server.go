@@ -646,6 +646,15 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Term: st.Term, Leader: st.Leader, LeaderAPI: s.apiOf(st.Leader, st.LeaderAddress), Commit: st.Commit, Applied: st.Applied,
 		LastIndex: st.LastIndex, Peers: st.Peers, ConfigIndex: st.ConfigIndex, Removed: st.Removed}
 	out.Members, out.Learners = s.memberInfos(st.Config)
+	for _, p := range st.Progress { // the leader's view: each member's lag
+		for _, ms := range [][]MemberInfo{out.Members, out.Learners} {
+			for i := range ms {
+				if ms[i].ID == p.ID {
+					ms[i].Lag = &p.Lag
+				}
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
