@@ -495,7 +495,7 @@ func TestRefusedNonMemberLearnsIt(t *testing.T) {
 // (Raft learns the configuration from the leader's log, thesis §4.1) and
 // catch up; its gate used to drop them as from a non-member, and with
 // pre-votes refused by members in lease it stayed a pre-candidate for
-// ever (simtest seed 102 with -simshell.membership).
+// ever (simtest seeds 24 and 102 with membership changes).
 func TestMemberFollowsLeaderItDoesNotKnow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3)
