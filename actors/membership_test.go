@@ -488,3 +488,40 @@ func TestRefusedNonMemberLearnsIt(t *testing.T) {
 		}
 	})
 }
+
+// TestMemberFollowsLeaderItDoesNotKnow: a voter down while a new voter
+// joins and then takes the lead comes back with the old configuration,
+// in which its leader is no member. It must accept the leader's appends
+// (Raft learns the configuration from the leader's log, thesis §4.1) and
+// catch up; its gate used to drop them as from a non-member, and with
+// pre-votes refused by members in lease it stayed a pre-candidate for
+// ever (simtest seeds 24 and 102 with membership changes).
+func TestMemberFollowsLeaderItDoesNotKnow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		lead := c.waitLeader()
+		gone := c.others(lead)[0]
+		c.crash(gone)
+		c.addNode(4)
+		if _, err := actors.Request[*actors.MembershipResponse](c.sys.Root, c.node(lead), &actors.AddMember{ID: 4, Address: "node-4", Voter: true}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := actors.Request[*actors.TransferLeadershipResponse](c.sys.Root, c.node(lead), &actors.TransferLeadership{To: 4}, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if l := c.waitLeader(lead, 4); l != 4 {
+			t.Fatalf("leader %d after the transfer, want 4", l)
+		}
+		for i := range 5 {
+			if _, err := c.propose(4, fmt.Sprint("led-by-4-", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.restart(gone)
+		c.waitApplied(5, gone)
+		c.waitConfig(gone, []uint64{1, 2, 3, 4}, nil)
+		if s := c.status(gone); s.Leader != 4 || s.Role != raft.Follower {
+			t.Fatalf("node %d: role %s, leader %d; want a follower of 4", gone, s.Role, s.Leader)
+		}
+	})
+}

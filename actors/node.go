@@ -527,7 +527,11 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 			return
 		}
 	}
-	n.lastHeard[m.From] = n.ticks
+	if n.r.IsMember(m.From) {
+		// Members only: the gate passes leaders' messages from any
+		// sender, and this map must not grow with them.
+		n.lastHeard[m.From] = n.ticks
+	}
 	n.traceInbound(m)
 	if err := n.r.Step(m); err != nil {
 		n.drops.Invalid++

@@ -18,9 +18,9 @@
 // snapshot) and restarts; leadership transfers; PreVote and CheckQuorum
 // changed through the log; pause and resume (StartPaused, Resume);
 // stale-read probes (the leader cut off, an append acknowledged by the
-// others, then a read on the cut-off node); and, behind
-// Options.Membership, membership changes (add a learner, promote it,
-// remove a voter, replace a voter by a learner: joint consensus). Each node
+// others, then a read on the cut-off node); and membership changes (add a
+// learner, promote it, remove a voter, replace a voter by a learner: joint
+// consensus; Options.Membership, on in DefaultOptions). Each node
 // applies either through the StateMachine interface or, the actor way,
 // through actors.ActorStateMachine and an application actor that is
 // sometimes slow, rarely slower than the applier waits.
@@ -55,8 +55,6 @@
 // SEEDS=N runs a long sweep and prints what it exercised. Flags of the
 // test: -simshell.seeds, -simshell.start, -simshell.seed (TestReplay),
 // -simshell.lease (some, all, none), -simshell.slow, -simshell.membership
-// (off by default: membership liveness under churn is issue 13's; a member
-// that missed a configuration change refuses the messages of a leader it
-// does not know, and seed 102 never converges).
+// (on by default; =false leaves membership changes out).
 // SIMSHELL_DEBUG=1 prints the step trace as it grows.
 package simtest

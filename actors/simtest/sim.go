@@ -51,14 +51,15 @@ type Options struct {
 }
 
 // DefaultOptions is what the sweep runs for a seed: 3 or 5 nodes, every
-// fault kind of the default slice on, lease reads on one seed in three.
+// fault kind on, membership changes included, lease reads on one seed in
+// three.
 func DefaultOptions(seed uint64) Options {
 	n := 3
 	if seed%2 == 0 {
 		n = 5
 	}
 	return Options{Seed: seed, Nodes: n, Clients: 3, Chaos: 3 * time.Second,
-		LeaseReads: seed%3 == 0, Settings: true, SlowApply: true}
+		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true}
 }
 
 func (o *Options) ensureDefaults() {

@@ -18,7 +18,7 @@ var (
 	flagSeeds      = flag.Int("simshell.seeds", 0, "seeds of TestSweep (0: the bounded slice of make test)")
 	flagStart      = flag.Uint64("simshell.start", 1, "first seed of TestSweep")
 	flagSeed       = flag.Uint64("simshell.seed", 0, "the seed TestReplay runs, with its step trace")
-	flagMembership = flag.Bool("simshell.membership", false, "add membership changes (off by default: issue 13, a member that missed a change refuses the new leader; seed 102 fails)")
+	flagMembership = flag.Bool("simshell.membership", true, "membership changes (learners added and promoted, voters removed, joint changes); =false leaves them out")
 	flagLease      = flag.String("simshell.lease", "some", "lease-based reads: some (one seed in three), all, none")
 	flagSlow       = flag.Bool("simshell.slow", true, "slow application actors, rarely slower than the applier waits")
 )
@@ -124,8 +124,8 @@ func report(t *testing.T, res *Result) {
 	t.Helper()
 	seed := res.Options.Seed
 	replay := fmt.Sprintf("go test ./actors/simtest/ -run TestReplay -simshell.seed=%d -v", seed)
-	if res.Options.Membership {
-		replay += " -simshell.membership"
+	if !res.Options.Membership {
+		replay += " -simshell.membership=false"
 	}
 	path := filepath.Join(traceDir(), fmt.Sprintf("flotilla-simshell-seed-%d.txt", seed))
 	body := fmt.Sprintf("seed %d %+v\n%s\n\n%s\n\n%s", seed, res.Options, strings.Join(res.Violations, "\n"), strings.Join(res.Trace, "\n"), res.Stacks)

@@ -16,8 +16,10 @@
 // actor's adapter just performs a non-blocking actor Send. Every transport
 // runs what it receives through [Codec] (envelope, version and size checks)
 // and the node runs it through a [Gate] (cluster id, membership, addressee),
-// so messages from other clusters, from non-members, and undecodable or
-// oversized input are dropped and counted, never a crash.
+// so messages from other clusters, from non-members (except a leader's
+// append, heartbeat and snapshot, which Raft must accept from a leader not
+// yet in its configuration), and undecodable or oversized input are dropped
+// and counted, never a crash.
 //
 // Extra capabilities are optional interfaces, in the style of
 // database/sql/driver: [PeerStatuser] for per-peer connection state and

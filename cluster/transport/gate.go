@@ -14,7 +14,16 @@ import (
 //   - its `to` is the local node id (a misrouted message is dropped),
 //   - its sender `from` is non-zero and a member according to the
 //     membership predicate (a removed or unknown node cannot disturb the
-//     cluster, for example by forcing elections with higher terms).
+//     cluster, for example by forcing elections with higher terms), unless
+//     it is a message only a leader sends (append, heartbeat, snapshot).
+//
+// Leader messages pass from any sender because Raft requires a server to
+// accept a leader that is not in its own latest configuration (thesis
+// §4.1): a member that missed the change adding that leader learns it from
+// the leader's log, and would otherwise wait for ever. This lets no
+// non-member disturb the cluster: a leader's term is checked by Raft like
+// any other (a stale removed leader is told the newer term and steps down),
+// and votes, the messages that start elections, still need membership.
 //
 // Every drop is counted by reason; GateStats feeds the node's status.
 // Gate is safe for concurrent use. The zero value is not usable: use
@@ -44,7 +53,8 @@ type GateStats struct {
 	DroppedWrongCluster uint64
 	// DroppedWrongTo: `to` is not the local node id.
 	DroppedWrongTo uint64
-	// DroppedNotMember: `from` is zero or not a member.
+	// DroppedNotMember: `from` is zero, or not a member and the message
+	// is not a leader's (append, heartbeat, snapshot).
 	DroppedNotMember uint64
 	// DroppedInvalid: a nil message.
 	DroppedInvalid uint64
@@ -72,10 +82,19 @@ func (g *Gate) Admit(m *messages.Message) bool {
 		g.wrongCluster.Add(1)
 	case m.GetTo() != g.localID:
 		g.wrongTo.Add(1)
-	case m.GetFrom() == 0 || (g.isMember != nil && !g.isMember(m.GetFrom())):
+	case m.GetFrom() == 0 || (g.isMember != nil && !fromLeader(m) && !g.isMember(m.GetFrom())):
 		g.notMember.Add(1)
 	default:
 		g.admitted.Add(1)
+		return true
+	}
+	return false
+}
+
+// fromLeader reports whether m is of a type only a leader sends.
+func fromLeader(m *messages.Message) bool {
+	switch m.GetType() {
+	case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT:
 		return true
 	}
 	return false

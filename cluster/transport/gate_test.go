@@ -25,6 +25,16 @@ func TestGate(t *testing.T) {
 		{"zero sender", &messages.Message{ClusterId: 7, From: 0, To: 2}, false},
 		{"nil", nil, false},
 		{"another member", &messages.Message{ClusterId: 7, From: 3, To: 2}, true},
+		// A leader this node does not know yet passes (Raft learns the
+		// configuration from the leader's log); its votes do not.
+		{"non-member append", &messages.Message{Type: messages.MessageType_MSG_APPEND, ClusterId: 7, From: 9, To: 2}, true},
+		{"non-member heartbeat", &messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, ClusterId: 7, From: 9, To: 2}, true},
+		{"non-member snapshot", &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, ClusterId: 7, From: 9, To: 2}, true},
+		{"non-member vote", &messages.Message{Type: messages.MessageType_MSG_VOTE, ClusterId: 7, From: 9, To: 2}, false},
+		{"non-member pre-vote", &messages.Message{Type: messages.MessageType_MSG_PRE_VOTE, ClusterId: 7, From: 9, To: 2}, false},
+		{"non-member append response", &messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, ClusterId: 7, From: 9, To: 2}, false},
+		{"leader message of another cluster", &messages.Message{Type: messages.MessageType_MSG_APPEND, ClusterId: 8, From: 9, To: 2}, false},
+		{"leader message from zero", &messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, ClusterId: 7, From: 0, To: 2}, false},
 	} {
 		if got := g.Admit(tc.m); got != tc.admit {
 			t.Errorf("%s: Admit = %v, want %v", tc.name, got, tc.admit)
@@ -32,16 +42,16 @@ func TestGate(t *testing.T) {
 		h(tc.m)
 	}
 	want := transport.GateStats{
-		Admitted: 4, DroppedWrongCluster: 2, DroppedWrongTo: 2, DroppedNotMember: 4, DroppedInvalid: 2,
+		Admitted: 10, DroppedWrongCluster: 4, DroppedWrongTo: 2, DroppedNotMember: 12, DroppedInvalid: 2,
 	}
 	if got := g.Stats(); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
-	if got := g.Stats().Dropped(); got != 10 {
-		t.Errorf("Dropped = %d, want 10", got)
+	if got := g.Stats().Dropped(); got != 20 {
+		t.Errorf("Dropped = %d, want 20", got)
 	}
-	if len(delivered) != 2 {
-		t.Errorf("Wrap delivered %d messages, want 2", len(delivered))
+	if len(delivered) != 5 {
+		t.Errorf("Wrap delivered %d messages, want 5", len(delivered))
 	}
 
 	// A nil predicate admits any non-zero sender.
