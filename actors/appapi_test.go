@@ -212,6 +212,10 @@ func (c *cluster) leaveOneBehind(n int) (lead, lagging uint64) {
 			c.t.Fatal(err)
 		}
 	}
+	// The leader's replicators send on their own goroutines: let every
+	// send of these entries reach the transport while the link is still
+	// cut (a send that ran after a later Heal would deliver them).
+	synctest.Wait()
 	return lead, lagging
 }
 
@@ -263,6 +267,7 @@ func TestRestoreSnapshotGetsMetadataAndStoresReadTheAppSection(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := c.status(lead)
+		synctest.Wait()
 		c.net.Heal()
 		sms[lagging].waitRestored(t, lagging)
 		meta := sms[lagging].restored()[0]
