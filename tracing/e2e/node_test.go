@@ -85,7 +85,10 @@ func runNode(idText string) error {
 	if err != nil {
 		return err
 	}
-	boot := &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 10, HeartbeatTicks: 1}}
+	// 25 ticks of 20 ms: an election timeout of 0.5–1 s, long enough that a
+	// loaded CI machine does not start elections of its own in the middle of
+	// the transfer whose trace the test reads.
+	boot := &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 25, HeartbeatTicks: 1}}
 	var listen string
 	for _, p := range strings.Split(os.Getenv(envPeers), ",") {
 		k, addr, _ := strings.Cut(p, "=")
