@@ -23,8 +23,12 @@ race: ## all tests under the race detector
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
 
 .PHONY: bench
-bench: ## side-by-side benchmark vs hashicorp/raft and etcd raft (make bench ARGS='-clients 64')
+bench: ## quick side-by-side benchmark vs etcd raft and hashicorp/raft, every row and the bars (make bench ARGS='-clients 64')
 	cd bench && $(GO) run . $(ARGS)
+
+.PHONY: bench-full
+bench-full: ## the published benchmark: median of 3 alternating runs, 5 s windows; rewrites bench/RESULTS.md, bench/results.svg and README's table
+	cd bench && $(GO) run . -runs 3 -warmup 2s -window 5s -publish $(ARGS)
 
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000

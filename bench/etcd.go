@@ -17,24 +17,45 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// etcdDriver runs go.etcd.io/raft/v3 with a straightforward Ready loop per
-// node: write the Ready's entries and hard state in one Pebble batch
-// (committed with pebble.Sync when MustSync, in durable mode), append them
-// to the MemoryStorage raft reads from, send the messages, apply the
-// committed entries, then Advance. Memory mode skips Pebble. Messages go
-// between nodes over buffered channels (pointers, like the other rows'
-// in-memory transports).
+// etcdDriver runs go.etcd.io/raft/v3 as a RawNode loop per node, the way
+// its README's "plain" usage goes: one goroutine steps messages, proposals
+// and ticks into the RawNode, then handles each Ready in order: write its
+// entries and hard state in one Pebble batch (pebble.Sync when MustSync, in
+// durable mode), append them to the MemoryStorage raft reads from, send
+// the messages, apply the committed entries, Advance. Memory mode skips
+// Pebble. Messages go between nodes over buffered channels (pointers, like
+// the other rows' in-memory transports).
 func etcdDriver() *driver {
 	return &driver{
 		name:      "etcd",
 		inProcess: true,
 		note: func(mode string) string {
 			if mode == modeDurable {
-				return "Ready loop: Pebble batch (pebble.Sync when MustSync) → send → apply → Advance"
+				return "RawNode loop: Pebble batch (pebble.Sync when MustSync) → send → apply → Advance"
 			}
-			return "Ready loop on MemoryStorage, no disk"
+			return "RawNode loop on MemoryStorage, no disk: append → send → apply → Advance"
 		},
-		start: startEtcd,
+		start: func(ctx context.Context, mode, dir string) (cluster, error) { return startEtcd(ctx, mode, dir, false) },
+	}
+}
+
+// etcdAsyncDriver runs etcd raft as its maintainers configure it for
+// speed: a RawNode loop with AsyncStorageWrites (doc.go, "Usage with
+// Asynchronous Storage Writes"). The loop sends peer messages at once,
+// before the leader's own log write; an append goroutine per node drains
+// every pending MsgStorageAppend into one Pebble batch and one sync, then
+// delivers their responses; an apply goroutine applies committed entries.
+func etcdAsyncDriver() *driver {
+	return &driver{
+		name:      "etcd-async",
+		inProcess: true,
+		note: func(mode string) string {
+			if mode == modeDurable {
+				return "RawNode loop, AsyncStorageWrites: send at once; append goroutine batches every pending append into one Pebble batch + pebble.Sync; apply goroutine"
+			}
+			return "RawNode loop, AsyncStorageWrites on MemoryStorage, no disk: append and apply goroutines"
+		},
+		start: func(ctx context.Context, mode, dir string) (cluster, error) { return startEtcd(ctx, mode, dir, true) },
 	}
 }
 
@@ -42,23 +63,33 @@ type etcdCluster struct {
 	nodes  map[uint64]*etcdNode
 	leader atomic.Pointer[etcdNode]
 	done   chan struct{}
-	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// etcdProposal is a client's proposal on its way into the leader's loop.
+type etcdProposal struct {
+	data []byte
+	done chan error // buffered: nil once applied on this node, or the refusal
+	id   uint64
 }
 
 type etcdNode struct {
 	id      uint64
 	c       *etcdCluster
-	n       raft.Node
+	rn      *raft.RawNode // owned by loop
+	async   bool
 	storage *raft.MemoryStorage
 	db      *pebble.DB // nil in memory mode
 	inbox   chan *pb.Message
-	applied atomic.Uint64
+	props   chan *etcdProposal
+	// AsyncStorageWrites: the append and apply goroutines' queues.
+	toAppend, toApply chan *pb.Message
+	lead              atomic.Uint64
 	// Counters for diagnostics: synced batches, their time, messages sent.
 	writes, writeNanos, sent atomic.Uint64
 
 	mu      sync.Mutex
-	waiters map[uint64]chan struct{} // proposal id -> applied on this node
+	waiters map[uint64]chan error // proposal id -> applied on this node
 }
 
 var etcdHardStateKey = []byte("h")
@@ -92,9 +123,8 @@ func openPebble(dir string) (*pebble.DB, error) {
 	})
 }
 
-func startEtcd(ctx context.Context, mode, dir string) (cluster, error) {
-	runCtx, cancel := context.WithCancel(context.Background())
-	c := &etcdCluster{nodes: map[uint64]*etcdNode{}, done: make(chan struct{}), cancel: cancel}
+func startEtcd(ctx context.Context, mode, dir string, async bool) (cluster, error) {
+	c := &etcdCluster{nodes: map[uint64]*etcdNode{}, done: make(chan struct{})}
 	leaders := make(chan *etcdNode, 16)
 	for id := uint64(1); id <= 3; id++ {
 		st := raft.NewMemoryStorage()
@@ -108,7 +138,12 @@ func startEtcd(ctx context.Context, mode, dir string) (cluster, error) {
 			c.close()
 			return nil, err
 		}
-		nd := &etcdNode{id: id, c: c, storage: st, inbox: make(chan *pb.Message, 1<<14), waiters: map[uint64]chan struct{}{}}
+		nd := &etcdNode{id: id, c: c, async: async, storage: st, inbox: make(chan *pb.Message, 1<<14),
+			props: make(chan *etcdProposal, 1<<12), waiters: map[uint64]chan error{}}
+		if async {
+			nd.toAppend = make(chan *pb.Message, 1<<12)
+			nd.toApply = make(chan *pb.Message, 1<<12)
+		}
 		if mode == modeDurable {
 			db, err := openPebble(filepath.Join(dir, fmt.Sprintf("node-%d", id)))
 			if err != nil {
@@ -117,27 +152,37 @@ func startEtcd(ctx context.Context, mode, dir string) (cluster, error) {
 			}
 			nd.db = db
 		}
-		nd.n = raft.RestartNode(&raft.Config{
-			ID:              id,
-			ElectionTick:    electionTicks,
-			HeartbeatTick:   heartbeatTicks,
-			Storage:         st,
-			MaxSizePerMsg:   1 << 20,
-			MaxInflightMsgs: 256,
-			CheckQuorum:     true,
-			PreVote:         true,
-			Logger:          etcdDiscardLogger{},
+		rn, err := raft.NewRawNode(&raft.Config{
+			ID:                 id,
+			ElectionTick:       electionTicks,
+			HeartbeatTick:      heartbeatTicks,
+			Storage:            st,
+			MaxSizePerMsg:      1 << 20,
+			MaxInflightMsgs:    256,
+			CheckQuorum:        true,
+			PreVote:            true,
+			AsyncStorageWrites: async,
+			Logger:             etcdDiscardLogger{},
 		})
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		nd.rn = rn
 		c.nodes[id] = nd
 	}
-	for _, nd := range c.nodes {
-		c.wg.Add(2)
-		go nd.readyLoop(leaders)
-		go nd.stepLoop(runCtx)
-	}
-	if err := c.nodes[1].n.Campaign(ctx); err != nil {
+	if err := c.nodes[1].rn.Campaign(); err != nil {
 		c.close()
 		return nil, err
+	}
+	for _, nd := range c.nodes {
+		c.wg.Add(1)
+		go nd.loop(leaders)
+		if async {
+			c.wg.Add(2)
+			go nd.appendLoop()
+			go nd.applyLoop()
+		}
 	}
 	select {
 	case nd := <-leaders:
@@ -149,116 +194,280 @@ func startEtcd(ctx context.Context, mode, dir string) (cluster, error) {
 	return c, nil
 }
 
-func (nd *etcdNode) stepLoop(ctx context.Context) {
-	defer nd.c.wg.Done()
-	for {
-		select {
-		case m := <-nd.inbox:
-			if err := nd.n.Step(ctx, m); err != nil && ctx.Err() != nil {
-				return
-			}
-		case <-nd.c.done:
-			return
-		}
-	}
-}
-
-func (nd *etcdNode) readyLoop(leaders chan<- *etcdNode) {
+// loop is the node's RawNode goroutine: it steps what arrives (draining
+// whatever else is queued, so one Ready covers it all), then handles the
+// Ready.
+func (nd *etcdNode) loop(leaders chan<- *etcdNode) {
 	defer nd.c.wg.Done()
 	ticker := time.NewTicker(tickInterval)
 	defer ticker.Stop()
-	var key, val []byte
+	var w etcdWriter
 	for {
 		select {
 		case <-ticker.C:
-			nd.n.Tick()
-		case rd := <-nd.n.Ready():
-			// 1. Persist: one batch, synced when raft says it must be.
-			if nd.db != nil && (len(rd.Entries) > 0 || rd.HardState != nil) {
-				b := nd.db.NewBatch()
-				for _, e := range rd.Entries {
-					key = etcdEntryKey(key, e.GetIndex())
-					var err error
-					val, err = proto.MarshalOptions{}.MarshalAppend(val[:0], e)
-					if err != nil {
-						panic(err)
-					}
-					if err := b.Set(key, val, nil); err != nil {
-						panic(err)
-					}
-				}
-				if rd.HardState != nil {
-					var err error
-					val, err = proto.MarshalOptions{}.MarshalAppend(val[:0], rd.HardState)
-					if err != nil {
-						panic(err)
-					}
-					if err := b.Set(etcdHardStateKey, val, nil); err != nil {
-						panic(err)
-					}
-				}
-				opt := pebble.NoSync
-				if rd.MustSync {
-					opt = pebble.Sync
-				}
-				t0 := time.Now()
-				if err := b.Commit(opt); err != nil {
-					panic(err)
-				}
-				b.Close()
-				if rd.MustSync {
-					nd.writes.Add(1)
-					nd.writeNanos.Add(uint64(time.Since(t0)))
-				}
+			nd.rn.Tick()
+		case m := <-nd.inbox:
+			_ = nd.rn.Step(m)
+		case p := <-nd.props:
+			nd.propose(p)
+		case <-nd.c.done:
+			return
+		}
+	drain:
+		for range 1024 {
+			select {
+			case m := <-nd.inbox:
+				_ = nd.rn.Step(m)
+			case p := <-nd.props:
+				nd.propose(p)
+			default:
+				break drain
 			}
-			if rd.HardState != nil {
-				if err := nd.storage.SetHardState(rd.HardState); err != nil {
-					panic(err)
-				}
-			}
-			if err := nd.storage.Append(rd.Entries); err != nil {
-				panic(err)
-			}
-			if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader {
+		}
+		if !nd.rn.HasReady() {
+			continue
+		}
+		rd := nd.rn.Ready()
+		if rd.SoftState != nil {
+			nd.lead.Store(rd.SoftState.Lead)
+			if rd.SoftState.RaftState == raft.StateLeader {
 				select {
 				case leaders <- nd:
 				default:
 				}
 			}
-			// 2. Send.
-			nd.sent.Add(uint64(len(rd.Messages)))
+		}
+		if nd.async {
+			// Local storage work goes to its goroutines; everything else
+			// leaves now.
 			for _, m := range rd.Messages {
-				if to := nd.c.nodes[m.GetTo()]; to != nil {
-					select {
-					case to.inbox <- m:
-					case <-nd.c.done:
+				switch m.GetTo() {
+				case raft.LocalAppendThread:
+					if !nd.enqueue(nd.toAppend, m) {
+						return
+					}
+				case raft.LocalApplyThread:
+					if !nd.enqueue(nd.toApply, m) {
+						return
+					}
+				default:
+					if !nd.send(m) {
 						return
 					}
 				}
 			}
-			// 3. Apply.
-			for _, e := range rd.CommittedEntries {
-				if e.GetType() == pb.EntryNormal && len(e.Data) >= 8 {
-					nd.apply(binary.BigEndian.Uint64(e.Data))
-				}
-				nd.applied.Store(e.GetIndex())
+			continue
+		}
+		// 1. Persist.
+		if nd.db != nil && (len(rd.Entries) > 0 || rd.HardState != nil) {
+			w.add(nd.db, rd.Entries, rd.HardState)
+			nd.commit(&w, rd.MustSync)
+		}
+		if rd.HardState != nil {
+			if err := nd.storage.SetHardState(rd.HardState); err != nil {
+				panic(err)
 			}
-			// 4. Advance.
-			nd.n.Advance()
+		}
+		if err := nd.storage.Append(rd.Entries); err != nil {
+			panic(err)
+		}
+		// 2. Send.
+		for _, m := range rd.Messages {
+			if !nd.send(m) {
+				return
+			}
+		}
+		// 3. Apply.
+		nd.applyEntries(rd.CommittedEntries)
+		// 4. Advance.
+		nd.rn.Advance(rd)
+	}
+}
+
+func (nd *etcdNode) propose(p *etcdProposal) {
+	if err := nd.rn.Propose(p.data); err != nil {
+		nd.mu.Lock()
+		delete(nd.waiters, p.id)
+		nd.mu.Unlock()
+		p.done <- err
+	}
+}
+
+func (nd *etcdNode) enqueue(ch chan<- *pb.Message, m *pb.Message) bool {
+	select {
+	case ch <- m:
+		return true
+	case <-nd.c.done:
+		return false
+	}
+}
+
+// send delivers m to its node's inbox (this node's own, for local
+// responses).
+func (nd *etcdNode) send(m *pb.Message) bool {
+	to := nd.c.nodes[m.GetTo()]
+	if to == nil {
+		return true
+	}
+	if to != nd {
+		nd.sent.Add(1)
+	}
+	return to.enqueue(to.inbox, m)
+}
+
+// appendLoop is the AsyncStorageWrites append goroutine: it takes every
+// queued MsgStorageAppend, writes them in one batch with one sync, appends
+// them to the MemoryStorage, then delivers their responses in order.
+func (nd *etcdNode) appendLoop() {
+	defer nd.c.wg.Done()
+	var w etcdWriter
+	var batch []*pb.Message
+	var term, vote uint64 // of the last hard state written
+	for {
+		select {
+		case m := <-nd.toAppend:
+			batch = append(batch[:0], m)
+		case <-nd.c.done:
+			return
+		}
+	drain:
+		for range 1024 {
+			select {
+			case m := <-nd.toAppend:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		// A sync is due for new entries or a new term or vote (raft's
+		// MustSync rule); a commit index alone does not need one.
+		mustSync := false
+		for _, m := range batch {
+			hs := storageHardState(m)
+			if nd.db != nil && (len(m.Entries) > 0 || hs != nil) {
+				w.add(nd.db, m.Entries, hs)
+			}
+			if len(m.Entries) > 0 || (hs != nil && (hs.GetTerm() != term || hs.GetVote() != vote)) {
+				mustSync = true
+			}
+			if hs != nil {
+				term, vote = hs.GetTerm(), hs.GetVote()
+			}
+		}
+		if w.n > 0 {
+			nd.commit(&w, mustSync)
+		}
+		for _, m := range batch {
+			if hs := storageHardState(m); hs != nil {
+				if err := nd.storage.SetHardState(hs); err != nil {
+					panic(err)
+				}
+			}
+			if err := nd.storage.Append(m.Entries); err != nil {
+				panic(err)
+			}
+		}
+		for _, m := range batch {
+			for _, r := range m.Responses {
+				if !nd.send(r) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// storageHardState reconstructs the hard state a MsgStorageAppend carries
+// (nil when it carries none).
+func storageHardState(m *pb.Message) *pb.HardState {
+	if m.Term == nil {
+		return nil
+	}
+	return &pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+}
+
+// applyLoop is the AsyncStorageWrites apply goroutine.
+func (nd *etcdNode) applyLoop() {
+	defer nd.c.wg.Done()
+	for {
+		select {
+		case m := <-nd.toApply:
+			nd.applyEntries(m.Entries)
+			for _, r := range m.Responses {
+				if !nd.send(r) {
+					return
+				}
+			}
 		case <-nd.c.done:
 			return
 		}
 	}
 }
 
-// apply is the state machine: it wakes the proposer waiting on this node.
-func (nd *etcdNode) apply(id uint64) {
-	nd.mu.Lock()
-	ch := nd.waiters[id]
-	delete(nd.waiters, id)
-	nd.mu.Unlock()
-	if ch != nil {
-		close(ch)
+// etcdWriter accumulates entries and a hard state into one Pebble batch.
+type etcdWriter struct {
+	b        *pebble.Batch
+	key, val []byte
+	n        int
+}
+
+func (w *etcdWriter) add(db *pebble.DB, ents []*pb.Entry, hs *pb.HardState) {
+	if w.b == nil {
+		w.b = db.NewBatch()
+	}
+	set := func(k []byte, m proto.Message) {
+		var err error
+		w.val, err = proto.MarshalOptions{}.MarshalAppend(w.val[:0], m)
+		if err != nil {
+			panic(err)
+		}
+		if err := w.b.Set(k, w.val, nil); err != nil {
+			panic(err)
+		}
+		w.n++
+	}
+	for _, e := range ents {
+		w.key = etcdEntryKey(w.key, e.GetIndex())
+		set(w.key, e)
+	}
+	if hs != nil {
+		set(etcdHardStateKey, hs)
+	}
+}
+
+// commit writes w's batch (synced when mustSync) and empties w.
+func (nd *etcdNode) commit(w *etcdWriter, mustSync bool) {
+	opt := pebble.NoSync
+	if mustSync {
+		opt = pebble.Sync
+	}
+	t0 := time.Now()
+	if err := w.b.Commit(opt); err != nil {
+		panic(err)
+	}
+	if mustSync {
+		nd.writes.Add(1)
+		nd.writeNanos.Add(uint64(time.Since(t0)))
+	}
+	w.b.Close()
+	w.b, w.n = nil, 0
+}
+
+// applyEntries is the state machine: it wakes the proposer waiting on
+// this node.
+func (nd *etcdNode) applyEntries(ents []*pb.Entry) {
+	for _, e := range ents {
+		if e.GetType() != pb.EntryNormal || len(e.Data) < 8 {
+			continue
+		}
+		id := binary.BigEndian.Uint64(e.Data)
+		nd.mu.Lock()
+		ch := nd.waiters[id]
+		delete(nd.waiters, id)
+		nd.mu.Unlock()
+		if ch != nil {
+			ch <- nil
+		}
 	}
 }
 
@@ -266,24 +475,27 @@ var errProposalLost = errors.New("etcd: proposal not applied in time")
 
 func (c *etcdCluster) propose(ctx context.Context, data []byte) error {
 	nd := c.leader.Load()
-	id := binary.BigEndian.Uint64(data)
-	ch := make(chan struct{})
+	p := &etcdProposal{data: data, id: binary.BigEndian.Uint64(data), done: make(chan error, 1)}
 	nd.mu.Lock()
-	nd.waiters[id] = ch
+	nd.waiters[p.id] = p.done
 	nd.mu.Unlock()
 	forget := func() {
 		nd.mu.Lock()
-		delete(nd.waiters, id)
+		delete(nd.waiters, p.id)
 		nd.mu.Unlock()
 	}
-	if err := nd.n.Propose(ctx, data); err != nil {
+	select {
+	case nd.props <- p:
+	case <-ctx.Done():
 		forget()
-		c.followLeader(nd)
-		return err
+		return ctx.Err()
 	}
 	select {
-	case <-ch:
-		return nil
+	case err := <-p.done:
+		if err != nil {
+			c.followLeader(nd)
+		}
+		return err
 	case <-ctx.Done():
 		forget()
 		c.followLeader(nd)
@@ -293,13 +505,13 @@ func (c *etcdCluster) propose(ctx context.Context, data []byte) error {
 
 // followLeader moves proposals to the node that leads now, if it changed.
 func (c *etcdCluster) followLeader(old *etcdNode) {
-	if lead := old.n.Status().Lead; lead != 0 && lead != old.id {
+	if lead := old.lead.Load(); lead != 0 && lead != old.id {
 		c.leader.CompareAndSwap(old, c.nodes[lead])
 	}
 }
 
 // counters implements diagnoser: synced batches on the leader and per
-// follower (durable mode), and messages sent.
+// follower (durable mode), and messages sent between nodes.
 func (c *etcdCluster) counters() counters {
 	out := counters{}
 	lead := c.leader.Load()
@@ -321,13 +533,9 @@ func (c *etcdCluster) counters() counters {
 
 func (c *etcdCluster) close() error {
 	close(c.done)
-	c.cancel()
 	c.wg.Wait()
 	var errs []error
 	for _, nd := range c.nodes {
-		if nd.n != nil {
-			nd.n.Stop()
-		}
 		if nd.db != nil {
 			errs = append(errs, nd.db.Close())
 		}

@@ -25,11 +25,32 @@ func hashicorpDriver() *driver {
 		inProcess: true,
 		note: func(mode string) string {
 			if mode == modeDurable {
-				return "raft-boltdb/v2 + LogCache(512), inmem transport"
+				return "raft-boltdb/v2 + LogCache(512), inmem transport, DefaultConfig"
 			}
-			return "InmemStore, inmem transport"
+			return "InmemStore, inmem transport, DefaultConfig"
 		},
-		start: startHashicorp,
+		start: func(ctx context.Context, mode, dir string) (cluster, error) {
+			return startHashicorp(ctx, mode, dir, false)
+		},
+	}
+}
+
+// hashicorpBatchDriver is hashicorp/raft as Vault's raft backend sets it
+// (physical/raft, applyConfigSettings): BatchApplyCh, so Apply enqueues up
+// to MaxAppendEntries = 64 commands per leader-loop turn.
+func hashicorpBatchDriver() *driver {
+	return &driver{
+		name:      "hashicorp-batch",
+		inProcess: true,
+		note: func(mode string) string {
+			if mode == modeDurable {
+				return "as Vault: BatchApplyCh, MaxAppendEntries 64; raft-boltdb/v2 + LogCache(512), inmem transport"
+			}
+			return "as Vault: BatchApplyCh, MaxAppendEntries 64; InmemStore, inmem transport"
+		},
+		start: func(ctx context.Context, mode, dir string) (cluster, error) {
+			return startHashicorp(ctx, mode, dir, true)
+		},
 	}
 }
 
@@ -56,7 +77,7 @@ type hashicorpCluster struct {
 	closers []func() error
 }
 
-func startHashicorp(ctx context.Context, mode, dir string) (cluster, error) {
+func startHashicorp(ctx context.Context, mode, dir string, batch bool) (cluster, error) {
 	c := &hashicorpCluster{}
 	var servers []raft.Server
 	var trans []*raft.InmemTransport
@@ -80,6 +101,10 @@ func startHashicorp(ctx context.Context, mode, dir string) (cluster, error) {
 		conf.HeartbeatTimeout = electionTicks * tickInterval
 		conf.ElectionTimeout = electionTicks * tickInterval
 		conf.LeaderLeaseTimeout = electionTicks * tickInterval / 2
+		if batch {
+			conf.BatchApplyCh = true
+			conf.MaxAppendEntries = 64
+		}
 		notify := make(chan bool, 16)
 		conf.NotifyCh = notify
 		c.notify = append(c.notify, notify)

@@ -1,21 +1,32 @@
 // Command bench runs Flotilla side by side with hashicorp/raft and etcd
 // raft on one workload, in one run, on this machine:
 //
+//   - rows: Flotilla as the README sets it up (the headline), Flotilla
+//     tuned (labelled with its settings), etcd raft as a plain RawNode loop
+//     and with AsyncStorageWrites, hashicorp/raft plain and with
+//     BatchApplyCh as Vault sets it;
 //   - 3 nodes (in one process, each with its own data directory; the
-//     flotilla-3proc row uses three processes over the gRPC transport);
+//     flotilla-3proc row, run when named in -libs, uses three processes
+//     over the gRPC transport);
 //   - C concurrent clients, each proposing a 128-byte command to the
 //     leader and waiting until it is committed and applied on the leader
 //     before the next;
 //   - durable mode (every library fsyncs its log) and memory mode;
 //   - a warm-up, then a measured window per cell: ops/s and p50/p99/max
 //     latency, plus process-wide allocations and CPU per op for the
-//     in-process rows.
+//     in-process rows; with -runs N each cell runs N times, the rows in
+//     alternating order (forward, reversed, forward...), and the table
+//     shows each figure's median;
+//   - the node side's allocations per committed proposal of the README
+//     path (memory mode, C=1 and C=64), every allocation recorded;
+//   - the issue's bars, computed from the medians.
 //
 // The disk's raw fsync rate is measured in the same run. The results go to
 // standard output (a markdown table) and to results/ (markdown, JSON and
-// an SVG chart).
+// an SVG chart). The defaults are a quick smoke run (one run, 1 s
+// windows); the published figures come from
 //
-//	go run . -libs flotilla,etcd -clients 64 -modes durable -window 5s
+//	go run . -runs 3 -warmup 2s -window 5s -publish    (make bench-full)
 package main
 
 import (
@@ -35,8 +46,13 @@ import (
 
 // drivers lists every library row, in table order.
 func drivers() []*driver {
-	return []*driver{flotillaDriver(), procDriver(), hashicorpDriver(), etcdDriver()}
+	return []*driver{flotillaDriver(), flotillaTunedDriver(), procDriver(), etcdDriver(), etcdAsyncDriver(), hashicorpDriver(), hashicorpBatchDriver()}
 }
+
+// defaultLibs are the rows a plain `make bench` runs: the README path, the
+// tuned row, and the plain and strongest configuration of each peer.
+// flotilla-3proc (three processes over gRPC) runs when named in -libs.
+var defaultLibs = []string{"flotilla", "flotilla-tuned", "etcd", "etcd-async", "hashicorp", "hashicorp-batch"}
 
 func main() {
 	if spec, ok := os.LookupEnv(serverEnv); ok {
@@ -53,6 +69,8 @@ func main() {
 }
 
 type config struct {
+	runs    int
+	allocN  int
 	libs    []string
 	clients []int
 	modes   []string
@@ -72,18 +90,20 @@ func parseFlags(args []string) (*config, error) {
 	for _, d := range drivers() {
 		names = append(names, d.name)
 	}
-	libs := fs.String("libs", strings.Join(names, ","), "libraries to run, comma-separated: "+strings.Join(names, ", "))
+	libs := fs.String("libs", strings.Join(defaultLibs, ","), "libraries to run, comma-separated: "+strings.Join(names, ", "))
 	clients := fs.String("clients", "1,64,512", "client counts, comma-separated")
 	modes := fs.String("modes", modeDurable+","+modeMemory, "modes, comma-separated: durable, memory")
 	c := &config{}
-	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before each measured window")
-	fs.DurationVar(&c.window, "window", 5*time.Second, "measured window per cell")
+	fs.IntVar(&c.runs, "runs", 1, "runs of every cell, rows in alternating order; the table shows medians (the published run: 3)")
+	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "warm-up before each measured window (the published run: 2s)")
+	fs.DurationVar(&c.window, "window", time.Second, "measured window per cell (the published run: 5s)")
+	fs.IntVar(&c.allocN, "allocs", 2000, "proposals of the node-side allocation measurement (README path, memory, C=1 and C=64); 0 skips it")
 	fs.StringVar(&c.out, "out", "results", "directory for the results (markdown, JSON, SVG, profiles)")
 	fs.StringVar(&c.dataDir, "data", "", "directory for the nodes' data directories (default: <out>/data, on the local disk)")
 	fs.IntVar(&c.fsyncN, "fsync-n", 2000, "appends+fsyncs of the raw disk measurement (stops after 3s)")
 	fs.BoolVar(&c.profile, "profile", false, "write CPU and allocation profiles of each cell's window to <out>/profiles")
 	fs.IntVar(&commitNewsTicks, "commit-news-ticks", 0, "Flotilla's raft.Config.CommitNewsTicks for the in-process flotilla rows (0: commit news rides the next append or heartbeat; -1: broadcast every commit advance, the behaviour before issue 20)")
-	fs.BoolVar(&c.publish, "publish", false, "also write RESULTS.md and results.svg in the current directory (the committed copy)")
+	fs.BoolVar(&c.publish, "publish", false, "also write RESULTS.md and results.svg in the current directory and the table of ../README.md (the committed copy)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -115,10 +135,16 @@ func parseFlags(args []string) (*config, error) {
 	if c.window <= 0 || c.warmup < 0 {
 		return nil, fmt.Errorf("-window must be > 0 and -warmup >= 0")
 	}
+	if c.runs < 1 {
+		return nil, fmt.Errorf("-runs = %d, must be >= 1", c.runs)
+	}
+	if c.allocN < 0 {
+		return nil, fmt.Errorf("-allocs = %d, must be >= 0", c.allocN)
+	}
 	if c.dataDir == "" {
 		c.dataDir = filepath.Join(c.out, "data")
 	}
-	c.cmdline = "go run . " + strings.Join(args, " ")
+	c.cmdline = strings.TrimSpace("go run . " + strings.Join(args, " "))
 	return c, nil
 }
 
@@ -141,8 +167,14 @@ type report struct {
 	CPUs      int
 	Warmup    time.Duration
 	Window    time.Duration
+	Runs      int
 	Fsync     fsyncResult
-	Cells     []cellResult
+	// Cells holds one result per cell: the median of its runs.
+	Cells []cellResult
+	// RunCells holds every run of every cell, in the order they ran.
+	RunCells []cellResult
+	// Allocs is the node side's allocations per proposal (README path).
+	Allocs []allocResult
 }
 
 func run(args []string) error {
@@ -167,7 +199,7 @@ func measure(ctx context.Context, cfg *config, w *os.File) (*report, error) {
 	}
 	host, _ := os.Hostname()
 	rep := &report{Command: cfg.cmdline, Started: time.Now().UTC(), Host: host, GoVersion: runtime.Version(),
-		CPUs: runtime.NumCPU(), Warmup: cfg.warmup, Window: cfg.window}
+		CPUs: runtime.NumCPU(), Warmup: cfg.warmup, Window: cfg.window, Runs: cfg.runs}
 	fsync, err := measureFsync(cfg.dataDir, cfg.fsyncN, 3*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("fsync probe: %w", err)
@@ -184,27 +216,102 @@ func measure(ctx context.Context, cfg *config, w *os.File) (*report, error) {
 	}
 	for _, mode := range cfg.modes {
 		for _, c := range cfg.clients {
-			for _, lib := range cfg.libs {
-				spec := cellSpec{Lib: lib, Mode: mode, Clients: c}
-				fmt.Fprintf(w, "%-32s ", spec.String())
-				res, err := runCell(ctx, byName[lib], spec, opts)
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
+			runs := map[string][]cellResult{}
+			for r := range cfg.runs {
+				libs := slices.Clone(cfg.libs)
+				if r%2 == 1 {
+					slices.Reverse(libs)
 				}
-				if err != nil {
-					res.Skipped = err.Error()
-					fmt.Fprintf(w, "FAILED: %v\n", err)
-				} else {
-					fmt.Fprintf(w, "%9.0f ops/s  p50 %-9v p99 %-9v max %v\n", res.OpsPerSec, round(res.P50), round(res.P99), round(res.Max))
-					if res.Diag != "" {
-						fmt.Fprintf(w, "%32s   %s\n", "", res.Diag)
+				for _, lib := range libs {
+					spec := cellSpec{Lib: lib, Mode: mode, Clients: c}
+					res, err := runCell(ctx, byName[lib], spec, opts)
+					if ctx.Err() != nil {
+						return nil, ctx.Err()
 					}
+					fmt.Fprintf(w, "%-36s ", fmt.Sprintf("%s run %d/%d", spec, r+1, cfg.runs))
+					if err != nil {
+						res.Skipped = err.Error()
+						fmt.Fprintf(w, "FAILED: %v\n", err)
+					} else {
+						fmt.Fprintf(w, "%9.0f ops/s  p50 %-9v p99 %-9v max %v\n", res.OpsPerSec, round(res.P50), round(res.P99), round(res.Max))
+						if res.Diag != "" {
+							fmt.Fprintf(w, "%36s   %s\n", "", res.Diag)
+						}
+					}
+					rep.RunCells = append(rep.RunCells, res)
+					runs[lib] = append(runs[lib], res)
 				}
-				rep.Cells = append(rep.Cells, res)
+			}
+			for _, lib := range cfg.libs {
+				rep.Cells = append(rep.Cells, medianCell(runs[lib]))
 			}
 		}
 	}
+	if cfg.allocN > 0 {
+		for _, c := range []int{1, 64} {
+			dir, err := os.MkdirTemp(cfg.dataDir, "allocs-")
+			if err != nil {
+				return nil, err
+			}
+			ar, err := measureAllocs(ctx, flotillaDriver(), modeMemory, dir, c, cfg.allocN, nil)
+			os.RemoveAll(dir)
+			if err != nil {
+				return nil, fmt.Errorf("node-side allocations: %w", err)
+			}
+			fmt.Fprintf(w, "allocs %s\n", ar)
+			rep.Allocs = append(rep.Allocs, ar)
+		}
+	}
 	return rep, nil
+}
+
+// medianCell folds the runs of one cell into one result: the median of
+// each figure over the runs that completed (a cell fails only when every
+// run failed).
+func medianCell(runs []cellResult) cellResult {
+	var ok []cellResult
+	for _, r := range runs {
+		if r.Skipped == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return runs[0]
+	}
+	out := ok[0]
+	out.Runs = len(runs)
+	out.RunOpsPerSec = nil
+	for _, r := range ok {
+		out.RunOpsPerSec = append(out.RunOpsPerSec, r.OpsPerSec)
+	}
+	medF := func(get func(cellResult) float64) float64 {
+		v := make([]float64, len(ok))
+		for i, r := range ok {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	medD := func(get func(cellResult) time.Duration) time.Duration {
+		return time.Duration(medF(func(r cellResult) float64 { return float64(get(r)) }))
+	}
+	out.OpsPerSec = medF(func(r cellResult) float64 { return r.OpsPerSec })
+	out.Ops = int(medF(func(r cellResult) float64 { return float64(r.Ops) }))
+	out.Errors = int(medF(func(r cellResult) float64 { return float64(r.Errors) }))
+	out.P50 = medD(func(r cellResult) time.Duration { return r.P50 })
+	out.P99 = medD(func(r cellResult) time.Duration { return r.P99 })
+	out.Max = medD(func(r cellResult) time.Duration { return r.Max })
+	out.CPUPerOp = medD(func(r cellResult) time.Duration { return r.CPUPerOp })
+	out.AllocsPerOp = medF(func(r cellResult) float64 { return r.AllocsPerOp })
+	out.BytesPerOp = medF(func(r cellResult) float64 { return r.BytesPerOp })
+	out.MsgsPerOp = medF(func(r cellResult) float64 { return r.MsgsPerOp })
+	// The internals of the run whose ops/s is the median.
+	for _, r := range ok {
+		if r.OpsPerSec == out.OpsPerSec {
+			out.Diag = r.Diag
+		}
+	}
+	return out
 }
 
 // writeReport prints the table and writes results/ (and the published
@@ -242,7 +349,18 @@ func writeReport(cfg *config, rep *report, w *os.File) error {
 		if err := os.WriteFile("results.svg", []byte(svg), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintln(w, "wrote RESULTS.md and results.svg")
+		readme, err := os.ReadFile("../README.md")
+		if err != nil {
+			return err
+		}
+		out, err := replaceReadmeSection(string(readme), readmeSection(rep))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile("../README.md", []byte(out), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "wrote RESULTS.md, results.svg and the table in ../README.md")
 	}
 	return nil
 }

@@ -79,6 +79,10 @@ type cellResult struct {
 	// acknowledgements, heartbeats...) per operation completed in the
 	// window, for clusters that count them (-1 unknown).
 	MsgsPerOp float64
+	// Runs and RunOpsPerSec: for a median over several runs, how many ran
+	// and each completed run's ops/s, in the order they ran.
+	Runs         int       `json:",omitempty"`
+	RunOpsPerSec []float64 `json:",omitempty"`
 }
 
 // runOptions are the knobs of one cell run.
