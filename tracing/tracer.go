@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -20,10 +21,16 @@ type Tracer struct {
 	tracer trace.Tracer
 	nodeID uint64
 	off    bool // the provider is a noop: skip everything
+	// globalDelegate is otel's global provider as it was before the
+	// application installed one, when that is t's provider: while
+	// otel.GetTracerProvider() still returns it, no SDK is installed and
+	// every span would be non-recording, so t skips them as when off.
+	globalDelegate trace.TracerProvider
 }
 
 // NewTracer returns the Tracer of node nodeID. A nil provider means
-// otel.GetTracerProvider() (the global one, a no-op until the application sets one);
+// otel.GetTracerProvider() (the global one, a no-op until the application sets one,
+// and free until then; spans flow once it sets one, also after the node started);
 // a trace/noop provider turns tracing off at no cost.
 func NewTracer(provider trace.TracerProvider, nodeID uint64) *Tracer {
 	if provider == nil {
@@ -34,8 +41,18 @@ func NewTracer(provider trace.TracerProvider, nodeID uint64) *Tracer {
 	case noop.TracerProvider, *noop.TracerProvider:
 		t.off = true
 	}
+	if isGlobalDelegate(provider) {
+		t.globalDelegate = provider
+	}
 	t.tracer = provider.Tracer(ScopeName)
 	return t
+}
+
+// isGlobalDelegate reports whether p is otel's global provider before the
+// application set one (an internal type of otel that forwards to the
+// provider set later and records nothing until then).
+func isGlobalDelegate(p trace.TracerProvider) bool {
+	return p == otel.GetTracerProvider() && reflect.TypeOf(p).String() == "*global.tracerProvider"
 }
 
 // NodeID is the node whose spans t starts.
@@ -46,9 +63,12 @@ func (t *Tracer) NodeID() uint64 {
 	return t.nodeID
 }
 
-// Enabled reports whether t may record spans. It is false for a nil Tracer and for
-// a noop provider; callers use it to skip collecting link traceparents.
-func (t *Tracer) Enabled() bool { return t != nil && !t.off }
+// Enabled reports whether t may record spans. It is false for a nil Tracer, for
+// a noop provider, and for the global provider while the application has not
+// set one; callers use it to skip collecting link traceparents.
+func (t *Tracer) Enabled() bool {
+	return t != nil && !t.off && (t.globalDelegate == nil || otel.GetTracerProvider() != t.globalDelegate)
+}
 
 // Start starts span name as a child of the span in ctx (or a new root) with the
 // standard attributes a. When tracing is off it returns ctx unchanged and a

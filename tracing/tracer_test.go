@@ -7,6 +7,7 @@ import (
 
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -167,13 +168,30 @@ func TestTracerOff(t *testing.T) {
 }
 
 func TestGlobalProviderByDefault(t *testing.T) {
-	// With no SDK installed the global provider records nothing but still works.
+	// With no SDK installed the global provider records nothing but still works,
+	// at no cost.
 	tr := tracing.NewTracer(nil, 1)
 	ctx, span := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
-	defer span.End()
-	if span.IsRecording() || tracing.Inject(ctx) != "" {
+	span.End()
+	if span.IsRecording() || tracing.Inject(ctx) != "" || tr.Enabled() {
 		t.Fatal("global provider without an SDK recorded a span")
 	}
+	if n := testing.AllocsPerRun(100, func() {
+		_, span := tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{Term: 1})
+		tracing.End(span, nil)
+	}); n != 0 {
+		t.Errorf("a span of the unset global provider allocated %v times, want 0", n)
+	}
+	// The application installs an SDK after the node started: its spans flow.
+	// (This sets the process's global provider; no later test uses it unset.)
+	tp, rec := newRecorded(t)
+	otel.SetTracerProvider(tp)
+	if !tr.Enabled() {
+		t.Fatal("not enabled after the application set the global provider")
+	}
+	_, span = tr.Start(context.Background(), tracing.SpanPropose, tracing.Attrs{})
+	span.End()
+	one(t, rec, tracing.SpanPropose)
 }
 
 func TestEndRecordsError(t *testing.T) {
