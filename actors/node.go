@@ -28,7 +28,7 @@ func Props(cfg Config) (*actor.Props, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sh := &shared{cfg: cfg, store: cfg.LogStore}
+	sh := &shared{cfg: cfg, store: cfg.LogStore, pool: newWorkerPool()}
 	switch {
 	case sh.store != nil:
 	case cfg.DataDir != "":
@@ -41,7 +41,7 @@ func Props(cfg Config) (*actor.Props, error) {
 		store := memstore.New()
 		sh.store, sh.release = store, store.Close
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }), nil
+	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }, actor.WithDispatcher(sh.pool)), nil
 }
 
 // shared is what every instance made by the props' producer shares. The
@@ -54,6 +54,7 @@ type shared struct {
 	release          func() error // closes the store when the node opened it
 	metrics          *nodeMetrics // created on the first start, see metrics.go
 	transportStarted bool
+	pool             *workerPool // the dispatcher of the node and its children
 }
 
 // Internal messages.
@@ -467,7 +468,7 @@ func (n *node) start(ctx actor.Context) error {
 	var err2 error
 	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer, metrics: n.metrics}
-	}), "persister")
+	}, actor.WithDispatcher(n.sh.pool)), "persister")
 	if err2 != nil {
 		return err2
 	}
@@ -476,7 +477,7 @@ func (n *node) start(ctx actor.Context) error {
 		a.metrics = n.metrics
 		a.rebuildSessions(st)
 		return a
-	}), "applier")
+	}, actor.WithDispatcher(n.sh.pool)), "applier")
 	if err2 != nil {
 		return err2
 	}
@@ -639,7 +640,7 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return pid
 	}
 	tr := n.cfg.Transport
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }))
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }, actor.WithDispatcher(n.sh.pool)))
 	n.replicators[peer.ID] = pid
 	return pid
 }
@@ -881,6 +882,7 @@ func (n *node) failStop(ctx actor.Context, reason string, err error) {
 
 func (n *node) shutdown(ctx actor.Context) {
 	n.stopTicking()
+	n.sh.pool.close()
 	n.sh.closeMetrics()
 	if n.cfg.Transport != nil {
 		_ = n.cfg.Transport.Close()

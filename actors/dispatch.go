@@ -1,0 +1,83 @@
+package actors
+
+import (
+	"sync"
+)
+
+// workerPool is the dispatcher of a node and its children (persister,
+// applier, replicators). protoactor's default dispatcher starts a new
+// goroutine each time an idle mailbox receives a message; on the hot path
+// that is several goroutines per proposal, each starting on a small stack
+// that the node's handlers then grow by copying (runtime.newstack /
+// copystack took ~45% of the CPU of a 3-node cluster at one client). The
+// pool keeps a few goroutines whose stacks stay grown: a mailbox with work
+// is handed to an idle worker, or to a new one while fewer than max run.
+//
+// It starts no goroutine before the first message, and its workers exit
+// once the node stops (close); after that it falls back to a goroutine per
+// run, as protoactor does, so nothing it starts outlives the node.
+type workerPool struct {
+	idle chan func() // unbuffered: idle workers wait on it
+
+	mu      sync.Mutex
+	quit    chan struct{} // closed by close: idle workers exit
+	closed  bool
+	workers int
+	max     int
+}
+
+// poolWorkers bounds a node's workers: the node, the persister, the
+// applier and a replicator per peer can be busy at once.
+const poolWorkers = 8
+
+func newWorkerPool() *workerPool {
+	return &workerPool{idle: make(chan func()), quit: make(chan struct{}), max: poolWorkers}
+}
+
+// Schedule implements mailbox.Dispatcher.
+func (p *workerPool) Schedule(fn func()) {
+	select {
+	case p.idle <- fn: // an idle worker takes it
+		return
+	default:
+	}
+	p.mu.Lock()
+	if p.closed || p.workers >= p.max {
+		p.mu.Unlock()
+		go fn()
+		return
+	}
+	p.workers++
+	quit := p.quit
+	p.mu.Unlock()
+	go p.work(fn, quit)
+}
+
+// Throughput implements mailbox.Dispatcher: messages a mailbox processes
+// before it yields (protoactor's default).
+func (p *workerPool) Throughput() int { return 300 }
+
+func (p *workerPool) work(fn func(), quit chan struct{}) {
+	for {
+		fn()
+		select {
+		case fn = <-p.idle:
+		case <-quit:
+			p.mu.Lock()
+			p.workers--
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// close makes the idle workers exit and every later run start a goroutine
+// of its own. A worker busy now exits when its run ends.
+func (p *workerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+}
