@@ -2,6 +2,8 @@ package actors
 
 import (
 	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // workerPool is the dispatcher of a node and its children (persister,
@@ -24,6 +26,13 @@ type workerPool struct {
 	closed  bool
 	workers int
 	max     int
+}
+
+// props are the Props of an actor of the node (the node itself, its
+// persister, applier and replicators): run by p, in a mailbox that does
+// not allocate per schedule (see mailbox).
+func (p *workerPool) props(producer actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(producer, actor.WithDispatcher(p), actor.WithMailbox(newMailbox))
 }
 
 // poolWorkers bounds a node's workers: the node, the persister, the

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // TestWorkerPool: every scheduled run runs; the pool reuses its workers
@@ -58,5 +60,62 @@ func TestWorkerPool(t *testing.T) {
 			t.Errorf("ran %d, want %d", ran.Load(), runs+101)
 		}
 		// The bubble ends only when no goroutine is left: none lingers.
+	})
+}
+
+// TestPoolMailbox runs an actor as the node's are (pool.props): messages
+// arrive in order from many senders, a panic reaches the supervisor (the
+// actor restarts and goes on), and Stop stops it.
+func TestPoolMailbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actor.NewActorSystem()
+		p := newWorkerPool()
+		got := make(chan int, 10000)
+		restarted := make(chan struct{}, 1)
+		pid := sys.Root.Spawn(p.props(func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				switch m := ctx.Message().(type) {
+				case *actor.Restarting:
+					restarted <- struct{}{}
+				case int:
+					if m < 0 {
+						panic("boom")
+					}
+					got <- m
+				}
+			})
+		}))
+		const senders, each = 4, 500
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					sys.Root.Send(pid, s*each+i)
+				}
+			}()
+		}
+		wg.Wait()
+		last := map[int]int{}
+		for range senders * each {
+			v := <-got
+			s := v / each
+			if prev, ok := last[s]; ok && v <= prev {
+				t.Fatalf("sender %d: %d after %d", s, v, prev)
+			}
+			last[s] = v
+		}
+		sys.Root.Send(pid, -1) // panics: the supervisor restarts the actor
+		<-restarted
+		sys.Root.Send(pid, 7)
+		if v := <-got; v != 7 {
+			t.Fatalf("after the restart got %d, want 7", v)
+		}
+		if err := sys.Root.StopFuture(pid).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		p.close()
+		sys.Shutdown()
 	})
 }

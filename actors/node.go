@@ -41,7 +41,7 @@ func Props(cfg Config) (*actor.Props, error) {
 		store := memstore.New()
 		sh.store, sh.release = store, store.Close
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return newNode(sh) }, actor.WithDispatcher(sh.pool)), nil
+	return sh.pool.props(func() actor.Actor { return newNode(sh) }), nil
 }
 
 // shared is what every instance made by the props' producer shares. The
@@ -466,18 +466,18 @@ func (n *node) start(ctx actor.Context) error {
 	n.noteClientSeqs(st.Snapshot, st.Entries)
 	n.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
 	var err2 error
-	n.persister, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+	n.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
 		return &persister{store: n.sh.store, node: n.self, tracer: n.tracer, metrics: n.metrics}
-	}, actor.WithDispatcher(n.sh.pool)), "persister")
+	}), "persister")
 	if err2 != nil {
 		return err2
 	}
-	n.applier, err2 = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+	n.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
 		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.subs, r.Applied(), n.tracer)
 		a.metrics = n.metrics
 		a.rebuildSessions(st)
 		return a
-	}, actor.WithDispatcher(n.sh.pool)), "applier")
+	}), "applier")
 	if err2 != nil {
 		return err2
 	}
@@ -640,7 +640,7 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return pid
 	}
 	tr := n.cfg.Transport
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }, actor.WithDispatcher(n.sh.pool)))
+	pid := ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.metrics} }))
 	n.replicators[peer.ID] = pid
 	return pid
 }
