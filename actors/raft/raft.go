@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -81,13 +82,12 @@ type Raft struct {
 	// Invariant: ccHist holds every configuration entry of the log after
 	// ccHist[0] (the configuration in force at the log's start: snapshot
 	// or bootstrap), ascending by index.
-	cc       *messages.ClusterConfig
-	ccIndex  uint64   // index of the entry cc came from (snapshot index or 0 for none)
-	ccHist   []confAt // configurations of the log, for truncations and snapshots
-	quorum   quorum
-	learners majority
-	peers    []uint64 // every member id, sorted, self included
-	addrs    map[uint64]string
+	cc      *messages.ClusterConfig
+	ccIndex uint64           // index of the entry cc came from (snapshot index or 0 for none)
+	ccHist  []confAt         // configurations of the log, for truncations and snapshots
+	quorum  membership.Joint // voters of cc
+	peers   []uint64         // every member id, sorted, self included
+	addrs   map[uint64]string
 	// hintAddrs holds senders' addresses (Message.from_address) of nodes
 	// that no configuration in the log names yet: a joining node answers
 	// the leader there until the configuration reaches it.
@@ -190,7 +190,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 		hs = &messages.HardState{}
 	}
 	r.term, r.vote = hs.Term, hs.Vote
-	base := confAt{0, &messages.ClusterConfig{Settings: DefaultSettings()}}
+	base := confAt{0, &messages.ClusterConfig{Settings: membership.DefaultSettings()}}
 	if s := st.Snapshot; s != nil {
 		md := s.GetMetadata()
 		r.log.snapIndex, r.log.snapTerm = md.GetIndex(), md.GetTerm()
@@ -218,10 +218,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	if last == 0 && r.term == 0 && cfg.Bootstrap != nil {
 		// A founding member: the bootstrap configuration is entry 1 of term
 		// 1, identical on every founder, hence committed.
-		boot := proto.Clone(cfg.Bootstrap).(*messages.ClusterConfig)
-		if boot.Settings == nil {
-			boot.Settings = DefaultSettings()
-		}
+		boot := membership.WithSettings(cfg.Bootstrap, nil)
 		data, err := proto.Marshal(boot)
 		if err != nil {
 			return nil, fmt.Errorf("raft: marshal bootstrap configuration: %w", err)
@@ -277,16 +274,13 @@ func checkWireConfig(cc *messages.ClusterConfig, err error) error {
 	if err != nil {
 		return err
 	}
-	return ValidateClusterConfig(cc)
+	return membership.Validate(cc)
 }
 
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
-	cc := &messages.ClusterConfig{}
-	if err := proto.Unmarshal(e.Data, cc); err != nil {
+	cc, err := membership.Decode(e.Data)
+	if err != nil {
 		return nil, fmt.Errorf("%w: config entry %d: %v", ErrInvalidMessage, e.Index, err)
-	}
-	if cc.Settings == nil {
-		cc.Settings = DefaultSettings()
 	}
 	return cc, nil
 }
@@ -296,14 +290,13 @@ func (r *Raft) setConfigAt(c confAt) {
 	cc := c.cc
 	old := r.cc
 	r.cc, r.ccIndex = cc, c.index
-	r.wasMember = r.wasMember || memberOf(cc, r.id)
+	r.wasMember = r.wasMember || membership.IsMember(cc, r.id)
 	if old != nil && old.GetSettings().GetElectionTicks() != cc.GetSettings().GetElectionTicks() {
 		r.resetRandomizedElectionTimeout()
 	}
-	r.quorum = quorum{incoming: majorityOf(cc.Voters), outgoing: majorityOf(cc.OutgoingVoters)}
-	r.learners = majorityOf(cc.Learners)
+	r.quorum = membership.JointOf(cc)
 	r.updateMembers()
-	if r.leadTransferee != 0 && !r.quorum.isVoter(r.leadTransferee) {
+	if r.leadTransferee != 0 && !r.quorum.IsVoter(r.leadTransferee) {
 		r.leadTransferee = 0
 	}
 }
@@ -372,7 +365,7 @@ func (r *Raft) updateMembers() {
 			}
 		}
 		for id, pr := range r.prs {
-			pr.IsLearner = !r.quorum.isVoter(id)
+			pr.IsLearner = !r.quorum.IsVoter(id)
 		}
 	}
 }
@@ -394,28 +387,17 @@ func (r *Raft) forgetDeparting(id uint64, why string) {
 func (r *Raft) noteRemoval() {
 	k := r.committedConf()
 	cc := r.ccHist[k].cc
-	if r.removed || !r.wasMember || r.ccHist[k].index == 0 || memberOf(cc, r.id) {
+	if r.removed || !r.wasMember || r.ccHist[k].index == 0 || membership.IsMember(cc, r.id) {
 		return
 	}
 	// A later configuration in the log may add it back: not removed then.
 	for _, c := range r.ccHist[k:] {
-		if memberOf(c.cc, r.id) {
+		if membership.IsMember(c.cc, r.id) {
 			return
 		}
 	}
 	r.removed = true
 	r.event(Event{Kind: EventRemoved, Index: r.ccHist[k].index, Config: cc, Reason: fmt.Sprintf("configuration %d, committed, leaves this node out", r.ccHist[k].index)})
-}
-
-func memberOf(cc *messages.ClusterConfig, id uint64) bool {
-	for _, ms := range [][]*messages.Member{cc.Voters, cc.OutgoingVoters, cc.Learners} {
-		for _, m := range ms {
-			if m.Id == id {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (r *Raft) settings() *messages.Settings { return r.cc.Settings }
@@ -435,15 +417,15 @@ func (r *Raft) promotable() bool {
 	if r.removed {
 		return false
 	}
-	if r.quorum.isVoter(r.id) {
+	if r.quorum.IsVoter(r.id) {
 		return true
 	}
 	cc := r.ccHist[r.committedConf()].cc
-	return majorityOf(cc.Voters).has(r.id) || majorityOf(cc.OutgoingVoters).has(r.id)
+	return membership.JointOf(cc).IsVoter(r.id)
 }
 
 func (r *Raft) newProgress(id uint64) *Progress {
-	pr := &Progress{Next: r.log.lastIndex() + 1, IsLearner: !r.quorum.isVoter(id), RecentActive: true}
+	pr := &Progress{Next: r.log.lastIndex() + 1, IsLearner: !r.quorum.IsVoter(id), RecentActive: true}
 	pr.inflights.maxCount, pr.inflights.maxBytes = r.cfg.MaxInflightMsgs, r.cfg.MaxInflightBytes
 	if id == r.id {
 		pr.Match = r.log.persisted
@@ -550,7 +532,7 @@ func (r *Raft) campaignStart(reason string) {
 	// A node that is no voter of the configuration in force (see
 	// promotable) always runs a pre-vote first: the voters never hear of
 	// its term, and their timers are not reset, unless it can win.
-	if r.settings().PreVote || !r.quorum.isVoter(r.id) {
+	if r.settings().PreVote || !r.quorum.IsVoter(r.id) {
 		r.campaign(PreCandidate, reason, false)
 	} else {
 		r.campaign(Candidate, reason, false)
@@ -627,7 +609,7 @@ func (r *Raft) quorumActive() bool {
 		votes[id] = pr.RecentActive
 		pr.RecentActive = false
 	}
-	return r.quorum.voteResult(votes) == VoteWon
+	return r.quorum.VoteResult(votes) == membership.VoteWon
 }
 
 // ---- elections ----
@@ -655,7 +637,7 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 		r.becomeCandidate(reason)
 		voteType, term = messages.MessageType_MSG_VOTE, r.term
 	}
-	if role == PreCandidate && r.poll(r.id, true) == VoteWon {
+	if role == PreCandidate && r.poll(r.id, true) == membership.VoteWon {
 		// A single voter: no one to ask.
 		r.electionWon()
 		return
@@ -673,7 +655,7 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 	// campaigning one term behind into terms where the candidate already
 	// voted for itself (a livelock found by TestRandomConfigChangesAreSafe,
 	// seed 6145). Pre-votes change no term and go to the voters only.
-	to := r.quorum.voters()
+	to := r.quorum.Voters()
 	if role == Candidate {
 		to = r.peers
 	}
@@ -691,11 +673,11 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 	}
 }
 
-func (r *Raft) poll(id uint64, granted bool) VoteResult {
+func (r *Raft) poll(id uint64, granted bool) membership.VoteResult {
 	if _, ok := r.votes[id]; !ok {
 		r.votes[id] = granted
 	}
-	return r.quorum.voteResult(r.votes)
+	return r.quorum.VoteResult(r.votes)
 }
 
 func (r *Raft) electionWon() {
@@ -890,14 +872,14 @@ func (r *Raft) stepFollower(m *messages.Message) {
 // campaigning for ever, unheard. The notice cites the last configuration
 // known committed here.
 func (r *Raft) RefuseNonMember(m *messages.Message) {
-	if m == nil || m.ClusterId != r.clusterID || m.To != r.id || m.From == 0 || m.From == r.id || memberOf(r.cc, m.From) {
+	if m == nil || m.ClusterId != r.clusterID || m.To != r.id || m.From == 0 || m.From == r.id || membership.IsMember(r.cc, m.From) {
 		return
 	}
 	if m.Type != messages.MessageType_MSG_VOTE && m.Type != messages.MessageType_MSG_PRE_VOTE {
 		return
 	}
 	c := r.ccHist[r.committedConf()]
-	if c.index == 0 || memberOf(c.cc, m.From) {
+	if c.index == 0 || membership.IsMember(c.cc, m.From) {
 		return
 	}
 	r.send(&messages.Message{Type: messages.MessageType_MSG_NOT_MEMBER, To: m.From, Index: c.index})
@@ -945,9 +927,9 @@ func (r *Raft) stepCandidate(m *messages.Message) {
 			r.event(Event{Kind: EventVoteReceived, Peer: m.From, Reason: m.Type.String()})
 		}
 		switch r.poll(m.From, !m.Reject) {
-		case VoteWon:
+		case membership.VoteWon:
 			r.electionWon()
-		case VoteLost:
+		case membership.VoteLost:
 			r.becomeFollower(r.term, 0, fmt.Sprintf("%s lost: a quorum rejected", r.role))
 		}
 	}
@@ -1035,12 +1017,9 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	if cc == nil {
 		cc = r.cc
 	}
-	if cc.Settings == nil {
-		// As for a configuration entry (decodeConfig): a snapshot from the
-		// wire may carry none.
-		cc = proto.Clone(cc).(*messages.ClusterConfig)
-		cc.Settings = DefaultSettings()
-	}
+	// As for a configuration entry (decodeConfig): a snapshot from the
+	// wire may carry no settings.
+	cc = membership.WithSettings(cc, nil)
 	r.ccHist = []confAt{{md.Index, cc}}
 	r.pendingConfIndex = md.Index
 	r.setConfigAt(r.ccHist[0])
@@ -1137,7 +1116,7 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 // maybeCommit advances the commit index to what a quorum has persisted,
 // counting only entries of the current term (§5.4.2).
 func (r *Raft) maybeCommit() bool {
-	ci := r.quorum.committedIndex(func(id uint64) uint64 {
+	ci := r.quorum.CommittedIndex(func(id uint64) uint64 {
 		if pr := r.prs[id]; pr != nil {
 			return pr.Match
 		}
@@ -1194,7 +1173,7 @@ func (r *Raft) configsAppended(ents []*messages.Entry) (changed bool) {
 		r.ccHist = append(r.ccHist, confAt{e.Index, cc})
 		r.setConfigAt(r.ccHist[len(r.ccHist)-1])
 		changed = true
-		if r.removed && memberOf(cc, r.id) {
+		if r.removed && membership.IsMember(cc, r.id) {
 			r.removed = false // added back
 		}
 	}
@@ -1221,7 +1200,7 @@ func (r *Raft) configCommitted() {
 	if r.role != Leader || r.ccIndex > r.log.committed {
 		return
 	}
-	if !r.quorum.isVoter(r.id) {
+	if !r.quorum.IsVoter(r.id) {
 		if r.leadTransferee == 0 {
 			r.handOff()
 		}
@@ -1236,9 +1215,12 @@ func (r *Raft) configCommitted() {
 // without its outgoing voters: joint consensus reached, the incoming
 // voters go on alone (§4.3).
 func (r *Raft) leaveJoint() {
-	leave := proto.Clone(r.cc).(*messages.ClusterConfig)
-	leave.OutgoingVoters = nil
-	if _, err := r.proposeConfig(leave, true); err != nil {
+	leave, err := membership.LeaveJoint(r.cc)
+	if err != nil {
+		r.logger.Error("could not leave the joint configuration", "err", err)
+		return
+	}
+	if _, err := r.appendConfig(leave); err != nil {
 		r.logger.Error("could not leave the joint configuration", "err", err)
 	}
 }

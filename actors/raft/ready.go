@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -134,7 +135,7 @@ func (r *Raft) Persisted(id uint64) {
 			}
 		}
 	}
-	if r.role == Candidate && r.durableHS == (termVote{r.term, r.id}) && r.poll(r.id, true) == VoteWon {
+	if r.role == Candidate && r.durableHS == (termVote{r.term, r.id}) && r.poll(r.id, true) == membership.VoteWon {
 		r.electionWon() // a single voter, or the others answered first
 	}
 }
@@ -176,26 +177,22 @@ func (r *Raft) ProposeConfig(target *messages.ClusterConfig) (index uint64, err 
 	if err := r.checkProposal(); err != nil {
 		return 0, err
 	}
-	if len(target.OutgoingVoters) > 0 {
+	if membership.IsJoint(target) {
 		return 0, fmt.Errorf("%w: outgoing_voters is managed by the core", ErrInvalidConfigChange)
 	}
-	return r.proposeConfig(target, false)
-}
-
-func (r *Raft) proposeConfig(target *messages.ClusterConfig, leavingJoint bool) (uint64, error) {
-	if !leavingJoint && (r.pendingConfIndex > r.log.committed || len(r.cc.OutgoingVoters) > 0) {
+	if r.pendingConfIndex > r.log.committed || membership.IsJoint(r.cc) {
 		return 0, fmt.Errorf("%w: entry %d not yet committed (commit %d)", ErrConfigChangePending, r.pendingConfIndex, r.log.committed)
 	}
-	cc := proto.Clone(target).(*messages.ClusterConfig)
-	if cc.Settings == nil {
-		cc.Settings = proto.Clone(r.cc.Settings).(*messages.Settings)
+	cc, err := membership.Enter(r.cc, target)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidConfigChange, err)
 	}
-	if err := ValidateClusterConfig(cc); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalidConfigChange, err)
-	}
-	if !leavingJoint && symmetricDiff(r.quorum.incoming, majorityOf(cc.Voters)) > 1 {
-		cc.OutgoingVoters = proto.Clone(&messages.ClusterConfig{Voters: r.cc.Voters}).(*messages.ClusterConfig).Voters
-	}
+	return r.appendConfig(cc)
+}
+
+// appendConfig appends configuration cc (validated) to the leader's log,
+// in force at once; the next change waits for its commit.
+func (r *Raft) appendConfig(cc *messages.ClusterConfig) (uint64, error) {
 	data, err := proto.Marshal(cc)
 	if err != nil {
 		return 0, fmt.Errorf("raft: marshal configuration: %w", err)
@@ -204,21 +201,6 @@ func (r *Raft) proposeConfig(target *messages.ClusterConfig, leavingJoint bool) 
 	r.appendEntries(e)
 	r.pendingConfIndex = e.Index
 	return e.Index, nil
-}
-
-func symmetricDiff(a, b majority) int {
-	n := 0
-	for _, id := range a {
-		if !b.has(id) {
-			n++
-		}
-	}
-	for _, id := range b {
-		if !a.has(id) {
-			n++
-		}
-	}
-	return n
 }
 
 // TransferLeadership hands leadership to voter to (thesis §3.10): the
@@ -258,7 +240,7 @@ func (r *Raft) startTransfer(to uint64, pr *Progress, reason string) {
 // refuses them for its longer log.
 func (r *Raft) handOff() {
 	var to uint64
-	for _, id := range r.quorum.voters() {
+	for _, id := range r.quorum.Voters() {
 		if pr := r.prs[id]; pr != nil && (to == 0 || pr.Match > r.prs[to].Match) {
 			to = id
 		}
