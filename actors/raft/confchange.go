@@ -9,6 +9,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// This file holds configuration changes (thesis §4): proposing one,
+// putting configurations in force as they enter or leave the log,
+// leaving a joint configuration, the members the leader replicates to
+// (departing ones included), and removal. The configuration as a value,
+// its validation, quorum math and transitions are in cluster/membership.
+
 type confAt struct {
 	index uint64
 	cc    *messages.ClusterConfig
@@ -219,6 +225,31 @@ func (r *Raft) updateMembers() {
 // departTimeouts is how many election timeouts the leader keeps
 // replicating to a departing member that does not answer.
 const departTimeouts = 3
+
+// departed forgets a departing peer whose answer (m) shows that it knows
+// of its removal: its commit index reached the configuration that
+// removed it.
+func (r *Raft) departed(m *messages.Message, pr *Progress) bool {
+	if pr.RemovedAt != 0 && m.Commit >= pr.RemovedAt &&
+		(m.Type == messages.MessageType_MSG_APPEND_RESP || m.Type == messages.MessageType_MSG_HEARTBEAT_RESP) {
+		r.forgetDeparting(m.From, fmt.Sprintf("knows that configuration %d removed it", pr.RemovedAt))
+		return true
+	}
+	return false
+}
+
+// electionTimeoutDeparting (leader, every election timeout) forgets the
+// departing peers that stayed silent for departTimeouts of them.
+func (r *Raft) electionTimeoutDeparting() {
+	for id, pr := range r.prs {
+		if pr.RemovedAt == 0 {
+			continue
+		}
+		if pr.departTimeouts++; pr.departTimeouts >= departTimeouts {
+			r.forgetDeparting(id, fmt.Sprintf("silent for %d election timeouts after its removal", departTimeouts))
+		}
+	}
+}
 
 // forgetDeparting stops replicating to a departing peer.
 func (r *Raft) forgetDeparting(id uint64, why string) {

@@ -5,6 +5,10 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds elections (§5.2, thesis §9.6 for pre-vote, §4.2.3 for
+// leases and CheckQuorum): the election timer, campaigns, vote requests
+// and their counting.
+
 // campaignTransfer marks vote requests of a leadership transfer: they are
 // granted even inside a leader lease.
 var campaignTransfer = []byte("flotilla/transfer")

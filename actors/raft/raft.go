@@ -11,6 +11,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// This file holds the state of a node (the Raft struct and the invariants
+// of its fields), New, Tick, and the role transitions. What each role
+// does with a message is in step.go; the concerns have a file each:
+// election.go, replication.go, confchange.go, transfer.go, snapshot.go,
+// read.go, status.go, and ready.go for the outputs.
+
 // Role is the role of a node. PreCandidate is the pre-vote sub-state of
 // candidate (thesis §9.6): it campaigns without raising its term.
 type Role uint8
@@ -54,18 +60,30 @@ type InitialState struct {
 }
 
 // Raft is one node's Raft state machine. It is not safe for concurrent use:
-// one goroutine (one actor) owns it.
+// one goroutine (one actor) owns it. The fields are grouped by the file
+// that owns their concern; the invariants hold between calls.
 type Raft struct {
+	// id is this node; clusterID is stamped on every message out.
+	//
+	// Invariant: id != 0; neither changes after New.
 	id        uint64
 	clusterID uint64
-	cfg       Config
+	cfg       Config // with defaults filled in (config.go)
 
+	// term and vote are currentTerm and votedFor (Figure 2), the durable
+	// part of the state with the log; lead is the leader known in term.
+	//
+	// Invariant: term never decreases; vote is 0 or the node this node
+	// voted for in term (itself when Candidate).
+	// Invariant: lead == id iff role == Leader.
 	term uint64
 	vote uint64
 	lead uint64
 	role Role
 
-	log raftLog
+	log raftLog // see raftLog for its invariants (log.go)
+
+	// ---- configuration (confchange.go) ----
 
 	// Membership and settings in force: those of the latest configuration
 	// entry in the log, committed or not (thesis §4.1: "a server always
@@ -78,43 +96,87 @@ type Raft struct {
 	// Invariant: ccHist holds every configuration entry of the log after
 	// ccHist[0] (the configuration in force at the log's start: snapshot
 	// or bootstrap), ascending by index.
+	// Invariant: quorum == membership.JointOf(cc).
 	cc      *messages.ClusterConfig
 	ccIndex uint64           // index of the entry cc came from (snapshot index or 0 for none)
 	ccHist  []confAt         // configurations of the log, for truncations and snapshots
-	quorum  membership.Joint // voters of cc
-	peers   []uint64         // every member id, sorted, self included
-	addrs   map[uint64]string
+	quorum  membership.Joint // the voters of cc
+	// addrs maps every member to its address: the members of the last
+	// committed configuration and of every later one in the log, and,
+	// on the leader, the departing ones.
+	//
+	// Invariant: peers == the keys of addrs, sorted.
+	addrs map[uint64]string
+	peers []uint64
 	// hintAddrs holds senders' addresses (Message.from_address) of nodes
 	// that no configuration in the log names yet: a joining node answers
 	// the leader there until the configuration reaches it.
+	//
+	// Invariant: at most maxHintAddrs entries.
 	hintAddrs map[uint64]string
-	oldAddrs  map[uint64]string    // addrs before the last updateMembers
-	prs       map[uint64]*Progress // leader only; every member including self, and departing ones
+	oldAddrs  map[uint64]string // addrs before the last updateMembers
 	// departing (leader only) holds the addresses of members removed by a
 	// committed configuration that have not yet learned it (see
 	// Progress.RemovedAt).
+	//
+	// Invariant: nil unless role == Leader; every id in it has a
+	// Progress with RemovedAt != 0.
 	departing map[uint64]string
 	// removed is set once this node knows it is no member: a committed
 	// configuration leaves it out, or a member refused it (see
-	// NotMemberNotice). It campaigns no more; hearing from a leader again
-	// (it was added back) clears it.
+	// RefuseNonMember, MSG_NOT_MEMBER). It campaigns no more; a
+	// configuration that lists it again (it was added back) clears it.
 	removed bool
 	// wasMember: a configuration in force ever listed this node; only
 	// then can it be removed (a joining node replays configurations
 	// without itself first).
+	//
+	// Invariant: removed implies wasMember or a refusal by a member.
 	wasMember bool
-
-	// pendingConfIndex is the index of the last config entry proposed (or
-	// of the leader's first entry of its term); a new one waits until
-	// it is committed (thesis §4.1).
+	// pendingConfIndex is the index of the last configuration entry
+	// proposed (or of the leader's first entry of its term).
+	//
+	// Invariant: a leader accepts a new configuration only when
+	// pendingConfIndex <= log.committed and cc is not joint (thesis §4.1).
 	pendingConfIndex uint64
 
-	votes map[uint64]bool
+	// ---- replication (replication.go), leader only ----
 
-	electionElapsed           int
-	heartbeatElapsed          int
+	// prs is the leader's view of every member's log.
+	//
+	// Invariant: nil unless role == Leader; then its keys are peers
+	// (self and departing members included).
+	prs map[uint64]*Progress
+	// needBcast: flush appends to the followers in the next Ready;
+	// bcastNews: that flush carries commit news: send every peer an
+	// append, empty if need be.
+	needBcast bool
+	bcastNews bool
+	// commitNews: the leader's commit index advanced since the last
+	// broadcast of appends or heartbeats (which carry it); commitNewsAge
+	// counts the ticks it has waited (see Config.CommitNewsTicks).
+	commitNews    bool
+	commitNewsAge int
+
+	// ---- elections (election.go) ----
+
+	// votes holds the answers of this campaign (true: granted).
+	//
+	// Invariant: a Candidate's own vote is in it only once its term and
+	// vote are durable (Persisted).
+	votes map[uint64]bool
+	// electionElapsed counts ticks since this node last heard from a
+	// leader, granted a vote or campaigned; on the leader, since the
+	// last check-quorum. heartbeatElapsed (leader) counts ticks since
+	// the last heartbeat.
+	electionElapsed  int
+	heartbeatElapsed int
+	// Invariant: electionTimeout() <= randomizedElectionTimeout <
+	// 2*electionTimeout().
 	randomizedElectionTimeout int
-	rand                      *rand.Rand
+	rand                      *rand.Rand // seeded from Config.Seed and id: the only randomness
+
+	// ---- leases and reads (read.go) ----
 
 	// ticks counts Tick calls since New, from 1: the leader's lease clock.
 	ticks uint64
@@ -123,33 +185,42 @@ type Raft struct {
 	restartGuard bool
 	// leaseBroken: this leader sent a TimeoutNow in its term; the
 	// transferee's forced election ignores leases, so none is trusted.
-	leaseBroken bool
+	leaseBroken  bool
+	reads        readOnly      // leader: reads waiting for a heartbeat quorum
+	pendingReads []readRequest // leader: asked before it committed in its term
+	readStates   []ReadState   // answered, to hand out in Ready
 
+	// ---- leadership transfer (transfer.go) ----
+
+	// leadTransferee is the voter this leader hands over to, 0 if none.
+	//
+	// Invariant: 0 unless role == Leader; otherwise a voter of cc.
 	leadTransferee uint64
 
+	// ---- snapshots (snapshot.go) ----
+
+	// Invariant: snapshot != nil when log.snapIndex > 0, and
+	// snapshot.Metadata.Index >= log.snapIndex (Compact may keep a tail of
+	// the log before it).
 	snapshot        *messages.Snapshot // latest snapshot, sent to lagging peers
 	pendingSnapshot *messages.Snapshot // received, to hand out in Ready
 
-	reads        readOnly
-	pendingReads []readRequest // asked before the leader committed in its term
-	readStates   []ReadState
+	// ---- outputs (ready.go) ----
 
-	msgs             []*messages.Message // send now
-	msgsAfterPersist []*messages.Message // send once everything handed out so far is durable
-	batches          []persistBatch      // handed out, not yet reported persisted
-	persistSeq       uint64
-	prevHS           termVote // last term and vote handed out
-	durableHS        termVote // last term and vote reported durable
-	needBcast        bool     // leader: flush appends in Ready
-	bcastNews        bool     // leader: that flush carries commit news: send every peer an append, empty if need be
-	// commitNews: the leader's commit index advanced since the last
-	// broadcast of appends or heartbeats (which carry it); commitNewsAge
-	// counts the ticks it has waited (see Config.CommitNewsTicks).
-	commitNews    bool
-	commitNewsAge int
-
-	events []Event
-	logger *slog.Logger
+	msgs []*messages.Message // send now
+	// msgsAfterPersist promise durable state: they leave once everything
+	// handed out for persistence before them is durable.
+	msgsAfterPersist []*messages.Message
+	// batches are the persistence batches handed out and not yet
+	// reported persisted.
+	//
+	// Invariant: ids ascending; the last one, if any, is persistSeq.
+	batches    []persistBatch
+	persistSeq uint64
+	prevHS     termVote // last term and vote handed out
+	durableHS  termVote // last term and vote reported durable
+	events     []Event
+	logger     *slog.Logger
 }
 
 type termVote struct{ term, vote uint64 }

@@ -7,6 +7,10 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds the outputs: Ready, which hands out what is to be
+// persisted, sent, applied and told, and Persisted, which the driver
+// calls once a batch is durable.
+
 // Ready is everything the core hands out at once. See the package doc for
 // the order in which the driver must act on it.
 type Ready struct {
@@ -144,4 +148,12 @@ type persistBatch struct {
 	snapIndex uint64   // snapshot installed by the batch; 0: none
 	hs        termVote // term and vote written by the batch
 	msgs      []*messages.Message
+}
+
+// capBatches records that the log was cut at index i: batches handed out
+// earlier no longer make entries >= i durable.
+func (r *Raft) capBatches(i uint64) {
+	for k := range r.batches {
+		r.batches[k].lastIndex = min(r.batches[k].lastIndex, i-1)
+	}
 }

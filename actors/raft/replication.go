@@ -6,6 +6,11 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds log replication (§5.3, §5.4): proposals, the leader's
+// appends and heartbeats and their answers, flow control through
+// Progress, commitment, and the follower's side of appends and
+// heartbeats.
+
 // Propose appends an application command to the leader's log and returns
 // its index and term. The entry is sent to followers by the next Ready. e
 // is owned by the core from now on (Term and Index are set).
@@ -69,30 +74,10 @@ func (r *Raft) tickHeartbeat() {
 				return
 			}
 		}
-		for id, pr := range r.prs {
-			if pr.RemovedAt == 0 {
-				continue
-			}
-			if pr.departTimeouts++; pr.departTimeouts >= departTimeouts {
-				r.forgetDeparting(id, fmt.Sprintf("silent for %d election timeouts after its removal", departTimeouts))
-			}
-		}
-		if r.leadTransferee != 0 {
-			r.event(Event{Kind: EventTransferAborted, Peer: r.leadTransferee, Reason: "transferee did not take over within an election timeout"})
-			r.leadTransferee = 0
-			if !r.promotable() {
-				r.handOff() // try again, maybe another voter
-			}
-		}
+		r.electionTimeoutDeparting()
+		r.electionTimeoutTransfer()
 	}
-	for _, id := range r.peers {
-		if pr := r.prs[id]; pr != nil && pr.State == StateSnapshot {
-			if pr.stateTicks++; pr.stateTicks >= r.electionTimeout() {
-				pr.becomeProbe() // the snapshot was lost: probe again
-				r.needBcast = true
-			}
-		}
-	}
+	r.tickSnapshots()
 	if r.heartbeatElapsed >= r.heartbeatTimeout() {
 		r.heartbeatElapsed = 0
 		r.bcastHeartbeat(r.reads.lastContext())
@@ -223,6 +208,27 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 	}
 }
 
+// handleHeartbeatResp notes the peer's acknowledgement of the lease and of
+// a read round, and sends it what it lacks.
+func (r *Raft) handleHeartbeatResp(m *messages.Message, pr *Progress) {
+	if m.Index != 0 && m.Index <= r.ticks {
+		pr.leaseAck = max(pr.leaseAck, m.Index)
+	}
+	pr.probeSent = false
+	if pr.State == StateReplicate && pr.inflights.full() {
+		// The window may be full of lost messages: free one, so the
+		// next append reveals the gap and the rejection sends the peer
+		// back to probing.
+		pr.inflights.freeFirst()
+	}
+	if pr.Match < r.log.lastIndex() || pr.State == StateProbe {
+		r.sendAppend(m.From, pr)
+	}
+	if len(m.Context) > 0 {
+		r.ackRead(m.From, m.Context)
+	}
+}
+
 // maybeCommit advances the commit index to what a quorum has persisted,
 // counting only entries of the current term (§5.4.2).
 func (r *Raft) maybeCommit() bool {
@@ -302,14 +308,6 @@ func (r *Raft) handleAppendEntries(m *messages.Message) {
 	// The commit index rides along: a departing member's answer tells the
 	// leader that it knows of its removal.
 	r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: lastNew, Commit: r.log.committed})
-}
-
-// capBatches records that the log was cut at index i: batches handed out
-// earlier no longer make entries >= i durable.
-func (r *Raft) capBatches(i uint64) {
-	for k := range r.batches {
-		r.batches[k].lastIndex = min(r.batches[k].lastIndex, i-1)
-	}
 }
 
 func (r *Raft) handleHeartbeat(m *messages.Message) {

@@ -7,6 +7,9 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds snapshots (§7): compaction, the leader sending a
+// snapshot to a peer behind its log, and the follower installing one.
+
 // Compact records a snapshot of the application state at index (which
 // must be applied) and drops the log entries before it, keeping the last
 // `keep` entries for followers that lag a little. data is kept to be sent
@@ -104,4 +107,17 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	r.pendingConfIndex = md.Index
 	r.setConfigAt(r.ccHist[0])
 	r.event(Event{Kind: EventSnapshotRestored, Index: md.Index, Reason: fmt.Sprintf("snapshot at index %d term %d", md.Index, md.Term)})
+}
+
+// tickSnapshots (leader, every tick) sends a peer whose snapshot took an
+// election timeout back to probing: the snapshot was lost.
+func (r *Raft) tickSnapshots() {
+	for _, id := range r.peers {
+		if pr := r.prs[id]; pr != nil && pr.State == StateSnapshot {
+			if pr.stateTicks++; pr.stateTicks >= r.electionTimeout() {
+				pr.becomeProbe()
+				r.needBcast = true
+			}
+		}
+	}
 }

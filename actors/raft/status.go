@@ -4,6 +4,9 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds the read-only views of a node: Status and the
+// accessors the driver uses.
+
 // PeerProgress is the leader's view of one peer, for status.
 type PeerProgress struct {
 	ID           uint64

@@ -7,6 +7,12 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds the entry point of every message from a peer, Step: it
+// refuses malformed ones, applies the term rules of Figure 2 and §4.2.3,
+// and hands the message to what the node's role does with it
+// (stepFollower, stepCandidate, stepLeader); and the way out: send and
+// sendAfterPersist.
+
 // maxHintAddrs bounds hintAddrs.
 const maxHintAddrs = 64
 
@@ -193,31 +199,14 @@ func (r *Raft) stepLeader(m *messages.Message) {
 		return
 	}
 	pr.RecentActive = true
-	if pr.RemovedAt != 0 && m.Commit >= pr.RemovedAt &&
-		(m.Type == messages.MessageType_MSG_APPEND_RESP || m.Type == messages.MessageType_MSG_HEARTBEAT_RESP) {
-		r.forgetDeparting(m.From, fmt.Sprintf("knows that configuration %d removed it", pr.RemovedAt))
+	if r.departed(m, pr) {
 		return
 	}
 	switch m.Type {
 	case messages.MessageType_MSG_APPEND_RESP:
 		r.handleAppendResp(m, pr)
 	case messages.MessageType_MSG_HEARTBEAT_RESP:
-		if m.Index != 0 && m.Index <= r.ticks {
-			pr.leaseAck = max(pr.leaseAck, m.Index)
-		}
-		pr.probeSent = false
-		if pr.State == StateReplicate && pr.inflights.full() {
-			// The window may be full of lost messages: free one, so the
-			// next append reveals the gap and the rejection sends the peer
-			// back to probing.
-			pr.inflights.freeFirst()
-		}
-		if pr.Match < r.log.lastIndex() || pr.State == StateProbe {
-			r.sendAppend(m.From, pr)
-		}
-		if len(m.Context) > 0 {
-			r.ackRead(m.From, m.Context)
-		}
+		r.handleHeartbeatResp(m, pr)
 	case messages.MessageType_MSG_READ_INDEX:
 		r.readIndex(m.From, m.Context)
 	}

@@ -6,6 +6,10 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
+// This file holds leadership transfer (thesis §3.10) and the hand-off of
+// a leader that a committed configuration removed from the voters
+// (§4.2.2).
+
 // TransferLeadership hands leadership to voter to (thesis §3.10): the
 // leader stops accepting proposals, brings to's log up to date, then tells
 // it to campaign at once. It is aborted after an election timeout.
@@ -60,5 +64,19 @@ func (r *Raft) sendTimeoutNow(to uint64) {
 		// Handing off after a removal: to has the whole log and can win
 		// an election even if the timeout-now is lost.
 		r.becomeFollower(r.term, 0, fmt.Sprintf("removed from the voters: handed over to %d", to))
+	}
+}
+
+// electionTimeoutTransfer (leader, every election timeout) aborts a
+// transfer that the transferee did not complete within it; a leader that
+// is no voter hands off again, maybe to another voter.
+func (r *Raft) electionTimeoutTransfer() {
+	if r.leadTransferee == 0 {
+		return
+	}
+	r.event(Event{Kind: EventTransferAborted, Peer: r.leadTransferee, Reason: "transferee did not take over within an election timeout"})
+	r.leadTransferee = 0
+	if !r.promotable() {
+		r.handOff() // try again, maybe another voter
 	}
 }
