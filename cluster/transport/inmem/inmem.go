@@ -288,7 +288,8 @@ type Transport struct {
 
 	mu       sync.Mutex
 	queue    []arrival
-	running  bool // delivery goroutine started
+	spare    []arrival // the delivery goroutine's last batch, emptied: the next queue
+	running  bool      // delivery goroutine started
 	sent     uint64
 	sendErrs uint64
 	received uint64
@@ -391,7 +392,7 @@ func (t *Transport) deliverLoop() {
 		}
 		t.mu.Lock()
 		batch := t.queue
-		t.queue = nil
+		t.queue, t.spare = t.spare[:0], nil
 		t.mu.Unlock()
 		for _, a := range batch {
 			ok := t.lc.Deliver(a.m)
@@ -404,6 +405,12 @@ func (t *Transport) deliverLoop() {
 			t.mu.Unlock()
 			t.net.delivered(Link{a.from, t.id}, ok)
 		}
+		// Keep the batch's array for a later queue (two arrays take turns),
+		// without its messages.
+		clear(batch)
+		t.mu.Lock()
+		t.spare = batch[:0]
+		t.mu.Unlock()
 	}
 }
 

@@ -295,3 +295,41 @@ func TestNotStartedDropsAndCounts(t *testing.T) {
 		t.Fatalf("receiver stats %+v", s)
 	}
 }
+
+// TestSteadyStateDeliveryDoesNotAllocate: once warmed up, a fault-free
+// send and its delivery allocate nothing in the transport (the queue is
+// reused, not regrown per batch): on a node's hot path every message
+// crosses it.
+func TestSteadyStateDeliveryDoesNotAllocate(t *testing.T) {
+	net := inmem.NewNetwork(1)
+	a, b := net.Transport(1), net.Transport(2)
+	defer a.Close()
+	defer b.Close()
+	got := make(chan struct{}, 1)
+	if err := a.Start(context.Background(), func(*messages.Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background(), func(*messages.Message) { got <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	m := &messages.Message{}
+	to := transport.Peer{ID: 2}
+	deadline, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	roundTrip := func() {
+		if err := a.Send(to, m); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-deadline.Done():
+			t.Fatal("messages not delivered within 30s")
+		}
+	}
+	for range 100 {
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(1000, roundTrip); n >= 0.5 {
+		t.Errorf("a send and its delivery allocated %.2f times, want 0", n)
+	}
+}
