@@ -12,12 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// This file holds the operator's membership API on the leader: AddMember,
-// RemoveMember, PromoteLearner and ChangeConfig, each an operation that
-// moves through phases and is answered once its final, non-joint
-// configuration is committed. The Raft rules (joint consensus, the
-// configuration in force) stay in the core; this is bookkeeping.
-
 // opPhase is where a membership operation stands.
 type opPhase uint8
 
@@ -126,25 +120,25 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 	default: // op.phase == opCatchUp
 		n.startCatchUp(op)
 	}
-	n.memberOps = append(n.memberOps, op)
+	n.pend.memberOps = append(n.pend.memberOps, op)
 }
 
 func (n *node) startCatchUp(op *memberOp) {
 	op.phase = opCatchUp
-	op.roundTarget, op.roundStart = n.r.LastIndex(), n.ticks
+	op.roundTarget, op.roundStart = n.r.LastIndex(), n.life.ticks
 	timeout := n.cfg.CatchUpTimeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	op.deadline = n.ticks + uint64(max(timeout/n.cfg.TickInterval, 1))
+	op.deadline = n.life.ticks + uint64(max(timeout/n.cfg.TickInterval, 1))
 }
 
 // membershipCommitted moves the operations waiting for a configuration
 // at or before ev.Index on (any role: a follower answers too).
 func (n *node) membershipCommitted(ctx actor.Context, ev raft.Event) {
 	joint := len(ev.Config.GetOutgoingVoters()) > 0
-	keep := n.memberOps[:0]
-	for _, op := range n.memberOps {
+	keep := n.pend.memberOps[:0]
+	for _, op := range n.pend.memberOps {
 		switch {
 		case op.index == 0 || op.index > ev.Index || op.phase == opCatchUp:
 		case op.phase == opLearner:
@@ -155,18 +149,18 @@ func (n *node) membershipCommitted(ctx actor.Context, ev raft.Event) {
 		}
 		keep = append(keep, op)
 	}
-	n.memberOps = keep
+	n.pend.memberOps = keep
 }
 
 // tickMembership checks the catch-up of learners waiting for promotion.
 func (n *node) tickMembership(ctx actor.Context) {
-	if len(n.memberOps) == 0 || n.r.Role() != raft.Leader {
+	if len(n.pend.memberOps) == 0 || n.r.Role() != raft.Leader {
 		return
 	}
 	rs := n.r.Status()
 	et := uint64(max(rs.Config.GetSettings().GetElectionTicks(), 1))
-	keep := n.memberOps[:0]
-	for _, op := range n.memberOps {
+	keep := n.pend.memberOps[:0]
+	for _, op := range n.pend.memberOps {
 		if op.phase != opCatchUp {
 			keep = append(keep, op)
 			continue
@@ -176,16 +170,16 @@ func (n *node) tickMembership(ctx actor.Context) {
 		case pr == nil || !hasMember(rs.Config.Learners, op.id):
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: %d is no longer a learner", ErrInvalidMembership, op.kind, op.id))
 			continue
-		case n.ticks >= op.deadline:
+		case n.life.ticks >= op.deadline:
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: learner %d is %d entries behind after %v", ErrCatchUpTimeout, op.kind, op.id, pr.Lag, n.cfg.CatchUpTimeout))
 			continue
 		}
 		caught := n.cfg.CatchUpLag > 0 && pr.Lag <= n.cfg.CatchUpLag
 		if pr.Match >= op.roundTarget {
-			if n.ticks-op.roundStart <= et {
+			if n.life.ticks-op.roundStart <= et {
 				caught = true
 			} else {
-				op.roundTarget, op.roundStart = rs.LastIndex, n.ticks // another round
+				op.roundTarget, op.roundStart = rs.LastIndex, n.life.ticks // another round
 			}
 		}
 		if caught && rs.ConfigIndex <= rs.Commit {
@@ -208,15 +202,15 @@ func (n *node) tickMembership(ctx actor.Context) {
 		}
 		keep = append(keep, op)
 	}
-	n.memberOps = keep
+	n.pend.memberOps = keep
 }
 
 // failMemberOps answers every operation with err (leadership lost, stop).
 func (n *node) failMemberOps(ctx actor.Context, err error) {
-	for _, op := range n.memberOps {
+	for _, op := range n.pend.memberOps {
 		n.answerOp(ctx, op, 0, nil, err)
 	}
-	n.memberOps = nil
+	n.pend.memberOps = nil
 }
 
 func (n *node) answerOp(ctx actor.Context, op *memberOp, index uint64, cc *messages.ClusterConfig, err error) {
@@ -239,10 +233,10 @@ func (n *node) onRemoved(ctx actor.Context, ev raft.Event) {
 // stopNonMemberReplicators stops the replicator of every peer the core no
 // longer sends to.
 func (n *node) stopNonMemberReplicators(ctx actor.Context) {
-	for pid, rp := range n.replicators {
+	for pid, rp := range n.kids.replicators {
 		if !n.r.IsMember(pid) {
 			ctx.Stop(rp)
-			delete(n.replicators, pid)
+			delete(n.kids.replicators, pid)
 		}
 	}
 }
