@@ -23,6 +23,7 @@ import (
 func (n *node) start(ctx actor.Context) error {
 	n.self = ctx.Self()
 	n.root = ctx.ActorSystem().Root
+	n.ev.subs = append(n.ev.subs, n.cfg.Subscribers...) // they hear of a failed start too
 	store, err := n.sh.acquire(n.self)
 	if err != nil {
 		return err
@@ -33,7 +34,6 @@ func (n *node) start(ctx actor.Context) error {
 	n.obs.metrics = n.sh.nodeMetrics()
 	n.pend.proposals = map[uint64]waiter{}
 	n.pend.reads = map[string]pendingRead{}
-	n.ev.subs = append(n.ev.subs, n.cfg.Subscribers...)
 	st, err := loadState(store, n.cfg.StateMachine)
 	if err != nil {
 		return err
@@ -258,16 +258,20 @@ func (n *node) failStop(ctx actor.Context, reason string, err error) {
 	ctx.Stop(ctx.Self())
 }
 
+// shutdown releases what the node holds: its timer, metrics, transport
+// and store. A node that never got its store (ErrStoreInUse) holds only
+// its timer: the rest is the running node's.
 func (n *node) shutdown(ctx actor.Context) {
 	n.stopTicking()
+	if n.self == nil || !n.sh.holds(n.self) {
+		return
+	}
 	n.sh.closeMetrics()
 	if n.cfg.Transport != nil {
 		_ = n.cfg.Transport.Close()
 	}
-	if n.self != nil {
-		if err := n.sh.releaseStore(n.self); err != nil {
-			n.log.Error("closing the store", "err", err)
-		}
+	if err := n.sh.releaseStore(n.self); err != nil {
+		n.log.Error("closing the store", "err", err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
@@ -126,11 +125,7 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 func (n *node) startCatchUp(op *memberOp) {
 	op.phase = opCatchUp
 	op.roundTarget, op.roundStart = n.r.LastIndex(), n.life.ticks
-	timeout := n.cfg.CatchUpTimeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	op.deadline = n.life.ticks + uint64(max(timeout/n.cfg.TickInterval, 1))
+	op.deadline = n.life.ticks + uint64(max(n.cfg.CatchUpTimeout/n.cfg.TickInterval, 1))
 }
 
 // membershipCommitted moves the operations waiting for a configuration

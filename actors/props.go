@@ -73,6 +73,13 @@ func (sh *shared) acquire(self *actor.PID) (persistence.LogStore, error) {
 	return sh.store, nil
 }
 
+// holds reports whether the node actor self holds the store.
+func (sh *shared) holds(self *actor.PID) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.owner != nil && sh.owner.Equal(self)
+}
+
 // releaseStore closes what acquire opened, once self stops.
 func (sh *shared) releaseStore(self *actor.PID) error {
 	sh.mu.Lock()

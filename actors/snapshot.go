@@ -56,14 +56,10 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 // keeps: Config.RetainEntries of them, fewer when Config.RetainBytes caps
 // their bytes.
 func (n *node) retention(index uint64) uint64 {
-	keep := uint64(64)
-	switch {
-	case n.cfg.RetainEntries < 0:
+	if n.cfg.RetainEntries < 0 {
 		return 0
-	case n.cfg.RetainEntries > 0:
-		keep = uint64(n.cfg.RetainEntries)
 	}
-	keep = min(keep, index)
+	keep := min(uint64(n.cfg.RetainEntries), index) // 0 became the default (ensureDefaults)
 	if n.cfg.RetainBytes == 0 || keep == 0 {
 		return keep
 	}
