@@ -53,6 +53,23 @@ var (
 // NotLeaderError says who leads (0 and "" if unknown).
 type NotLeaderError = raft.NotLeaderError
 
+// Role is a node's role, re-exported from the core (actors/raft) so that
+// applications compare roles (Status.Role, RoleChanged) without importing
+// it.
+type Role = raft.Role
+
+// PeerProgress is the leader's view of one peer (Status.Progress),
+// re-exported from the core.
+type PeerProgress = raft.PeerProgress
+
+// The roles.
+const (
+	Follower     = raft.Follower
+	PreCandidate = raft.PreCandidate
+	Candidate    = raft.Candidate
+	Leader       = raft.Leader
+)
+
 // Propose asks the leader to replicate Data and apply it. Answer:
 // *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
 // retries idempotent.

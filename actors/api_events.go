@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
@@ -29,7 +28,7 @@ type LeaderChanged struct {
 type RoleChanged struct {
 	NodeID   uint64
 	Term     uint64
-	From, To raft.Role
+	From, To Role
 	Reason   string
 }
 
@@ -84,7 +83,7 @@ type NodeStopped struct {
 // Status answers GetStatus.
 type Status struct {
 	ID            uint64
-	Role          raft.Role
+	Role          Role
 	Term          uint64
 	Leader        uint64
 	LeaderAddress string
@@ -101,7 +100,7 @@ type Status struct {
 	Removed bool
 	// Progress is the leader's view of each member, learners with their
 	// Lag (leader only).
-	Progress []raft.PeerProgress
+	Progress []PeerProgress
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or

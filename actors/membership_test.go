@@ -10,7 +10,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"google.golang.org/protobuf/proto"
@@ -213,7 +212,7 @@ func TestRemoveVoterIncludingLeader(t *testing.T) {
 			t.Fatalf("MemberRemoved events %v, want %d at >= %d and %d at >= %d", removed, follower, r.Index, lead, r2.Index)
 		}
 		for _, id := range []uint64{follower, lead} {
-			if s := c.status(id); !s.Removed || s.Role == raft.Leader {
+			if s := c.status(id); !s.Removed || s.Role == actors.Leader {
 				t.Fatalf("removed node %d: removed %v role %s", id, s.Removed, s.Role)
 			}
 		}
@@ -478,12 +477,12 @@ func TestRefusedNonMemberLearnsIt(t *testing.T) {
 			t.Fatalf("MemberRemoved %+v, want one from a member citing %d", got, r.Index)
 		}
 		s := c.status(gone)
-		if !s.Removed || s.Role != raft.Follower {
+		if !s.Removed || s.Role != actors.Follower {
 			t.Fatalf("refused node: removed %v role %s", s.Removed, s.Role)
 		}
 		term := s.Term
 		time.Sleep(3 * time.Second)
-		if s := c.status(gone); s.Term != term || s.Role != raft.Follower {
+		if s := c.status(gone); s.Term != term || s.Role != actors.Follower {
 			t.Fatalf("refused node still campaigns: term %d -> %d, role %s", term, s.Term, s.Role)
 		}
 	})
@@ -520,7 +519,7 @@ func TestMemberFollowsLeaderItDoesNotKnow(t *testing.T) {
 		c.restart(gone)
 		c.waitApplied(5, gone)
 		c.waitConfig(gone, []uint64{1, 2, 3, 4}, nil)
-		if s := c.status(gone); s.Leader != 4 || s.Role != raft.Follower {
+		if s := c.status(gone); s.Leader != 4 || s.Role != actors.Follower {
 			t.Fatalf("node %d: role %s, leader %d; want a follower of 4", gone, s.Role, s.Leader)
 		}
 	})
