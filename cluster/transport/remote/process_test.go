@@ -247,7 +247,11 @@ func (l *launch) ready(t *testing.T) (*node, error) {
 		return nil, errors.New(first.Err)
 	}
 	n.addr = first.Addr
+	// Wait only after stdout is drained: exec's Wait closes the pipe, and a
+	// Wait racing the reader lost the child's last line (the reply to
+	// "close"), failing Close with "child exited" on a loaded machine.
 	go func() {
+		defer func() { n.exited <- n.cmd.Wait() }()
 		defer close(n.done)
 		for out.Scan() {
 			var r reply
@@ -266,7 +270,6 @@ func (l *launch) ready(t *testing.T) (*node, error) {
 			}
 		}
 	}()
-	go func() { n.exited <- n.cmd.Wait() }()
 	t.Cleanup(func() { n.Close() })
 	return n, nil
 }
