@@ -2,10 +2,10 @@ package actors
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/tracing"
 )
 
 // EntryApplied: an entry was applied on this node (sent by the applier, in
@@ -104,8 +104,8 @@ type Status struct {
 	Paused   bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or
-	// while paused. What the transport refused before delivering is in
-	// Transport.
+	// while paused, stopping or failed (Paused). What the transport
+	// refused before delivering (undecodable, oversized) is in Transport.
 	Dropped DropCounts
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
@@ -130,17 +130,9 @@ func (s *Status) String() string {
 		s.ID, s.Role, s.Term, s.Leader, s.LeaderAddress, s.Commit, s.Applied, s.LastIndex)
 }
 
-// Transition is one entry of the state-transition history.
-type Transition struct {
-	Time   time.Time
-	Term   uint64
-	Kind   string
-	From   string
-	To     string
-	Leader uint64
-	Peer   uint64
-	Reason string
-}
+// Transition is one entry of the state-transition history (the type of
+// package tracing, which keeps the history).
+type Transition = tracing.Transition
 
 // History answers GetHistory: recent transitions, oldest first.
 type History struct {

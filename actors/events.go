@@ -69,11 +69,7 @@ func (n *node) addHistory(t Transition) {
 	if t.Term == 0 && n.r != nil {
 		t.Term = n.r.Term()
 	}
-	if len(n.ev.history) >= n.cfg.HistorySize {
-		copy(n.ev.history, n.ev.history[1:])
-		n.ev.history = n.ev.history[:len(n.ev.history)-1]
-	}
-	n.ev.history = append(n.ev.history, t)
+	n.ev.history.Add(t)
 	n.log.Info("transition", "kind", t.Kind, "term", t.Term, "from", t.From, "to", t.To, "leader", t.Leader, "reason", t.Reason)
 }
 

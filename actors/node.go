@@ -77,7 +77,7 @@ type snapState struct {
 // eventState is who hears of the node's events, and its history.
 type eventState struct {
 	subs    []*actor.PID
-	history []Transition
+	history *tracing.History // Config.HistorySize transitions
 }
 
 // inboxState filters inbound messages and counts what it refuses.
@@ -95,6 +95,7 @@ type observations struct {
 
 func newNode(sh *shared) *node {
 	n := &node{sh: sh, cfg: sh.cfg, log: sh.cfg.Logger.With("node", sh.cfg.ID)}
+	n.ev.history = tracing.NewHistory(sh.cfg.HistorySize)
 	n.behavior = actor.NewBehavior()
 	n.behavior.Become(n.starting)
 	return n

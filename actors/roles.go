@@ -168,7 +168,7 @@ func (n *node) common(ctx actor.Context) {
 	case *GetStatus:
 		n.respond(ctx, n.status())
 	case *GetHistory:
-		n.respond(ctx, &History{NodeID: n.cfg.ID, Transitions: append([]Transition(nil), n.ev.history...)})
+		n.respond(ctx, &History{NodeID: n.cfg.ID, Transitions: n.ev.history.Snapshot()})
 	case *SetLogLevel:
 		n.setLogLevel(ctx, msg)
 	}

@@ -84,7 +84,7 @@ type State struct {
 // LogStore keeps one Raft group's log and hard state.
 //
 // The node actor's persister child is its only writer (Save, Compact); the
-// node actor reads it at start-up, the replicator reads entries to send them.
+// node actor reads it at start-up only (the core then keeps the log in memory).
 // Every method answers ctx.Err() when ctx is done before it starts, and
 // ErrClosed after Close.
 type LogStore interface {
