@@ -3,13 +3,18 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
-	"google.golang.org/protobuf/proto"
 )
+
+// This file holds the operator's membership API on the leader: AddMember,
+// RemoveMember, PromoteLearner and ChangeConfig, each an operation that
+// moves through phases and is answered once its final, non-joint
+// configuration is committed. The Raft rules (joint consensus, the
+// configuration in force) stay in the core; this is bookkeeping.
 
 // opPhase is where a membership operation stands.
 type opPhase uint8
@@ -60,33 +65,29 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 		switch {
 		case m.ID == 0 || m.Address == "":
 			err = fmt.Errorf("%w: AddMember{ID: %d, Address: %q} needs both", ErrInvalidMembership, m.ID, m.Address)
-		case isVoterOf(cur, m.ID) || (!m.Voter && hasMember(cur.Learners, m.ID)):
+		case membership.IsVoter(cur, m.ID) || (!m.Voter && membership.IsLearner(cur, m.ID)):
 			// Already there with that role: nothing to do.
-		case hasMember(cur.Learners, m.ID):
+		case membership.IsLearner(cur, m.ID):
 			op.phase = opCatchUp
 		default:
 			op.phase = opLearner
-			target = proto.Clone(cur).(*messages.ClusterConfig)
-			target.Learners = append(target.Learners, &messages.Member{Id: m.ID, Address: m.Address})
+			target = membership.AddLearner(cur, &messages.Member{Id: m.ID, Address: m.Address})
 		}
 		if err == nil && !m.Voter && op.phase == opLearner {
 			op.phase = opCommit // a learner is all that was asked
 		}
 	case *RemoveMember:
 		op.kind, op.id, expected = "RemoveMember", m.ID, m.ExpectedConfigIndex
-		if !isVoterOf(cur, m.ID) && !hasMember(cur.Learners, m.ID) {
+		if !membership.IsVoter(cur, m.ID) && !membership.IsLearner(cur, m.ID) {
 			err = fmt.Errorf("%w: %d is no member", ErrInvalidMembership, m.ID)
 			break
 		}
-		target = proto.Clone(cur).(*messages.ClusterConfig)
-		target.Voters = withoutMember(target.Voters, m.ID)
-		target.Learners = withoutMember(target.Learners, m.ID)
-		target.OutgoingVoters = nil
+		target = membership.Remove(cur, m.ID)
 	case *PromoteLearner:
 		op.kind, op.id, expected = "PromoteLearner", m.ID, m.ExpectedConfigIndex
 		switch {
-		case isVoterOf(cur, m.ID):
-		case !hasMember(cur.Learners, m.ID):
+		case membership.IsVoter(cur, m.ID):
+		case !membership.IsLearner(cur, m.ID):
 			err = fmt.Errorf("%w: %d is not a learner", ErrInvalidMembership, m.ID)
 		default:
 			op.phase = opCatchUp
@@ -162,7 +163,7 @@ func (n *node) tickMembership(ctx actor.Context) {
 		}
 		pr := progressOf(rs.Progress, op.id)
 		switch {
-		case pr == nil || !hasMember(rs.Config.Learners, op.id):
+		case pr == nil || !membership.IsLearner(rs.Config, op.id):
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: %d is no longer a learner", ErrInvalidMembership, op.kind, op.id))
 			continue
 		case n.life.ticks >= op.deadline:
@@ -178,11 +179,7 @@ func (n *node) tickMembership(ctx actor.Context) {
 			}
 		}
 		if caught && rs.ConfigIndex <= rs.Commit {
-			target := proto.Clone(rs.Config).(*messages.ClusterConfig)
-			m := memberOf(target.Learners, op.id)
-			target.Learners = withoutMember(target.Learners, op.id)
-			target.Voters = append(target.Voters, m)
-			idx, err := n.r.ProposeConfig(target)
+			idx, err := n.r.ProposeConfig(membership.Promote(rs.Config, op.id))
 			switch {
 			case err == nil:
 				op.phase, op.index = opCommit, idx
@@ -234,23 +231,6 @@ func (n *node) stopNonMemberReplicators(ctx actor.Context) {
 			delete(n.kids.replicators, pid)
 		}
 	}
-}
-
-func isVoterOf(cc *messages.ClusterConfig, id uint64) bool { return hasMember(cc.GetVoters(), id) }
-
-func hasMember(ms []*messages.Member, id uint64) bool { return memberOf(ms, id) != nil }
-
-func memberOf(ms []*messages.Member, id uint64) *messages.Member {
-	for _, m := range ms {
-		if m.GetId() == id {
-			return m
-		}
-	}
-	return nil
-}
-
-func withoutMember(ms []*messages.Member, id uint64) []*messages.Member {
-	return slices.DeleteFunc(slices.Clone(ms), func(m *messages.Member) bool { return m.GetId() == id })
 }
 
 func progressOf(prs []raft.PeerProgress, id uint64) *raft.PeerProgress {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -191,9 +192,9 @@ func (nw *network) describe() string {
 		r := nw.raft(id)
 		cc := r.ClusterConfig()
 		b = fmt.Appendf(b, "node %d: %s term %d lead %d commit %d last %d voters %v outgoing %v learners %v\n", id, r.Role(), r.Term(), r.Leader(),
-			r.Committed(), r.LastIndex(), majorityOf(cc.Voters), majorityOf(cc.OutgoingVoters), majorityOf(cc.Learners))
+			r.Committed(), r.LastIndex(), membership.MajorityOf(cc.Voters), membership.MajorityOf(cc.OutgoingVoters), membership.MajorityOf(cc.Learners))
 		for _, c := range r.ccHist {
-			b = fmt.Appendf(b, "  config at %d: voters %v outgoing %v\n", c.index, majorityOf(c.cc.Voters), majorityOf(c.cc.OutgoingVoters))
+			b = fmt.Appendf(b, "  config at %d: voters %v outgoing %v\n", c.index, membership.MajorityOf(c.cc.Voters), membership.MajorityOf(c.cc.OutgoingVoters))
 		}
 		if ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1); err == nil && len(ents) > 0 {
 			b = fmt.Appendf(b, "  log terms from %d: %v\n", r.FirstIndex(), termsOf(ents))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -71,12 +72,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultSettings are the cluster-wide settings used when a bootstrap
-// configuration leaves them unset.
-func DefaultSettings() *messages.Settings {
-	return &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 10, HeartbeatTicks: 1}
-}
-
 // DefaultConfig returns a Config with every default filled in; set ID (and
 // Bootstrap for a founding member).
 func DefaultConfig() Config {
@@ -131,51 +126,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("raft: Config.ReadOnly = %d is not a ReadOnlyOption", c.ReadOnly))
 	}
 	if c.Bootstrap != nil {
-		if err := ValidateClusterConfig(c.Bootstrap); err != nil {
+		if err := membership.Validate(c.Bootstrap); err != nil {
 			errs = append(errs, fmt.Errorf("raft: Config.Bootstrap: %w", err))
 		}
 		if c.ReadOnly == ReadOnlyLeaseBased && (c.Bootstrap.Settings == nil || !c.Bootstrap.Settings.CheckQuorum) {
 			errs = append(errs, errors.New("raft: Config.ReadOnly = ReadOnlyLeaseBased needs Bootstrap.Settings.CheckQuorum = true"))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// ValidateClusterConfig checks a cluster configuration: at least one voter,
-// non-zero ids, no id twice, settings (when present) with
-// HeartbeatTicks >= 1 and ElectionTicks > HeartbeatTicks.
-func ValidateClusterConfig(cc *messages.ClusterConfig) error {
-	var errs []error
-	if len(cc.GetVoters()) == 0 {
-		errs = append(errs, errors.New("voters is empty"))
-	}
-	unique := func(kind string, ms []*messages.Member) map[uint64]bool {
-		ids := make(map[uint64]bool, len(ms))
-		for _, m := range ms {
-			switch {
-			case m.GetId() == 0:
-				errs = append(errs, fmt.Errorf("%s has a member with id 0", kind))
-			case ids[m.GetId()]:
-				errs = append(errs, fmt.Errorf("member %d is listed twice in %s", m.GetId(), kind))
-			}
-			ids[m.GetId()] = true
-		}
-		return ids
-	}
-	voters := unique("voters", cc.GetVoters())
-	unique("outgoing_voters", cc.GetOutgoingVoters())
-	// A learner may be an outgoing voter (being demoted), never an incoming one.
-	for id := range unique("learners", cc.GetLearners()) {
-		if voters[id] {
-			errs = append(errs, fmt.Errorf("member %d is listed in both voters and learners", id))
-		}
-	}
-	if s := cc.GetSettings(); s != nil {
-		if s.HeartbeatTicks < 1 {
-			errs = append(errs, fmt.Errorf("settings.heartbeat_ticks = %d, must be >= 1", s.HeartbeatTicks))
-		}
-		if s.ElectionTicks <= s.HeartbeatTicks {
-			errs = append(errs, fmt.Errorf("settings.election_ticks = %d, must be > heartbeat_ticks (%d)", s.ElectionTicks, s.HeartbeatTicks))
 		}
 	}
 	return errors.Join(errs...)

@@ -2,7 +2,10 @@
 // follower, candidate (with its pre-candidate sub-state) and leader logic of
 // the Raft paper and of Ongaro's thesis, with PreVote (§9.6), CheckQuorum,
 // leadership transfer (§3.10), ReadIndex (§6.4), snapshots (§5) and
-// configuration changes whose quorum math already knows joint consensus (§4).
+// configuration changes through joint consensus (§4). The configuration
+// as a value, its validation, the quorum math and the transitions between
+// configurations live in package cluster/membership; this package puts
+// configurations in force and counts with them.
 //
 // The package never reads the wall clock, starts a goroutine, sleeps or does
 // I/O, and imports no protoactor, Pebble or OpenTelemetry package. Time

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -57,7 +58,7 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if err := ValidateClusterConfig(&messages.ClusterConfig{Voters: members(1)}); err != nil {
+	if err := membership.Validate(&messages.ClusterConfig{Voters: members(1)}); err != nil {
 		t.Fatalf("settings may be absent: %v", err)
 	}
 }
@@ -339,47 +340,5 @@ func TestStrings(t *testing.T) {
 	rd.Events = []Event{{}}
 	if rd.IsEmpty() {
 		t.Fatal("Ready with an event is empty")
-	}
-}
-
-// TestQuorumMath: majorities and joint quorums.
-func TestQuorumMath(t *testing.T) {
-	match := map[uint64]uint64{1: 5, 2: 3, 3: 9, 4: 1, 5: 7, 6: 2, 7: 8, 8: 4}
-	get := func(id uint64) uint64 { return match[id] }
-	tests := []struct {
-		in, out []uint64
-		want    uint64
-	}{
-		{[]uint64{1}, nil, 5},
-		{[]uint64{1, 2}, nil, 3},
-		{[]uint64{1, 2, 3}, nil, 5},
-		{[]uint64{1, 2, 3, 4}, nil, 3},
-		{[]uint64{1, 2, 3, 4, 5, 6, 7, 8}, nil, 4},
-		{[]uint64{1, 2, 3}, []uint64{4, 5, 6}, 2},
-		{[]uint64{3, 5, 7}, []uint64{1, 3}, 5},
-	}
-	for _, tt := range tests {
-		q := quorum{incoming: tt.in, outgoing: tt.out}
-		if got := q.committedIndex(get); got != tt.want {
-			t.Errorf("%v/%v: committed %d, want %d", tt.in, tt.out, got, tt.want)
-		}
-	}
-	q := quorum{incoming: majority{1, 2, 3}, outgoing: majority{3, 4, 5}}
-	for _, tt := range []struct {
-		votes map[uint64]bool
-		want  VoteResult
-	}{
-		{map[uint64]bool{1: true, 2: true}, VotePending},
-		{map[uint64]bool{1: true, 2: true, 4: true, 5: true}, VoteWon},
-		{map[uint64]bool{1: true, 2: true, 4: false, 5: false}, VoteLost},
-		{map[uint64]bool{1: false, 2: false, 4: true, 5: true}, VoteLost},
-		{map[uint64]bool{3: true}, VotePending},
-	} {
-		if got := q.voteResult(tt.votes); got != tt.want {
-			t.Errorf("votes %v: %v, want %v", tt.votes, got, tt.want)
-		}
-	}
-	if got := q.voters(); len(got) != 5 {
-		t.Fatalf("voters %v", got)
 	}
 }

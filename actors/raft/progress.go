@@ -39,8 +39,10 @@ type Progress struct {
 	State ProgressState
 	// PendingSnapshot is the index of the snapshot being sent (StateSnapshot).
 	PendingSnapshot uint64
-	// RecentActive is true if the peer was heard from in the current
-	// CheckQuorum interval.
+	// RecentActive: the peer was heard from since the last check-quorum.
+	// It starts true; with CheckQuorum on, the leader clears it every
+	// election timeout (quorumActive); with CheckQuorum off nothing
+	// clears it.
 	RecentActive bool
 	// probeSent pauses a probing peer until it answers or a heartbeat is due.
 	probeSent bool

@@ -1,6 +1,9 @@
 package raft
 
-import "github.com/flotilla-raft/flotilla/messages"
+import (
+	"github.com/flotilla-raft/flotilla/cluster/membership"
+	"github.com/flotilla-raft/flotilla/messages"
+)
 
 // ReadState answers a ReadIndex request: a read for Context is
 // linearizable once the state machine has applied Index.
@@ -76,7 +79,7 @@ func (r *Raft) releasePendingReads() {
 }
 
 func (r *Raft) serveRead(req readRequest) {
-	single := len(r.quorum.voters()) == 1 && r.quorum.isVoter(r.id)
+	single := len(r.quorum.Voters()) == 1 && r.quorum.IsVoter(r.id)
 	if single || r.leaseValid() {
 		r.answerRead(req, r.log.committed)
 		return
@@ -107,7 +110,7 @@ func (r *Raft) leaseValid() bool {
 	if r.cfg.ReadOnly != ReadOnlyLeaseBased || !r.settings().CheckQuorum || r.leaseBroken || r.leadTransferee != 0 {
 		return false
 	}
-	acked := r.quorum.committedIndex(func(id uint64) uint64 {
+	acked := r.quorum.CommittedIndex(func(id uint64) uint64 {
 		if id == r.id {
 			return r.ticks
 		}
@@ -125,7 +128,7 @@ func (r *Raft) ackRead(from uint64, ctx []byte) {
 		return
 	}
 	rs.acks[from] = true
-	if r.quorum.voteResult(rs.acks) != VoteWon {
+	if r.quorum.VoteResult(rs.acks) != membership.VoteWon {
 		return
 	}
 	// Every request queued up to this one is confirmed too.

@@ -1,12 +1,15 @@
 package raft
 
 import (
-	"fmt"
 	"slices"
 
+	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
-	"google.golang.org/protobuf/proto"
 )
+
+// This file holds the outputs: Ready, which hands out what is to be
+// persisted, sent, applied and told, and Persisted, which the driver
+// calls once a batch is durable.
 
 // Ready is everything the core hands out at once. See the package doc for
 // the order in which the driver must act on it.
@@ -134,289 +137,23 @@ func (r *Raft) Persisted(id uint64) {
 			}
 		}
 	}
-	if r.role == Candidate && r.durableHS == (termVote{r.term, r.id}) && r.poll(r.id, true) == VoteWon {
+	if r.role == Candidate && r.durableHS == (termVote{r.term, r.id}) && r.poll(r.id, true) == membership.VoteWon {
 		r.electionWon() // a single voter, or the others answered first
 	}
 }
 
-// ---- proposals ----
-
-// Propose appends an application command to the leader's log and returns
-// its index and term. The entry is sent to followers by the next Ready. e
-// is owned by the core from now on (Term and Index are set).
-func (r *Raft) Propose(e *messages.Entry) (index, term uint64, err error) {
-	if err := r.checkProposal(); err != nil {
-		return 0, 0, err
-	}
-	if len(e.Data) > r.cfg.MaxProposalBytes {
-		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(e.Data), r.cfg.MaxProposalBytes)
-	}
-	if e.Type == messages.EntryType_ENTRY_CONFIG {
-		return 0, 0, fmt.Errorf("%w: use ProposeConfig for configuration entries", ErrInvalidConfigChange)
-	}
-	r.appendEntries(e)
-	return e.Index, e.Term, nil
+type persistBatch struct {
+	id        uint64
+	lastIndex uint64   // last entry index written by the batch (capped by later truncations); 0: none
+	snapIndex uint64   // snapshot installed by the batch; 0: none
+	hs        termVote // term and vote written by the batch
+	msgs      []*messages.Message
 }
 
-func (r *Raft) checkProposal() error {
-	if r.role != Leader {
-		return &NotLeaderError{Leader: r.lead, LeaderAddress: r.addrs[r.lead]}
+// capBatches records that the log was cut at index i: batches handed out
+// earlier no longer make entries >= i durable.
+func (r *Raft) capBatches(i uint64) {
+	for k := range r.batches {
+		r.batches[k].lastIndex = min(r.batches[k].lastIndex, i-1)
 	}
-	if r.leadTransferee != 0 {
-		return ErrTransferInProgress
-	}
-	return nil
-}
-
-// ProposeConfig proposes a new cluster configuration (members and
-// settings). A change of more than one voter goes through joint consensus
-// (§4.3) automatically: the entry proposed is the joint configuration, and
-// the leader leaves it once it commits. One change at a time.
-func (r *Raft) ProposeConfig(target *messages.ClusterConfig) (index uint64, err error) {
-	if err := r.checkProposal(); err != nil {
-		return 0, err
-	}
-	if len(target.OutgoingVoters) > 0 {
-		return 0, fmt.Errorf("%w: outgoing_voters is managed by the core", ErrInvalidConfigChange)
-	}
-	return r.proposeConfig(target, false)
-}
-
-func (r *Raft) proposeConfig(target *messages.ClusterConfig, leavingJoint bool) (uint64, error) {
-	if !leavingJoint && (r.pendingConfIndex > r.log.committed || len(r.cc.OutgoingVoters) > 0) {
-		return 0, fmt.Errorf("%w: entry %d not yet committed (commit %d)", ErrConfigChangePending, r.pendingConfIndex, r.log.committed)
-	}
-	cc := proto.Clone(target).(*messages.ClusterConfig)
-	if cc.Settings == nil {
-		cc.Settings = proto.Clone(r.cc.Settings).(*messages.Settings)
-	}
-	if err := ValidateClusterConfig(cc); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalidConfigChange, err)
-	}
-	if !leavingJoint && symmetricDiff(r.quorum.incoming, majorityOf(cc.Voters)) > 1 {
-		cc.OutgoingVoters = proto.Clone(&messages.ClusterConfig{Voters: r.cc.Voters}).(*messages.ClusterConfig).Voters
-	}
-	data, err := proto.Marshal(cc)
-	if err != nil {
-		return 0, fmt.Errorf("raft: marshal configuration: %w", err)
-	}
-	e := &messages.Entry{Type: messages.EntryType_ENTRY_CONFIG, Data: data}
-	r.appendEntries(e)
-	r.pendingConfIndex = e.Index
-	return e.Index, nil
-}
-
-func symmetricDiff(a, b majority) int {
-	n := 0
-	for _, id := range a {
-		if !b.has(id) {
-			n++
-		}
-	}
-	for _, id := range b {
-		if !a.has(id) {
-			n++
-		}
-	}
-	return n
-}
-
-// TransferLeadership hands leadership to voter to (thesis §3.10): the
-// leader stops accepting proposals, brings to's log up to date, then tells
-// it to campaign at once. It is aborted after an election timeout.
-func (r *Raft) TransferLeadership(to uint64) error {
-	if r.role != Leader {
-		return &NotLeaderError{Leader: r.lead, LeaderAddress: r.addrs[r.lead]}
-	}
-	if to == r.id {
-		return nil
-	}
-	pr := r.prs[to]
-	if pr == nil || pr.IsLearner {
-		return fmt.Errorf("%w: %d is not a voter", ErrInvalidConfigChange, to)
-	}
-	r.startTransfer(to, pr, "transfer requested")
-	return nil
-}
-
-func (r *Raft) startTransfer(to uint64, pr *Progress, reason string) {
-	r.leadTransferee = to
-	r.electionElapsed = 0
-	r.event(Event{Kind: EventTransferStarted, Peer: to, Reason: reason})
-	if pr.Match == r.log.lastIndex() {
-		r.sendTimeoutNow(to)
-	} else {
-		r.sendAppend(to, pr)
-	}
-}
-
-// handOff starts a transfer to the voter with the longest log. A leader
-// that a committed configuration removed from the voters keeps leading
-// the cluster it left (thesis §4.2.2) until a voter holds its whole log:
-// stepping down at once could leave the voters, which may not know yet
-// that the change committed, needing the vote of the old leader, which
-// refuses them for its longer log.
-func (r *Raft) handOff() {
-	var to uint64
-	for _, id := range r.quorum.voters() {
-		if pr := r.prs[id]; pr != nil && (to == 0 || pr.Match > r.prs[to].Match) {
-			to = id
-		}
-	}
-	if to != 0 {
-		r.startTransfer(to, r.prs[to], "removed from the voters by a committed configuration")
-	}
-}
-
-func (r *Raft) sendTimeoutNow(to uint64) {
-	r.leaseBroken = true
-	r.send(&messages.Message{Type: messages.MessageType_MSG_TIMEOUT_NOW, To: to})
-	if !r.promotable() {
-		// Handing off after a removal: to has the whole log and can win
-		// an election even if the timeout-now is lost.
-		r.becomeFollower(r.term, 0, fmt.Sprintf("removed from the voters: handed over to %d", to))
-	}
-}
-
-// ---- snapshots ----
-
-// Compact records a snapshot of the application state at index (which
-// must be applied) and drops the log entries before it, keeping the last
-// `keep` entries for followers that lag a little. data is kept to be sent
-// to followers that need it.
-func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
-	if index > r.log.applied {
-		return fmt.Errorf("raft: compact at %d: only %d applied", index, r.log.applied)
-	}
-	if index <= r.log.snapIndex {
-		return fmt.Errorf("%w: compact at %d: snapshot already at %d", ErrCompacted, index, r.log.snapIndex)
-	}
-	t, err := r.log.term(index)
-	if err != nil {
-		return err
-	}
-	r.snapshot = &messages.Snapshot{Metadata: &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, Data: data}
-	if index > keep {
-		if ci := index - keep; ci > r.log.snapIndex {
-			ct, _ := r.log.term(ci)
-			r.log.compact(ci, ct)
-			for len(r.ccHist) > 1 && r.ccHist[1].index <= ci {
-				r.ccHist = r.ccHist[1:]
-			}
-		}
-	}
-	return nil
-}
-
-// Snapshot returns the latest snapshot (nil if none). Do not mutate it.
-// Its Data is nil when the driver compacted without data (Compact with nil
-// data): the driver then supplies the data of a snapshot the core sends
-// (see SnapshotMetadata).
-func (r *Raft) Snapshot() *messages.Snapshot { return r.snapshot }
-
-// SnapshotMetadata returns the metadata of a snapshot at index: its term
-// and the configuration in force there. index must be applied and still
-// in the log (or the snapshot's own index); otherwise the error wraps
-// ErrCompacted or ErrUnavailable. A driver that compacted without data
-// builds the snapshot a lagging peer needs with it, at the index its state
-// machine has applied.
-func (r *Raft) SnapshotMetadata(index uint64) (*messages.SnapshotMetadata, error) {
-	if index > r.log.applied {
-		return nil, fmt.Errorf("%w: snapshot at %d: only %d applied", ErrUnavailable, index, r.log.applied)
-	}
-	t, err := r.log.term(index)
-	if err != nil {
-		return nil, err
-	}
-	return &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, nil
-}
-
-// configAt returns the configuration in force at index (<= committed).
-func (r *Raft) configAt(index uint64) *messages.ClusterConfig {
-	cc := r.cc
-	for i := len(r.ccHist) - 1; i >= 0; i-- {
-		cc = r.ccHist[i].cc
-		if r.ccHist[i].index <= index {
-			return cc
-		}
-	}
-	if r.snapshot != nil && r.snapshot.Metadata.Config != nil && r.snapshot.Metadata.Index <= index {
-		return r.snapshot.Metadata.Config
-	}
-	return cc
-}
-
-// FirstIndex is the first index still in the in-memory log.
-func (r *Raft) FirstIndex() uint64 { return r.log.firstIndex() }
-
-// LastIndex is the last index of the log.
-func (r *Raft) LastIndex() uint64 { return r.log.lastIndex() }
-
-// Committed is the commit index.
-func (r *Raft) Committed() uint64 { return r.log.committed }
-
-// Applied is the index up to which entries were handed out for applying.
-func (r *Raft) Applied() uint64 { return r.log.applied }
-
-// Entries returns the log entries [lo, hi) still in memory (for tests and
-// diagnostics). Do not mutate them.
-func (r *Raft) Entries(lo, hi uint64) ([]*messages.Entry, error) {
-	if lo < r.log.firstIndex() {
-		return nil, ErrCompacted
-	}
-	if hi > r.log.lastIndex()+1 {
-		return nil, ErrUnavailable
-	}
-	return r.log.slice(lo, hi, 0, 0), nil
-}
-
-// PeerProgress is the leader's view of one peer, for status.
-type PeerProgress struct {
-	ID           uint64
-	Match, Next  uint64
-	State        ProgressState
-	RecentActive bool
-	IsLearner    bool
-	Inflight     int
-	// Lag is how many entries the peer's log is behind the leader's last
-	// index (LastIndex - Match).
-	Lag uint64
-	// Departing: a committed configuration removed the peer; it is sent
-	// the log until it knows.
-	Departing bool
-}
-
-// Status is a point-in-time view of the node.
-type Status struct {
-	ID, Term, Vote, Leader     uint64
-	Role                       Role
-	Commit, Applied, LastIndex uint64
-	FirstIndex                 uint64
-	LeadTransferee             uint64
-	// Config is the configuration in force (the latest in the log),
-	// ConfigIndex the index of its entry; it is committed when
-	// ConfigIndex <= Commit.
-	Config      *messages.ClusterConfig
-	ConfigIndex uint64
-	// Removed: this node knows it is no member (see Raft.Removed).
-	Removed bool
-	// Progress is set on the leader only, sorted by id.
-	Progress []PeerProgress
-}
-
-// Status returns a view of the node.
-func (r *Raft) Status() Status {
-	s := Status{ID: r.id, Term: r.term, Vote: r.vote, Leader: r.lead, Role: r.role,
-		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(), FirstIndex: r.log.firstIndex(),
-		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed}
-	if r.role == Leader {
-		for _, id := range r.peers {
-			if pr := r.prs[id]; pr != nil {
-				s.Progress = append(s.Progress, PeerProgress{ID: id, Match: pr.Match, Next: pr.Next, State: pr.State,
-					RecentActive: pr.RecentActive, IsLearner: pr.IsLearner, Inflight: pr.inflights.count,
-					Lag: r.log.lastIndex() - min(pr.Match, r.log.lastIndex()), Departing: pr.RemovedAt != 0})
-			}
-		}
-	}
-	return s
 }

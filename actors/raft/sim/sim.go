@@ -173,7 +173,6 @@ type Sim struct {
 	leaders   map[uint64]uint64 // term -> leader
 	seen      map[[2]uint64]seenEntry
 	committed map[uint64]committedEntry // index -> what was applied there
-	acked     map[uint64]uint64         // proposal id -> index at which it applied
 	proposed  uint64
 	trace     []string
 	violation *Violation
@@ -210,7 +209,6 @@ func New(opt Options) *Sim {
 	s := &Sim{
 		opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed)), crng: rand.New(rand.NewPCG(opt.Seed, 0xc0f)), cut: map[[2]uint64]bool{},
 		leaders: map[uint64]uint64{}, seen: map[[2]uint64]seenEntry{}, committed: map[uint64]committedEntry{},
-		acked: map[uint64]uint64{},
 	}
 	for i := 1; i <= opt.Nodes; i++ {
 		n := &node{id: uint64(i), disk: &memDisk{}}

@@ -1,0 +1,123 @@
+package raft
+
+import (
+	"fmt"
+
+	"github.com/flotilla-raft/flotilla/cluster/membership"
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+// This file holds snapshots (§7): compaction, the leader sending a
+// snapshot to a peer behind its log, and the follower installing one.
+
+// Compact records a snapshot of the application state at index (which
+// must be applied) and drops the log entries before it, keeping the last
+// `keep` entries for followers that lag a little. data is kept to be sent
+// to followers that need it.
+func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
+	if index > r.log.applied {
+		return fmt.Errorf("raft: compact at %d: only %d applied", index, r.log.applied)
+	}
+	if index <= r.log.snapIndex {
+		return fmt.Errorf("%w: compact at %d: snapshot already at %d", ErrCompacted, index, r.log.snapIndex)
+	}
+	t, err := r.log.term(index)
+	if err != nil {
+		return err
+	}
+	r.snapshot = &messages.Snapshot{Metadata: &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, Data: data}
+	if index > keep {
+		if ci := index - keep; ci > r.log.snapIndex {
+			ct, _ := r.log.term(ci)
+			r.log.compact(ci, ct)
+			for len(r.ccHist) > 1 && r.ccHist[1].index <= ci {
+				r.ccHist = r.ccHist[1:]
+			}
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the latest snapshot (nil if none). Do not mutate it.
+// Its Data is nil when the driver compacted without data (Compact with nil
+// data): the driver then supplies the data of a snapshot the core sends
+// (see SnapshotMetadata).
+func (r *Raft) Snapshot() *messages.Snapshot { return r.snapshot }
+
+// SnapshotMetadata returns the metadata of a snapshot at index: its term
+// and the configuration in force there. index must be applied and still
+// in the log (or the snapshot's own index); otherwise the error wraps
+// ErrCompacted or ErrUnavailable. A driver that compacted without data
+// builds the snapshot a lagging peer needs with it, at the index its state
+// machine has applied.
+func (r *Raft) SnapshotMetadata(index uint64) (*messages.SnapshotMetadata, error) {
+	if index > r.log.applied {
+		return nil, fmt.Errorf("%w: snapshot at %d: only %d applied", ErrUnavailable, index, r.log.applied)
+	}
+	t, err := r.log.term(index)
+	if err != nil {
+		return nil, err
+	}
+	return &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, nil
+}
+
+func (r *Raft) sendSnapshot(to uint64, pr *Progress) {
+	if r.snapshot == nil {
+		r.logger.Error("peer needs a snapshot but none is available", "peer", to)
+		return
+	}
+	r.send(&messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, To: to, Snapshot: r.snapshot, FromAddress: r.ownAddressFor(pr)})
+	pr.becomeSnapshot(r.snapshot.Metadata.Index)
+}
+
+func (r *Raft) handleSnapshot(m *messages.Message) {
+	s := m.GetSnapshot()
+	md := s.GetMetadata()
+	if md == nil || md.Index == 0 {
+		return
+	}
+	if md.Index <= r.log.committed {
+		r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: r.log.committed})
+		return
+	}
+	if r.log.matchTerm(md.Index, md.Term) {
+		// We have the snapshot's last entry: just fast-forward the commit.
+		r.commitTo(md.Index)
+		r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: md.Index})
+		return
+	}
+	r.restore(s)
+	r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: r.log.lastIndex()})
+}
+
+func (r *Raft) restore(s *messages.Snapshot) {
+	md := s.Metadata
+	r.capBatches(r.log.snapIndex + 1)
+	r.log.restore(md.Index, md.Term)
+	r.snapshot = s
+	r.pendingSnapshot = s
+	cc := md.Config
+	if cc == nil {
+		cc = r.cc
+	}
+	// As for a configuration entry (decodeConfig): a snapshot from the
+	// wire may carry no settings.
+	cc = membership.WithSettings(cc, nil)
+	r.ccHist = []confAt{{md.Index, cc}}
+	r.pendingConfIndex = md.Index
+	r.setConfigAt(r.ccHist[0])
+	r.event(Event{Kind: EventSnapshotRestored, Index: md.Index, Reason: fmt.Sprintf("snapshot at index %d term %d", md.Index, md.Term)})
+}
+
+// tickSnapshots (leader, every tick) sends a peer whose snapshot took an
+// election timeout back to probing: the snapshot was lost.
+func (r *Raft) tickSnapshots() {
+	for _, id := range r.peers {
+		if pr := r.prs[id]; pr != nil && pr.State == StateSnapshot {
+			if pr.stateTicks++; pr.stateTicks >= r.electionTimeout() {
+				pr.becomeProbe()
+				r.needBcast = true
+			}
+		}
+	}
+}
