@@ -190,9 +190,10 @@ type MembershipResponse struct {
 	Err    error
 }
 
-// TransferLeadership asks the leader to hand over to To (0: the most
-// up-to-date voter). Answer: *TransferLeadershipResponse once another node
-// leads, or with an error after an election timeout.
+// TransferLeadership asks the leader to hand over to To (0: the voter with
+// the longest log among those that answered its recent heartbeats).
+// Answer: *TransferLeadershipResponse once another node leads, or ErrRetry
+// when the core gives up after an election timeout (EventTransferAborted).
 type TransferLeadership struct{ To uint64 }
 
 // TransferLeadershipResponse answers TransferLeadership.
@@ -213,10 +214,13 @@ type Resume struct{}
 // Resumed answers Resume.
 type Resumed struct{}
 
-// Stop stops the node in order: a leader hands leadership over first (when
-// another voter is up to date within an election timeout), pending writes
-// are flushed, pending requests are answered with ErrStopped, subscribers
-// get NodeStopped. Answer: *Stopped; the actor then stops.
+// Stop stops the node in order: a leader hands leadership over first, to
+// the voter with the longest log among those that answered its recent
+// heartbeats (raft.Raft.TransferTarget; none: no hand-over), waiting until
+// another node leads or the core gives up after an election timeout;
+// pending writes are flushed, pending requests are answered with
+// ErrStopped, subscribers get NodeStopped. Answer: *Stopped; the actor then
+// stops.
 type Stop struct{}
 
 // Stopped answers Stop.
