@@ -67,7 +67,11 @@ func (n *node) processReady(ctx actor.Context) {
 
 // inbound feeds a message from the transport to the core: through the
 // gate (cluster id, addressee, membership), a snapshot's data checked
-// first.
+// first. The gate is where the node decides on the cluster id and the
+// addressee: it runs before any work (snapshot check, tracing, the core)
+// and counts each drop by cause (Status.Dropped, the drop metric). The
+// core's Step refuses such a message too, as a guard on its own input
+// (the simulator drives it without a gate); from here it never fires.
 func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	if n.life.paused || n.life.stop != nil && n.life.stop.draining || n.life.failed {
 		n.inbox.drops.Paused++
