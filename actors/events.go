@@ -29,6 +29,11 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event, traced bool) {
 			n.stopReplicators(ctx)
 			n.failMemberOps(ctx, fmt.Errorf("%w: leadership lost before the configuration change completed", ErrOutcomeUnknown))
 		}
+		if (ev.To == raft.PreCandidate || ev.To == raft.Candidate) && n.pend.transfer != nil {
+			// This former leader heard from no new one within an election
+			// timeout: the transfer did not take.
+			n.endTransfer(ctx, 0, fmt.Errorf("%w: no leader took over after the transfer", ErrRetry))
+		}
 		n.publish(ctx, &RoleChanged{NodeID: id, Term: ev.Term, From: ev.From, To: ev.To, Reason: ev.Reason})
 	case raft.EventTermChanged:
 		n.publish(ctx, &TermChanged{NodeID: id, Term: ev.Term, Reason: ev.Reason})
