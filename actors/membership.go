@@ -36,7 +36,7 @@ type memberOp struct {
 	id       uint64
 	phase    opPhase
 	index    uint64 // the configuration entry the phase waits for
-	isChange bool   // answered with ChangeConfigResponse
+	req      any    // the request: ChangeConfig, AddMember, RemoveMember or PromoteLearner
 	// Catch-up (opCatchUp): a round ends when the learner's match reaches
 	// roundTarget, the leader's last index when the round began at tick
 	// roundStart; a round shorter than an election timeout means the
@@ -47,7 +47,7 @@ type memberOp struct {
 
 // changeMembership serves a membership request on the leader.
 func (n *node) changeMembership(ctx actor.Context, msg any) {
-	op := &memberOp{reply: ctx.Sender()}
+	op := &memberOp{reply: ctx.Sender(), req: msg}
 	rs := n.r.Status()
 	cur := rs.Config
 	var expected uint64
@@ -55,7 +55,7 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 	var err error
 	switch m := msg.(type) {
 	case *ChangeConfig:
-		op.kind, op.isChange, expected = "ChangeConfig", true, m.ExpectedConfigIndex
+		op.kind, expected = "ChangeConfig", m.ExpectedConfigIndex
 		target = m.Config
 		if target == nil {
 			err = fmt.Errorf("%w: ChangeConfig.Config is nil", ErrInvalidMembership)
@@ -206,14 +206,20 @@ func (n *node) failMemberOps(ctx actor.Context, err error) {
 }
 
 func (n *node) answerOp(ctx actor.Context, op *memberOp, index uint64, cc *messages.ClusterConfig, err error) {
-	if op.reply == nil {
-		return
+	switch {
+	case op.reply == nil:
+	case err != nil:
+		ctx.Send(op.reply, answerFor(op.req, err))
+	case isChangeConfig(op.req):
+		ctx.Send(op.reply, &ChangeConfigResponse{Index: index, Config: cc})
+	default:
+		ctx.Send(op.reply, &MembershipResponse{Index: index, Config: cc})
 	}
-	if op.isChange {
-		ctx.Send(op.reply, &ChangeConfigResponse{Index: index, Config: cc, Err: err})
-	} else {
-		ctx.Send(op.reply, &MembershipResponse{Index: index, Config: cc, Err: err})
-	}
+}
+
+func isChangeConfig(req any) bool {
+	_, ok := req.(*ChangeConfig)
+	return ok
 }
 
 // onRemoved publishes this node's removal.
