@@ -31,12 +31,12 @@ const (
 )
 
 type memberOp struct {
-	reply    *actor.PID
-	kind     string // for errors: "AddMember", ...
-	id       uint64
-	phase    opPhase
-	index    uint64 // the configuration entry the phase waits for
-	req      any    // the request: ChangeConfig, AddMember, RemoveMember or PromoteLearner
+	reply *actor.PID
+	kind  string // for errors: "AddMember", ...
+	id    uint64
+	phase opPhase
+	index uint64 // the configuration entry the phase waits for
+	req   any    // the request: ChangeConfig, AddMember, RemoveMember or PromoteLearner
 	// Catch-up (opCatchUp): a round ends when the learner's match reaches
 	// roundTarget, the leader's last index when the round began at tick
 	// roundStart; a round shorter than an election timeout means the
