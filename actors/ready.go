@@ -101,9 +101,12 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 	n.scheduleFlush(ctx)
 }
 
-// admits is the gate's membership predicate: members of the configuration,
-// and anyone while this node has no configuration yet (a node joining a
-// running cluster is first contacted by a leader it does not know).
+// admits is the gate's membership predicate: the core's members (those of
+// the configuration in force, and the departing peers a leader still
+// replicates to until they know of their removal, which
+// cluster/membership.IsMember of the configuration alone would refuse), and
+// anyone while this node is no member itself (a node joining a running
+// cluster is first contacted by a leader it does not know).
 func (n *node) admits(id uint64) bool {
 	return n.r.IsMember(id) || !n.r.IsMember(n.cfg.ID)
 }
