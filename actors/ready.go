@@ -102,9 +102,10 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 }
 
 // admits is the gate's membership predicate: the core's members (those of
-// the configuration in force, and the departing peers a leader still
-// replicates to until they know of their removal, which
-// cluster/membership.IsMember of the configuration alone would refuse), and
+// the last committed configuration and of every later one in the log, and
+// the departing peers a leader still replicates to until they know of their
+// removal; cluster/membership.IsMember of one configuration would refuse
+// some of them), and
 // anyone while this node is no member itself (a node joining a running
 // cluster is first contacted by a leader it does not know).
 func (n *node) admits(id uint64) bool {
