@@ -11,9 +11,9 @@ import (
 func (n *node) accepted(ctx actor.Context, msg *Propose, idx, term uint64) {
 	dup := false
 	if msg.ClientID != 0 && msg.Sequence != 0 {
-		dup = n.clientSeqs[msg.ClientID] >= msg.Sequence
+		dup = n.pend.clientSeqs[msg.ClientID] >= msg.Sequence
 		if !dup {
-			n.clientSeqs[msg.ClientID] = msg.Sequence
+			n.pend.clientSeqs[msg.ClientID] = msg.Sequence
 		}
 	}
 	if msg.ReplyOnAppend && !dup && ctx.Sender() != nil {
@@ -32,13 +32,13 @@ func (n *node) noteClientSeqs(s *messages.Snapshot, ents []*messages.Entry) {
 	if s != nil && len(s.Data) > 0 {
 		if sec, err := SplitSnapshot(s.Data); err == nil {
 			for c, seq := range sec.Sessions {
-				n.clientSeqs[c] = max(n.clientSeqs[c], seq)
+				n.pend.clientSeqs[c] = max(n.pend.clientSeqs[c], seq)
 			}
 		}
 	}
 	for _, e := range ents {
-		if e.ClientId != 0 && e.Sequence > n.clientSeqs[e.ClientId] {
-			n.clientSeqs[e.ClientId] = e.Sequence
+		if e.ClientId != 0 && e.Sequence > n.pend.clientSeqs[e.ClientId] {
+			n.pend.clientSeqs[e.ClientId] = e.Sequence
 		}
 	}
 }

@@ -2,14 +2,10 @@ package actors
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/flotilla-raft/flotilla/actors/raft"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -46,12 +42,33 @@ var (
 	// ErrInvalidMembership: the change names no member, a member twice, or
 	// would leave no voter.
 	ErrInvalidMembership = errors.New("actors: invalid membership change")
+	// ErrStoreInUse: the node could not start because another node of
+	// this process holds its store: the same Props spawned while their
+	// node runs, or two Configs naming the same DataDir and ClusterID. It
+	// is NodeStopped's Err (wrapped), and every request is answered
+	// ErrStopped.
+	ErrStoreInUse = errors.New("actors: store in use by another node")
 )
 
 // NotLeaderError says who leads (0 and "" if unknown).
 type NotLeaderError = raft.NotLeaderError
 
-// ---- commands ----
+// Role is a node's role, re-exported from the core (actors/raft) so that
+// applications compare roles (Status.Role, RoleChanged) without importing
+// it.
+type Role = raft.Role
+
+// PeerProgress is the leader's view of one peer (Status.Progress),
+// re-exported from the core.
+type PeerProgress = raft.PeerProgress
+
+// The roles.
+const (
+	Follower     = raft.Follower
+	PreCandidate = raft.PreCandidate
+	Candidate    = raft.Candidate
+	Leader       = raft.Leader
+)
 
 // Propose asks the leader to replicate Data and apply it. Answer:
 // *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
@@ -173,9 +190,10 @@ type MembershipResponse struct {
 	Err    error
 }
 
-// TransferLeadership asks the leader to hand over to To (0: the most
-// up-to-date voter). Answer: *TransferLeadershipResponse once another node
-// leads, or with an error after an election timeout.
+// TransferLeadership asks the leader to hand over to To (0: the voter with
+// the longest log among those that answered its recent heartbeats).
+// Answer: *TransferLeadershipResponse once another node leads, or ErrRetry
+// when the core gives up after an election timeout (EventTransferAborted).
 type TransferLeadership struct{ To uint64 }
 
 // TransferLeadershipResponse answers TransferLeadership.
@@ -196,10 +214,13 @@ type Resume struct{}
 // Resumed answers Resume.
 type Resumed struct{}
 
-// Stop stops the node in order: a leader hands leadership over first (when
-// another voter is up to date within an election timeout), pending writes
-// are flushed, pending requests are answered with ErrStopped, subscribers
-// get NodeStopped. Answer: *Stopped; the actor then stops.
+// Stop stops the node in order: a leader hands leadership over first, to
+// the voter with the longest log among those that answered its recent
+// heartbeats (raft.Raft.TransferTarget; none: no hand-over), waiting until
+// another node leads or the core gives up after an election timeout;
+// pending writes are flushed, pending requests are answered with
+// ErrStopped, subscribers get NodeStopped. Answer: *Stopped; the actor then
+// stops.
 type Stop struct{}
 
 // Stopped answers Stop.
@@ -244,231 +265,3 @@ type TakeSnapshotResponse struct {
 	Index uint64
 	Err   error
 }
-
-// ---- events ----
-
-// EntryApplied: an entry was applied on this node (sent by the applier, in
-// log order; configuration and no-op entries included, with Result nil).
-type EntryApplied struct {
-	NodeID uint64
-	Entry  *messages.Entry
-	Result any
-}
-
-// LeaderChanged: the known leader changed (Leader 0: none known).
-type LeaderChanged struct {
-	NodeID        uint64
-	Term          uint64
-	Leader        uint64
-	LeaderAddress string
-}
-
-// RoleChanged: this node's role changed, with the reason.
-type RoleChanged struct {
-	NodeID   uint64
-	Term     uint64
-	From, To raft.Role
-	Reason   string
-}
-
-// TermChanged: this node's term changed, with the reason.
-type TermChanged struct {
-	NodeID uint64
-	Term   uint64
-	Reason string
-}
-
-// MembershipChanged: a configuration entry committed (published on every
-// member that sees it, not only the one joining).
-type MembershipChanged struct {
-	NodeID uint64
-	Index  uint64
-	Config *messages.ClusterConfig
-}
-
-// MemberRemoved: this node learned that it is no member any more: a
-// committed configuration (Index) leaves it out, or a member refused it as
-// a non-member citing configuration Index (By). It campaigns no more and
-// Status.Removed is set; it keeps running (its status and history stay
-// readable) until the application stops it, and a leader that adds it
-// back makes it a member again.
-type MemberRemoved struct {
-	NodeID uint64
-	Index  uint64
-	By     uint64 // the member that refused it, 0 if it saw the commit
-	Reason string
-}
-
-// SnapshotTaken: this node snapshotted its state machine at Index.
-type SnapshotTaken struct {
-	NodeID uint64
-	Index  uint64
-}
-
-// SnapshotInstalled: this node installed a snapshot from the leader.
-type SnapshotInstalled struct {
-	NodeID uint64
-	Index  uint64
-}
-
-// NodeStopped: the node stopped, with the reason (Err non-nil when it
-// stopped on a failure, e.g. a storage error).
-type NodeStopped struct {
-	NodeID uint64
-	Reason string
-	Err    error
-}
-
-// ---- status ----
-
-// Status answers GetStatus.
-type Status struct {
-	ID            uint64
-	Role          raft.Role
-	Term          uint64
-	Leader        uint64
-	LeaderAddress string
-	Commit        uint64
-	Applied       uint64 // applied by the state machine
-	LastIndex     uint64
-	FirstIndex    uint64
-	Config        *messages.ClusterConfig
-	// ConfigIndex is the index of Config's entry: pass it as
-	// ExpectedConfigIndex of a membership change. Config is committed when
-	// ConfigIndex <= Commit.
-	ConfigIndex uint64
-	// Removed: this node knows it is no member (see MemberRemoved).
-	Removed bool
-	// Progress is the leader's view of each member, learners with their
-	// Lag (leader only).
-	Progress []raft.PeerProgress
-	Paused   bool
-	// Dropped counts inbound messages refused: wrong cluster, non-member,
-	// wrong target, invalid (refused by the core), corrupt snapshots, or
-	// while paused. What the transport refused before delivering is in
-	// Transport.
-	Dropped DropCounts
-	// Peers is the transport's per-peer connection state, when the
-	// transport reports it.
-	Peers map[uint64]string
-	// Transport is the transport's counters (refused connections, RPCs and
-	// compressed streams, forged senders, oversized and undecodable
-	// input), when the transport reports them (transport.StatsReporter);
-	// nil otherwise.
-	Transport *transport.Stats
-}
-
-// DropCounts counts refused inbound messages by cause.
-type DropCounts struct {
-	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
-	// CorruptSnapshot: snapshots from a member whose data the state
-	// machine cannot restore, refused before the core installs them.
-	CorruptSnapshot uint64
-}
-
-func (s *Status) String() string {
-	return fmt.Sprintf("node %d: %s term %d leader %d (%s) commit %d applied %d last %d",
-		s.ID, s.Role, s.Term, s.Leader, s.LeaderAddress, s.Commit, s.Applied, s.LastIndex)
-}
-
-// Transition is one entry of the state-transition history.
-type Transition struct {
-	Time   time.Time
-	Term   uint64
-	Kind   string
-	From   string
-	To     string
-	Leader uint64
-	Peer   uint64
-	Reason string
-}
-
-// History answers GetHistory: recent transitions, oldest first.
-type History struct {
-	NodeID      uint64
-	Transitions []Transition
-}
-
-// ---- helpers for callers ----
-
-// Requester is what can make requests: an actor.Context or the root context.
-type Requester interface {
-	RequestFuture(pid *actor.PID, message interface{}, timeout time.Duration) *actor.Future
-}
-
-// ProposeAndWait proposes data and waits up to timeout. An expired wait is
-// ErrOutcomeUnknown, never a failure: the proposal may still commit. A node
-// actor that is gone (stopped, or failed to start) answers ErrStopped.
-// Otherwise the error is the answer's Err (see ProposeResponse for the
-// list), returned with the answer.
-func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
-	res, err := ctx.RequestFuture(node, p, timeout).Result()
-	if err != nil {
-		return nil, waitErr(ctx, node, "propose", err)
-	}
-	r, ok := res.(*ProposeResponse)
-	if !ok {
-		return nil, fmt.Errorf("actors: propose: unexpected answer %T", res)
-	}
-	return r, r.Err
-}
-
-// Request sends msg and waits up to timeout for an answer of type T. The
-// error is the wait's (ErrOutcomeUnknown when it expired, ErrStopped when
-// the node actor is gone) or, when the
-// answer carries one, the answer's own Err: callers check one error.
-func Request[T any](ctx Requester, node *actor.PID, msg any, timeout time.Duration) (T, error) {
-	var zero T
-	res, err := ctx.RequestFuture(node, msg, timeout).Result()
-	if err != nil {
-		return zero, waitErr(ctx, node, fmt.Sprintf("%T", msg), err)
-	}
-	t, ok := res.(T)
-	if !ok {
-		return zero, fmt.Errorf("actors: %T: unexpected answer %T", msg, res)
-	}
-	if r, ok := res.(interface{ answerErr() error }); ok {
-		return t, r.answerErr()
-	}
-	return t, nil
-}
-
-// waitErr maps the error of a request's future: a dead letter (the node
-// actor is gone: stopped, or failed to start) is ErrStopped, and so is an
-// expired wait on a local node actor that is gone by then (protoactor drops
-// the messages still in the mailbox of an actor that finishes stopping);
-// any other expired wait is ErrOutcomeUnknown.
-func waitErr(ctx Requester, node *actor.PID, what string, err error) error {
-	switch {
-	case errors.Is(err, actor.ErrDeadLetter):
-		return fmt.Errorf("actors: %s: %w (the node actor is gone: %w)", what, ErrStopped, err)
-	case errors.Is(err, actor.ErrTimeout) && gone(ctx, node):
-		return fmt.Errorf("actors: %s: %w (the node actor is gone)", what, ErrStopped)
-	case errors.Is(err, actor.ErrTimeout):
-		return fmt.Errorf("actors: %s: %w", what, ErrOutcomeUnknown)
-	}
-	return fmt.Errorf("actors: %s: %w", what, err)
-}
-
-// gone reports whether node is a local actor of ctx's actor system that no
-// longer exists (false when that cannot be told).
-func gone(ctx Requester, node *actor.PID) bool {
-	s, ok := ctx.(interface{ ActorSystem() *actor.ActorSystem })
-	if !ok || node == nil {
-		return false
-	}
-	sys := s.ActorSystem()
-	if node.Address != sys.Address() {
-		return false
-	}
-	_, alive := sys.ProcessRegistry.GetLocal(node.Id)
-	return !alive
-}
-
-func (r *ProposeResponse) answerErr() error            { return r.Err }
-func (r *ReadResponse) answerErr() error               { return r.Err }
-func (r *ChangeConfigResponse) answerErr() error       { return r.Err }
-func (r *MembershipResponse) answerErr() error         { return r.Err }
-func (r *TransferLeadershipResponse) answerErr() error { return r.Err }
-func (r *TakeSnapshotResponse) answerErr() error       { return r.Err }
-func (r *SetLogLevelResponse) answerErr() error        { return r.Err }

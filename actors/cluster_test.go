@@ -11,7 +11,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
@@ -216,7 +215,7 @@ func (c *cluster) waitLeader(ids ...uint64) uint64 {
 			}
 			lead = s.Leader
 		}
-		if agree && slices.Contains(ids, lead) && c.status(lead).Role == raft.Leader {
+		if agree && slices.Contains(ids, lead) && c.status(lead).Role == actors.Leader {
 			return lead
 		}
 		time.Sleep(20 * time.Millisecond) // fake time: advances the bubble's clock

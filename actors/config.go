@@ -51,7 +51,8 @@ type Config struct {
 	// StateMachine receives committed commands. Required.
 	StateMachine StateMachine
 	// TickInterval is one Raft tick; the election timeout and heartbeat
-	// interval are counted in ticks (cluster settings). Default 100ms.
+	// interval are counted in ticks (cluster settings). Default (and 0)
+	// 100ms.
 	TickInterval time.Duration
 	// StartPaused loads state but joins nothing (no ticks, inbound messages
 	// dropped) until a Resume message.
@@ -81,7 +82,7 @@ type Config struct {
 	// (or a CompactTo index) the log keeps, in memory and in the store.
 	// The trade-off: a follower that lags by fewer entries catches up
 	// with cheap appends instead of a whole snapshot, at the cost of a
-	// longer log (memory, store, restart). 0: the default, 64; negative:
+	// longer log (memory, store, restart). Default (and 0) 64; negative:
 	// none (the log starts right after the snapshot).
 	RetainEntries int
 	// RetainBytes, when non-zero, also caps the bytes of the retained
@@ -100,11 +101,11 @@ type Config struct {
 	// until the application sets one.
 	MeterProvider metric.MeterProvider
 	// HistorySize bounds the state-transition history kept for GetHistory.
-	// Default 256.
+	// Default (and 0) 256.
 	HistorySize int
 	// CatchUpTimeout bounds how long AddMember and PromoteLearner wait for
 	// a learner to catch up before failing with ErrCatchUpTimeout.
-	// Default 60s.
+	// Default (and 0) 60s.
 	CatchUpTimeout time.Duration
 	// CatchUpLag, when non-zero, also counts a learner as caught up once
 	// it is within this many entries of the leader's last index. Default
@@ -115,7 +116,8 @@ type Config struct {
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
-	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256, CatchUpTimeout: 60 * time.Second}
+	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256,
+		CatchUpTimeout: 60 * time.Second, RetainEntries: 64}
 }
 
 // Validate reports every problem at once, each naming the field.
@@ -130,14 +132,14 @@ func (c *Config) Validate() error {
 	if c.StateMachine == nil {
 		errs = append(errs, errors.New("actors: Config.StateMachine is required"))
 	}
-	if c.TickInterval <= 0 {
-		errs = append(errs, fmt.Errorf("actors: Config.TickInterval = %v, must be > 0", c.TickInterval))
+	if c.TickInterval < 0 {
+		errs = append(errs, fmt.Errorf("actors: Config.TickInterval = %v, must be >= 0 (0: the default, 100ms)", c.TickInterval))
 	}
 	if c.CatchUpTimeout < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.CatchUpTimeout = %v, must be >= 0 (0: the default, 60s)", c.CatchUpTimeout))
 	}
 	if c.HistorySize < 0 {
-		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0", c.HistorySize))
+		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0 (0: the default, 256)", c.HistorySize))
 	}
 	rc := c.raftConfig()
 	if err := rc.Validate(); err != nil {
@@ -163,7 +165,17 @@ func (c *Config) ensureDefaults() {
 		}
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
+	d := DefaultConfig()
+	if c.TickInterval == 0 {
+		c.TickInterval = d.TickInterval
+	}
 	if c.HistorySize == 0 {
-		c.HistorySize = 256
+		c.HistorySize = d.HistorySize
+	}
+	if c.CatchUpTimeout == 0 {
+		c.CatchUpTimeout = d.CatchUpTimeout
+	}
+	if c.RetainEntries == 0 {
+		c.RetainEntries = d.RetainEntries
 	}
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -15,9 +16,11 @@ import (
 // pool keeps a few goroutines whose stacks stay grown: a mailbox with work
 // is handed to an idle worker, or to a new one while fewer than max run.
 //
-// It starts no goroutine before the first message, and its workers exit
-// once the node stops (close); after that it falls back to a goroutine per
-// run, as protoactor does, so nothing it starts outlives the node.
+// It starts no goroutine before the first message; a worker exits after
+// workerIdle without work, and every worker once the node stops (close);
+// after that it falls back to a goroutine per run, as protoactor does, so
+// nothing it starts outlives the node, until a node starts again from the
+// same Props (open).
 type workerPool struct {
 	idle chan func() // unbuffered: idle workers wait on it
 
@@ -34,6 +37,11 @@ type workerPool struct {
 func (p *workerPool) props(producer actor.Producer) *actor.Props {
 	return actor.PropsFromProducer(producer, actor.WithDispatcher(p), actor.WithMailbox(newMailbox))
 }
+
+// workerIdle is how long a worker waits for work before it exits: a node
+// left running (not stopped, as a test may leave it) keeps no goroutine
+// once it has been idle that long.
+const workerIdle = time.Second
 
 // poolWorkers bounds a node's workers: the node, the persister, the
 // applier and a replicator per peer can be busy at once.
@@ -67,16 +75,31 @@ func (p *workerPool) Schedule(fn func()) {
 func (p *workerPool) Throughput() int { return 300 }
 
 func (p *workerPool) work(fn func(), quit chan struct{}) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for {
 		fn()
+		idle.Reset(workerIdle)
 		select {
 		case fn = <-p.idle:
+			continue
 		case <-quit:
-			p.mu.Lock()
-			p.workers--
-			p.mu.Unlock()
-			return
+		case <-idle.C:
 		}
+		p.mu.Lock()
+		p.workers--
+		p.mu.Unlock()
+		return
+	}
+}
+
+// open undoes close, for a node that starts again from the same Props.
+func (p *workerPool) open() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.closed = false
+		p.quit = make(chan struct{})
 	}
 }
 

@@ -5,13 +5,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
 // TestWorkerPool: every scheduled run runs; the pool reuses its workers
 // (never more than poolWorkers at once) instead of a goroutine per run;
-// close lets the idle workers exit, and later runs still run.
+// close lets the idle workers exit, later runs still run, and open starts
+// it again.
 func TestWorkerPool(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newWorkerPool()
@@ -59,6 +61,20 @@ func TestWorkerPool(t *testing.T) {
 		if ran.Load() != runs+101 {
 			t.Errorf("ran %d, want %d", ran.Load(), runs+101)
 		}
+		// Opened again (a node started again from the same Props): workers
+		// again, gone at the next close.
+		p.open()
+		wg.Add(1)
+		p.Schedule(func() { wg.Done() })
+		wg.Wait()
+		synctest.Wait()
+		p.mu.Lock()
+		if p.workers != 1 {
+			t.Errorf("%d workers after open and one run, want 1", p.workers)
+		}
+		p.mu.Unlock()
+		p.close()
+		synctest.Wait()
 		// The bubble ends only when no goroutine is left: none lingers.
 	})
 }
@@ -117,5 +133,27 @@ func TestPoolMailbox(t *testing.T) {
 		}
 		p.close()
 		sys.Shutdown()
+	})
+}
+
+// TestWorkerPoolIdleWorkersExit: a pool never closed (a node a test leaves
+// running) keeps no goroutine once idle for workerIdle; the bubble could
+// not end otherwise.
+func TestWorkerPoolIdleWorkersExit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newWorkerPool()
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Add(1)
+			p.Schedule(func() { wg.Done() })
+		}
+		wg.Wait()
+		time.Sleep(workerIdle) // fake time: the idle timeout passes
+		synctest.Wait()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.workers != 0 {
+			t.Errorf("%d workers after %v idle, want 0", p.workers, workerIdle)
+		}
 	})
 }

@@ -31,9 +31,17 @@
 //     entry that cannot be applied (a panic, or a result wrapping
 //     ErrApplyFailed, e.g. an application actor that did not answer) stops
 //     the node: it is never skipped.
-//   - a replicator per peer, while leader: it encodes and hands the
-//     AppendEntries for its peer to the Transport, off the node actor's
-//     path. Replicators restart on failure and are stopped on step-down.
+//   - a replicator per peer, while leader: it hands the AppendEntries,
+//     heartbeats and snapshots the core built for its peer to the
+//     Transport, off the node actor's path (the transport encodes them).
+//     Replicators restart on failure and are stopped on step-down.
+//
+// The node's internal messages (to and from its timer and children) are
+// all in protocol.go. Its files follow its concerns: roles.go (the
+// behaviors), lifecycle.go, requests.go (proposals, reads, transfers and
+// the one mapping from a request to its error answer), membership.go,
+// snapshot.go, ready.go (feeding the core, handing out its Ready),
+// events.go, trace*.go and metrics*.go.
 //
 // # Failures
 //

@@ -25,6 +25,8 @@ type solo struct {
 	net    *inmem.Network
 	node   *actor.PID
 	events chan any
+	cfg    actors.Config // the node's
+	props  *actor.Props  // the node's
 }
 
 // newSolo starts a single-node cluster; adjust changes its Config.
@@ -55,6 +57,7 @@ func newSolo(t *testing.T, adjust func(*actors.Config)) *solo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.cfg, s.props = cfg, props
 	s.node = s.sys.Root.Spawn(props)
 	t.Cleanup(func() {
 		_, _ = actors.Request[*actors.Stopped](s.sys.Root, s.node, &actors.Stop{}, 5*time.Second)

@@ -28,7 +28,7 @@ func TestLeaseReadOnPartitionedLeaderIsNotStale(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for newLead == 0 {
 			for _, id := range others {
-				if s := c.status(id); s.Role == raft.Leader && s.Commit > 0 {
+				if s := c.status(id); s.Role == actors.Leader && s.Commit > 0 {
 					newLead = id
 				}
 			}
@@ -40,7 +40,7 @@ func TestLeaseReadOnPartitionedLeaderIsNotStale(t *testing.T) {
 		if _, err := c.propose(newLead, "b"); err != nil {
 			t.Fatal(err)
 		}
-		wasLeader := c.status(old).Role == raft.Leader
+		wasLeader := c.status(old).Role == actors.Leader
 		res, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(old), &actors.Read{Query: "n"}, 2*time.Second)
 		if err == nil && res.Result.(int) < 2 {
 			t.Fatalf("the cut-off leader (still leader: %v) answered a read with %d commands, after leader %d committed the 2nd", wasLeader, res.Result, newLead)

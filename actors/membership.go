@@ -3,7 +3,6 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
@@ -32,12 +31,12 @@ const (
 )
 
 type memberOp struct {
-	reply    *actor.PID
-	kind     string // for errors: "AddMember", ...
-	id       uint64
-	phase    opPhase
-	index    uint64 // the configuration entry the phase waits for
-	isChange bool   // answered with ChangeConfigResponse
+	reply *actor.PID
+	kind  string // for errors: "AddMember", ...
+	id    uint64
+	phase opPhase
+	index uint64 // the configuration entry the phase waits for
+	req   any    // the request: ChangeConfig, AddMember, RemoveMember or PromoteLearner
 	// Catch-up (opCatchUp): a round ends when the learner's match reaches
 	// roundTarget, the leader's last index when the round began at tick
 	// roundStart; a round shorter than an election timeout means the
@@ -48,7 +47,7 @@ type memberOp struct {
 
 // changeMembership serves a membership request on the leader.
 func (n *node) changeMembership(ctx actor.Context, msg any) {
-	op := &memberOp{reply: ctx.Sender()}
+	op := &memberOp{reply: ctx.Sender(), req: msg}
 	rs := n.r.Status()
 	cur := rs.Config
 	var expected uint64
@@ -56,7 +55,7 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 	var err error
 	switch m := msg.(type) {
 	case *ChangeConfig:
-		op.kind, op.isChange, expected = "ChangeConfig", true, m.ExpectedConfigIndex
+		op.kind, expected = "ChangeConfig", m.ExpectedConfigIndex
 		target = m.Config
 		if target == nil {
 			err = fmt.Errorf("%w: ChangeConfig.Config is nil", ErrInvalidMembership)
@@ -121,25 +120,21 @@ func (n *node) changeMembership(ctx actor.Context, msg any) {
 	default: // op.phase == opCatchUp
 		n.startCatchUp(op)
 	}
-	n.memberOps = append(n.memberOps, op)
+	n.pend.memberOps = append(n.pend.memberOps, op)
 }
 
 func (n *node) startCatchUp(op *memberOp) {
 	op.phase = opCatchUp
-	op.roundTarget, op.roundStart = n.r.LastIndex(), n.ticks
-	timeout := n.cfg.CatchUpTimeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	op.deadline = n.ticks + uint64(max(timeout/n.cfg.TickInterval, 1))
+	op.roundTarget, op.roundStart = n.r.LastIndex(), n.life.ticks
+	op.deadline = n.life.ticks + uint64(max(n.cfg.CatchUpTimeout/n.cfg.TickInterval, 1))
 }
 
 // membershipCommitted moves the operations waiting for a configuration
 // at or before ev.Index on (any role: a follower answers too).
 func (n *node) membershipCommitted(ctx actor.Context, ev raft.Event) {
 	joint := len(ev.Config.GetOutgoingVoters()) > 0
-	keep := n.memberOps[:0]
-	for _, op := range n.memberOps {
+	keep := n.pend.memberOps[:0]
+	for _, op := range n.pend.memberOps {
 		switch {
 		case op.index == 0 || op.index > ev.Index || op.phase == opCatchUp:
 		case op.phase == opLearner:
@@ -150,18 +145,18 @@ func (n *node) membershipCommitted(ctx actor.Context, ev raft.Event) {
 		}
 		keep = append(keep, op)
 	}
-	n.memberOps = keep
+	n.pend.memberOps = keep
 }
 
 // tickMembership checks the catch-up of learners waiting for promotion.
 func (n *node) tickMembership(ctx actor.Context) {
-	if len(n.memberOps) == 0 || n.r.Role() != raft.Leader {
+	if len(n.pend.memberOps) == 0 || n.r.Role() != raft.Leader {
 		return
 	}
 	rs := n.r.Status()
 	et := uint64(max(rs.Config.GetSettings().GetElectionTicks(), 1))
-	keep := n.memberOps[:0]
-	for _, op := range n.memberOps {
+	keep := n.pend.memberOps[:0]
+	for _, op := range n.pend.memberOps {
 		if op.phase != opCatchUp {
 			keep = append(keep, op)
 			continue
@@ -171,16 +166,16 @@ func (n *node) tickMembership(ctx actor.Context) {
 		case pr == nil || !membership.IsLearner(rs.Config, op.id):
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: %d is no longer a learner", ErrInvalidMembership, op.kind, op.id))
 			continue
-		case n.ticks >= op.deadline:
+		case n.life.ticks >= op.deadline:
 			n.answerOp(ctx, op, 0, nil, fmt.Errorf("%w: %s: learner %d is %d entries behind after %v", ErrCatchUpTimeout, op.kind, op.id, pr.Lag, n.cfg.CatchUpTimeout))
 			continue
 		}
 		caught := n.cfg.CatchUpLag > 0 && pr.Lag <= n.cfg.CatchUpLag
 		if pr.Match >= op.roundTarget {
-			if n.ticks-op.roundStart <= et {
+			if n.life.ticks-op.roundStart <= et {
 				caught = true
 			} else {
-				op.roundTarget, op.roundStart = rs.LastIndex, n.ticks // another round
+				op.roundTarget, op.roundStart = rs.LastIndex, n.life.ticks // another round
 			}
 		}
 		if caught && rs.ConfigIndex <= rs.Commit {
@@ -199,26 +194,32 @@ func (n *node) tickMembership(ctx actor.Context) {
 		}
 		keep = append(keep, op)
 	}
-	n.memberOps = keep
+	n.pend.memberOps = keep
 }
 
 // failMemberOps answers every operation with err (leadership lost, stop).
 func (n *node) failMemberOps(ctx actor.Context, err error) {
-	for _, op := range n.memberOps {
+	for _, op := range n.pend.memberOps {
 		n.answerOp(ctx, op, 0, nil, err)
 	}
-	n.memberOps = nil
+	n.pend.memberOps = nil
 }
 
 func (n *node) answerOp(ctx actor.Context, op *memberOp, index uint64, cc *messages.ClusterConfig, err error) {
-	if op.reply == nil {
-		return
+	switch {
+	case op.reply == nil:
+	case err != nil:
+		ctx.Send(op.reply, answerFor(op.req, err))
+	case isChangeConfig(op.req):
+		ctx.Send(op.reply, &ChangeConfigResponse{Index: index, Config: cc})
+	default:
+		ctx.Send(op.reply, &MembershipResponse{Index: index, Config: cc})
 	}
-	if op.isChange {
-		ctx.Send(op.reply, &ChangeConfigResponse{Index: index, Config: cc, Err: err})
-	} else {
-		ctx.Send(op.reply, &MembershipResponse{Index: index, Config: cc, Err: err})
-	}
+}
+
+func isChangeConfig(req any) bool {
+	_, ok := req.(*ChangeConfig)
+	return ok
 }
 
 // onRemoved publishes this node's removal.
@@ -230,10 +231,10 @@ func (n *node) onRemoved(ctx actor.Context, ev raft.Event) {
 // stopNonMemberReplicators stops the replicator of every peer the core no
 // longer sends to.
 func (n *node) stopNonMemberReplicators(ctx actor.Context) {
-	for pid, rp := range n.replicators {
+	for pid, rp := range n.kids.replicators {
 		if !n.r.IsMember(pid) {
 			ctx.Stop(rp)
-			delete(n.replicators, pid)
+			delete(n.kids.replicators, pid)
 		}
 	}
 }

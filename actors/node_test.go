@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -143,6 +144,68 @@ func TestStopLastLeaderDoesNotWaitForHandover(t *testing.T) {
 		c.stop(lead)
 		if d := time.Since(start); d >= 100*time.Millisecond {
 			t.Fatalf("stopping the last leader took %v (fake time): it waited for a hand-over", d)
+		}
+	})
+}
+
+// TestPauseResumeAndSubscriptions: a node started paused joins nothing and
+// refuses requests with ErrPaused until Resume; a subscriber gets events
+// until it unsubscribes.
+func TestPauseResumeAndSubscriptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, 3, func(c *cluster) {
+			c.configure = func(id uint64, cfg *actors.Config) { cfg.StartPaused = id == 3 }
+		})
+		lead := c.waitLeader(1, 2)
+		if s := c.status(3); !s.Paused || s.Leader != 0 {
+			t.Fatalf("paused node: %+v", s)
+		}
+		if _, err := c.propose(3, "x"); !errors.Is(err, actors.ErrPaused) {
+			t.Fatalf("proposal to a paused node: %v, want ErrPaused", err)
+		}
+		if _, err := actors.Request[*actors.Resumed](c.sys.Root, c.node(3), &actors.Resume{}, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.waitLeader(); got != lead {
+			t.Fatalf("leader %d after resume, want %d", got, lead)
+		}
+
+		events := make(chan any, 1024)
+		sub := c.sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			switch ctx.Message().(type) {
+			case *actor.Started, *actor.Stopping, *actor.Stopped:
+				return
+			}
+			events <- ctx.Message()
+		}))
+		c.sys.Root.Send(c.node(3), &actors.Subscribe{PID: sub})
+		if _, err := c.propose(lead, "seen"); err != nil {
+			t.Fatal(err)
+		}
+		applied := func(data string) bool {
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case ev := <-events:
+					if ea, ok := ev.(*actors.EntryApplied); ok && string(ea.Entry.Data) == data {
+						return true
+					}
+				case <-time.After(time.Second):
+				}
+			}
+			return false
+		}
+		if !applied("seen") {
+			t.Fatal("the subscriber got no EntryApplied for a command")
+		}
+		c.sys.Root.Send(c.node(3), &actors.Unsubscribe{PID: sub})
+		c.status(3) // the unsubscription is handled before this answer
+		if _, err := c.propose(lead, "unseen"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitApplied(2, 3)
+		if applied("unseen") {
+			t.Fatal("an unsubscribed actor still gets events")
 		}
 	})
 }

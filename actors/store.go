@@ -18,12 +18,14 @@ var sharedDBs = struct {
 }{m: map[string]*sharedDB{}}
 
 type sharedDB struct {
-	db   *pebblestore.DB
-	refs int
+	db    *pebblestore.DB
+	refs  int
+	inUse map[uint64]bool // groups held by a node
 }
 
 // openDataDir opens (or shares) the Pebble database in dir and returns the
-// node's group, keyed by cluster id, with a release function.
+// node's group, keyed by cluster id, with a release function. A group held
+// by another node of this process is refused with ErrStoreInUse.
 func openDataDir(dir string, group uint64, logger *slog.Logger) (persistence.LogStore, func() error, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -37,8 +39,13 @@ func openDataDir(dir string, group uint64, logger *slog.Logger) (persistence.Log
 		if err != nil {
 			return nil, nil, fmt.Errorf("actors: open DataDir %q: %w", dir, err)
 		}
-		s = &sharedDB{db: db}
+		s = &sharedDB{db: db, inUse: map[uint64]bool{}}
 		sharedDBs.m[abs] = s
+	}
+	if s.inUse[group] {
+		// Group hands every caller the same handle: two nodes would write
+		// one log.
+		return nil, nil, fmt.Errorf("%w: DataDir %q group (cluster id) %d", ErrStoreInUse, dir, group)
 	}
 	g, err := s.db.Group(group)
 	if err != nil {
@@ -49,6 +56,7 @@ func openDataDir(dir string, group uint64, logger *slog.Logger) (persistence.Log
 		return nil, nil, fmt.Errorf("actors: DataDir %q group %d: %w", dir, group, err)
 	}
 	s.refs++
+	s.inUse[group] = true
 	var once sync.Once
 	release := func() error {
 		var err error
@@ -56,6 +64,7 @@ func openDataDir(dir string, group uint64, logger *slog.Logger) (persistence.Log
 			err = g.Close()
 			sharedDBs.Lock()
 			defer sharedDBs.Unlock()
+			delete(s.inUse, group)
 			if s.refs--; s.refs == 0 {
 				if cerr := s.db.Close(); err == nil {
 					err = cerr

@@ -10,8 +10,9 @@
 // the last entry is durable. Nothing is sent to a peer before what it promises
 // (a vote, an append acknowledgement) has been saved. The node actor reads the
 // store at start-up ([LogStore.State], [LogStore.Entries], [LogStore.Term],
-// [SnapshotStore.LoadSnapshot]) to rebuild its Raft state; the replicator reads
-// entries to send them. A store is safe for concurrent use, but its writes are
+// [SnapshotStore.LoadSnapshot]) to rebuild its Raft state, and nobody reads it
+// after that: the core keeps the log it needs in memory, and the replicators
+// send the messages the core built. A store is safe for concurrent use, but its writes are
 // meant to come from one goroutine at a time.
 //
 // # The log model

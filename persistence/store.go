@@ -84,7 +84,7 @@ type State struct {
 // LogStore keeps one Raft group's log and hard state.
 //
 // The node actor's persister child is its only writer (Save, Compact); the
-// node actor reads it at start-up, the replicator reads entries to send them.
+// node actor reads it at start-up only (the core then keeps the log in memory).
 // Every method answers ctx.Err() when ctx is done before it starts, and
 // ErrClosed after Close.
 type LogStore interface {
@@ -163,8 +163,9 @@ type AppWriter interface {
 // entries after AppliedIndex are applied again (from the log), entries at or
 // before it never are.
 //
-// The node actor's applier child is the only caller of CommitApplied; the
-// application reads its state with AppGet.
+// The application's StateMachine calls CommitApplied from its Apply (on the
+// node's applier child, one entry at a time; the library itself never
+// does), and reads its state with AppGet.
 type AppliedIndexStore interface {
 	// AppliedIndex returns the durable applied index (0 when none).
 	AppliedIndex(ctx context.Context) (uint64, error)

@@ -30,7 +30,7 @@
 // carrying many proposals, one fsync for many appends) is the child of its first
 // cause and carries span links to the others (Jaeger shows them as FOLLOWS_FROM);
 // links only ever point to other traces. The node actor records these trees
-// (actors/trace.go):
+// (actors/trace*.go):
 //
 //	raft.propose                server, leader: until the proposer is answered
 //	├ raft.leader.append        internal, leader
@@ -46,7 +46,7 @@
 //	├ raft.prevote              client, pre-candidate → peer: until answered
 //	│ └ raft.vote.response      server, voter: until it answers
 //	└ raft.vote                 client, candidate → peer: until answered
-//	  └ raft.vote.response      server, voter (holds its raft.persist)
+//	  └ raft.vote.response      server, voter: from the request's receipt to the answer
 //
 //	raft.read                   server: until the read is answered
 //	├ raft.read.index           internal: the ReadIndex round

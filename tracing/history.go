@@ -6,31 +6,28 @@ import (
 	"time"
 )
 
-// Transition kinds recorded in a History.
-const (
-	KindElectionTimeout = "election-timeout" // a follower's or candidate's timer fired
-	KindPreVoteWon      = "pre-vote-won"     // a pre-candidate won a pre-vote quorum
-	KindPreVoteLost     = "pre-vote-lost"    // a pre-candidate was refused by a quorum
-	KindVoteGranted     = "vote-granted"     // this node granted its vote (Leader: the candidate)
-	KindBecameLeader    = "became-leader"    // a candidate won its election
-	KindSteppedDown     = "stepped-down"     // a leader or candidate became a follower
-	KindTermChanged     = "term-changed"     // the term advanced
-	KindLeaderChanged   = "leader-changed"   // the known leader changed
-)
-
-// Transition is one step in a node's election and role history.
+// Transition is one step in a node's election and role history: what the
+// node actor records for each event of the core, and for its own pause,
+// resume and stop (actors.Transition is this type).
 type Transition struct {
-	Time     time.Time // when the node actor recorded it (wall clock of the actor shell)
-	Term     uint64    // the term after the transition
-	From, To string    // roles before and after; equal when the role did not change
-	Leader   uint64    // the known leader after the transition; 0 when none
-	Kind     string    // one of the Kind constants, or another short word
-	Reason   string    // free text: why (the message, the peer, the timeout)
+	Time time.Time // when the node actor recorded it (wall clock of the actor shell)
+	Term uint64    // the term after the transition
+	// Kind is the core's event kind (raft.EventKind's String: role-changed,
+	// term-changed, leader-changed, config-changed, transfer-aborted, ...),
+	// or paused, resumed, stopping for the node's own steps.
+	Kind     string
+	From, To string // roles before and after (role-changed only)
+	Leader   uint64 // the known leader after the transition; 0 when none
+	Peer     uint64 // the peer the event concerns (a vote, a transfer), 0 when none
+	Reason   string // free text: why (the message, the peer, the timeout)
 }
 
 // String formats t on one line, for logs and test failures.
 func (t Transition) String() string {
 	s := fmt.Sprintf("%s t%d %s %s->%s leader=%d", t.Time.UTC().Format(time.RFC3339Nano), t.Term, t.Kind, t.From, t.To, t.Leader)
+	if t.Peer != 0 {
+		s += fmt.Sprintf(" peer=%d", t.Peer)
+	}
 	if t.Reason != "" {
 		s += " (" + t.Reason + ")"
 	}
@@ -42,7 +39,7 @@ const DefaultHistoryCapacity = 256
 
 // History is a bounded ring of the most recent Transitions: once full, each Add
 // overwrites the oldest. The node actor adds to it and answers GetHistory with
-// Snapshot. A mutex (uncontended: one actor) makes Snapshot safe from other
+// Snapshot (Config.HistorySize is its capacity). A mutex (uncontended: one actor) makes Snapshot safe from other
 // goroutines too, such as a debug endpoint.
 //
 // The zero value is not usable: use NewHistory.

@@ -34,7 +34,7 @@ func TestHistoryRing(t *testing.T) {
 		t.Run(fmt.Sprintf("cap%d/adds%d", tc.capacity, tc.adds), func(t *testing.T) {
 			h := tracing.NewHistory(tc.capacity)
 			for i := 1; i <= tc.adds; i++ {
-				h.Add(tracing.Transition{Term: uint64(i), Kind: tracing.KindTermChanged})
+				h.Add(tracing.Transition{Term: uint64(i), Kind: "term-changed"})
 			}
 			got := terms(h.Snapshot())
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
@@ -93,7 +93,7 @@ func TestHistoryConcurrentSnapshot(t *testing.T) {
 func TestTransitionString(t *testing.T) {
 	tr := tracing.Transition{
 		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Term: 4, From: "candidate", To: "leader",
-		Leader: 1, Kind: tracing.KindBecameLeader, Reason: "won 2 of 3 votes",
+		Leader: 1, Kind: "became-leader", Reason: "won 2 of 3 votes",
 	}
 	const want = "2026-01-02T03:04:05Z t4 became-leader candidate->leader leader=1 (won 2 of 3 votes)"
 	if got := tr.String(); got != want {
@@ -106,7 +106,7 @@ func TestTransitionString(t *testing.T) {
 
 func BenchmarkHistoryAdd(b *testing.B) {
 	h := tracing.NewHistory(0)
-	tr := tracing.Transition{Term: 1, From: "follower", To: "candidate", Kind: tracing.KindElectionTimeout}
+	tr := tracing.Transition{Term: 1, From: "follower", To: "candidate", Kind: "election-timeout"}
 	b.ReportAllocs()
 	for b.Loop() {
 		h.Add(tr)

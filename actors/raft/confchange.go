@@ -324,6 +324,7 @@ func checkWireConfig(cc *messages.ClusterConfig, err error) error {
 	return membership.Validate(cc)
 }
 
+// decodeConfig reads the configuration of entry e (settings defaulted).
 func decodeConfig(e *messages.Entry) (*messages.ClusterConfig, error) {
 	cc, err := membership.Decode(e.Data)
 	if err != nil {

@@ -48,8 +48,10 @@ type Config struct {
 	// MaxInflightMsgs caps the AppendEntries in flight to one peer in
 	// replicate mode. Default 256.
 	MaxInflightMsgs int
-	// MaxInflightBytes caps the bytes of entries in flight to one peer
-	// (0 = no byte cap). Default 32 MiB.
+	// MaxInflightBytes caps the bytes of entries in flight to one peer.
+	// DefaultConfig sets 32 MiB; 0, the zero value, is no byte cap (unlike
+	// the fields above, whose 0 is their default): start from
+	// DefaultConfig to keep the cap.
 	MaxInflightBytes uint64
 	// MaxProposalBytes refuses larger proposals. Default 8 MiB.
 	MaxProposalBytes int

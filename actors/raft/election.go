@@ -13,6 +13,9 @@ import (
 // granted even inside a leader lease.
 var campaignTransfer = []byte("flotilla/transfer")
 
+// tickElection (follower and candidates, every tick) ends the restart
+// guard after an election timeout and campaigns once the randomized
+// election timeout has passed without a leader (§5.2).
 func (r *Raft) tickElection() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout() {
@@ -24,6 +27,9 @@ func (r *Raft) tickElection() {
 	}
 }
 
+// resetRandomizedElectionTimeout draws the next election timeout in
+// [electionTimeout, 2*electionTimeout) (§5.2: randomized timeouts make
+// split votes rare).
 func (r *Raft) resetRandomizedElectionTimeout() {
 	et := r.electionTimeout()
 	r.randomizedElectionTimeout = et + r.rand.IntN(et)
@@ -59,6 +65,8 @@ func (r *Raft) Campaign() {
 	}
 }
 
+// campaignStart campaigns with a pre-vote first when PreVote is on or
+// this node is no voter of the configuration in force.
 func (r *Raft) campaignStart(reason string) {
 	// A node that is no voter of the configuration in force (see
 	// promotable) always runs a pre-vote first: the voters never hear of
@@ -70,6 +78,9 @@ func (r *Raft) campaignStart(reason string) {
 	}
 }
 
+// campaign becomes a pre-candidate or candidate and asks for votes;
+// transfer marks the requests of a leadership transfer (they pass
+// leases).
 func (r *Raft) campaign(role Role, reason string, transfer bool) {
 	if !r.promotable() {
 		return
@@ -119,6 +130,9 @@ func (r *Raft) campaign(role Role, reason string, transfer bool) {
 	}
 }
 
+// handleVoteRequest grants a vote or pre-vote to a candidate whose log is
+// at least as up to date (§5.4.1) when this node has not voted for
+// another in the term; a granted vote leaves only once durable.
 func (r *Raft) handleVoteRequest(m *messages.Message) {
 	pre := m.Type == messages.MessageType_MSG_PRE_VOTE
 	respType := messages.MessageType_MSG_VOTE_RESP
@@ -144,6 +158,8 @@ func (r *Raft) handleVoteRequest(m *messages.Message) {
 	r.send(resp)
 }
 
+// poll records id's answer (its first counts) and counts the votes in the
+// configuration in force.
 func (r *Raft) poll(id uint64, granted bool) membership.VoteResult {
 	if _, ok := r.votes[id]; !ok {
 		r.votes[id] = granted
@@ -151,6 +167,8 @@ func (r *Raft) poll(id uint64, granted bool) membership.VoteResult {
 	return r.quorum.VoteResult(r.votes)
 }
 
+// electionWon moves a pre-candidate on to a real campaign, a candidate to
+// leader.
 func (r *Raft) electionWon() {
 	if r.role == PreCandidate {
 		r.event(Event{Kind: EventPreVoteWon, Reason: "a quorum would vote"})

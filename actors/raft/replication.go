@@ -54,6 +54,8 @@ func (r *Raft) appendEntries(ents ...*messages.Entry) {
 	}
 }
 
+// newProgress is the leader's first view of peer id: probing from the
+// end of the leader's log (its own match is what is persisted).
 func (r *Raft) newProgress(id uint64) *Progress {
 	pr := &Progress{Next: r.log.lastIndex() + 1, IsLearner: !r.quorum.IsVoter(id), RecentActive: true}
 	pr.inflights.maxCount, pr.inflights.maxBytes = r.cfg.MaxInflightMsgs, r.cfg.MaxInflightBytes
@@ -63,6 +65,9 @@ func (r *Raft) newProgress(id uint64) *Progress {
 	return pr
 }
 
+// tickHeartbeat (leader, every tick) runs check-quorum, departing
+// members and transfer abort every election timeout, lost snapshots,
+// and heartbeats or the commit news every tick.
 func (r *Raft) tickHeartbeat() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
@@ -112,6 +117,9 @@ func (r *Raft) bcastAppend(news bool) {
 	}
 }
 
+// bcastHeartbeat sends every peer a heartbeat carrying the commit index
+// (capped by what the peer has), the lease clock, and ctx, the read round
+// it confirms.
 func (r *Raft) bcastHeartbeat(ctx []byte) {
 	r.commitNews = false // every heartbeat carries the commit index
 	for _, id := range r.peers {
@@ -163,6 +171,10 @@ func (r *Raft) ownAddressFor(pr *Progress) string {
 	return r.addrs[r.id]
 }
 
+// handleAppendResp moves the peer's progress on an acknowledgement (and
+// maybe the commit index), or back on a rejection, using the hint to skip
+// a whole term of conflicting entries; once a transferee holds the whole
+// log, it tells it to campaign (TimeoutNow).
 func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 	if m.Reject {
 		next := m.RejectHint
@@ -248,6 +260,8 @@ func (r *Raft) maybeCommit() bool {
 	return true
 }
 
+// commitTo raises the commit index to i and tells of the configurations
+// that it commits.
 func (r *Raft) commitTo(i uint64) {
 	old := r.log.committed
 	if !r.log.commitTo(i) {
@@ -286,6 +300,9 @@ func (r *Raft) commitAdvanced() {
 	}
 }
 
+// handleAppendEntries is the follower's side of AppendEntries (§5.3):
+// append when the previous entry matches, cutting a conflicting suffix,
+// and acknowledge once durable; otherwise reject with a hint.
 func (r *Raft) handleAppendEntries(m *messages.Message) {
 	if m.Index < r.log.committed {
 		r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: r.log.committed, Commit: r.log.committed})
@@ -310,6 +327,8 @@ func (r *Raft) handleAppendEntries(m *messages.Message) {
 	r.sendAfterPersist(&messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, To: m.From, Index: lastNew, Commit: r.log.committed})
 }
 
+// handleHeartbeat commits what the leader says and answers at once (a
+// heartbeat promises nothing durable).
 func (r *Raft) handleHeartbeat(m *messages.Message) {
 	// The leader sends min(its commit, our match): safe to commit.
 	if m.Commit > r.log.committed && m.Commit <= r.log.lastIndex() {

@@ -143,6 +143,9 @@ func (r *Raft) Step(m *messages.Message) error {
 	return nil
 }
 
+// stepFollower is what a follower does with a message of its term: it
+// hears the leader (append, heartbeat, snapshot), campaigns at once on a
+// TimeoutNow, and takes the answers to its read requests.
 func (r *Raft) stepFollower(m *messages.Message) {
 	switch m.Type {
 	case messages.MessageType_MSG_APPEND:
@@ -166,6 +169,8 @@ func (r *Raft) stepFollower(m *messages.Message) {
 	}
 }
 
+// stepCandidate is what a candidate or pre-candidate does: a leader of
+// its term makes it a follower; the answers to its campaign are counted.
 func (r *Raft) stepCandidate(m *messages.Message) {
 	myResp := messages.MessageType_MSG_VOTE_RESP
 	if r.role == PreCandidate {
@@ -189,6 +194,9 @@ func (r *Raft) stepCandidate(m *messages.Message) {
 	}
 }
 
+// stepLeader is what a leader does: answers to its appends and
+// heartbeats move the peer's progress, and read requests from followers
+// are served.
 func (r *Raft) stepLeader(m *messages.Message) {
 	pr := r.prs[m.From]
 	if pr == nil {
@@ -212,6 +220,7 @@ func (r *Raft) stepLeader(m *messages.Message) {
 	}
 }
 
+// setLeader records the leader heard from in this term.
 func (r *Raft) setLeader(id uint64) {
 	if r.lead != id {
 		old := r.lead
@@ -220,6 +229,9 @@ func (r *Raft) setLeader(id uint64) {
 	}
 }
 
+// stamp sets the sender, the cluster id, and the current term when m
+// carries none (a pre-vote and its answer keep theirs: the term the
+// campaign would run in).
 func (r *Raft) stamp(m *messages.Message) *messages.Message {
 	m.From = r.id
 	m.ClusterId = r.clusterID
@@ -229,6 +241,7 @@ func (r *Raft) stamp(m *messages.Message) *messages.Message {
 	return m
 }
 
+// send queues m for the next Ready.
 func (r *Raft) send(m *messages.Message) { r.msgs = append(r.msgs, r.stamp(m)) }
 
 // sendAfterPersist queues a message that promises durable state: it leaves

@@ -544,7 +544,7 @@ func (s *sim) status(id uint64) *actors.Status {
 func (s *sim) leader() (uint64, *actors.Status) {
 	var best *actors.Status
 	for _, id := range s.runningIDs() {
-		if st := s.status(id); st != nil && st.Role == raft.Leader && (best == nil || st.Term > best.Term) {
+		if st := s.status(id); st != nil && st.Role == actors.Leader && (best == nil || st.Term > best.Term) {
 			best = st
 		}
 	}

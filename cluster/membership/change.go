@@ -84,26 +84,30 @@ func Remove(cc *messages.ClusterConfig, id uint64) *messages.ClusterConfig {
 // Promote returns a copy of cc with learner id made a voter; cc itself
 // when id is no learner of it.
 func Promote(cc *messages.ClusterConfig, id uint64) *messages.ClusterConfig {
-	m := Find(cc.GetLearners(), id)
-	if m == nil {
-		return cc
-	}
-	out := proto.Clone(cc).(*messages.ClusterConfig)
-	out.Learners = Without(out.Learners, id)
-	out.Voters = append(out.Voters, proto.Clone(m).(*messages.Member))
-	return out
+	return move(cc, id, false)
 }
 
 // Demote returns a copy of cc with voter id made a learner; cc itself
 // when id is no voter of it.
 func Demote(cc *messages.ClusterConfig, id uint64) *messages.ClusterConfig {
-	m := Find(cc.GetVoters(), id)
+	return move(cc, id, true)
+}
+
+// move returns a copy of cc with member id moved from the learners to the
+// voters (toLearner: the other way); cc itself when id is not where it
+// would move from.
+func move(cc *messages.ClusterConfig, id uint64, toLearner bool) *messages.ClusterConfig {
+	out := proto.Clone(cc).(*messages.ClusterConfig)
+	from, to := &out.Learners, &out.Voters
+	if toLearner {
+		from, to = to, from
+	}
+	m := Find(*from, id)
 	if m == nil {
 		return cc
 	}
-	out := proto.Clone(cc).(*messages.ClusterConfig)
-	out.Voters = Without(out.Voters, id)
-	out.Learners = append(out.Learners, proto.Clone(m).(*messages.Member))
+	*from = Without(*from, id)
+	*to = append(*to, m)
 	return out
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flotilla-raft/flotilla/examples/internal/certs"
 	"github.com/flotilla-raft/flotilla/examples/internal/procs"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // localCluster runs ledger servers as OS processes on loopback: the demo,
@@ -44,7 +45,7 @@ type localNode struct {
 // newLocalCluster prepares n servers with free loopback ports and data
 // directories under dir. Nothing runs until start.
 func newLocalCluster(dir, exe string, env []string, n int, tick time.Duration) (*localCluster, error) {
-	ports, err := procs.FreePorts(2 * n)
+	ports, err := testutil.FreePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func (c *localCluster) addNode(id uint64) error {
 // freePortPair reserves a loopback port p whose p+offset is free too.
 func freePortPair(offset int) (string, string, error) {
 	for range 50 {
-		ports, err := procs.FreePorts(1)
+		ports, err := testutil.FreePorts(1)
 		if err != nil {
 			return "", "", err
 		}

@@ -10,17 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 	"github.com/flotilla-raft/flotilla/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
-	"github.com/flotilla-raft/flotilla/examples/internal/procs"
 )
 
 // A one-node server with --metrics-addr serves the node's metrics to
 // Prometheus, and a command's span is the parent of the proposal's spans.
 func TestServerExportsMetricsAndTraces(t *testing.T) {
-	addrs, err := procs.FreePorts(3)
+	addrs, err := testutil.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 )
 
 // The broker API: HTTP/1.1 with JSON bodies, on each broker's --api
@@ -101,9 +100,9 @@ type StatusResponse struct {
 	Rebalances uint64   `json:"rebalances"` // assign entries this broker proposed as leader
 	// Progress is the leader's view of each member; Peers the transport's
 	// connections; Dropped the inbound Raft messages refused, by cause.
-	Progress []raft.PeerProgress `json:"progress,omitempty"`
-	Peers    map[uint64]string   `json:"peers,omitempty"`
-	Dropped  actors.DropCounts   `json:"dropped"`
+	Progress []actors.PeerProgress `json:"progress,omitempty"`
+	Peers    map[uint64]string     `json:"peers,omitempty"`
+	Dropped  actors.DropCounts     `json:"dropped"`
 	// Removed: this broker learned that it is no member any more.
 	Removed bool `json:"removed,omitempty"`
 	// BadRequests counts the requests this broker refused as invalid.

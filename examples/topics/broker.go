@@ -10,7 +10,6 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -151,7 +150,7 @@ func (b *brokerActor) check(ctx actor.Context) {
 	b.busy = true
 	ctx.ReenterAfter(ctx.RequestFuture(b.node, &actors.GetStatus{}, requestTimeout), func(res any, err error) {
 		st, ok := res.(*actors.Status)
-		if err != nil || !ok || st.Role != raft.Leader {
+		if err != nil || !ok || st.Role != actors.Leader {
 			b.busy = false
 			return
 		}

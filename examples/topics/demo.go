@@ -16,6 +16,7 @@ import (
 
 	"github.com/flotilla-raft/flotilla/examples/internal/certs"
 	"github.com/flotilla-raft/flotilla/examples/internal/procs"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // demoOptions configure the demo.
@@ -94,7 +95,7 @@ type demoCluster struct {
 }
 
 func newDemoCluster(o demoOptions, n int) (*demoCluster, error) {
-	ports, err := procs.FreePorts(2 * n)
+	ports, err := testutil.FreePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-raft/flotilla/examples/internal/procs"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // TestBrokerAPI runs one broker in this process (remote transport,
@@ -19,7 +19,7 @@ import (
 // is idempotent, consume reads what was acknowledged, and bad input is
 // refused with a clear answer, counted, and changes nothing.
 func TestBrokerAPI(t *testing.T) {
-	ports, err := procs.FreePorts(2)
+	ports, err := testutil.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"github.com/flotilla-raft/flotilla/tracing/jaegertest"
 )
@@ -37,12 +36,16 @@ type procs struct {
 // (cmd.Wait has copied all of it).
 type proc struct {
 	cmd  *exec.Cmd
-	out  *strings.Builder
+	out  *testutil.SyncBuffer // written by exec's goroutine, read by a failing test
 	done chan error
 }
 
 func startProcs(t *testing.T, j *jaegertest.Jaeger) *procs {
-	p := &procs{t: t, j: j, dir: t.TempDir(), raft: freeAddrs(t, nodesCount), api: freeAddrs(t, nodesCount), running: map[uint64]*proc{}}
+	addrs, err := testutil.FreePorts(2 * nodesCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &procs{t: t, j: j, dir: t.TempDir(), raft: addrs[:nodesCount], api: addrs[nodesCount:], running: map[uint64]*proc{}}
 	for id := uint64(1); id <= nodesCount; id++ {
 		p.start(id)
 	}
@@ -60,10 +63,9 @@ func (p *procs) start(id uint64) {
 	for i, a := range p.raft {
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, a))
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envNode+"="+strconv.FormatUint(id, 10), envPeers+"="+strings.Join(peers, ","),
+	cmd := testutil.ChildCommand(nil, envNode+"="+strconv.FormatUint(id, 10), envPeers+"="+strings.Join(peers, ","),
 		envAPI+"="+p.api[id-1], envDir+"="+filepath.Join(p.dir, strconv.FormatUint(id, 10)), envOTLP+"="+p.j.OTLPEndpoint())
-	pr := &proc{cmd: cmd, out: &strings.Builder{}, done: make(chan error, 1)}
+	pr := &proc{cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = pr.out, pr.out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -204,23 +206,6 @@ func runScenario(t *testing.T, p *procs) scenario {
 		t.Fatalf("leader after the transfer: %d, want %d", l, sc.reader)
 	}
 	return sc
-}
-
-func freeAddrs(t *testing.T, n int) []string {
-	var out []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }
 
 func getText(url string) (string, error) {

@@ -38,9 +38,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // Environment variables read by Start.
@@ -67,7 +68,7 @@ type Jaeger struct {
 	otlpGRPC, otlpHTTP, query string // host:port
 	cmd                       *exec.Cmd
 	exited                    chan struct{} // closed when the process has exited
-	out                       *syncBuffer
+	out                       *testutil.SyncBuffer
 	client                    *http.Client
 }
 
@@ -145,14 +146,14 @@ func startWith(t testing.TB, ui string) *Jaeger {
 }
 
 func start(t testing.TB, bin, ui string) (*Jaeger, error) {
-	ports, err := freePorts(4)
+	ports, err := testutil.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	j := &Jaeger{
 		otlpGRPC: ports[0], otlpHTTP: ports[1], query: ports[2],
 		exited: make(chan struct{}),
-		out:    &syncBuffer{},
+		out:    &testutil.SyncBuffer{},
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
 	cfg := filepath.Join(t.TempDir(), "jaeger.yaml")
@@ -311,42 +312,6 @@ func moduleRoot() (string, error) {
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func freePorts(n int) ([]string, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // getJSON decodes the query API's answer to path into v; a 404 is ErrNotFound.

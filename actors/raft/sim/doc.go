@@ -5,9 +5,10 @@
 // joint changes of several voters), and crash-restarts that lose everything
 // a node had not yet persisted. After every step it checks Raft's safety properties
 // (thesis §3.6.3): election safety, log matching, leader completeness and
-// state machine safety; at the end it heals the network and checks that
-// every acknowledged proposal is applied by every node within a bounded
-// number of ticks.
+// state machine safety; at the end it heals the network, proposes once
+// more, and checks that every node applies every entry that any node
+// applied (so every acknowledged proposal) and the new one within a
+// bounded number of ticks.
 //
 // The same Options and seed always produce the same run, so a failure is
 // replayed by its seed; see Replay.

@@ -14,6 +14,7 @@ import (
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence/memstore"
 )
@@ -64,7 +65,7 @@ type raftCluster struct {
 	nodes map[uint64]*node
 	pids  map[uint64]*actor.PID
 	ca    *testCA
-	logs  syncBuffer // the node actors' warnings
+	logs  testutil.SyncBuffer // the node actors' warnings
 }
 
 func newRaftCluster(t *testing.T) *raftCluster {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 	"github.com/flotilla-raft/flotilla/cluster/transport/transporttest"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -36,9 +36,7 @@ func inOwnProcess(t *testing.T) bool {
 	if testing.Short() {
 		args = append(args, "-test.short")
 	}
-	cmd := exec.Command(os.Args[0], args...)
-	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
-	cmd.Env = append(os.Environ(), ownProcessEnv+"="+t.Name(), "GORACE="+gorace)
+	cmd := testutil.ChildCommand(args, ownProcessEnv+"="+t.Name())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s in its own process: %v\n%s", t.Name(), err, out)

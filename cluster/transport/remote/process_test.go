@@ -14,7 +14,6 @@ package remote_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
@@ -160,7 +159,7 @@ type node struct {
 	stdin  *json.Encoder
 	nextID atomic.Uint64
 	calls  sync.Map // id → chan reply
-	stderr syncBuffer
+	stderr testutil.SyncBuffer
 	done   chan struct{} // closed when stdout ends
 	exited chan error
 	closed atomic.Bool
@@ -206,11 +205,7 @@ func launchNode(t *testing.T, cfg remote.Config) *launch {
 		t.Fatal(err)
 	}
 	n := &node{t: t, done: make(chan struct{}), exited: make(chan error, 1)}
-	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	// A -race child otherwise sleeps 1 s at exit (atexit_sleep_ms); its
-	// reports still fail the test through the exit status.
-	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
-	n.cmd.Env = append(os.Environ(), childEnv+"="+string(cfgJSON), "GORACE="+gorace)
+	n.cmd = testutil.ChildCommand(nil, childEnv+"="+string(cfgJSON))
 	n.cmd.Stderr = &n.stderr
 	stdin, err := n.cmd.StdinPipe()
 	if err != nil {
@@ -369,23 +364,4 @@ func (n *node) Close() error {
 		n.t.Errorf("child node at %s did not exit after close", n.addr)
 	}
 	return err
-}
-
-// syncBuffer is a bytes.Buffer safe for the exec goroutine writing it while
-// a failing test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

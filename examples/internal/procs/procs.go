@@ -1,14 +1,14 @@
 // Package procs runs an example's servers as OS processes on loopback, for
 // the examples' demos and their tests: start, SIGTERM, SIGKILL, whether a
-// process still runs, and the end of its log. The process is the example's
-// own executable re-run with a server subcommand (the tests re-run the test
-// binary with an environment variable that makes it act as main).
+// process still runs, and the end of its log (free loopback ports come from
+// internal/testutil). The process is the example's own executable re-run
+// with a server subcommand (the tests re-run the test binary with an
+// environment variable that makes it act as main).
 package procs
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -145,26 +145,4 @@ func LogTail(path string, n int) string {
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// FreePorts reserves n distinct loopback ports by listening on port 0, then
-// releases them (another process could take one in between; on a test
-// machine that is rare, and the server then fails with a clear error).
-func FreePorts(n int) ([]string, error) {
-	var out []string
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("procs: reserve a loopback port: %w", err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().String())
-	}
-	return out, nil
 }

@@ -42,8 +42,4 @@ func TestProcess(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ports, err := FreePorts(3)
-	if err != nil || len(ports) != 3 || ports[0] == ports[1] {
-		t.Errorf("FreePorts(3) = %v, %v", ports, err)
-	}
 }

@@ -1,201 +1,15 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
-	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// ---- persister ----
-
-type persistRequest struct {
-	id    uint64
-	trace string // parent span of the persist span, if any
-	u     persistence.Update
-}
-type persistFlush struct{}
-type drainRequest struct{}
-type compactRequest struct {
-	snapshot  *messages.Snapshot
-	compactTo uint64
-}
-
-// persister owns the LogStore. Requests queue in its mailbox; a flush
-// marker it sends itself is handled after all of them, so every write
-// pending then goes into one Save: one sync for many (group commit).
-type persister struct {
-	tracer  *tracing.Tracer
-	metrics *nodeMetrics
-	store   persistence.LogStore
-	node    *actor.PID
-	buf     []persistRequest
-	queued  bool
-	failed  bool
-}
-
-func (p *persister) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *persistRequest:
-		p.buf = append(p.buf, *msg)
-		if !p.queued {
-			p.queued = true
-			ctx.Send(ctx.Self(), &persistFlush{})
-		}
-	case *persistFlush:
-		p.queued = false
-		p.flush(ctx)
-	case *drainRequest:
-		p.flush(ctx)
-		ctx.Send(p.node, &drained{})
-	case *compactRequest:
-		p.flush(ctx)
-		if p.failed {
-			return
-		}
-		if ss, ok := p.store.(persistence.SnapshotStore); ok {
-			if err := ss.SaveSnapshot(context.Background(), msg.snapshot); err != nil {
-				if errors.Is(err, persistence.ErrSnapshotOutOfDate) {
-					return // a newer snapshot (from the leader) is already stored
-				}
-				p.fail(ctx, fmt.Errorf("save snapshot: %w", err))
-				return
-			}
-			if err := p.store.Compact(context.Background(), msg.compactTo); err != nil && !errors.Is(err, persistence.ErrCompacted) {
-				p.fail(ctx, fmt.Errorf("compact: %w", err))
-			}
-		}
-	}
-}
-
-func (p *persister) flush(ctx actor.Context) {
-	if len(p.buf) == 0 || p.failed {
-		return
-	}
-	u := mergeUpdates(p.buf)
-	last := p.buf[len(p.buf)-1].id
-	var span trace.Span
-	if p.tracer.Enabled() {
-		span = p.traceFlush(u)
-	}
-	clear(p.buf)
-	p.buf = p.buf[:0]
-	err := p.save(u)
-	if span != nil {
-		tracing.End(span, err)
-	}
-	if err != nil {
-		p.fail(ctx, err)
-		return
-	}
-	ctx.Send(p.node, &persisted{id: last})
-}
-
-// traceFlush starts the span of one group commit: a child of the first
-// request's parent (a follower's append) or of the first traced entry,
-// linked to every traced entry written.
-func (p *persister) traceFlush(u persistence.Update) trace.Span {
-	parent := ""
-	for _, r := range p.buf {
-		if r.trace != "" {
-			parent = r.trace
-			break
-		}
-	}
-	_, all := firstTraced(u.Entries)
-	if parent == "" && len(all) > 0 {
-		parent, all = all[0], all[1:]
-	}
-	if parent == "" {
-		return nil
-	}
-	lo, hi := indexRange(u.Entries)
-	_, span := p.tracer.StartLinked(tracing.Extract(bg, parent), tracing.SpanPersist,
-		tracing.Attrs{First: lo, Last: hi, BatchSize: len(u.Entries)}, all)
-	return span
-}
-
-func (p *persister) fail(ctx actor.Context, err error) {
-	p.failed = true
-	ctx.Send(p.node, &persistFailed{err: err})
-}
-
-// mergeUpdates folds consecutive updates into one with the same effect:
-// the last hard state, the last snapshot, and the entries as the log would
-// hold them after applying each update in turn (a later update that starts
-// at or before an earlier one's entries overwrites that suffix). One slice,
-// sized once, holds the entries.
-func mergeUpdates(reqs []persistRequest) persistence.Update {
-	if len(reqs) == 1 {
-		return reqs[0].u
-	}
-	total := 0
-	for _, r := range reqs {
-		total += len(r.u.Entries)
-	}
-	var out persistence.Update
-	ents := make([]*messages.Entry, 0, total)
-	for _, r := range reqs {
-		u := r.u
-		if u.Snapshot != nil {
-			out.Snapshot = u.Snapshot
-			ents = ents[:0] // the log restarts after the snapshot
-		}
-		if len(u.Entries) > 0 && len(ents) > 0 {
-			base, first := ents[0].Index, u.Entries[0].Index
-			if first <= base {
-				ents = ents[:0]
-			} else if k := first - base; k < uint64(len(ents)) {
-				ents = ents[:k] // overwrite the suffix from first
-			}
-		}
-		ents = append(ents, u.Entries...)
-		if u.HardState != nil {
-			out.HardState = u.HardState
-		}
-	}
-	if len(ents) > 0 {
-		out.Entries = ents
-	}
-	return out
-}
-
-// ---- applier ----
-
-type indexedWaiter struct {
-	index uint64
-	w     waiter
-}
-
-type applyBatch struct {
-	snapshot *messages.Snapshot
-	entries  []*messages.Entry
-	waiters  []indexedWaiter
-	trace    applyTrace
-}
-
-type readQuery struct {
-	from  *actor.PID
-	query any
-	index uint64
-	trace *readTrace
-	start time.Time // the read's arrival at the node
-}
-
-type setSubscribers struct{ subs []*actor.PID }
-type snapshotRequest struct {
-	reply *actor.PID
-	lazy  *messages.Message // a snapshot for a peer (CompactTo), see lazySnapshot
-}
 
 type session struct {
 	seq    uint64
@@ -444,30 +258,6 @@ func (a *applier) snapshot() ([]byte, error) {
 	return encodeSnapshot(a.sessions, data), nil
 }
 
-// ErrCorruptSnapshot: snapshot data the state machine cannot restore.
-var ErrCorruptSnapshot = errors.New("actors: corrupt snapshot")
-
-// checkSnapshot reports whether s's data can be restored into sm: the
-// session table decodes, and sm (if it implements SnapshotValidator)
-// accepts its bytes. It runs on the node actor, before the core installs
-// a snapshot received from a member.
-func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
-	sn, ok := sm.(Snapshotter)
-	if !ok {
-		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
-	}
-	_, b, err := decodeSessions(s.GetData())
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
-	}
-	if v, ok := sn.(SnapshotValidator); ok {
-		if err := v.ValidateSnapshot(b); err != nil {
-			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
-		}
-	}
-	return nil
-}
-
 func (a *applier) restore(s *messages.Snapshot) error {
 	sn, ok := a.sm.(Snapshotter)
 	if !ok {
@@ -488,25 +278,4 @@ func (a *applier) restore(s *messages.Snapshot) error {
 	a.sessions = sessions
 	a.applied = s.Metadata.Index
 	return nil
-}
-
-// ---- replicator ----
-
-// replicator hands the leader's traffic for one peer to the transport, off
-// the node actor. Flow control (the in-flight window, probe and replicate
-// modes) is decided by the core; the replicator only sends.
-type replicator struct {
-	peer    transport.Peer
-	tr      transport.Transport
-	log     *slog.Logger
-	metrics *nodeMetrics
-}
-
-func (r *replicator) Receive(ctx actor.Context) {
-	if m, ok := ctx.Message().(*messages.Message); ok {
-		if err := r.tr.Send(r.peer, m); err != nil {
-			r.log.Debug("send failed", "to", r.peer.ID, "type", m.Type, "err", err)
-			r.metrics.drop(m, tracing.DropSendFailed)
-		}
-	}
 }

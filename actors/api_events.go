@@ -1,0 +1,141 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/tracing"
+)
+
+// EntryApplied: an entry was applied on this node (sent by the applier, in
+// log order; configuration and no-op entries included, with Result nil).
+type EntryApplied struct {
+	NodeID uint64
+	Entry  *messages.Entry
+	Result any
+}
+
+// LeaderChanged: the known leader changed (Leader 0: none known).
+type LeaderChanged struct {
+	NodeID        uint64
+	Term          uint64
+	Leader        uint64
+	LeaderAddress string
+}
+
+// RoleChanged: this node's role changed, with the reason.
+type RoleChanged struct {
+	NodeID   uint64
+	Term     uint64
+	From, To Role
+	Reason   string
+}
+
+// TermChanged: this node's term changed, with the reason.
+type TermChanged struct {
+	NodeID uint64
+	Term   uint64
+	Reason string
+}
+
+// MembershipChanged: a configuration entry committed (published on every
+// member that sees it, not only the one joining).
+type MembershipChanged struct {
+	NodeID uint64
+	Index  uint64
+	Config *messages.ClusterConfig
+}
+
+// MemberRemoved: this node learned that it is no member any more: a
+// committed configuration (Index) leaves it out, or a member refused it as
+// a non-member citing configuration Index (By). It campaigns no more and
+// Status.Removed is set; it keeps running (its status and history stay
+// readable) until the application stops it, and a leader that adds it
+// back makes it a member again.
+type MemberRemoved struct {
+	NodeID uint64
+	Index  uint64
+	By     uint64 // the member that refused it, 0 if it saw the commit
+	Reason string
+}
+
+// SnapshotTaken: this node snapshotted its state machine at Index.
+type SnapshotTaken struct {
+	NodeID uint64
+	Index  uint64
+}
+
+// SnapshotInstalled: this node installed a snapshot from the leader.
+type SnapshotInstalled struct {
+	NodeID uint64
+	Index  uint64
+}
+
+// NodeStopped: the node stopped, with the reason (Err non-nil when it
+// stopped on a failure, e.g. a storage error).
+type NodeStopped struct {
+	NodeID uint64
+	Reason string
+	Err    error
+}
+
+// Status answers GetStatus.
+type Status struct {
+	ID            uint64
+	Role          Role
+	Term          uint64
+	Leader        uint64
+	LeaderAddress string
+	Commit        uint64
+	Applied       uint64 // applied by the state machine
+	LastIndex     uint64
+	FirstIndex    uint64
+	Config        *messages.ClusterConfig
+	// ConfigIndex is the index of Config's entry: pass it as
+	// ExpectedConfigIndex of a membership change. Config is committed when
+	// ConfigIndex <= Commit.
+	ConfigIndex uint64
+	// Removed: this node knows it is no member (see MemberRemoved).
+	Removed bool
+	// Progress is the leader's view of each member, learners with their
+	// Lag (leader only).
+	Progress []PeerProgress
+	Paused   bool
+	// Dropped counts inbound messages refused: wrong cluster, non-member,
+	// wrong target, invalid (refused by the core), corrupt snapshots, or
+	// while paused, stopping or failed (Paused). What the transport
+	// refused before delivering (undecodable, oversized) is in Transport.
+	Dropped DropCounts
+	// Peers is the transport's per-peer connection state, when the
+	// transport reports it.
+	Peers map[uint64]string
+	// Transport is the transport's counters (refused connections, RPCs and
+	// compressed streams, forged senders, oversized and undecodable
+	// input), when the transport reports them (transport.StatsReporter);
+	// nil otherwise.
+	Transport *transport.Stats
+}
+
+// DropCounts counts refused inbound messages by cause.
+type DropCounts struct {
+	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
+	// CorruptSnapshot: snapshots from a member whose data the state
+	// machine cannot restore, refused before the core installs them.
+	CorruptSnapshot uint64
+}
+
+func (s *Status) String() string {
+	return fmt.Sprintf("node %d: %s term %d leader %d (%s) commit %d applied %d last %d",
+		s.ID, s.Role, s.Term, s.Leader, s.LeaderAddress, s.Commit, s.Applied, s.LastIndex)
+}
+
+// Transition is one entry of the state-transition history (the type of
+// package tracing, which keeps the history).
+type Transition = tracing.Transition
+
+// History answers GetHistory: recent transitions, oldest first.
+type History struct {
+	NodeID      uint64
+	Transitions []Transition
+}
