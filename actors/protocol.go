@@ -93,6 +93,9 @@ type (
 		entries  []*messages.Entry
 		waiters  []indexedWaiter
 		trace    applyTrace
+		// one holds waiters when there is one (a batch of one proposal):
+		// no slice allocated for it.
+		one [1]indexedWaiter
 	}
 	// readQuery: answer a linearizable read once everything before it in
 	// the mailbox is applied.

@@ -45,6 +45,7 @@ func (n *node) processReady(ctx actor.Context) {
 		}
 		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
 			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries, trace: n.applyTrace(rd.CommittedEntries, rd.Snapshot)}
+			b.waiters = b.one[:0]
 			for _, e := range rd.CommittedEntries {
 				if w, ok := n.pend.proposals[e.Index]; ok {
 					b.waiters = append(b.waiters, indexedWaiter{index: e.Index, w: w})
