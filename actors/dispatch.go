@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,17 +17,19 @@ import (
 // pool keeps a few goroutines whose stacks stay grown: a mailbox with work
 // is handed to an idle worker, or to a new one while fewer than max run.
 //
-// It starts no goroutine before the first message; a worker exits after
-// workerIdle without work, and every worker once the node stops (close);
+// It starts no goroutine before the first message; its workers exit once
+// it has had no work for workerIdle (reap), and once the node stops (close);
 // after that it falls back to a goroutine per run, as protoactor does, so
 // nothing it starts outlives the node, until a node starts again from the
 // same Props (open).
 type workerPool struct {
 	idle chan func() // unbuffered: idle workers wait on it
+	used atomic.Bool // a run was scheduled since reap last looked
 
 	mu      sync.Mutex
-	quit    chan struct{} // closed by close: idle workers exit
+	quit    chan struct{} // closed by close or reap: idle workers exit
 	closed  bool
+	reaping bool // a reap is due
 	workers int
 	max     int
 }
@@ -38,9 +41,9 @@ func (p *workerPool) props(producer actor.Producer) *actor.Props {
 	return actor.PropsFromProducer(producer, actor.WithDispatcher(p), actor.WithMailbox(newMailbox))
 }
 
-// workerIdle is how long a worker waits for work before it exits: a node
-// left running (not stopped, as a test may leave it) keeps no goroutine
-// once it has been idle that long.
+// workerIdle is how long the pool stays without work before its workers
+// exit (one to two such periods): a node left running (not stopped, as a
+// test may leave it) keeps no goroutine once idle.
 const workerIdle = time.Second
 
 // poolWorkers bounds a node's workers: the node, the persister, the
@@ -53,6 +56,9 @@ func newWorkerPool() *workerPool {
 
 // Schedule implements mailbox.Dispatcher.
 func (p *workerPool) Schedule(fn func()) {
+	if !p.used.Load() {
+		p.used.Store(true)
+	}
 	select {
 	case p.idle <- fn: // an idle worker takes it
 		return
@@ -66,8 +72,31 @@ func (p *workerPool) Schedule(fn func()) {
 	}
 	p.workers++
 	quit := p.quit
+	if !p.reaping {
+		p.reaping = true
+		time.AfterFunc(workerIdle, p.reap)
+	}
 	p.mu.Unlock()
 	go p.work(fn, quit)
+}
+
+// reap runs every workerIdle while the pool has workers: when nothing was
+// scheduled since the last look, the idle workers exit (a timer in the
+// workers' own wait would cost every run a timer reset and a costlier
+// select).
+func (p *workerPool) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed || p.workers == 0:
+		p.reaping = false
+	case p.used.Swap(false):
+		time.AfterFunc(workerIdle, p.reap)
+	default:
+		close(p.quit)
+		p.quit = make(chan struct{})
+		p.reaping = false
+	}
 }
 
 // Throughput implements mailbox.Dispatcher: messages a mailbox processes
@@ -75,21 +104,16 @@ func (p *workerPool) Schedule(fn func()) {
 func (p *workerPool) Throughput() int { return 300 }
 
 func (p *workerPool) work(fn func(), quit chan struct{}) {
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
 	for {
 		fn()
-		idle.Reset(workerIdle)
 		select {
 		case fn = <-p.idle:
-			continue
 		case <-quit:
-		case <-idle.C:
+			p.mu.Lock()
+			p.workers--
+			p.mu.Unlock()
+			return
 		}
-		p.mu.Lock()
-		p.workers--
-		p.mu.Unlock()
-		return
 	}
 }
 

@@ -137,8 +137,8 @@ func TestPoolMailbox(t *testing.T) {
 }
 
 // TestWorkerPoolIdleWorkersExit: a pool never closed (a node a test leaves
-// running) keeps no goroutine once idle for workerIdle; the bubble could
-// not end otherwise.
+// running) keeps no goroutine once idle for two workerIdle periods; the
+// bubble could not end otherwise.
 func TestWorkerPoolIdleWorkersExit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newWorkerPool()
@@ -148,7 +148,7 @@ func TestWorkerPoolIdleWorkersExit(t *testing.T) {
 			p.Schedule(func() { wg.Done() })
 		}
 		wg.Wait()
-		time.Sleep(workerIdle) // fake time: the idle timeout passes
+		time.Sleep(3 * workerIdle) // fake time: the pool idles past its reaps
 		synctest.Wait()
 		p.mu.Lock()
 		defer p.mu.Unlock()
