@@ -19,7 +19,15 @@ type Requester interface {
 // Otherwise the error is the answer's Err (see ProposeResponse for the
 // list), returned with the answer.
 func ProposeAndWait(ctx Requester, node *actor.PID, p *Propose, timeout time.Duration) (*ProposeResponse, error) {
-	res, err := ctx.RequestFuture(node, p, timeout).Result()
+	var res any
+	var err error
+	boxed := false
+	if !p.ReplyOnAppend { // one answer only: a reusable reply box (replybox.go)
+		res, boxed, err = requestWithBox(ctx, node, p, timeout)
+	}
+	if !boxed {
+		res, err = ctx.RequestFuture(node, p, timeout).Result()
+	}
 	if err != nil {
 		return nil, waitErr(ctx, node, "propose", err)
 	}
