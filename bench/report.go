@@ -261,8 +261,8 @@ func readmeSection(rep *report) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", readmeBegin)
-	fmt.Fprintf(&b, "One run (`cd bench && %s`, %s, %d CPUs, disk %.0f fsyncs/s; %s, %v windows); ops/s (p50 / p99):\n\n",
-		rep.Command, rep.Started.Format("2006-01-02"), rep.CPUs, rep.Fsync.PerSec, runsText(rep.Runs), rep.Window)
+	fmt.Fprintf(&b, "One run (`cd bench && %s`, %s, %d CPUs, disk %s fsyncs/s; %s, %v windows); ops/s (p50 / p99):\n\n",
+		rep.Command, rep.Started.Format("2006-01-02"), rep.CPUs, groupThousands(rep.Fsync.PerSec), runsText(rep.Runs), rep.Window)
 	b.WriteString("| mode | C |")
 	for _, l := range libs {
 		fmt.Fprintf(&b, " %s |", l)
