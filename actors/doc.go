@@ -24,7 +24,10 @@
 //     mailbox into one Save (one sync: group commit) and reports back;
 //     messages that promise durable state leave only after that report (the
 //     core holds them). A storage error stops the node with a NodeStopped
-//     event: never a silent restart.
+//     event: never a silent restart. With the in-memory store (memstore,
+//     the default without DataDir) the node writes the core's updates in
+//     its own turn instead, as nothing waits on a disk; the persister then
+//     serves snapshots, compaction and the drain at stop.
 //   - the applier owns the StateMachine. It applies committed entries in log
 //     order, answers each proposer with the state machine's result, serves
 //     linearizable reads, and publishes EntryApplied to subscribers. An

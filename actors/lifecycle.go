@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"github.com/flotilla-raft/flotilla/tracing"
 )
 
@@ -58,6 +59,9 @@ func (n *node) start(ctx actor.Context) error {
 	}), "persister")
 	if err2 != nil {
 		return err2
+	}
+	if _, mem := store.(*memstore.Store); mem {
+		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
 		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)

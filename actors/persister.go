@@ -60,8 +60,21 @@ func (p *persister) Receive(ctx actor.Context) {
 }
 
 func (p *persister) flush(ctx actor.Context) {
-	if len(p.buf) == 0 || p.failed {
+	last, err := p.write()
+	if err != nil {
+		p.fail(ctx, err)
 		return
+	}
+	if last != 0 {
+		ctx.Send(p.node, &persisted{id: last})
+	}
+}
+
+// write saves every buffered request in one Save and returns the id of
+// the last (0 when there was nothing to write).
+func (p *persister) write() (uint64, error) {
+	if len(p.buf) == 0 || p.failed {
+		return 0, nil
 	}
 	u := mergeUpdates(p.buf)
 	last := p.buf[len(p.buf)-1].id
@@ -76,10 +89,9 @@ func (p *persister) flush(ctx actor.Context) {
 		tracing.End(span, err)
 	}
 	if err != nil {
-		p.fail(ctx, err)
-		return
+		return 0, err
 	}
-	ctx.Send(p.node, &persisted{id: last})
+	return last, nil
 }
 
 func (p *persister) fail(ctx actor.Context, err error) {

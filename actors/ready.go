@@ -33,8 +33,18 @@ func (n *node) processReady(ctx actor.Context) {
 		rd := n.r.Ready()
 		n.noteClientSeqs(rd.Snapshot, rd.Entries)
 		if rd.PersistID != 0 {
-			ctx.Send(n.kids.persister, &persistRequest{id: rd.PersistID, trace: n.obs.tr.takePersistParent(),
-				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}})
+			req := persistRequest{id: rd.PersistID, trace: n.obs.tr.takePersistParent(),
+				u: persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries}}
+			if p := n.kids.inline; p != nil {
+				p.buf = append(p.buf, req)
+				if _, err := p.write(); err != nil {
+					n.failStop(ctx, "storage failure", err)
+					return
+				}
+				n.r.Persisted(rd.PersistID)
+			} else {
+				ctx.Send(n.kids.persister, &req)
+			}
 		}
 		// A won election's span ends before the winner's first message
 		// leaves: a peer hearing it may end the span the election is a
