@@ -10,8 +10,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// maybeSnapshot takes a snapshot (Config.SnapshotEvery) once that many
+// entries were applied after the core's latest snapshot: the one taken in
+// this run, found in the store at start, or installed from the leader.
 func (n *node) maybeSnapshot(ctx actor.Context) {
-	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < n.snap.lastSnapshot+n.cfg.SnapshotEvery {
+	last := n.r.Snapshot().GetMetadata().GetIndex()
+	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < last+n.cfg.SnapshotEvery {
 		return
 	}
 	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
@@ -42,7 +46,6 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
-			n.snap.lastSnapshot = msg.index
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 			n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 		}
@@ -117,7 +120,6 @@ func (n *node) compactTo(ctx actor.Context, msg *CompactTo) {
 	if err == nil {
 		err = n.r.Compact(msg.Index, nil, n.retention(msg.Index))
 		if err == nil {
-			n.snap.lastSnapshot = msg.Index
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 		}
 	}
