@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -116,7 +117,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
-	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256,
+	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: tracing.DefaultHistoryCapacity,
 		CatchUpTimeout: 60 * time.Second, RetainEntries: 64}
 }
 
