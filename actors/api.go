@@ -200,7 +200,9 @@ type MembershipResponse struct {
 // TransferLeadership asks the leader to hand over to To (0: the voter with
 // the longest log among those that answered its recent heartbeats).
 // Answer: *TransferLeadershipResponse once another node leads, or ErrRetry
-// when the core gives up after an election timeout (EventTransferAborted).
+// when the core gives up after an election timeout (EventTransferAborted),
+// or when this node, having stepped down, campaigns again because no new
+// leader appeared.
 type TransferLeadership struct{ To uint64 }
 
 // TransferLeadershipResponse answers TransferLeadership.

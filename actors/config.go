@@ -59,7 +59,9 @@ type Config struct {
 	// dropped) until a Resume message.
 	StartPaused bool
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
-	// from this Config. Default raft.DefaultConfig().
+	// from this Config. Default raft.DefaultConfig(); a zero field takes
+	// its default, except MaxInflightBytes, whose 0 is no byte cap (see
+	// raft.Config).
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
 	// failures, a failed start, refused messages; LogLevel's level when
