@@ -77,7 +77,7 @@ func flotillaTunedDriver() *driver {
 			if mode == modeDurable {
 				return "tuned: TickInterval 10 ms, ElectionTicks 50, HeartbeatTicks 5, Campaign on node 1, LogStore = pebblestore.Open(dir).Group(1) (pebble.Sync), discard logger, inmem transport"
 			}
-			return "tuned: TickInterval 10 ms, ElectionTicks 50, HeartbeatTicks 5, Campaign on node 1, LogStore = memstore.New(), discard logger, inmem transport"
+			return "tuned: TickInterval 10 ms, ElectionTicks 50, HeartbeatTicks 5, Campaign on node 1, LogStore = memstore.New() behind a counting wrapper (which hides the memstore from the node: its writes go through the persister actor), discard logger, inmem transport"
 		},
 		start: startFlotilla,
 	}
