@@ -29,9 +29,7 @@ func TestWorkerPool(t *testing.T) {
 		if ran.Load() != runs {
 			t.Fatalf("ran %d of %d", ran.Load(), runs)
 		}
-		p.mu.Lock()
-		workers := p.workers
-		p.mu.Unlock()
+		workers := p.count()
 		if workers < 1 || workers > poolWorkers {
 			t.Fatalf("%d workers after %d runs, want 1..%d", workers, runs, poolWorkers)
 		}
@@ -42,19 +40,15 @@ func TestWorkerPool(t *testing.T) {
 			wg.Wait()
 			synctest.Wait()
 		}
-		p.mu.Lock()
-		if p.workers != workers {
-			t.Errorf("sequential runs changed the workers from %d to %d", workers, p.workers)
+		if n := p.count(); n != workers {
+			t.Errorf("sequential runs changed the workers from %d to %d", workers, n)
 		}
-		p.mu.Unlock()
 
 		p.close()
 		synctest.Wait()
-		p.mu.Lock()
-		if p.workers != 0 {
-			t.Errorf("%d workers left after close", p.workers)
+		if n := p.count(); n != 0 {
+			t.Errorf("%d workers left after close", n)
 		}
-		p.mu.Unlock()
 		wg.Add(1)
 		p.Schedule(func() { ran.Add(1); wg.Done() })
 		wg.Wait()
@@ -68,11 +62,9 @@ func TestWorkerPool(t *testing.T) {
 		p.Schedule(func() { wg.Done() })
 		wg.Wait()
 		synctest.Wait()
-		p.mu.Lock()
-		if p.workers != 1 {
-			t.Errorf("%d workers after open and one run, want 1", p.workers)
+		if n := p.count(); n != 1 {
+			t.Errorf("%d workers after open and one run, want 1", n)
 		}
-		p.mu.Unlock()
 		p.close()
 		synctest.Wait()
 		// The bubble ends only when no goroutine is left: none lingers.
@@ -150,10 +142,15 @@ func TestWorkerPoolIdleWorkersExit(t *testing.T) {
 		wg.Wait()
 		time.Sleep(3 * workerIdle) // fake time: the pool idles past its reaps
 		synctest.Wait()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.workers != 0 {
-			t.Errorf("%d workers after %v idle, want 0", p.workers, workerIdle)
+		if n := p.count(); n != 0 {
+			t.Errorf("%d workers after %v idle, want 0", n, workerIdle)
 		}
 	})
+}
+
+// count is the pool's number of workers.
+func (p *workerPool) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
 }
