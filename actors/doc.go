@@ -54,9 +54,10 @@
 // (feeding the core, handing out its Ready), events.go (events, history,
 // subscriptions, status), trace*.go and metrics*.go. The children are
 // persister.go, applier.go and replicator.go; props.go and store.go make
-// the node and open its store when it starts. The public API is api.go,
-// api_events.go, api_wait.go, config.go, statemachine.go and
-// snapshot_format.go.
+// the node and open its store when it starts; dispatch.go and mailbox.go
+// run it and its children. The public API is api.go, api_events.go,
+// api_wait.go (with replybox.go, ProposeAndWait's reusable reply address),
+// config.go, statemachine.go and snapshot_format.go.
 //
 // # Failures
 //
