@@ -42,8 +42,8 @@
 // The node and its children run on a small pool of goroutines of their own
 // (dispatch.go), in a mailbox that allocates nothing per message
 // (mailbox.go), instead of protoactor's goroutine per idle-to-busy mailbox:
-// the workers keep their grown stacks, and exit after a second idle or when
-// the node stops.
+// the workers keep their grown stacks, and exit once the pool has idled a
+// second or two, or when the node stops.
 //
 // The node's internal messages (to and from its timer and children) are
 // all in protocol.go. Its files follow its concerns: node.go (the node
