@@ -48,6 +48,13 @@ var (
 	// is NodeStopped's Err (wrapped), and every request is answered
 	// ErrStopped.
 	ErrStoreInUse = errors.New("actors: store in use by another node")
+
+	// ErrBeyondApplied: CompactTo named an index the state machine has not
+	// applied.
+	ErrBeyondApplied = errors.New("actors: index not applied yet")
+
+	// ErrCompacted: the log is already compacted at or past the index asked.
+	ErrCompacted = errors.New("actors: already compacted")
 )
 
 // NotLeaderError says who leads (0 and "" if unknown).
@@ -193,7 +200,9 @@ type MembershipResponse struct {
 // TransferLeadership asks the leader to hand over to To (0: the voter with
 // the longest log among those that answered its recent heartbeats).
 // Answer: *TransferLeadershipResponse once another node leads, or ErrRetry
-// when the core gives up after an election timeout (EventTransferAborted).
+// when the core gives up after an election timeout (EventTransferAborted),
+// or when this node, having stepped down, campaigns again because no new
+// leader appeared.
 type TransferLeadership struct{ To uint64 }
 
 // TransferLeadershipResponse answers TransferLeadership.
@@ -264,4 +273,28 @@ type TakeSnapshot struct{}
 type TakeSnapshotResponse struct {
 	Index uint64
 	Err   error
+}
+
+// CompactTo tells the node that the application has durably captured its
+// state up to Index (Index <= applied): the log is compacted up to Index
+// (less the retained tail, Config.RetainEntries and RetainBytes), without
+// asking the state machine for a snapshot now. When a follower later needs
+// a snapshot, the leader asks the state machine for one (Snapshot, on the
+// applier) at the index it has applied by then, and sends that. Answer:
+// *CompactToResponse.
+//
+// The StateMachine must implement Snapshotter (data on demand),
+// AppliedIndexer (after a restart its state covers Index: no snapshot is
+// stored to restore) and CommandDeduplicator (the library's session table
+// is not stored with the compaction, so retries must be deduplicated by
+// the application's own durable table). Refused otherwise, with
+// ErrBeyondApplied when Index is not applied yet, and with ErrCompacted
+// when the log is already compacted at or past Index.
+type CompactTo struct{ Index uint64 }
+
+// CompactToResponse answers CompactTo: FirstIndex is the log's first index
+// after the compaction.
+type CompactToResponse struct {
+	FirstIndex uint64
+	Err        error
 }

@@ -102,4 +102,6 @@ func (r *TransferLeadershipResponse) answerErr() error { return r.Err }
 
 func (r *TakeSnapshotResponse) answerErr() error { return r.Err }
 
+func (r *CompactToResponse) answerErr() error { return r.Err }
+
 func (r *SetLogLevelResponse) answerErr() error { return r.Err }

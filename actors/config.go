@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -58,7 +59,9 @@ type Config struct {
 	// dropped) until a Resume message.
 	StartPaused bool
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
-	// from this Config. Default raft.DefaultConfig().
+	// from this Config. Default raft.DefaultConfig(); a zero field takes
+	// its default, except MaxInflightBytes, whose 0 is no byte cap (see
+	// raft.Config).
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
 	// failures, a failed start, refused messages; LogLevel's level when
@@ -116,7 +119,7 @@ type Config struct {
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
-	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: 256,
+	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: tracing.DefaultHistoryCapacity,
 		CatchUpTimeout: 60 * time.Second, RetainEntries: 64}
 }
 

@@ -43,11 +43,17 @@
 // the node stops.
 //
 // The node's internal messages (to and from its timer and children) are
-// all in protocol.go. Its files follow its concerns: roles.go (the
-// behaviors), lifecycle.go, requests.go (proposals, reads, transfers and
-// the one mapping from a request to its error answer), membership.go,
-// snapshot.go, ready.go (feeding the core, handing out its Ready),
-// events.go, trace*.go and metrics*.go.
+// all in protocol.go. Its files follow its concerns: node.go (the node
+// type, its state grouped by concern), roles.go (the behaviors),
+// lifecycle.go (start, ticks, pause, stop, supervision), requests.go and
+// accept.go (proposals, reads, transfers and the one mapping from a
+// request to its error answer), membership.go, snapshot.go, ready.go
+// (feeding the core, handing out its Ready), events.go (events, history,
+// subscriptions, status), trace*.go and metrics*.go. The children are
+// persister.go, applier.go and replicator.go; props.go and store.go make
+// the node and open its store when it starts. The public API is api.go,
+// api_events.go, api_wait.go, config.go, statemachine.go and
+// snapshot_format.go.
 //
 // # Failures
 //

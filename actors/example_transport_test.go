@@ -12,7 +12,7 @@ import (
 	"github.com/flotilla-raft/flotilla/messages"
 )
 
-// hub routes messages between the chanTransports of one process by node id.
+// hub routes messages between the chanTransport values of one process by node id.
 // A real transport carries them over a network or a message queue instead;
 // what the node needs of it is the same small contract.
 type hub struct {

@@ -51,7 +51,7 @@ func (n *node) start(ctx actor.Context) error {
 	n.applied = r.Applied()
 	n.pend.clientSeqs = map[uint64]uint64{}
 	n.noteClientSeqs(st.Snapshot, st.Entries)
-	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, n.admits)
+	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
 		return &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}

@@ -70,7 +70,6 @@ type pending struct {
 // snapState is the node's snapshotting.
 type snapState struct {
 	snapshotting bool
-	lastSnapshot uint64
 	lazyPending  map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
 }
 

@@ -67,8 +67,8 @@ func (n *node) processReady(ctx actor.Context) {
 }
 
 // inbound feeds a message from the transport to the core: through the
-// gate (cluster id, addressee, membership), a snapshot's data checked
-// first. The gate is where the node decides on the cluster id and the
+// gate (cluster id, addressee, and membership as the core's Admits
+// decides it), a snapshot's data checked first. The gate is where the node decides on the cluster id and the
 // addressee: it runs before any work (snapshot check, tracing, the core)
 // and counts each drop by cause (Status.Dropped, the drop metric). The
 // core's Step refuses such a message too, as a guard on its own input
@@ -100,17 +100,6 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 		return
 	}
 	n.scheduleFlush(ctx)
-}
-
-// admits is the gate's membership predicate: the core's members (those of
-// the last committed configuration and of every later one in the log, and
-// the departing peers a leader still replicates to until they know of their
-// removal; cluster/membership.IsMember of one configuration would refuse
-// some of them), and
-// anyone while this node is no member itself (a node joining a running
-// cluster is first contacted by a leader it does not know).
-func (n *node) admits(id uint64) bool {
-	return n.r.IsMember(id) || !n.r.IsMember(n.cfg.ID)
 }
 
 // send hands m to the transport: leader traffic through the peer's

@@ -234,3 +234,40 @@ func (c *cluster) crashAndWait(id uint64) {
 }
 
 func discardActorLogger(*actor.ActorSystem) *slog.Logger { return discardLogger() }
+
+// Config.SnapshotEvery counts from the snapshot the node holds, whether it
+// took it in this run or found it in its store: a node restarted with a
+// recent snapshot does not take another at once.
+func TestSnapshotEveryCountsFromTheStoredSnapshot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, 1, func(c *cluster) {
+			c.configure = func(_ uint64, cfg *actors.Config) { cfg.SnapshotEvery = 10 }
+		})
+		lead := c.waitLeader()
+		for i := range 12 {
+			if _, err := c.propose(lead, fmt.Sprintf("cmd-%d", i)); err != nil {
+				t.Fatalf("propose %d: %v", i, err)
+			}
+		}
+		c.waitSnapshots(lead)
+		c.stop(lead)
+		c.drainEvents()
+		c.start(lead)
+		lead = c.waitLeader()
+		if _, err := c.propose(lead, "after"); err != nil {
+			t.Fatalf("propose after restart: %v", err)
+		}
+		c.waitApplied(13, lead)
+		synctest.Wait() // every node handled everything sent to it
+		for {
+			select {
+			case ev := <-c.events:
+				if s, ok := ev.(*actors.SnapshotTaken); ok {
+					t.Fatalf("node restarted with a snapshot took another at %d, fewer than SnapshotEvery (10) entries after it", s.Index)
+				}
+			default:
+				return
+			}
+		}
+	})
+}

@@ -10,8 +10,17 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Snapshots and compaction: automatic (Config.SnapshotEvery) and requested
+// (TakeSnapshot) snapshots, CompactTo, and the snapshot a leader has the
+// applier make for a lagging peer after a CompactTo (lazySnapshot). The
+// requests and their answers are in api.go.
+
+// maybeSnapshot takes a snapshot (Config.SnapshotEvery) once that many
+// entries were applied after the core's latest snapshot: the one taken in
+// this run, found in the store at start, or installed from the leader.
 func (n *node) maybeSnapshot(ctx actor.Context) {
-	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < n.snap.lastSnapshot+n.cfg.SnapshotEvery {
+	last := n.r.Snapshot().GetMetadata().GetIndex()
+	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < last+n.cfg.SnapshotEvery {
 		return
 	}
 	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
@@ -42,7 +51,6 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
-			n.snap.lastSnapshot = msg.index
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 			n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 		}
@@ -79,45 +87,11 @@ func (n *node) retention(index uint64) uint64 {
 	return kept
 }
 
-// CompactTo tells the node that the application has durably captured its
-// state up to Index (Index <= applied): the log is compacted up to Index
-// (less the retained tail, Config.RetainEntries and RetainBytes), without
-// asking the state machine for a snapshot now. When a follower later needs
-// a snapshot, the leader asks the state machine for one (Snapshot, on the
-// applier) at the index it has applied by then, and sends that. Answer:
-// *CompactToResponse.
-//
-// The StateMachine must implement Snapshotter (data on demand),
-// AppliedIndexer (after a restart its state covers Index: no snapshot is
-// stored to restore) and CommandDeduplicator (the library's session table
-// is not stored with the compaction, so retries must be deduplicated by
-// the application's own durable table). Refused otherwise, with
-// ErrBeyondApplied when Index is not applied yet, and with ErrCompacted
-// when the log is already compacted at or past Index.
-type CompactTo struct{ Index uint64 }
-
-// CompactToResponse answers CompactTo: FirstIndex is the log's first index
-// after the compaction.
-type CompactToResponse struct {
-	FirstIndex uint64
-	Err        error
-}
-
-func (r *CompactToResponse) answerErr() error { return r.Err }
-
-// ErrBeyondApplied: CompactTo named an index the state machine has not
-// applied.
-var ErrBeyondApplied = errors.New("actors: index not applied yet")
-
-// ErrCompacted: the log is already compacted at or past the index asked.
-var ErrCompacted = errors.New("actors: already compacted")
-
 func (n *node) compactTo(ctx actor.Context, msg *CompactTo) {
 	err := n.compactToErr(msg.Index)
 	if err == nil {
 		err = n.r.Compact(msg.Index, nil, n.retention(msg.Index))
 		if err == nil {
-			n.snap.lastSnapshot = msg.Index
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 		}
 	}

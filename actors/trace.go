@@ -52,6 +52,7 @@ import (
 // until answered) ⊃ the transferee's raft.election.
 //
 // Heartbeats are never traced: a leader sends one per peer every heartbeat
+// interval and they carry no entries.
 
 var bg = context.Background()
 

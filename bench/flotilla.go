@@ -12,7 +12,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
@@ -186,7 +185,7 @@ func newQuietActorSystem() *actor.ActorSystem {
 func leaderWatch(sys *actor.ActorSystem) (*actor.PID, <-chan uint64) {
 	ch := make(chan uint64, 16)
 	pid := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if rc, ok := ctx.Message().(*actors.RoleChanged); ok && rc.To == raft.Leader {
+		if rc, ok := ctx.Message().(*actors.RoleChanged); ok && rc.To == actors.Leader {
 			select {
 			case ch <- rc.NodeID:
 			default:

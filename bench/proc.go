@@ -18,7 +18,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 )
 
@@ -122,7 +121,7 @@ func serverMain(spec string) error {
 	svc := &NodeService{root: sys.Root, isLeader: make(chan struct{})}
 	var once sync.Once
 	svc.watch = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if rc, ok := ctx.Message().(*actors.RoleChanged); ok && rc.To == raft.Leader {
+		if rc, ok := ctx.Message().(*actors.RoleChanged); ok && rc.To == actors.Leader {
 			once.Do(func() { close(svc.isLeader) })
 		}
 	}))

@@ -158,8 +158,8 @@ type AppWriter interface {
 }
 
 // AppliedIndexStore is an optional capability of a LogStore: transactional
-// apply. The applier records the applied index in the same atomic write as
-// the application's own state changes, so that after a crash both agree:
+// apply. The application's Apply records the applied index in the same
+// atomic write as its own state changes, so that after a crash both agree:
 // entries after AppliedIndex are applied again (from the log), entries at or
 // before it never are.
 //

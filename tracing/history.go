@@ -89,16 +89,6 @@ func (h *History) Len() int {
 	return h.lenLocked()
 }
 
-// Total is the number of transitions ever added; Total() - Len() were dropped.
-func (h *History) Total() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.total
-}
-
-// Cap is the capacity of the ring.
-func (h *History) Cap() int { return len(h.ring) }
-
 func (h *History) lenLocked() int {
 	if h.total >= uint64(len(h.ring)) {
 		return len(h.ring)

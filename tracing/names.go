@@ -146,10 +146,6 @@ func (a Attrs) appendTo(kvs []attribute.KeyValue) []attribute.KeyValue {
 	return kvs
 }
 
-// KeyValues returns the non-zero attributes of a, for callers that start spans
-// themselves.
-func (a Attrs) KeyValues() []attribute.KeyValue { return a.appendTo(nil) }
-
 // kindOf is the span kind of a standard span name: a message exchange is a
 // client/server pair (the sender's span lasts until the answer, the
 // receiver's until it answers); a request from the application is a server

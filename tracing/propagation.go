@@ -70,15 +70,3 @@ func LinkFrom(traceparent string) (trace.Link, bool) {
 	}
 	return trace.Link{SpanContext: sc}, true
 }
-
-// AddLink links span to the span that traceparent names, when span is recording
-// and traceparent is valid. Prefer links given at start (Tracer.StartLinked); this is
-// for causes discovered while the span runs.
-func AddLink(span trace.Span, traceparent string) {
-	if traceparent == "" || !span.IsRecording() {
-		return
-	}
-	if l, ok := LinkFrom(traceparent); ok {
-		span.AddLink(l)
-	}
-}

@@ -78,19 +78,6 @@ func TestLinkFrom(t *testing.T) {
 	}
 }
 
-func TestAddLink(t *testing.T) {
-	tp, rec := newRecorded(t)
-	_, span := tp.Tracer("test").Start(context.Background(), "linked")
-	tracing.AddLink(span, "")
-	tracing.AddLink(span, "bad")
-	tracing.AddLink(span, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	span.End()
-	tracing.AddLink(noop.Span{}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") // no panic
-	if links := one(t, rec, "linked").Links(); len(links) != 1 || links[0].SpanContext.SpanID().String() != "00f067aa0ba902b7" {
-		t.Fatalf("links = %+v, want the one valid traceparent", links)
-	}
-}
-
 func TestNoAllocationsWhenOff(t *testing.T) {
 	ctx := context.Background()
 	off := tracing.NewTracer(noop.NewTracerProvider(), 1)

@@ -58,16 +58,6 @@ func TestTracerStartAttributes(t *testing.T) {
 	}
 }
 
-func TestAttrsKeyValues(t *testing.T) {
-	a := tracing.Attrs{Term: 1, Index: 4, Leader: 3, BatchSize: 2, Role: "leader", Reason: "r", Result: "won"}
-	if got := len(a.KeyValues()); got != 7 {
-		t.Fatalf("KeyValues() = %v, want 7 attributes", a.KeyValues())
-	}
-	if got := (tracing.Attrs{}).KeyValues(); len(got) != 0 {
-		t.Fatalf("zero Attrs gives %v, want none", got)
-	}
-}
-
 func TestTracerStartRemote(t *testing.T) {
 	tp, rec := newRecorded(t)
 	leader, follower := tracing.NewTracer(tp, 1), tracing.NewTracer(tp, 2)

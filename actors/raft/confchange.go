@@ -277,6 +277,14 @@ func (r *Raft) noteRemoval() {
 	r.event(Event{Kind: EventRemoved, Index: r.ccHist[k].index, Config: cc, Reason: fmt.Sprintf("configuration %d, committed, leaves this node out", r.ccHist[k].index)})
 }
 
+// Admits reports whether this node takes messages from id: id is one of
+// Members (departing peers a leader still replicates to included), or
+// this node is no member itself (a node joining a running cluster is
+// first contacted by a leader it does not know yet). The driver drops the
+// messages of senders it does not admit, before Step (the node actor's
+// transport.Gate), and hands them to RefuseNonMember.
+func (r *Raft) Admits(id uint64) bool { return r.IsMember(id) || !r.IsMember(r.id) }
+
 // RefuseNonMember answers m, a message the driver dropped because its
 // sender is no member, with a MSG_NOT_MEMBER notice when m is a vote or
 // pre-vote request: the candidate learns that it was removed instead of

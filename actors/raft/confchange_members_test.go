@@ -351,3 +351,22 @@ func TestJoiningNodeAnswersToLeaderAddress(t *testing.T) {
 		t.Fatalf("node 4: address of 1 is %q", nw.raft(4).Address(1))
 	}
 }
+
+// TestAdmits: a member takes messages from members only; a node that is
+// no member (joining a running cluster) takes them from anyone, since the
+// leader that adds it is not in its configuration yet.
+func TestAdmits(t *testing.T) {
+	r := newTestRaft(t, 1, []uint64{1, 2, 3})
+	for id, want := range map[uint64]bool{2: true, 3: true, 4: false} {
+		if got := r.Admits(id); got != want {
+			t.Errorf("member 1 admits %d: %v, want %v", id, got, want)
+		}
+	}
+	joining, err := New(testConfig(4, nil), InitialState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !joining.Admits(1) || !joining.Admits(9) {
+		t.Errorf("a joining node refuses a sender: Admits(1) %v, Admits(9) %v, want both true", joining.Admits(1), joining.Admits(9))
+	}
+}

@@ -57,7 +57,9 @@
 // and of every later one, and to members removed by a committed
 // configuration until they answer with that commit index: a removed node
 // learns its removal (EventRemoved) and campaigns no more, as does a node
-// that a member refuses (RefuseNonMember, MSG_NOT_MEMBER). A node may
+// that a member refuses: the driver drops the messages of senders the
+// core does not admit (Admits) and hands them to RefuseNonMember, which
+// answers a vote request with MSG_NOT_MEMBER. A node may
 // campaign when it is a voter of the configuration in force or of the last
 // committed one; in the second case only, it always runs a pre-vote first.
 // Each of these rules closed a way for randomized configuration changes to

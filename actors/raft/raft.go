@@ -223,8 +223,6 @@ type Raft struct {
 	logger     *slog.Logger
 }
 
-type termVote struct{ term, vote uint64 }
-
 // New returns a Raft restored from st. cfg is validated.
 func New(cfg Config, st InitialState) (*Raft, error) {
 	cfg.ensureDefaults()

@@ -142,6 +142,9 @@ func (r *Raft) Persisted(id uint64) {
 	}
 }
 
+// termVote is the durable part of the hard state that a batch writes.
+type termVote struct{ term, vote uint64 }
+
 type persistBatch struct {
 	id        uint64
 	lastIndex uint64   // last entry index written by the batch (capped by later truncations); 0: none

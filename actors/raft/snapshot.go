@@ -11,15 +11,21 @@ import (
 // snapshot to a peer behind its log, and the follower installing one.
 
 // Compact records a snapshot of the application state at index (which
-// must be applied) and drops the log entries before it, keeping the last
-// `keep` entries for followers that lag a little. data is kept to be sent
-// to followers that need it.
+// must be applied, and not below the latest snapshot: ErrCompacted) and
+// drops the log entries before it, keeping the last `keep` entries for
+// followers that lag a little. data is kept to be sent to followers that
+// need it.
 func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 	if index > r.log.applied {
 		return fmt.Errorf("raft: compact at %d: only %d applied", index, r.log.applied)
 	}
 	if index <= r.log.snapIndex {
-		return fmt.Errorf("%w: compact at %d: snapshot already at %d", ErrCompacted, index, r.log.snapIndex)
+		return fmt.Errorf("%w: compact at %d: log compacted up to %d", ErrCompacted, index, r.log.snapIndex)
+	}
+	if si := r.snapshot.GetMetadata().GetIndex(); index < si {
+		// The log may keep a tail below the snapshot: a snapshot never
+		// goes back into it.
+		return fmt.Errorf("%w: compact at %d: snapshot already at %d", ErrCompacted, index, si)
 	}
 	t, err := r.log.term(index)
 	if err != nil {

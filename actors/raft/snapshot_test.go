@@ -293,3 +293,28 @@ func TestNewFromStorage(t *testing.T) {
 		t.Fatal("New accepted an invalid Config")
 	}
 }
+
+// TestCompactNeverMovesTheSnapshotBack: with a tail of the log kept below
+// the snapshot, an index in that tail is still refused: the snapshot a
+// lagging peer would be sent never goes back.
+func TestCompactNeverMovesTheSnapshotBack(t *testing.T) {
+	nw := newNetwork(t, 1)
+	nw.elect(1)
+	for _, d := range []string{"a", "b", "c", "d", "e"} {
+		nw.propose(1, d)
+	}
+	r := nw.raft(1)
+	hi := r.Applied()
+	if err := r.Compact(hi, []byte("new"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if r.FirstIndex() >= hi-1 {
+		t.Fatalf("first index %d: the tail below %d was not kept", r.FirstIndex(), hi)
+	}
+	if err := r.Compact(hi-1, []byte("old"), 0); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("Compact(%d) below the snapshot at %d: %v, want ErrCompacted", hi-1, hi, err)
+	}
+	if s := r.Snapshot(); s.GetMetadata().GetIndex() != hi || string(s.GetData()) != "new" {
+		t.Fatalf("snapshot at %d with %q, want %d with \"new\"", s.GetMetadata().GetIndex(), s.GetData(), hi)
+	}
+}

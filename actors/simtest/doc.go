@@ -57,4 +57,14 @@
 // -simshell.lease (some, all, none), -simshell.slow, -simshell.membership
 // (on by default; =false leaves membership changes out).
 // SIMSHELL_DEBUG=1 prints the step trace as it grows.
+//
+// Files: sim.go (Options, Result, the simulator's state and Run, the
+// outline of a seed), nodes.go (the nodes' lifecycle: start, crash, stop,
+// pause, resume, restart after a failure, and the questions asked of
+// them), schedule.go (the fault schedule and the heal), membership.go
+// (settings and member changes through the log), client.go (the clients),
+// replica.go (the replicated state, both ways of applying, and the
+// per-incarnation apply checks), history.go (the porcupine model),
+// checks.go (liveness after the heal, the final state, linearizability)
+// and report.go (the counters, the step trace and the violations).
 package simtest

@@ -27,7 +27,7 @@ func Enter(cur, target *messages.ClusterConfig) (*messages.ClusterConfig, error)
 	if err := Validate(cc); err != nil {
 		return nil, err
 	}
-	if VoterChanges(cur, cc) > 1 {
+	if voterChanges(cur, cc) > 1 {
 		cc.OutgoingVoters = cloneMembers(cur.GetVoters())
 	}
 	return cc, nil
@@ -46,9 +46,9 @@ func LeaveJoint(cc *messages.ClusterConfig) (*messages.ClusterConfig, error) {
 	return leave, nil
 }
 
-// VoterChanges counts the voters added and removed from a's incoming
+// voterChanges counts the voters added and removed from a's incoming
 // voters to b's.
-func VoterChanges(a, b *messages.ClusterConfig) int {
+func voterChanges(a, b *messages.ClusterConfig) int {
 	x, y := MajorityOf(a.GetVoters()), MajorityOf(b.GetVoters())
 	n := 0
 	for _, id := range x {
@@ -75,8 +75,8 @@ func AddLearner(cc *messages.ClusterConfig, m *messages.Member) *messages.Cluste
 // learner) and not joint: the target of a removal, for Enter.
 func Remove(cc *messages.ClusterConfig, id uint64) *messages.ClusterConfig {
 	out := proto.Clone(cc).(*messages.ClusterConfig)
-	out.Voters = Without(out.Voters, id)
-	out.Learners = Without(out.Learners, id)
+	out.Voters = without(out.Voters, id)
+	out.Learners = without(out.Learners, id)
 	out.OutgoingVoters = nil
 	return out
 }
@@ -102,17 +102,17 @@ func move(cc *messages.ClusterConfig, id uint64, toLearner bool) *messages.Clust
 	if toLearner {
 		from, to = to, from
 	}
-	m := Find(*from, id)
+	m := find(*from, id)
 	if m == nil {
 		return cc
 	}
-	*from = Without(*from, id)
+	*from = without(*from, id)
 	*to = append(*to, m)
 	return out
 }
 
-// Without returns a copy of ms without the member with id.
-func Without(ms []*messages.Member, id uint64) []*messages.Member {
+// without returns a copy of ms without the member with id.
+func without(ms []*messages.Member, id uint64) []*messages.Member {
 	return slices.DeleteFunc(slices.Clone(ms), func(m *messages.Member) bool { return m.GetId() == id })
 }
 

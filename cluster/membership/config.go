@@ -96,22 +96,22 @@ func WithSettings(cc *messages.ClusterConfig, s *messages.Settings) *messages.Cl
 // IsMember reports whether id is a voter, an outgoing voter or a learner
 // of cc.
 func IsMember(cc *messages.ClusterConfig, id uint64) bool {
-	return Find(cc.GetVoters(), id) != nil || Find(cc.GetOutgoingVoters(), id) != nil || Find(cc.GetLearners(), id) != nil
+	return find(cc.GetVoters(), id) != nil || find(cc.GetOutgoingVoters(), id) != nil || find(cc.GetLearners(), id) != nil
 }
 
 // IsVoter reports whether id is an incoming voter of cc (a voter of the
 // configuration cc moves to when joint).
-func IsVoter(cc *messages.ClusterConfig, id uint64) bool { return Find(cc.GetVoters(), id) != nil }
+func IsVoter(cc *messages.ClusterConfig, id uint64) bool { return find(cc.GetVoters(), id) != nil }
 
 // IsLearner reports whether id is a learner of cc.
-func IsLearner(cc *messages.ClusterConfig, id uint64) bool { return Find(cc.GetLearners(), id) != nil }
+func IsLearner(cc *messages.ClusterConfig, id uint64) bool { return find(cc.GetLearners(), id) != nil }
 
 // IsJoint reports whether cc is a joint configuration (it has outgoing
 // voters).
 func IsJoint(cc *messages.ClusterConfig) bool { return len(cc.GetOutgoingVoters()) > 0 }
 
-// Find returns the member of ms with id, nil if none.
-func Find(ms []*messages.Member, id uint64) *messages.Member {
+// find returns the member of ms with id, nil if none.
+func find(ms []*messages.Member, id uint64) *messages.Member {
 	for _, m := range ms {
 		if m.GetId() == id {
 			return m

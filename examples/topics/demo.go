@@ -533,8 +533,12 @@ func newConsumers(servers []string, v *View) (*consumers, error) {
 		return nil, err
 	}
 	c := &consumers{cl: cl, recs: map[string][]Record{}, done: make(chan struct{})}
+	// Every key first: a follower writes the map (under mu) while a later
+	// one would still be added here.
 	for _, p := range v.Partitions {
 		c.recs[p.Name] = nil
+	}
+	for _, p := range v.Partitions {
 		c.wg.Go(func() { c.follow(p.Name) })
 	}
 	return c, nil

@@ -11,5 +11,11 @@
 // bounded number of ticks.
 //
 // The same Options and seed always produce the same run, so a failure is
-// replayed by its seed; see Replay.
+// replayed by its seed; see TestReplay.
+//
+// Files: sim.go (Options, the cluster and its run: the faulty phase, then
+// the heal and the liveness check), nodes.go (start, crash), disk.go (a
+// node's stable storage), faults.go (the faults and operations of a step),
+// step.go (ticks, delivery, persistence, Ready, the state machine) and
+// checks.go (the safety checks of every step).
 package sim

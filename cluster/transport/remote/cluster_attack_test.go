@@ -11,7 +11,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/remote"
 	"github.com/flotilla-raft/flotilla/internal/testutil"
@@ -130,7 +129,7 @@ func (c *raftCluster) waitLeader() (lead, term uint64) {
 			}
 			lead, term = s.Leader, s.Term
 		}
-		return c.status(lead).Role == raft.Leader
+		return c.status(lead).Role == actors.Leader
 	})
 	return lead, term
 }

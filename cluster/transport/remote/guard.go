@@ -290,7 +290,7 @@ func certName(c *x509.Certificate) string {
 const refusalLogEvery = time.Minute
 
 // logLimiter allows one log line per key per refusalLogEvery. It keeps at
-// most maxKeys keys (forgetting all of them when full), so a peer cycling
+// most maxLogKeys keys (forgetting all of them when full), so a peer cycling
 // addresses cannot grow it without bound.
 type logLimiter struct {
 	mu   sync.Mutex

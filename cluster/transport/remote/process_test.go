@@ -166,7 +166,7 @@ type node struct {
 }
 
 // spawnNode starts a child running remote.New(cfg). It fails the test if
-// New fails; see spawnNodeErr.
+// New fails; launchNode and launch.ready return that error instead.
 func spawnNode(t *testing.T, cfg remote.Config) *node {
 	t.Helper()
 	return spawnNodes(t, cfg)[0]
