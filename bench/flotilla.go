@@ -111,7 +111,7 @@ func startFlotillaReadme(ctx context.Context, mode, dir string) (cluster, error)
 	for {
 		for id, pid := range c.nodes {
 			st, err := actors.Request[*actors.Status](c.sys.Root, pid, &actors.GetStatus{}, time.Second)
-			if err == nil && st.Role == raft.Leader {
+			if err == nil && st.Role == actors.Leader {
 				c.leader.Store(pid)
 				c.leadID.Store(id)
 				return c, nil
