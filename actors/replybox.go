@@ -18,16 +18,43 @@ import (
 // system's pool between calls; one whose wait expired is removed from the
 // registry and dropped, so a late answer goes to dead letters as a future's
 // would.
+//
+// Each request is sent with its own copy of the box's PID carrying a new
+// RequestId, and the box takes only an answer addressed to the request
+// waiting now: should the node ever answer a proposal twice, or late, the
+// extra answer is dropped instead of reaching the next caller of the box
+// (a wrong result to the wrong client).
 type replyBox struct {
-	pid   *actor.PID
-	ch    chan any // cap 1: the answer
+	pid   *actor.PID // the registered address; requests use copies (to)
+	seq   uint32     // RequestId of the last request; the caller's alone
+	ch    chan any   // cap 1: the answer
 	timer *time.Timer
+
+	mu   sync.Mutex
+	want uint32 // RequestId of the request waiting; 0: none
 }
 
-func (b *replyBox) SendUserMessage(_ *actor.PID, message any) {
+func (b *replyBox) SendUserMessage(to *actor.PID, message any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if to == nil || to.RequestId != b.want || b.want == 0 {
+		return // an answer to an earlier request, or to none
+	}
 	select {
 	case b.ch <- actor.UnwrapEnvelopeMessage(message):
-	default: // one answer per proposal: nothing else is expected
+	default: // one answer per proposal: a second one is dropped
+	}
+}
+
+// expect makes the box take answers to request id only (0: none) and
+// drops an answer left in it.
+func (b *replyBox) expect(id uint32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.want = id
+	select {
+	case <-b.ch:
+	default:
 	}
 }
 
@@ -111,10 +138,17 @@ func requestWithBox(ctx Requester, node *actor.PID, msg any, timeout time.Durati
 	} else {
 		b.timer.Reset(timeout)
 	}
-	rc.RequestWithCustomSender(node, msg, b.pid)
+	b.seq++
+	if b.seq == 0 { // wrapped: 0 is "none"
+		b.seq = 1
+	}
+	b.expect(b.seq)
+	to := &actor.PID{Address: b.pid.Address, Id: b.pid.Id, RequestId: b.seq}
+	rc.RequestWithCustomSender(node, msg, to)
 	select {
 	case res = <-b.ch:
 		b.timer.Stop()
+		b.expect(0)
 		pool.put(sys, b)
 		if _, dead := res.(*actor.DeadLetterResponse); dead {
 			return nil, true, actor.ErrDeadLetter

@@ -65,3 +65,45 @@ func TestProposeAndWaitReplyAddress(t *testing.T) {
 		sys.Shutdown()
 	})
 }
+
+// A node that answered a proposal twice (a bug, but the kind a change to
+// the answering paths could bring) must not hand the second answer to the
+// next caller of the same reply address: each request is told apart, and
+// an answer to an earlier one is dropped.
+func TestProposeAndWaitDropsAnAnswerToAnEarlierRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys := actor.NewActorSystem()
+		// A stand-in node that answers each proposal with its data, and
+		// "twice" a second time 1ms later; anything else after 5ms.
+		node := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			p, ok := ctx.Message().(*actors.Propose)
+			if !ok {
+				return
+			}
+			sender, data := ctx.Sender(), string(p.Data)
+			if data == "twice" {
+				ctx.Respond(&actors.ProposeResponse{Result: data})
+				go func() {
+					time.Sleep(time.Millisecond)
+					sys.Root.Send(sender, &actors.ProposeResponse{Result: data})
+				}()
+				return
+			}
+			go func() {
+				time.Sleep(5 * time.Millisecond)
+				sys.Root.Send(sender, &actors.ProposeResponse{Result: data})
+			}()
+		}))
+		res, err := actors.ProposeAndWait(sys.Root, node, &actors.Propose{Data: []byte("twice")}, time.Second)
+		if err != nil || res.Result != "twice" {
+			t.Fatalf("first call: %+v %v", res, err)
+		}
+		time.Sleep(2 * time.Millisecond) // the second answer arrives, nobody waits
+		res, err = actors.ProposeAndWait(sys.Root, node, &actors.Propose{Data: []byte("mine")}, time.Second)
+		if err != nil || res.Result != "mine" {
+			t.Errorf("next call got %+v %v, want its own answer \"mine\" (the earlier request's second answer is not its)", res, err)
+		}
+		time.Sleep(sys.Config.DeadLetterThrottleInterval + time.Millisecond)
+		sys.Shutdown()
+	})
+}
