@@ -84,14 +84,16 @@ func (a *applier) Receive(ctx actor.Context) {
 		q, ok := a.sm.(Querier)
 		if !ok {
 			err := errors.New("actors: the StateMachine does not implement Querier")
-			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
 			msg.trace.end(err)
+			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
 			return
 		}
 		res, err := q.Query(msg.query)
-		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		// Counted and traced before the answer: a client that reads, then
+		// scrapes the metrics or the spans, finds its read.
 		msg.trace.end(err)
 		a.metrics.readDone(msg.start)
+		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
