@@ -25,7 +25,8 @@
 //     messages that promise durable state leave only after that report (the
 //     core holds them). A storage error stops the node with a NodeStopped
 //     event: never a silent restart. With the in-memory store (memstore,
-//     the default without DataDir) the node writes the core's updates in
+//     the default without DataDir; any persistence.VolatileStore) the node
+//     writes the core's updates in
 //     its own turn instead, as nothing waits on a disk; the persister then
 //     serves snapshots, compaction and the drain at stop.
 //   - the applier owns the StateMachine. It applies committed entries in log

@@ -13,7 +13,6 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
-	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"github.com/flotilla-raft/flotilla/tracing"
 )
 
@@ -60,7 +59,7 @@ func (n *node) start(ctx actor.Context) error {
 	if err2 != nil {
 		return err2
 	}
-	if _, mem := store.(*memstore.Store); mem {
+	if v, ok := store.(persistence.VolatileStore); ok && v.Volatile() {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {

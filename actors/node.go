@@ -54,7 +54,7 @@ type lifeState struct {
 type children struct {
 	persister, applier *actor.PID
 	replicators        map[uint64]*actor.PID // leader: peer -> its replicator
-	// inline, with an in-memory store (memstore), writes the core's
+	// inline, with a persistence.VolatileStore (memstore), writes the core's
 	// updates in the node's own turn: nothing waits on a disk, so the
 	// round trip through the persister would only add two hops. The
 	// persister still serves snapshots, compaction and the drain at stop.

@@ -182,6 +182,17 @@ type AppliedIndexStore interface {
 	AppGet(ctx context.Context, key []byte) (value []byte, found bool, err error)
 }
 
+// VolatileStore is an optional capability of a LogStore: one that keeps
+// everything in memory (memstore), so that Save waits on no disk. A node on
+// such a store saves the core's updates in its own turn, instead of sending
+// them to its persister child and waiting for the answer (two hops per
+// update for nothing to wait on). Implement it only if Save is quick and
+// safe to call from the node's goroutine.
+type VolatileStore interface {
+	// Volatile reports whether the store keeps its log in memory only.
+	Volatile() bool
+}
+
 // EntrySize is the size of e as counted against the maxBytes budget of
 // LogStore.Entries: its protobuf encoding's length.
 func EntrySize(e *messages.Entry) uint64 {

@@ -188,6 +188,11 @@ func (s *Store) LoadSnapshot(ctx context.Context) (*messages.Snapshot, error) {
 }
 
 // Close implements persistence.LogStore. Closing twice is not an error.
+// Volatile implements persistence.VolatileStore: the log is in memory only.
+func (s *Store) Volatile() bool { return true }
+
+var _ persistence.VolatileStore = (*Store)(nil)
+
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
