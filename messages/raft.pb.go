@@ -100,6 +100,12 @@ const (
 	// A member tells a node that campaigns without being a member that the
 	// configuration committed at index leaves it out.
 	MessageType_MSG_NOT_MEMBER MessageType = 13
+	// InstallSnapshot in chunks: the leader sends snapshot_chunk (data at
+	// offset); an empty chunk asks how much the follower holds.
+	MessageType_MSG_SNAPSHOT_CHUNK MessageType = 14
+	// The follower holds the first snapshot_chunk.offset bytes of the
+	// snapshot snapshot_chunk names (no data).
+	MessageType_MSG_SNAPSHOT_ACK MessageType = 15
 )
 
 // Enum value maps for MessageType.
@@ -119,6 +125,8 @@ var (
 		11: "MSG_READ_INDEX",
 		12: "MSG_READ_INDEX_RESP",
 		13: "MSG_NOT_MEMBER",
+		14: "MSG_SNAPSHOT_CHUNK",
+		15: "MSG_SNAPSHOT_ACK",
 	}
 	MessageType_value = map[string]int32{
 		"MSG_UNKNOWN":         0,
@@ -135,6 +143,8 @@ var (
 		"MSG_READ_INDEX":      11,
 		"MSG_READ_INDEX_RESP": 12,
 		"MSG_NOT_MEMBER":      13,
+		"MSG_SNAPSHOT_CHUNK":  14,
+		"MSG_SNAPSHOT_ACK":    15,
 	}
 )
 
@@ -632,6 +642,100 @@ func (x *Snapshot) GetData() []byte {
 	return nil
 }
 
+// SnapshotChunk is one piece of a snapshot sent in chunks, or its
+// acknowledgement. A snapshot is identified by (metadata.index,
+// metadata.term, size, checksum): a transfer resumes only for the same
+// identity.
+type SnapshotChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot's metadata (an acknowledgement carries no config).
+	Metadata *SnapshotMetadata `protobuf:"bytes,1,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Size of the whole data in bytes.
+	Size uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// CRC-32C (Castagnoli) of the whole data.
+	Checksum uint32 `protobuf:"varint,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// MSG_SNAPSHOT_CHUNK: the offset of data in the snapshot.
+	// MSG_SNAPSHOT_ACK: how many bytes from the start the follower holds.
+	Offset uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data   []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	// CRC-32C (Castagnoli) of data.
+	DataChecksum  uint32 `protobuf:"varint,6,opt,name=data_checksum,json=dataChecksum,proto3" json:"data_checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_messages_raft_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_raft_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_messages_raft_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SnapshotChunk) GetMetadata() *SnapshotMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetChecksum() uint32 {
+	if x != nil {
+		return x.Checksum
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetDataChecksum() uint32 {
+	if x != nil {
+		return x.DataChecksum
+	}
+	return 0
+}
+
 // Message is every message between Raft nodes.
 type Message struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -664,14 +768,16 @@ type Message struct {
 	// The sender's transport address, set by a leader on what it sends to a
 	// member it has not heard from yet: a node joining a running cluster
 	// knows no configuration, hence no address to answer to.
-	FromAddress   string `protobuf:"bytes,20,opt,name=from_address,json=fromAddress,proto3" json:"from_address,omitempty"`
+	FromAddress string `protobuf:"bytes,20,opt,name=from_address,json=fromAddress,proto3" json:"from_address,omitempty"`
+	// MSG_SNAPSHOT_CHUNK and MSG_SNAPSHOT_ACK.
+	SnapshotChunk *SnapshotChunk `protobuf:"bytes,21,opt,name=snapshot_chunk,json=snapshotChunk,proto3" json:"snapshot_chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_messages_raft_proto_msgTypes[7]
+	mi := &file_messages_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +789,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_raft_proto_msgTypes[7]
+	mi := &file_messages_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +802,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_messages_raft_proto_rawDescGZIP(), []int{7}
+	return file_messages_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Message) GetType() MessageType {
@@ -804,6 +910,13 @@ func (x *Message) GetFromAddress() string {
 	return ""
 }
 
+func (x *Message) GetSnapshotChunk() *SnapshotChunk {
+	if x != nil {
+		return x.SnapshotChunk
+	}
+	return nil
+}
+
 var File_messages_raft_proto protoreflect.FileDescriptor
 
 const file_messages_raft_proto_rawDesc = "" +
@@ -840,7 +953,14 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\x06config\x18\x03 \x01(\v2\x1f.flotilla.raft.v1.ClusterConfigR\x06config\"^\n" +
 	"\bSnapshot\x12>\n" +
 	"\bmetadata\x18\x01 \x01(\v2\".flotilla.raft.v1.SnapshotMetadataR\bmetadata\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xe0\x03\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xd0\x01\n" +
+	"\rSnapshotChunk\x12>\n" +
+	"\bmetadata\x18\x01 \x01(\v2\".flotilla.raft.v1.SnapshotMetadataR\bmetadata\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\rR\bchecksum\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\x12#\n" +
+	"\rdata_checksum\x18\x06 \x01(\rR\fdataChecksum\"\xa8\x04\n" +
 	"\aMessage\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.flotilla.raft.v1.MessageTypeR\x04type\x12\x1d\n" +
 	"\n" +
@@ -859,12 +979,13 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\bsnapshot\x18\f \x01(\v2\x1a.flotilla.raft.v1.SnapshotR\bsnapshot\x12\x18\n" +
 	"\acontext\x18\r \x01(\fR\acontext\x12!\n" +
 	"\ftrace_parent\x18\x0e \x01(\tR\vtraceParent\x12!\n" +
-	"\ffrom_address\x18\x14 \x01(\tR\vfromAddress*?\n" +
+	"\ffrom_address\x18\x14 \x01(\tR\vfromAddress\x12F\n" +
+	"\x0esnapshot_chunk\x18\x15 \x01(\v2\x1f.flotilla.raft.v1.SnapshotChunkR\rsnapshotChunk*?\n" +
 	"\tEntryType\x12\x10\n" +
 	"\fENTRY_NORMAL\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ENTRY_NOOP\x10\x01\x12\x10\n" +
-	"\fENTRY_CONFIG\x10\x02*\xa0\x02\n" +
+	"\fENTRY_CONFIG\x10\x02*\xce\x02\n" +
 	"\vMessageType\x12\x0f\n" +
 	"\vMSG_UNKNOWN\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -881,7 +1002,9 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\x12\x12\n" +
 	"\x0eMSG_READ_INDEX\x10\v\x12\x17\n" +
 	"\x13MSG_READ_INDEX_RESP\x10\f\x12\x12\n" +
-	"\x0eMSG_NOT_MEMBER\x10\rB,Z*github.com/flotilla-raft/flotilla/messagesb\x06proto3"
+	"\x0eMSG_NOT_MEMBER\x10\r\x12\x16\n" +
+	"\x12MSG_SNAPSHOT_CHUNK\x10\x0e\x12\x14\n" +
+	"\x10MSG_SNAPSHOT_ACK\x10\x0fB,Z*github.com/flotilla-raft/flotilla/messagesb\x06proto3"
 
 var (
 	file_messages_raft_proto_rawDescOnce sync.Once
@@ -896,7 +1019,7 @@ func file_messages_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_messages_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_messages_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_messages_raft_proto_goTypes = []any{
 	(EntryType)(0),           // 0: flotilla.raft.v1.EntryType
 	(MessageType)(0),         // 1: flotilla.raft.v1.MessageType
@@ -907,7 +1030,8 @@ var file_messages_raft_proto_goTypes = []any{
 	(*ClusterConfig)(nil),    // 6: flotilla.raft.v1.ClusterConfig
 	(*SnapshotMetadata)(nil), // 7: flotilla.raft.v1.SnapshotMetadata
 	(*Snapshot)(nil),         // 8: flotilla.raft.v1.Snapshot
-	(*Message)(nil),          // 9: flotilla.raft.v1.Message
+	(*SnapshotChunk)(nil),    // 9: flotilla.raft.v1.SnapshotChunk
+	(*Message)(nil),          // 10: flotilla.raft.v1.Message
 }
 var file_messages_raft_proto_depIdxs = []int32{
 	0,  // 0: flotilla.raft.v1.Entry.type:type_name -> flotilla.raft.v1.EntryType
@@ -917,14 +1041,16 @@ var file_messages_raft_proto_depIdxs = []int32{
 	5,  // 4: flotilla.raft.v1.ClusterConfig.settings:type_name -> flotilla.raft.v1.Settings
 	6,  // 5: flotilla.raft.v1.SnapshotMetadata.config:type_name -> flotilla.raft.v1.ClusterConfig
 	7,  // 6: flotilla.raft.v1.Snapshot.metadata:type_name -> flotilla.raft.v1.SnapshotMetadata
-	1,  // 7: flotilla.raft.v1.Message.type:type_name -> flotilla.raft.v1.MessageType
-	2,  // 8: flotilla.raft.v1.Message.entries:type_name -> flotilla.raft.v1.Entry
-	8,  // 9: flotilla.raft.v1.Message.snapshot:type_name -> flotilla.raft.v1.Snapshot
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 7: flotilla.raft.v1.SnapshotChunk.metadata:type_name -> flotilla.raft.v1.SnapshotMetadata
+	1,  // 8: flotilla.raft.v1.Message.type:type_name -> flotilla.raft.v1.MessageType
+	2,  // 9: flotilla.raft.v1.Message.entries:type_name -> flotilla.raft.v1.Entry
+	8,  // 10: flotilla.raft.v1.Message.snapshot:type_name -> flotilla.raft.v1.Snapshot
+	9,  // 11: flotilla.raft.v1.Message.snapshot_chunk:type_name -> flotilla.raft.v1.SnapshotChunk
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_messages_raft_proto_init() }
@@ -938,7 +1064,7 @@ func file_messages_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_raft_proto_rawDesc), len(file_messages_raft_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

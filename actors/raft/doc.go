@@ -65,6 +65,24 @@
 // Each of these rules closed a way for randomized configuration changes to
 // leave a cluster leaderless (TestRandomConfigChangesAreSafe).
 //
+// # Snapshots in chunks
+//
+// When a peer needs a snapshot, the leader hands out a MSG_SNAPSHOT
+// addressed to it. A driver may send it as it is (the follower steps it
+// whole), or stream the snapshot's bytes in MSG_SNAPSHOT_CHUNK messages
+// that the follower acknowledges with MSG_SNAPSHOT_ACK. The core keeps
+// Raft's rules for the chunks and holds none of their bytes: a follower
+// steps each chunk (term checks; a chunk in the current term comes from
+// the leader and resets the election timer; one from another node of the
+// term is refused as forged), and hands the accepted ones out in
+// Ready.SnapshotTransfers for the driver to write; once the driver holds
+// the whole snapshot and has checked it, it steps a MSG_SNAPSHOT from the
+// leader with the data, which installs it as before. The leader steps
+// acknowledgements: each that reports more bytes keeps the peer in
+// StateSnapshot for another election timeout, and it is handed out for
+// the driver that streams; a transfer without progress for an election
+// timeout goes back to probing, which asks for the snapshot again.
+//
 // Ready consumes: each output is handed out once. Entries and messages are
 // never mutated after they are handed out; the driver must not mutate them
 // either.

@@ -84,6 +84,8 @@ type testNode struct {
 	restarts int // times applied was reset (crash, snapshot)
 	reads    []ReadState
 	events   []Event
+	// transfers are the Ready.SnapshotTransfers handed out.
+	transfers []*messages.Message
 }
 
 type network struct {
@@ -207,6 +209,7 @@ func (nw *network) ready(nd *testNode) bool {
 		nw.checkPromises(nd, rd.Messages)
 		nd.reads = append(nd.reads, rd.ReadStates...)
 		nd.events = append(nd.events, rd.Events...)
+		nd.transfers = append(nd.transfers, rd.SnapshotTransfers...)
 		nw.queue = append(nw.queue, rd.Messages...)
 		if rd.PersistID != 0 {
 			nd.unsaved = append(nd.unsaved, rd)

@@ -39,6 +39,11 @@ type Progress struct {
 	State ProgressState
 	// PendingSnapshot is the index of the snapshot being sent (StateSnapshot).
 	PendingSnapshot uint64
+	// SnapshotAcked is how many bytes of the pending snapshot the peer
+	// acknowledged holding (chunked transfer, MSG_SNAPSHOT_ACK).
+	//
+	// Invariant: SnapshotAcked == 0 unless State == StateSnapshot.
+	SnapshotAcked uint64
 	// RecentActive: the peer was heard from since the last check-quorum.
 	// It starts true; with CheckQuorum on, the leader clears it every
 	// election timeout (quorumActive); with CheckQuorum off nothing
@@ -46,7 +51,9 @@ type Progress struct {
 	RecentActive bool
 	// probeSent pauses a probing peer until it answers or a heartbeat is due.
 	probeSent bool
-	// stateTicks counts ticks in StateSnapshot, to retry a lost snapshot.
+	// stateTicks counts ticks in StateSnapshot since the transfer last
+	// progressed (an acknowledgement of more bytes), to retry a stalled
+	// or lost snapshot.
 	stateTicks int
 	// leaseAck is the leader's clock when it sent the latest heartbeat the
 	// peer acknowledged in this term (0: none); see Raft.leaseValid.
@@ -71,18 +78,18 @@ func (p *Progress) becomeProbe() {
 	} else {
 		p.Next = p.Match + 1
 	}
-	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks = StateProbe, 0, false, 0
+	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks, p.SnapshotAcked = StateProbe, 0, false, 0, 0
 	p.inflights.reset()
 }
 
 func (p *Progress) becomeReplicate() {
-	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks = StateReplicate, 0, false, 0
+	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks, p.SnapshotAcked = StateReplicate, 0, false, 0, 0
 	p.Next = p.Match + 1
 	p.inflights.reset()
 }
 
 func (p *Progress) becomeSnapshot(index uint64) {
-	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks = StateSnapshot, index, false, 0
+	p.State, p.PendingSnapshot, p.probeSent, p.stateTicks, p.SnapshotAcked = StateSnapshot, index, false, 0, 0
 	p.inflights.reset()
 }
 

@@ -204,6 +204,9 @@ type Raft struct {
 	// the log before it).
 	snapshot        *messages.Snapshot // latest snapshot, sent to lagging peers
 	pendingSnapshot *messages.Snapshot // received, to hand out in Ready
+	// snapTransfers are chunked-snapshot messages the core accepted, to
+	// hand out in Ready.SnapshotTransfers.
+	snapTransfers []*messages.Message
 
 	// ---- outputs (ready.go) ----
 

@@ -36,19 +36,26 @@ type Ready struct {
 	// Events says what changed, in order: role, term, leader, elections,
 	// configuration, snapshots.
 	Events []Event
+	// SnapshotTransfers are the snapshot chunks (MSG_SNAPSHOT_CHUNK, on a
+	// follower: from the leader of its term) and acknowledgements
+	// (MSG_SNAPSHOT_ACK, on the leader: from a peer it sends a snapshot
+	// to) that passed the core's rules; the bytes are the driver's to
+	// write or to send. A follower's driver, holding the whole snapshot,
+	// steps a MSG_SNAPSHOT with it (see the package doc).
+	SnapshotTransfers []*messages.Message
 }
 
 // IsEmpty reports whether rd holds nothing.
 func (rd *Ready) IsEmpty() bool {
 	return rd.PersistID == 0 && len(rd.Messages) == 0 && len(rd.CommittedEntries) == 0 &&
-		len(rd.ReadStates) == 0 && len(rd.Events) == 0
+		len(rd.ReadStates) == 0 && len(rd.Events) == 0 && len(rd.SnapshotTransfers) == 0
 }
 
 // HasReady reports whether Ready would hand out anything.
 func (r *Raft) HasReady() bool {
 	return r.needBcast || len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 || r.log.unstable <= r.log.lastIndex() ||
 		r.pendingSnapshot != nil || r.hardStateChanged() || r.nextApplyIndex() > r.log.applied ||
-		len(r.readStates) > 0 || len(r.events) > 0
+		len(r.readStates) > 0 || len(r.events) > 0 || len(r.snapTransfers) > 0
 }
 
 func (r *Raft) hardState() *messages.HardState {
@@ -108,6 +115,7 @@ func (r *Raft) Ready() Ready {
 	}
 	rd.ReadStates, r.readStates = r.readStates, nil
 	rd.Events, r.events = r.events, nil
+	rd.SnapshotTransfers, r.snapTransfers = r.snapTransfers, nil
 	return rd
 }
 

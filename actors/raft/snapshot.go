@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"hash/crc32"
 
 	"github.com/flotilla-raft/flotilla/cluster/membership"
 	"github.com/flotilla-raft/flotilla/messages"
@@ -67,6 +68,8 @@ func (r *Raft) SnapshotMetadata(index uint64) (*messages.SnapshotMetadata, error
 	return &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, nil
 }
 
+// sendSnapshot hands out the latest snapshot for peer to: the driver
+// sends it whole or streams it in chunks (see the package doc).
 func (r *Raft) sendSnapshot(to uint64, pr *Progress) {
 	if r.snapshot == nil {
 		r.logger.Error("peer needs a snapshot but none is available", "peer", to)
@@ -115,8 +118,58 @@ func (r *Raft) restore(s *messages.Snapshot) {
 	r.event(Event{Kind: EventSnapshotRestored, Index: md.Index, Reason: fmt.Sprintf("snapshot at index %d term %d", md.Index, md.Term)})
 }
 
-// tickSnapshots (leader, every tick) sends a peer whose snapshot took an
-// election timeout back to probing: the snapshot was lost.
+// checkSnapshotChunk refuses a chunk or acknowledgement that is not well
+// formed: no snapshot named, data past the snapshot's size, an
+// acknowledgement past it, or a chunk whose data does not match its
+// checksum.
+func checkSnapshotChunk(m *messages.Message) error {
+	switch m.Type {
+	case messages.MessageType_MSG_SNAPSHOT_CHUNK, messages.MessageType_MSG_SNAPSHOT_ACK:
+	default:
+		return nil
+	}
+	c := m.GetSnapshotChunk()
+	md := c.GetMetadata()
+	switch {
+	case md.GetIndex() == 0 || md.GetTerm() == 0:
+		return fmt.Errorf("%w: %s names no snapshot", ErrInvalidMessage, m.Type)
+	case c.GetOffset() > c.GetSize() || uint64(len(c.GetData())) > c.GetSize()-c.GetOffset():
+		return fmt.Errorf("%w: %s of snapshot %d: %d bytes at offset %d past its size %d", ErrInvalidMessage, m.Type, md.GetIndex(), len(c.GetData()), c.GetOffset(), c.GetSize())
+	case m.Type == messages.MessageType_MSG_SNAPSHOT_ACK && len(c.GetData()) > 0:
+		return fmt.Errorf("%w: %s of snapshot %d carries data", ErrInvalidMessage, m.Type, md.GetIndex())
+	case len(c.GetData()) > 0 && crc32.Checksum(c.GetData(), castagnoli) != c.GetDataChecksum():
+		return fmt.Errorf("%w: %s of snapshot %d at offset %d: checksum mismatch", ErrInvalidMessage, m.Type, md.GetIndex(), c.GetOffset())
+	}
+	if cc := md.GetConfig(); cc != nil {
+		if err := checkWireConfig(cc, nil); err != nil {
+			return fmt.Errorf("%w: snapshot chunk configuration: %w", ErrInvalidMessage, err)
+		}
+	}
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// handleSnapshotAck (leader) records that the peer holds more of the
+// snapshot it is being sent: the transfer progresses, so it is not
+// abandoned (tickSnapshots). The acknowledgement goes on to the driver,
+// which streams the bytes.
+func (r *Raft) handleSnapshotAck(m *messages.Message, pr *Progress) {
+	c := m.GetSnapshotChunk()
+	if pr.State != StateSnapshot || c.GetMetadata().GetIndex() != pr.PendingSnapshot {
+		return // a transfer that ended, or another snapshot's
+	}
+	if c.GetOffset() > pr.SnapshotAcked {
+		pr.SnapshotAcked = c.GetOffset()
+		pr.stateTicks = 0
+	}
+	r.snapTransfers = append(r.snapTransfers, m)
+}
+
+// tickSnapshots (leader, every tick) sends a peer whose snapshot transfer
+// made no progress for an election timeout back to probing: the snapshot,
+// or the connection, was lost. A transfer whose acknowledgements keep
+// coming is never abandoned, however long it takes.
 func (r *Raft) tickSnapshots() {
 	for _, id := range r.peers {
 		if pr := r.prs[id]; pr != nil && pr.State == StateSnapshot {

@@ -21,6 +21,10 @@ type PeerProgress struct {
 	// Departing: a committed configuration removed the peer; it is sent
 	// the log until it knows.
 	Departing bool
+	// PendingSnapshot is the index of the snapshot being sent
+	// (StateSnapshot), SnapshotAcked how many of its bytes the peer
+	// acknowledged (chunked transfer).
+	PendingSnapshot, SnapshotAcked uint64
 }
 
 // Status is a point-in-time view of the node.
@@ -51,7 +55,8 @@ func (r *Raft) Status() Status {
 			if pr := r.prs[id]; pr != nil {
 				s.Progress = append(s.Progress, PeerProgress{ID: id, Match: pr.Match, Next: pr.Next, State: pr.State,
 					RecentActive: pr.RecentActive, IsLearner: pr.IsLearner, Inflight: pr.inflights.count,
-					Lag: r.log.lastIndex() - min(pr.Match, r.log.lastIndex()), Departing: pr.RemovedAt != 0})
+					Lag: r.log.lastIndex() - min(pr.Match, r.log.lastIndex()), Departing: pr.RemovedAt != 0,
+					PendingSnapshot: pr.PendingSnapshot, SnapshotAcked: pr.SnapshotAcked})
 			}
 		}
 	}

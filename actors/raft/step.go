@@ -54,6 +54,14 @@ func (r *Raft) Step(m *messages.Message) error {
 			}
 		}
 	}
+	if err := checkSnapshotChunk(m); err != nil {
+		return err
+	}
+	if m.Type == messages.MessageType_MSG_SNAPSHOT_CHUNK && m.Term == r.term && r.lead != 0 && m.From != r.lead {
+		// One leader per term: a chunk from another node of this term
+		// is forged.
+		return fmt.Errorf("%w: snapshot chunk from %d in term %d, whose leader is %d", ErrInvalidMessage, m.From, m.Term, r.lead)
+	}
 	if m.FromAddress != "" {
 		if _, ok := r.addrs[m.From]; !ok {
 			if r.hintAddrs == nil {
@@ -86,7 +94,8 @@ func (r *Raft) Step(m *messages.Message) error {
 		default:
 			lead := uint64(0)
 			switch m.Type {
-			case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT:
+			case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT,
+				messages.MessageType_MSG_SNAPSHOT_CHUNK:
 				lead = m.From
 			}
 			wasFollower := r.role == Follower
@@ -105,7 +114,7 @@ func (r *Raft) Step(m *messages.Message) error {
 		}
 	case m.Term < r.term:
 		switch m.Type {
-		case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT:
+		case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT_CHUNK:
 			// A stale leader learns our term and steps down (Figure 2:
 			// "reply false if term < currentTerm"). Always: with pre-votes
 			// (the PreVote setting, or a node campaigning only by its
@@ -160,6 +169,10 @@ func (r *Raft) stepFollower(m *messages.Message) {
 		r.electionElapsed = 0
 		r.setLeader(m.From)
 		r.handleSnapshot(m)
+	case messages.MessageType_MSG_SNAPSHOT_CHUNK:
+		r.electionElapsed = 0
+		r.setLeader(m.From)
+		r.snapTransfers = append(r.snapTransfers, m)
 	case messages.MessageType_MSG_TIMEOUT_NOW:
 		// Leadership transfer: campaign at once, skipping pre-vote.
 		r.event(Event{Kind: EventTransferTimeoutNow, Peer: m.From, Reason: "leader hands over"})
@@ -177,7 +190,8 @@ func (r *Raft) stepCandidate(m *messages.Message) {
 		myResp = messages.MessageType_MSG_PRE_VOTE_RESP
 	}
 	switch m.Type {
-	case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT:
+	case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT,
+		messages.MessageType_MSG_SNAPSHOT_CHUNK:
 		// A leader of our term exists (§5.2).
 		r.becomeFollower(m.Term, m.From, fmt.Sprintf("heard from leader %d of term %d", m.From, m.Term))
 		r.stepFollower(m)
@@ -217,6 +231,8 @@ func (r *Raft) stepLeader(m *messages.Message) {
 		r.handleHeartbeatResp(m, pr)
 	case messages.MessageType_MSG_READ_INDEX:
 		r.readIndex(m.From, m.Context)
+	case messages.MessageType_MSG_SNAPSHOT_ACK:
+		r.handleSnapshotAck(m, pr)
 	}
 }
 
