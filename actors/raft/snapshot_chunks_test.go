@@ -55,7 +55,11 @@ func TestSnapshotChunkFollowerRules(t *testing.T) {
 		name string
 		m    *messages.Message
 	}{
-		{"checksum", func() *messages.Message { m := chunkMsg(2, 1, 3, 0, []byte("abc")); m.SnapshotChunk.DataChecksum++; return m }()},
+		{"checksum", func() *messages.Message {
+			m := chunkMsg(2, 1, 3, 0, []byte("abc"))
+			m.SnapshotChunk.DataChecksum++
+			return m
+		}()},
 		{"past the size", chunkMsg(2, 1, 3, 98, []byte("abc"))},
 		{"offset past the size", chunkMsg(2, 1, 3, 101, nil)},
 		{"no snapshot", func() *messages.Message { m := chunkMsg(2, 1, 3, 0, nil); m.SnapshotChunk.Metadata = nil; return m }()},
