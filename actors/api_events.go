@@ -72,6 +72,40 @@ type SnapshotInstalled struct {
 	Index  uint64
 }
 
+// SnapshotSendProgress: the leader's transfer of a snapshot to Peer in
+// chunks progressed (published on the leader at each acknowledgement of
+// more bytes). ResumedFrom > 0: the peer already held that many bytes
+// when the transfer (re)started, and they were not sent again.
+type SnapshotSendProgress struct {
+	NodeID, Peer uint64
+	Index, Term  uint64 // the snapshot's
+	Size         uint64 // bytes
+	// Sent counts the chunk bytes sent in this transfer, re-sent ones
+	// included; Acked the bytes the peer holds.
+	Sent, Acked uint64
+	ResumedFrom uint64
+	// Done: the peer holds every byte (it installs the snapshot next).
+	Done bool
+}
+
+// SnapshotReceived: this node received, in chunks, the whole snapshot
+// from the leader From and checked its CRC-32C; it installs it next
+// (SnapshotInstalled).
+type SnapshotReceived struct {
+	NodeID, From uint64
+	Index, Term  uint64
+	Size         uint64
+}
+
+// SnapshotReceiving is a snapshot being received in chunks
+// (Status.SnapshotReceiving).
+type SnapshotReceiving struct {
+	From        uint64
+	Index, Term uint64
+	// Size is the snapshot's size, Received the bytes held so far.
+	Size, Received uint64
+}
+
 // NodeStopped: the node stopped, with the reason (Err non-nil when it
 // stopped on a failure, e.g. a storage error).
 type NodeStopped struct {
@@ -115,6 +149,13 @@ type Status struct {
 	// input), when the transport reports them (transport.StatsReporter);
 	// nil otherwise.
 	Transport *transport.Stats
+	// SnapshotSends is the latest progress of the snapshot transfer to
+	// each peer that was sent one in chunks since this node became leader
+	// (leader only), sorted by peer.
+	SnapshotSends []SnapshotSendProgress
+	// SnapshotReceiving is the snapshot this node is receiving in chunks;
+	// nil if none.
+	SnapshotReceiving *SnapshotReceiving
 }
 
 // DropCounts counts refused inbound messages by cause.

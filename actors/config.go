@@ -115,7 +115,34 @@ type Config struct {
 	// 0: only a catch-up round that ends within an election timeout
 	// counts (thesis §4.2.1).
 	CatchUpLag uint64
+
+	// A leader sends a snapshot to a follower in chunks (see
+	// snapshotsend.go), which resume from what the follower holds after
+	// a lost connection or a new leader.
+
+	// SnapshotChunkBytes is the data size of each chunk. Default (and 0)
+	// 1 MiB, or SnapshotWindowBytes when that is smaller; at most 32 MiB (a chunk must fit the transport's message
+	// size limit, 64 MiB by default).
+	SnapshotChunkBytes uint64
+	// SnapshotWindowBytes bounds the chunk bytes sent to a peer and not
+	// yet acknowledged. Default (and 0) 4 MiB; at least
+	// SnapshotChunkBytes.
+	SnapshotWindowBytes uint64
+	// SnapshotBandwidth limits the snapshot bytes sent to each peer, in
+	// bytes per second. Default 0: no limit.
+	SnapshotBandwidth uint64
+	// SnapshotResendTimeout: when no acknowledgement of more bytes came
+	// for this long, the leader sends again from the acknowledged offset
+	// (lost chunks or acknowledgements). Default (and 0) 3 TickIntervals.
+	SnapshotResendTimeout time.Duration
 }
+
+// Defaults and bounds of the snapshot chunk settings.
+const (
+	DefaultSnapshotChunkBytes  = 1 << 20
+	DefaultSnapshotWindowBytes = 4 << 20
+	MaxSnapshotChunkBytes      = 32 << 20
+)
 
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
@@ -140,6 +167,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CatchUpTimeout < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.CatchUpTimeout = %v, must be >= 0 (0: the default, 60s)", c.CatchUpTimeout))
+	}
+	if c.SnapshotChunkBytes > MaxSnapshotChunkBytes {
+		errs = append(errs, fmt.Errorf("actors: Config.SnapshotChunkBytes = %d, must be <= %d (0: the default, %d)", c.SnapshotChunkBytes, MaxSnapshotChunkBytes, DefaultSnapshotChunkBytes))
+	}
+	if w, ch := c.SnapshotWindowBytes, c.SnapshotChunkBytes; w != 0 && w < ch {
+		errs = append(errs, fmt.Errorf("actors: Config.SnapshotWindowBytes = %d, must be >= SnapshotChunkBytes (%d)", w, ch))
+	}
+	if c.SnapshotResendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("actors: Config.SnapshotResendTimeout = %v, must be >= 0 (0: the default, 3 TickIntervals)", c.SnapshotResendTimeout))
 	}
 	if c.HistorySize < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0 (0: the default, 256)", c.HistorySize))
@@ -181,4 +217,21 @@ func (c *Config) ensureDefaults() {
 	if c.RetainEntries == 0 {
 		c.RetainEntries = d.RetainEntries
 	}
+	if c.SnapshotChunkBytes == 0 {
+		c.SnapshotChunkBytes = DefaultSnapshotChunkBytes
+		if w := c.SnapshotWindowBytes; w != 0 {
+			c.SnapshotChunkBytes = min(w, DefaultSnapshotChunkBytes)
+		}
+	}
+	if c.SnapshotWindowBytes == 0 {
+		c.SnapshotWindowBytes = max(DefaultSnapshotWindowBytes, c.SnapshotChunkBytes)
+	}
+	if c.SnapshotResendTimeout == 0 {
+		c.SnapshotResendTimeout = 3 * c.TickInterval
+	}
+}
+
+// chunkOptions are the snapshot chunk settings (after ensureDefaults).
+func (c *Config) chunkOptions() chunkOptions {
+	return chunkOptions{chunk: c.SnapshotChunkBytes, window: c.SnapshotWindowBytes, bandwidth: c.SnapshotBandwidth, resend: c.SnapshotResendTimeout}
 }

@@ -292,6 +292,9 @@ func (n *node) childTerminated(ctx actor.Context, who *actor.PID) {
 			n.failStop(ctx, "a child failed", err)
 		}
 	}
+	if who.Equal(n.kids.receiver) {
+		n.kids.receiver = nil
+	}
 	for id, pid := range n.kids.replicators {
 		if who.Equal(pid) {
 			delete(n.kids.replicators, id)

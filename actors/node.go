@@ -54,6 +54,7 @@ type lifeState struct {
 type children struct {
 	persister, applier *actor.PID
 	replicators        map[uint64]*actor.PID // leader: peer -> its replicator
+	receiver           *actor.PID            // follower: snapshot chunks (snapshotrecv.go); nil until one comes
 	// inline, with a persistence.VolatileStore (memstore), writes the core's
 	// updates in the node's own turn: nothing waits on a disk, so the
 	// round trip through the persister would only add two hops. The
@@ -76,6 +77,11 @@ type pending struct {
 type snapState struct {
 	snapshotting bool
 	lazyPending  map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
+	// sends is the latest progress of each chunked transfer since this
+	// node became leader (Status.SnapshotSends).
+	sends map[uint64]SnapshotSendProgress
+	// receiving is the snapshot being received in chunks; nil if none.
+	receiving *SnapshotReceiving
 }
 
 // eventState is who hears of the node's events, and its history.

@@ -64,6 +64,9 @@ func (n *node) processReady(ctx actor.Context) {
 			}
 			ctx.Send(n.kids.applier, b)
 		}
+		for _, m := range rd.SnapshotTransfers {
+			n.snapshotTransfer(ctx, m)
+		}
 		for _, rs := range rd.ReadStates {
 			n.readIndexKnown(rs)
 		}
@@ -138,8 +141,10 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 	if pid, ok := n.kids.replicators[peer.ID]; ok {
 		return pid
 	}
-	tr := n.cfg.Transport
-	pid := ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.obs.metrics} }))
+	tr, opts := n.cfg.Transport, n.cfg.chunkOptions()
+	pid := ctx.Spawn(n.sh.pool.props(func() actor.Actor {
+		return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.obs.metrics, opts: opts}
+	}))
 	n.kids.replicators[peer.ID] = pid
 	return pid
 }
@@ -149,6 +154,7 @@ func (n *node) stopReplicators(ctx actor.Context) {
 		ctx.Stop(pid)
 		delete(n.kids.replicators, id)
 	}
+	clear(n.snap.sends)
 }
 
 // appliedUpTo handles the applier's progress: reads waiting for it are

@@ -138,6 +138,14 @@ func (n *node) common(ctx actor.Context) {
 		n.snapshotMade(ctx, msg)
 	case *lazySnapshotMade:
 		n.lazySnapshotDone(ctx, msg)
+	case *snapshotSendProgress:
+		n.snapshotSendProgress(ctx, msg.p)
+	case *snapshotAckOut:
+		n.send(ctx, msg.m)
+	case *snapshotRecvProgress:
+		n.snap.receiving = &msg.p
+	case *snapshotReceivedAll:
+		n.snapshotReceived(ctx, msg)
 
 	// Requests every role serves.
 	case *Read:

@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
@@ -155,4 +157,56 @@ func (n *node) lazySnapshotDone(ctx actor.Context, msg *lazySnapshotMade) {
 	m := msg.msg
 	m.Snapshot = &messages.Snapshot{Metadata: md, Data: msg.data}
 	n.send(ctx, m)
+}
+
+// snapshotTransfer hands a snapshot chunk the core accepted to the
+// receiver (spawned at the first), and an acknowledgement to the
+// replicator of the peer that sent it.
+func (n *node) snapshotTransfer(ctx actor.Context, m *messages.Message) {
+	switch m.Type {
+	case messages.MessageType_MSG_SNAPSHOT_CHUNK:
+		if n.kids.receiver == nil {
+			log := n.log
+			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log} }))
+		}
+		ctx.Send(n.kids.receiver, &snapshotChunkIn{m})
+	case messages.MessageType_MSG_SNAPSHOT_ACK:
+		if pid, ok := n.kids.replicators[m.From]; ok {
+			ctx.Send(pid, m)
+		}
+	}
+}
+
+// snapshotSendProgress records and publishes a replicator's progress.
+func (n *node) snapshotSendProgress(ctx actor.Context, p SnapshotSendProgress) {
+	if n.r.Role() != raft.Leader {
+		return
+	}
+	p.NodeID = n.cfg.ID
+	if n.snap.sends == nil {
+		n.snap.sends = map[uint64]SnapshotSendProgress{}
+	}
+	n.snap.sends[p.Peer] = p
+	n.publish(ctx, &p)
+}
+
+// snapshotSends is Status.SnapshotSends.
+func (n *node) snapshotSends() []SnapshotSendProgress {
+	var out []SnapshotSendProgress
+	for _, p := range n.snap.sends {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b SnapshotSendProgress) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
+}
+
+// snapshotReceived steps a snapshot received whole in chunks into the
+// core, as the leader's MSG_SNAPSHOT: it is checked and installed as one
+// sent whole.
+func (n *node) snapshotReceived(ctx actor.Context, msg *snapshotReceivedAll) {
+	n.snap.receiving = nil
+	p := msg.progress
+	p.NodeID = n.cfg.ID
+	n.publish(ctx, &p)
+	n.inbound(ctx, msg.m)
 }

@@ -152,14 +152,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // handleSnapshotAck (leader) records that the peer holds more of the
 // snapshot it is being sent: the transfer progresses, so it is not
-// abandoned (tickSnapshots). The acknowledgement goes on to the driver,
-// which streams the bytes.
+// abandoned (tickSnapshots). An acknowledgement of an older snapshot, or
+// one arriving once the peer left StateSnapshot (the last one may come
+// after the install's answer), moves nothing. Every one goes on to the
+// driver, which streams the bytes and knows which transfer it answers.
 func (r *Raft) handleSnapshotAck(m *messages.Message, pr *Progress) {
 	c := m.GetSnapshotChunk()
-	if pr.State != StateSnapshot || c.GetMetadata().GetIndex() != pr.PendingSnapshot {
-		return // a transfer that ended, or another snapshot's
-	}
-	if c.GetOffset() > pr.SnapshotAcked {
+	// A driver that compacted without data sends a snapshot it makes at
+	// its applied index, at or past PendingSnapshot (see SnapshotMetadata).
+	if pr.State == StateSnapshot && c.GetMetadata().GetIndex() >= pr.PendingSnapshot && c.GetOffset() > pr.SnapshotAcked {
 		pr.SnapshotAcked = c.GetOffset()
 		pr.stateTicks = 0
 	}

@@ -12,8 +12,8 @@ import (
 const EnvelopeVersion = 1
 
 // DefaultMaxSize is the default limit, in bytes, on an encoded envelope
-// (64 MiB: a large AppendEntries batch fits, and so does a snapshot, which
-// travels whole in one InstallSnapshot message).
+// (64 MiB: a large AppendEntries batch fits; snapshots travel in chunks of
+// actors.Config.SnapshotChunkBytes, 1 MiB by default).
 const DefaultMaxSize = 64 << 20
 
 // envelopeOverhead bounds the bytes an envelope adds around its payload

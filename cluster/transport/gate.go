@@ -94,7 +94,8 @@ func (g *Gate) Admit(m *messages.Message) bool {
 // fromLeader reports whether m is of a type only a leader sends.
 func fromLeader(m *messages.Message) bool {
 	switch m.GetType() {
-	case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT:
+	case messages.MessageType_MSG_APPEND, messages.MessageType_MSG_HEARTBEAT, messages.MessageType_MSG_SNAPSHOT,
+		messages.MessageType_MSG_SNAPSHOT_CHUNK:
 		return true
 	}
 	return false

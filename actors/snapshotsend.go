@@ -1,0 +1,223 @@
+package actors
+
+import (
+	"hash/crc32"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
+)
+
+// The leader's side of InstallSnapshot in chunks, run by the peer's
+// replicator. The core hands out a MSG_SNAPSHOT for the peer; the
+// replicator first sends an empty chunk, which the follower answers with
+// how many bytes of that snapshot it already holds (a resumed transfer
+// starts there), then streams chunks from there, keeping at most
+// Config.SnapshotWindowBytes unacknowledged and, with
+// Config.SnapshotBandwidth, at most that many bytes a second. Without an
+// acknowledgement of more bytes for Config.SnapshotResendTimeout (lost
+// chunks or acknowledgements, a dropped connection) it asks again with an
+// empty chunk and goes on from the offset the answer gives: what was lost
+// is sent again, at most a window, and nothing is streamed into a dead
+// connection. The transfer ends when
+// the follower holds every byte, when the core sends the peer an append
+// (it is out of StateSnapshot), or when the core asks for the snapshot
+// again (a stalled transfer: it starts over with the empty chunk, which
+// still resumes where the follower is).
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// chunkOptions are the Config's snapshot-transfer settings.
+type chunkOptions struct {
+	chunk, window uint64        // bytes
+	bandwidth     uint64        // bytes per second; 0: no limit
+	resend        time.Duration // go back after this long without progress
+}
+
+// sendTransfer is one snapshot being streamed to the peer.
+//
+// Invariant: acked <= sent <= info.Size, and sent-acked <= the window.
+type sendTransfer struct {
+	// base is the core's MSG_SNAPSHOT: addressing, term and trace
+	// context for every chunk.
+	base *messages.Message
+	data persistence.SnapshotData
+	info persistence.SnapshotInfo
+	// waiting: an empty chunk asks where the follower is; nothing more is
+	// sent until it answers. answered: it answered once.
+	waiting, answered bool
+	sent, acked       uint64
+	// resumedFrom is the offset the follower held when it first answered.
+	resumedFrom uint64
+	// bytesSent counts chunk bytes handed to the transport, re-sent ones
+	// included.
+	bytesSent uint64
+	// lastProgress is when the transfer began or last progressed.
+	lastProgress time.Time
+	// tokens and tokensAt are the bandwidth limit's bucket.
+	tokens   float64
+	tokensAt time.Time
+}
+
+// replicatorTimer wakes the replicator to pace or go back; gen tells a
+// stale timer.
+type replicatorTimer struct{ gen uint64 }
+
+// snapshotSendProgress reports a transfer's progress to the node, which
+// publishes it (SnapshotSendProgress) and shows it in Status.
+type snapshotSendProgress struct{ p SnapshotSendProgress }
+
+// startTransfer begins streaming the snapshot of m (the core's
+// MSG_SNAPSHOT) to the peer, replacing any transfer under way.
+func (r *replicator) startTransfer(ctx actor.Context, m *messages.Message) {
+	old := r.xfer
+	x := &sendTransfer{base: m, lastProgress: time.Now(), waiting: true}
+	if old != nil && old.base.GetSnapshot() == m.GetSnapshot() {
+		x.data, x.info = old.data, old.info // the same snapshot: keep it open
+	} else {
+		r.endTransfer()
+		x.data = newBytesSnapshotData(m.GetSnapshot().GetData())
+		x.info = x.data.Info()
+	}
+	x.tokens, x.tokensAt = float64(r.opts.chunk), x.lastProgress
+	r.xfer = x
+	r.transmit(r.chunk(0, nil))
+	r.arm(ctx, r.opts.resend)
+}
+
+// endTransfer ends the transfer under way.
+func (r *replicator) endTransfer() {
+	if x := r.xfer; x != nil {
+		_ = x.data.Close()
+		x.data = nil
+		r.xfer, r.ended = nil, x
+	}
+}
+
+// chunk builds the chunk of the current transfer holding data at offset.
+func (r *replicator) chunk(offset uint64, data []byte) *messages.Message {
+	x := r.xfer
+	b := x.base
+	return &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT_CHUNK, ClusterId: b.ClusterId, From: b.From, To: b.To,
+		Term: b.Term, FromAddress: b.FromAddress, TraceParent: b.TraceParent,
+		SnapshotChunk: &messages.SnapshotChunk{Metadata: b.GetSnapshot().GetMetadata(), Size: uint64(x.info.Size),
+			Checksum: x.info.Checksum, Offset: offset, Data: data, DataChecksum: crc32.Checksum(data, castagnoli)}}
+}
+
+// onAck takes the follower's acknowledgement: it holds c.Offset bytes.
+func (r *replicator) onAck(ctx actor.Context, m *messages.Message) {
+	x, c := r.xfer, m.GetSnapshotChunk()
+	if x == nil {
+		x = r.ended
+	}
+	if x == nil || m.Term != x.base.Term || !sameSnapshot(x.base.GetSnapshot().GetMetadata(), uint64(x.info.Size), x.info.Checksum, c) {
+		return
+	}
+	switch {
+	case x == r.ended:
+		// The core moved on (an append): only the news that the peer
+		// holds every byte is worth telling.
+		if c.Offset != uint64(x.info.Size) || x.acked == c.Offset {
+			return
+		}
+		x.acked = c.Offset
+	case x.waiting:
+		if !x.answered {
+			x.answered, x.resumedFrom = true, c.Offset
+		}
+		x.waiting, x.acked, x.sent = false, c.Offset, c.Offset
+	case c.Offset > x.acked:
+		x.acked, x.sent = c.Offset, max(x.sent, c.Offset)
+	default:
+		return // a duplicate or a late acknowledgement
+	}
+	x.lastProgress = time.Now()
+	done := x.acked == uint64(x.info.Size)
+	ctx.Send(ctx.Parent(), &snapshotSendProgress{SnapshotSendProgress{Peer: r.peer.ID,
+		Index: x.base.GetSnapshot().GetMetadata().GetIndex(), Term: x.base.GetSnapshot().GetMetadata().GetTerm(),
+		Size: uint64(x.info.Size), Sent: x.bytesSent, Acked: x.acked, ResumedFrom: x.resumedFrom, Done: done}})
+	if x == r.xfer {
+		if done {
+			r.endTransfer()
+			return
+		}
+		r.fill(ctx)
+	}
+}
+
+// onTimer asks the follower where it is when the transfer made no
+// progress for the resend timeout, and sends what the window and the
+// bandwidth allow.
+func (r *replicator) onTimer(ctx actor.Context) {
+	x := r.xfer
+	if x == nil {
+		return
+	}
+	if now := time.Now(); now.Sub(x.lastProgress) >= r.opts.resend {
+		x.lastProgress, x.waiting = now, true
+		r.transmit(r.chunk(x.acked, nil))
+	}
+	r.fill(ctx)
+	if !r.timerPending {
+		r.arm(ctx, r.opts.resend)
+	}
+}
+
+// fill sends chunks while the window and the bandwidth allow.
+func (r *replicator) fill(ctx actor.Context) {
+	x := r.xfer
+	size := uint64(x.info.Size)
+	for !x.waiting && x.sent < size {
+		n := min(r.opts.chunk, size-x.sent)
+		if x.sent+n-x.acked > r.opts.window {
+			return
+		}
+		if wait := r.pace(x, n); wait > 0 {
+			r.arm(ctx, wait)
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := x.data.ReadAt(buf, int64(x.sent)); err != nil {
+			// The core retries a transfer that makes no progress.
+			r.log.Warn("snapshot read failed", "peer", r.peer.ID, "offset", x.sent, "err", err)
+			r.endTransfer()
+			return
+		}
+		r.transmit(r.chunk(x.sent, buf))
+		x.sent += n
+		x.bytesSent += n
+	}
+}
+
+// pace takes n bytes from the bandwidth bucket; it returns how long to
+// wait first when the bucket holds fewer (0: send now).
+func (r *replicator) pace(x *sendTransfer, n uint64) time.Duration {
+	bw := float64(r.opts.bandwidth)
+	if bw == 0 {
+		return 0
+	}
+	now := time.Now()
+	x.tokens = min(x.tokens+now.Sub(x.tokensAt).Seconds()*bw, max(float64(r.opts.chunk), bw/10))
+	x.tokensAt = now
+	if x.tokens < float64(n) {
+		return max(time.Duration((float64(n)-x.tokens)/bw*float64(time.Second)), time.Millisecond)
+	}
+	x.tokens -= float64(n)
+	return 0
+}
+
+// arm sets the replicator's one timer to fire after d, replacing the
+// pending one.
+func (r *replicator) arm(ctx actor.Context, d time.Duration) {
+	r.timerGen++
+	r.timerPending = true
+	scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendOnce(d, ctx.Self(), &replicatorTimer{gen: r.timerGen})
+}
+
+// sameSnapshot reports whether c names the snapshot (md, size, checksum).
+func sameSnapshot(md *messages.SnapshotMetadata, size uint64, checksum uint32, c *messages.SnapshotChunk) bool {
+	cm := c.GetMetadata()
+	return cm.GetIndex() == md.GetIndex() && cm.GetTerm() == md.GetTerm() && c.GetSize() == size && c.GetChecksum() == checksum
+}
