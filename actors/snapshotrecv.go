@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -43,7 +41,7 @@ type recvTransfer struct {
 	sum  uint32
 	sink persistence.SnapshotSink
 	held uint64
-	crc  hash.Hash32
+	crc  uint32
 	mem  *memSnapshotSink
 }
 
@@ -85,7 +83,7 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 		}
 		r.discard()
 		mem := &memSnapshotSink{}
-		x = &recvTransfer{term: m.Term, md: md, size: c.Size, sum: c.Checksum, sink: mem, mem: mem, crc: crc32.New(castagnoli)}
+		x = &recvTransfer{term: m.Term, md: md, size: c.Size, sum: c.Checksum, sink: mem, mem: mem}
 		r.cur = x
 	}
 	x.term = max(x.term, m.Term)
@@ -99,7 +97,7 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 			r.ack(ctx, m, 0)
 			return
 		}
-		x.crc.Write(d)
+		x.crc = persistence.UpdateSnapshotChecksum(x.crc, d)
 		x.held += uint64(len(d))
 		ctx.Send(ctx.Parent(), &snapshotRecvProgress{SnapshotReceiving{From: m.From, Index: md.GetIndex(), Term: md.GetTerm(), Size: x.size, Received: x.held}})
 	}
@@ -109,7 +107,7 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 	}
 	// The last acknowledgement leaves before the install's answer, so
 	// that the leader sees the transfer done.
-	if sum := x.crc.Sum32(); sum != x.sum {
+	if sum := x.crc; sum != x.sum {
 		r.log.Warn("snapshot refused; the transfer restarts", "from", m.From, "index", md.GetIndex(),
 			"err", fmt.Errorf("%w: snapshot %d: checksum %08x, the leader's %08x", ErrCorruptSnapshot, md.GetIndex(), sum, x.sum))
 		r.discard()
@@ -175,7 +173,7 @@ func (s *memSnapshotSink) Commit() (persistence.SnapshotInfo, error) {
 		return persistence.SnapshotInfo{}, errSinkAborted
 	}
 	s.committed = true
-	return persistence.SnapshotInfo{Size: int64(s.buf.Len()), Checksum: crc32.Checksum(s.buf.Bytes(), castagnoli)}, nil
+	return persistence.SnapshotInfo{Size: int64(s.buf.Len()), Checksum: persistence.SnapshotChecksum(s.buf.Bytes())}, nil
 }
 
 func (s *memSnapshotSink) Abort() error {
@@ -186,16 +184,3 @@ func (s *memSnapshotSink) Abort() error {
 	s.buf = bytes.Buffer{}
 	return nil
 }
-
-// bytesSnapshotData is a persistence.SnapshotData over a byte slice.
-type bytesSnapshotData struct {
-	*bytes.Reader
-	info persistence.SnapshotInfo
-}
-
-func newBytesSnapshotData(b []byte) *bytesSnapshotData {
-	return &bytesSnapshotData{Reader: bytes.NewReader(b), info: persistence.SnapshotInfo{Size: int64(len(b)), Checksum: crc32.Checksum(b, castagnoli)}}
-}
-
-func (d *bytesSnapshotData) Info() persistence.SnapshotInfo { return d.info }
-func (d *bytesSnapshotData) Close() error                   { return nil }

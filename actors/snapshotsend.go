@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"hash/crc32"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,8 +25,6 @@ import (
 // (it is out of StateSnapshot), or when the core asks for the snapshot
 // again (a stalled transfer: it starts over with the empty chunk, which
 // still resumes where the follower is).
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // chunkOptions are the Config's snapshot-transfer settings.
 type chunkOptions struct {
@@ -78,7 +75,7 @@ func (r *replicator) startTransfer(ctx actor.Context, m *messages.Message) {
 		x.data, x.info = old.data, old.info // the same snapshot: keep it open
 	} else {
 		r.endTransfer()
-		x.data = newBytesSnapshotData(m.GetSnapshot().GetData())
+		x.data = persistence.BytesSnapshotData(m.GetSnapshot().GetData())
 		x.info = x.data.Info()
 	}
 	x.tokens, x.tokensAt = float64(r.opts.chunk), x.lastProgress
@@ -103,7 +100,7 @@ func (r *replicator) chunk(offset uint64, data []byte) *messages.Message {
 	return &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT_CHUNK, ClusterId: b.ClusterId, From: b.From, To: b.To,
 		Term: b.Term, FromAddress: b.FromAddress, TraceParent: b.TraceParent,
 		SnapshotChunk: &messages.SnapshotChunk{Metadata: b.GetSnapshot().GetMetadata(), Size: uint64(x.info.Size),
-			Checksum: x.info.Checksum, Offset: offset, Data: data, DataChecksum: crc32.Checksum(data, castagnoli)}}
+			Checksum: x.info.Checksum, Offset: offset, Data: data, DataChecksum: persistence.SnapshotChecksum(data)}}
 }
 
 // onAck takes the follower's acknowledgement: it holds c.Offset bytes.
