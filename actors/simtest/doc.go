@@ -14,7 +14,9 @@
 // with a client id and sequence number, retried with the same ones after
 // an unknown outcome; reads (actors.Read) on leaders and followers,
 // ReadIndex or lease-based; automatic (SnapshotEvery) and manual
-// (TakeSnapshot) snapshots; orderly stops, crashes (also right after a
+// (TakeSnapshot) snapshots, sent to followers in chunks of 16 to 64 bytes
+// so that faults interrupt transfers, which resume (Stats.TransfersResumed);
+// orderly stops, crashes (also right after a
 // snapshot) and restarts; leadership transfers; PreVote and CheckQuorum
 // changed through the log; pause and resume (StartPaused, Resume);
 // stale-read probes (the leader cut off, an append acknowledged by the

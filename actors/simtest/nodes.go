@@ -126,6 +126,13 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.ReadOnly = raft.ReadOnlyLeaseBased
 	}
 	cfg.SnapshotEvery = uint64(10 + (s.opt.Seed+n.id)%30)
+	// A short retained tail sends lagging followers snapshots; these (a
+	// few hundred bytes to a few KiB) go in chunks of 16 to 64 bytes with
+	// a window of four, at 1 to 4 KiB/s: faults interrupt transfers.
+	cfg.RetainEntries = int(2 + (s.opt.Seed+n.id)%8)
+	cfg.SnapshotChunkBytes = 16 << (s.opt.Seed % 3)
+	cfg.SnapshotWindowBytes = 4 * cfg.SnapshotChunkBytes
+	cfg.SnapshotBandwidth = 1024 * (1 + (s.opt.Seed+n.id)%4)
 	cfg.StartPaused = startPaused
 	inc := n.inc
 	probe := s.root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) { s.onEvent(n, inc, ctx) }))
@@ -221,6 +228,14 @@ func (s *sim) onEvent(n *simNode, inc int, ctx actor.Context) {
 	case *actors.SnapshotInstalled:
 		s.markSnapshot(ev.NodeID)
 		s.count(func(st *Stats) { st.SnapshotsInstalled++ })
+	case *actors.SnapshotReceived:
+		s.count(func(st *Stats) { st.SnapshotsReceived++ })
+	case *actors.SnapshotSendProgress:
+		if ev.ResumedFrom > 0 && ev.Acked == ev.ResumedFrom {
+			// The first answer of a transfer that resumed.
+			s.tracef("node %d: snapshot %d to %d resumes at %d of %d bytes", ev.NodeID, ev.Index, ev.Peer, ev.ResumedFrom, ev.Size)
+			s.count(func(st *Stats) { st.TransfersResumed++ })
+		}
 	case *actors.NodeStopped:
 		if ev.Err == nil {
 			return

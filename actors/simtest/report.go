@@ -24,6 +24,8 @@ type Stats struct {
 	CrashesAfterSnapshot  int // crashes right after a TakeSnapshot answered
 	SnapshotsTaken        int
 	SnapshotsInstalled    int
+	SnapshotsReceived     int // received whole in chunks
+	TransfersResumed      int // chunked transfers that resumed where the follower was
 	MembershipChanges     int // committed ChangeConfig of members
 	SettingsChanges       int // committed ChangeConfig of settings
 	Transfers             int // leadership transfers that completed
@@ -48,6 +50,8 @@ func (s *Stats) Add(o Stats) {
 	s.CrashesAfterSnapshot += o.CrashesAfterSnapshot
 	s.SnapshotsTaken += o.SnapshotsTaken
 	s.SnapshotsInstalled += o.SnapshotsInstalled
+	s.SnapshotsReceived += o.SnapshotsReceived
+	s.TransfersResumed += o.TransfersResumed
 	s.MembershipChanges += o.MembershipChanges
 	s.SettingsChanges += o.SettingsChanges
 	s.Transfers += o.Transfers
@@ -117,11 +121,11 @@ func (h *traceHandler) WithGroup(string) slog.Handler { return h }
 // String prints the counters a sweep reports.
 func (s Stats) String() string {
 	return fmt.Sprintf("%d seeds; %d crashes (%d right after a snapshot), %d orderly stops, %d restarts (%d with a snapshot in the store), "+
-		"%d snapshots taken, %d installed; %d membership changes, %d settings changes, %d leadership transfers, %d pauses, %d partitions; "+
+		"%d snapshots taken, %d installed (%d received in chunks, %d transfers resumed); %d membership changes, %d settings changes, %d leadership transfers, %d pauses, %d partitions; "+
 		"%d slow applies beyond the wait, %d nodes stopped themselves; %d operations checked by porcupine (%d reads, %d unknown outcomes), "+
 		"%d acknowledged appends checked on every replica; %d ticks from heal to progress (total)",
 		s.Seeds, s.Crashes, s.CrashesAfterSnapshot, s.Stops, s.Restarts, s.RestartsAfterSnapshot,
-		s.SnapshotsTaken, s.SnapshotsInstalled, s.MembershipChanges, s.SettingsChanges, s.Transfers, s.Pauses, s.Partitions,
+		s.SnapshotsTaken, s.SnapshotsInstalled, s.SnapshotsReceived, s.TransfersResumed, s.MembershipChanges, s.SettingsChanges, s.Transfers, s.Pauses, s.Partitions,
 		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks)
 }
 
