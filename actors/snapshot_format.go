@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/flotilla-raft/flotilla/messages"
 )
@@ -108,11 +110,13 @@ func SplitSnapshot(data []byte) (SnapshotSections, error) {
 	return out, nil
 }
 
-// encodeSnapshot frames the session table and the application's bytes.
+// encodeSnapshot frames the session table, in client order, and the
+// application's bytes: the same state makes the same bytes on every node
+// (a transfer in chunks resumes on a new leader only for the same bytes).
 func encodeSnapshot(sessions map[uint64]session, app []byte) []byte {
 	table := binary.AppendUvarint(nil, uint64(len(sessions)))
-	for c, s := range sessions {
-		table = binary.AppendUvarint(binary.AppendUvarint(table, c), s.seq)
+	for _, c := range slices.Sorted(maps.Keys(sessions)) {
+		table = binary.AppendUvarint(binary.AppendUvarint(table, c), sessions[c].seq)
 	}
 	out := make([]byte, 0, len(snapshotMagic)+1+2*binary.MaxVarintLen64+len(table)+len(app))
 	out = append(out, snapshotMagic...)
