@@ -63,11 +63,18 @@ type raftCluster struct {
 	sys   *actor.ActorSystem
 	nodes map[uint64]*node
 	pids  map[uint64]*actor.PID
+	sms   map[uint64]*counterSM
 	ca    *testCA
 	logs  testutil.SyncBuffer // the node actors' warnings
+	// configure, when set, adjusts each node actor's Config last.
+	configure func(*actors.Config)
 }
 
-func newRaftCluster(t *testing.T) *raftCluster {
+func newRaftCluster(t *testing.T) *raftCluster { return newRaftClusterWith(t, 0, nil) }
+
+// newRaftClusterWith also launches extra transports (ids 4...) for node
+// actors the test starts itself (startNode), joining the cluster.
+func newRaftClusterWith(t *testing.T, extra int, configure func(*actors.Config)) *raftCluster {
 	ca := newCA(t, "cluster")
 	cfg := func(id uint64) remote.Config {
 		c := remote.DefaultConfig()
@@ -76,28 +83,23 @@ func newRaftCluster(t *testing.T) *raftCluster {
 		c.MaxMessageSize = attackLimit
 		return c
 	}
-	ns := spawnNodes(t, cfg(1), cfg(2), cfg(3))
-	c := &raftCluster{t: t, ca: ca, nodes: map[uint64]*node{}, pids: map[uint64]*actor.PID{},
+	cfgs := []remote.Config{cfg(1), cfg(2), cfg(3)}
+	for i := range extra {
+		cfgs = append(cfgs, cfg(uint64(4+i)))
+	}
+	ns := spawnNodes(t, cfgs...)
+	c := &raftCluster{t: t, ca: ca, nodes: map[uint64]*node{}, pids: map[uint64]*actor.PID{}, sms: map[uint64]*counterSM{}, configure: configure,
 		sys: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))}
 	boot := &messages.ClusterConfig{Settings: &messages.Settings{PreVote: true, CheckQuorum: true, ElectionTicks: 10, HeartbeatTicks: 1}}
 	for i, n := range ns {
 		id := uint64(i + 1)
 		c.nodes[id] = n
-		boot.Voters = append(boot.Voters, &messages.Member{Id: id, Address: n.Addr()})
-	}
-	for id, n := range c.nodes {
-		nc := actors.DefaultConfig()
-		nc.ID, nc.ClusterID, nc.Address = id, 1, n.Addr()
-		nc.Bootstrap, nc.Transport, nc.LogStore = boot, n, memstore.New()
-		nc.StateMachine = &counterSM{}
-		nc.TickInterval = 20 * time.Millisecond
-		nc.Logger = slog.New(slog.NewTextHandler(&c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		nc.Raft.Seed = int64(id)
-		props, err := actors.Props(nc)
-		if err != nil {
-			t.Fatal(err)
+		if id <= 3 {
+			boot.Voters = append(boot.Voters, &messages.Member{Id: id, Address: n.Addr()})
 		}
-		c.pids[id] = c.sys.Root.Spawn(props)
+	}
+	for id := range uint64(3) {
+		c.startNode(id+1, boot)
 	}
 	t.Cleanup(func() {
 		for _, pid := range c.pids {
@@ -106,6 +108,29 @@ func newRaftCluster(t *testing.T) *raftCluster {
 		c.sys.Shutdown()
 	})
 	return c
+}
+
+// startNode spawns the node actor of id on its transport, bootstrapping
+// with boot (nil: it joins).
+func (c *raftCluster) startNode(id uint64, boot *messages.ClusterConfig) {
+	c.t.Helper()
+	n := c.nodes[id]
+	nc := actors.DefaultConfig()
+	nc.ID, nc.ClusterID, nc.Address = id, 1, n.Addr()
+	nc.Bootstrap, nc.Transport, nc.LogStore = boot, n, memstore.New()
+	c.sms[id] = &counterSM{}
+	nc.StateMachine = c.sms[id]
+	nc.TickInterval = 20 * time.Millisecond
+	nc.Logger = slog.New(slog.NewTextHandler(&c.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nc.Raft.Seed = int64(id)
+	if c.configure != nil {
+		c.configure(&nc)
+	}
+	props, err := actors.Props(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.pids[id] = c.sys.Root.Spawn(props)
 }
 
 func (c *raftCluster) status(id uint64) *actors.Status {
@@ -219,4 +244,10 @@ func TestMemberAttacksOnRaftCluster(t *testing.T) {
 		t.Errorf("the follower did not log the corrupt snapshot; logs:\n%s", c.logs.String())
 	}
 	mem.check("forged messages and a corrupt snapshot")
+}
+
+func (s *counterSM) count() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
 }
