@@ -35,10 +35,15 @@
 //     entry that cannot be applied (a panic, or a result wrapping
 //     ErrApplyFailed, e.g. an application actor that did not answer) stops
 //     the node: it is never skipped.
-//   - a replicator per peer, while leader: it hands the AppendEntries,
-//     heartbeats and snapshots the core built for its peer to the
-//     Transport, off the node actor's path (the transport encodes them).
-//     Replicators restart on failure and are stopped on step-down.
+//   - a replicator per peer, while leader: it hands the AppendEntries and
+//     heartbeats the core built for its peer to the Transport, off the
+//     node actor's path (the transport encodes them), and streams the
+//     snapshots the core hands out for the peer in chunks (see Snapshots
+//     in chunks). Replicators restart on failure and are stopped on
+//     step-down.
+//   - a snapshot receiver, on a node that is sent a snapshot in chunks: it
+//     writes them, answers each with the bytes it holds, checks the whole
+//     and hands it to the node to install.
 //
 // The node and its children run on a small pool of goroutines of their own
 // (dispatch.go), in a mailbox that allocates nothing per message
@@ -54,7 +59,8 @@
 // request to its error answer), membership.go, snapshot.go, ready.go
 // (feeding the core, handing out its Ready), events.go (events, history,
 // subscriptions, status), trace*.go and metrics*.go. The children are
-// persister.go, applier.go and replicator.go; props.go and store.go make
+// persister.go, applier.go, replicator.go (with snapshotsend.go) and
+// snapshotrecv.go; props.go and store.go make
 // the node and open its store when it starts; dispatch.go and mailbox.go
 // run it and its children. The public API is api.go, api_events.go,
 // api_wait.go (with replybox.go, ProposeAndWait's reusable reply address),
@@ -129,6 +135,26 @@
 // compaction point (Config.RetainEntries, RetainBytes) so that slightly
 // lagging followers catch up with appends. A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
+//
+// # Snapshots in chunks
+//
+// A follower behind the leader's log gets the snapshot in chunks
+// (MSG_SNAPSHOT_CHUNK, Config.SnapshotChunkBytes, 1 MiB) that it
+// acknowledges with the number of bytes it holds (MSG_SNAPSHOT_ACK); the
+// leader keeps at most Config.SnapshotWindowBytes (4 MiB) unacknowledged,
+// sends at most Config.SnapshotBandwidth bytes a second when set, and,
+// when no acknowledgement of more bytes came for
+// Config.SnapshotResendTimeout, asks the follower where it is and goes on
+// from there. A transfer resumes from what the follower holds after a
+// dropped connection or on a new leader, as long as the snapshot is the
+// same (index, term, size and CRC-32C); another snapshot makes the
+// follower discard its partial copy and start over. Each chunk carries
+// its own CRC-32C and the follower checks the whole before installing;
+// bad chunks are refused and counted (Status.Dropped.Invalid). The leader
+// gives a transfer up when it made no progress for an election timeout
+// (the core's rule), never while it progresses. Subscribers see
+// SnapshotSendProgress on the leader and SnapshotReceived on the follower;
+// Status shows SnapshotSends and SnapshotReceiving.
 //
 // # Backpressure
 //

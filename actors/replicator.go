@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
 )
 
@@ -20,6 +21,9 @@ type replicator struct {
 	log     *slog.Logger
 	metrics *nodeMetrics
 	opts    chunkOptions
+	// open opens the data of a snapshot the core hands out without it
+	// (the store keeps snapshot files); nil: the data is in the message.
+	open func(*messages.SnapshotMetadata) (persistence.SnapshotData, error)
 	// xfer is the snapshot being streamed to the peer; nil if none.
 	// ended is the last one that ended (its data closed), whose final
 	// acknowledgement may come after the core moved on.

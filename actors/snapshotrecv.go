@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,10 @@ import (
 // receiver is the follower's snapshot receiver.
 type receiver struct {
 	log *slog.Logger
-	cur *recvTransfer
+	// files, when the store keeps snapshot files, receives the data; nil:
+	// it is gathered in memory and stepped with the snapshot.
+	files persistence.SnapshotFileStore
+	cur   *recvTransfer
 }
 
 // recvTransfer is a snapshot being received.
@@ -42,7 +46,7 @@ type recvTransfer struct {
 	sink persistence.SnapshotSink
 	held uint64
 	crc  uint32
-	mem  *memSnapshotSink
+	mem  *memSnapshotSink // the sink, when in memory
 }
 
 // snapshotChunkIn hands the receiver a chunk the core accepted.
@@ -82,8 +86,18 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 			r.log.Info("snapshot transfer restarts: the leader sends another snapshot", "index", md.GetIndex(), "term", md.GetTerm(), "was", x.md.GetIndex(), "held", x.held)
 		}
 		r.discard()
-		mem := &memSnapshotSink{}
-		x = &recvTransfer{term: m.Term, md: md, size: c.Size, sum: c.Checksum, sink: mem, mem: mem}
+		x = &recvTransfer{term: m.Term, md: md, size: c.Size, sum: c.Checksum}
+		if r.files != nil {
+			sink, err := r.files.CreateSnapshot(context.Background(), md)
+			if err != nil {
+				r.log.Warn("snapshot chunks refused: cannot create the snapshot file", "index", md.GetIndex(), "err", err)
+				return
+			}
+			x.sink = sink
+		} else {
+			x.mem = &memSnapshotSink{}
+			x.sink = x.mem
+		}
 		r.cur = x
 	}
 	x.term = max(x.term, m.Term)
@@ -128,9 +142,13 @@ func (r *receiver) finish(ctx actor.Context, m *messages.Message) error {
 		_ = x.sink.Abort()
 		return err
 	}
+	s := &messages.Snapshot{Metadata: x.md} // in the store's files: stepped with its metadata
+	if x.mem != nil {
+		s.Data = x.mem.buf.Bytes()
+	}
 	ctx.Send(ctx.Parent(), &snapshotReceivedAll{
 		m: &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, ClusterId: m.ClusterId, From: m.From, To: m.To, Term: x.term,
-			TraceParent: m.TraceParent, Snapshot: &messages.Snapshot{Metadata: x.md, Data: x.mem.buf.Bytes()}},
+			TraceParent: m.TraceParent, Snapshot: s},
 		progress: SnapshotReceived{From: m.From, Index: x.md.GetIndex(), Term: x.md.GetTerm(), Size: x.size}})
 	return nil
 }

@@ -62,6 +62,13 @@ type sendTransfer struct {
 // stale timer.
 type replicatorTimer struct{ gen uint64 }
 
+// snapshotOpenFailed tells the node that the replicator could not open
+// the data of the snapshot in m.
+type snapshotOpenFailed struct {
+	m   *messages.Message
+	err error
+}
+
 // snapshotSendProgress reports a transfer's progress to the node, which
 // publishes it (SnapshotSendProgress) and shows it in Status.
 type snapshotSendProgress struct{ p SnapshotSendProgress }
@@ -71,11 +78,20 @@ type snapshotSendProgress struct{ p SnapshotSendProgress }
 func (r *replicator) startTransfer(ctx actor.Context, m *messages.Message) {
 	old := r.xfer
 	x := &sendTransfer{base: m, lastProgress: time.Now(), waiting: true}
-	if old != nil && old.base.GetSnapshot() == m.GetSnapshot() {
+	switch snap := m.GetSnapshot(); {
+	case old != nil && old.base.GetSnapshot() == snap:
 		x.data, x.info = old.data, old.info // the same snapshot: keep it open
-	} else {
+	case len(snap.GetData()) == 0 && r.open != nil:
 		r.endTransfer()
-		x.data = persistence.BytesSnapshotData(m.GetSnapshot().GetData())
+		d, err := r.open(snap.GetMetadata())
+		if err != nil {
+			ctx.Send(ctx.Parent(), &snapshotOpenFailed{m: m, err: err})
+			return
+		}
+		x.data, x.info = d, d.Info()
+	default:
+		r.endTransfer()
+		x.data = persistence.BytesSnapshotData(snap.GetData())
 		x.info = x.data.Info()
 	}
 	x.tokens, x.tokensAt = float64(r.opts.chunk), x.lastProgress
