@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/trace"
@@ -224,24 +223,23 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 // rebuildSessions restores the session table at start for a state
 // machine whose applied index is durable (entries up to it are not applied
 // again, so the table would otherwise start empty and a retried command
-// could apply twice): from the snapshot's table, then the stored entries up
-// to the applied index. Their results are not known, so a retry of such a
-// command is answered ErrDuplicate: applied once, never twice.
-func (a *applier) rebuildSessions(st raft.InitialState) {
-	if st.Applied == 0 {
+// could apply twice): from the snapshot's table, then seqs, the highest
+// sequence of each client among the stored entries up to the applied
+// index (the node reads them in pages, scanLog). Their results are not
+// known, so a retry of such a command is answered ErrDuplicate: applied
+// once, never twice.
+func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64, seqs map[uint64]uint64) {
+	if applied == 0 {
 		return // everything is applied again from the start: the table rebuilds itself
 	}
-	if s := st.Snapshot; s != nil && len(s.Data) > 0 {
+	if s := snap; s != nil && len(s.Data) > 0 {
 		if sessions, _, err := decodeSessions(s.Data); err == nil {
 			a.sessions = sessions
 		}
 	}
-	for _, e := range st.Entries {
-		if e.Index > st.Applied {
-			break
-		}
-		if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
-			a.sessions[e.ClientId] = session{seq: e.Sequence}
+	for c, seq := range seqs {
+		if seq > a.sessions[c].seq {
+			a.sessions[c] = session{seq: seq}
 		}
 	}
 }

@@ -57,6 +57,17 @@ type Config struct {
 	MaxProposalBytes int
 	// ReadOnly chooses the ReadIndex mode. Default ReadOnlySafe.
 	ReadOnly ReadOnlyOption
+	// EntryCacheBytes caps the bytes (entries' data and trace context plus
+	// 24 each) of the entry cache: the most recent stable entries, kept in
+	// memory so that replication to followers that keep up and the
+	// applier are served without reading Storage. Default 4 MiB. Entries
+	// not yet persisted are in memory whatever this says; with no Storage
+	// (InitialState.Storage nil) the whole log is.
+	EntryCacheBytes uint64
+	// MaxCommittedSizePerReady caps the bytes of the committed entries one
+	// Ready hands out for applying (always at least one entry); the rest
+	// follows in the next Ready. Default: MaxSizePerMsg, as etcd-io/raft.
+	MaxCommittedSizePerReady uint64
 	// CommitNewsTicks bounds how many ticks a leader lets the news of a
 	// commit-index advance wait for the next append or heartbeat to carry
 	// it to the followers (their apply lag). Waiting saves messages: a
@@ -83,6 +94,7 @@ func DefaultConfig() Config {
 		MaxInflightMsgs:  256,
 		MaxInflightBytes: 32 << 20,
 		MaxProposalBytes: 8 << 20,
+		EntryCacheBytes:  4 << 20,
 	}
 }
 
@@ -99,6 +111,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxProposalBytes == 0 {
 		c.MaxProposalBytes = d.MaxProposalBytes
+	}
+	if c.EntryCacheBytes == 0 {
+		c.EntryCacheBytes = d.EntryCacheBytes
+	}
+	if c.MaxCommittedSizePerReady == 0 {
+		c.MaxCommittedSizePerReady = c.MaxSizePerMsg
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
