@@ -68,6 +68,14 @@ type Config struct {
 	// Ready hands out for applying (always at least one entry); the rest
 	// follows in the next Ready. Default: MaxSizePerMsg, as etcd-io/raft.
 	MaxCommittedSizePerReady uint64
+	// MaxApplyingBytes caps the bytes of committed entries handed out for
+	// applying (Ready.CommittedEntries) and not yet acknowledged with
+	// AppliedTo: Ready hands out no more until the driver acknowledges
+	// some, so a slow application (or a replay of a long log at start)
+	// holds at most this much in its queue. A batch is always handed out
+	// when none is pending. 0, the default: no cap, and the driver need
+	// not call AppliedTo (the node actor sets it: actors.Config.Raft).
+	MaxApplyingBytes uint64
 	// CommitNewsTicks bounds how many ticks a leader lets the news of a
 	// commit-index advance wait for the next append or heartbeat to carry
 	// it to the followers (their apply lag). Waiting saves messages: a

@@ -20,7 +20,10 @@ type raftLog struct {
 	// stable is the last index read from storage: every entry after it
 	// is in mem, including those of a stored suffix being overwritten.
 	stable uint64
-	mem    []*messages.Entry
+	// stableTerm is the term of entry stable (snapTerm when stable ==
+	// snapIndex): the last term is always known without a read.
+	stableTerm uint64
+	mem        []*messages.Entry
 	cache  entryCache
 	// committed is the highest index known to be committed (§5.3).
 	committed uint64
@@ -30,6 +33,14 @@ type raftLog struct {
 	persisted uint64
 	// unstable is the first index not yet handed out for persistence.
 	unstable uint64
+	// applying are the batches of committed entries handed out and not
+	// yet acknowledged (AppliedTo), tracked only with
+	// Config.MaxApplyingBytes.
+	//
+	// Invariant: applyingBytes is the sum of applying's bytes; their
+	// last indices ascend.
+	applying      []applyingBatch
+	applyingBytes uint64
 	// err is the first failed read of storage (wrapping ErrStorage);
 	// errTold: Ready handed it out.
 	err     error
@@ -37,6 +48,8 @@ type raftLog struct {
 	// cacheHits and storageReads count reads of stable entries (LogStats).
 	cacheHits, storageReads uint64
 }
+
+type applyingBatch struct{ last, bytes uint64 }
 
 func (l *raftLog) firstIndex() uint64 { return l.snapIndex + 1 }
 func (l *raftLog) lastIndex() uint64  { return l.stable + uint64(len(l.mem)) }
@@ -55,6 +68,8 @@ func (l *raftLog) term(i uint64) (uint64, error) {
 		return 0, ErrUnavailable
 	case i > l.stable:
 		return l.mem[i-l.stable-1].Term, nil
+	case i == l.stable:
+		return l.stableTerm, nil
 	}
 	if e := l.cache.get(i); e != nil {
 		l.cacheHits++
@@ -136,7 +151,11 @@ func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []*messages.Entry
 			if e.Index <= l.committed {
 				panic(fmt.Sprintf("raft: invariant broken: entry %d conflicts with committed entry (committed %d)", e.Index, l.committed))
 			}
-			l.truncateFrom(e.Index)
+			prevT := prevTerm // the term of e.Index-1: matched or equal
+			if i > 0 {
+				prevT = ents[i-1].Term
+			}
+			l.truncateFrom(e.Index, prevT)
 			l.appendAfterLast(ents[i:])
 			return lastNew, e.Index, true
 		}
@@ -149,18 +168,19 @@ func (l *raftLog) appendAfterLast(ents []*messages.Entry) {
 	l.mem = append(l.mem, ents...)
 }
 
-// truncateFrom drops every entry with index >= i. It copies, because slices
-// handed out in Ready may share the backing array. A cut into the stable
+// truncateFrom drops every entry with index >= i; prevTerm is the term of
+// entry i-1. It copies, because slices handed out in Ready may share the
+// backing array. A cut into the stable
 // log makes what follows i-1 unstable: the store keeps its old suffix
 // until the overwrite is persisted, but it is read no more.
-func (l *raftLog) truncateFrom(i uint64) {
+func (l *raftLog) truncateFrom(i, prevTerm uint64) {
 	if i > l.stable {
 		keep := i - l.stable - 1
 		l.mem = append(make([]*messages.Entry, 0, keep+16), l.mem[:keep]...)
 	} else {
 		l.mem = nil
 		l.cache.truncateFrom(i)
-		l.stable = i - 1
+		l.stable, l.stableTerm = i-1, prevTerm
 	}
 	l.unstable = min(l.unstable, i)
 	l.persisted = min(l.persisted, i-1)
@@ -180,6 +200,7 @@ func (l *raftLog) stableTo(i uint64) {
 		return
 	}
 	k := i - l.stable
+	l.stableTerm = l.mem[k-1].Term
 	l.cache.add(l.mem[:k])
 	l.mem = l.mem[k:]
 	if len(l.mem) == 0 {
@@ -322,7 +343,7 @@ func (l *raftLog) compact(i, t uint64) {
 func (l *raftLog) restore(i, t uint64) {
 	l.mem = nil
 	l.cache.reset()
-	l.snapIndex, l.snapTerm, l.stable = i, t, i
+	l.snapIndex, l.snapTerm, l.stable, l.stableTerm = i, t, i, t
 	l.committed, l.applied = i, i
 	l.unstable = i + 1
 	l.persisted = min(l.persisted, i) // the snapshot itself becomes durable with its batch

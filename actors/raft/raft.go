@@ -259,7 +259,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 			base = confAt{md.GetIndex(), md.GetConfig()}
 		}
 	}
-	r.log.stable = r.log.snapIndex
+	r.log.stable, r.log.stableTerm = r.log.snapIndex, r.log.snapTerm
 	var confs []confAt
 	if st.Storage != nil {
 		if len(st.Entries) > 0 {
@@ -290,7 +290,9 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 			}
 		}
 		r.log.cache.add(ents)
-		r.log.stable = r.log.snapIndex + uint64(len(ents))
+		if n := len(ents); n > 0 {
+			r.log.stable, r.log.stableTerm = ents[n-1].Index, ents[n-1].Term
+		}
 	}
 	last := r.log.lastIndex()
 	r.log.persisted = last

@@ -55,7 +55,7 @@ func (rd *Ready) IsEmpty() bool {
 // HasReady reports whether Ready would hand out anything.
 func (r *Raft) HasReady() bool {
 	return r.needBcast || len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 || r.log.unstable <= r.log.lastIndex() ||
-		r.pendingSnapshot != nil || r.hardStateChanged() || (r.nextApplyIndex() > r.log.applied && r.log.err == nil) ||
+		r.pendingSnapshot != nil || r.hardStateChanged() || r.canApply() ||
 		len(r.readStates) > 0 || len(r.events) > 0 || (r.log.err != nil && !r.log.errTold)
 }
 
@@ -69,6 +69,34 @@ func (r *Raft) hardState() *messages.HardState {
 func (r *Raft) hardStateChanged() bool { return r.term != r.prevHS.term || r.vote != r.prevHS.vote }
 
 func (r *Raft) nextApplyIndex() uint64 { return min(r.log.committed, r.log.persisted) }
+
+// canApply reports whether Ready would hand out committed entries: some
+// are durable and not handed out, the log is readable, and the
+// application's queue has room (Config.MaxApplyingBytes).
+func (r *Raft) canApply() bool {
+	if r.nextApplyIndex() <= r.log.applied || r.log.err != nil {
+		return false
+	}
+	m := r.cfg.MaxApplyingBytes
+	return m == 0 || len(r.log.applying) == 0 || r.log.applyingBytes < m
+}
+
+// AppliedTo acknowledges that the application applied the committed
+// entries up to index (or restored a snapshot there): with
+// Config.MaxApplyingBytes, their bytes leave its queue, and Ready may
+// hand out more. It reports whether it made room for more.
+func (r *Raft) AppliedTo(index uint64) bool {
+	if len(r.log.applying) == 0 {
+		return false
+	}
+	held := !r.canApply()
+	k := 0
+	for ; k < len(r.log.applying) && r.log.applying[k].last <= index; k++ {
+		r.log.applyingBytes -= r.log.applying[k].bytes
+	}
+	r.log.applying = slices.Delete(r.log.applying, 0, k)
+	return held && r.canApply()
+}
 
 // Ready hands out what is ready; each output is handed out once.
 func (r *Raft) Ready() Ready {
@@ -110,11 +138,20 @@ func (r *Raft) Ready() Ready {
 		r.msgsAfterPersist = nil
 	}
 	rd.Messages, r.msgs = r.msgs, nil
-	if hi := r.nextApplyIndex(); hi > r.log.applied && r.log.err == nil {
-		ents, err := r.log.slice(r.log.applied+1, hi+1, r.cfg.MaxCommittedSizePerReady, 0)
+	if r.canApply() {
+		budget := r.cfg.MaxCommittedSizePerReady
+		if m := r.cfg.MaxApplyingBytes; m > 0 {
+			budget = min(budget, m-min(m, r.log.applyingBytes))
+		}
+		ents, err := r.log.slice(r.log.applied+1, r.nextApplyIndex()+1, max(budget, 1), 0)
 		if err == nil && len(ents) > 0 {
 			rd.CommittedEntries = ents
 			r.log.applied = ents[len(ents)-1].Index
+			if r.cfg.MaxApplyingBytes > 0 {
+				b := applyingBatch{r.log.applied, entriesSize(ents)}
+				r.log.applying = append(r.log.applying, b)
+				r.log.applyingBytes += b.bytes
+			}
 		}
 	}
 	if r.log.err != nil && !r.log.errTold {

@@ -166,6 +166,9 @@ type LogStats struct {
 	// entry cache (at most Config.EntryCacheBytes).
 	CacheEntries int
 	CacheBytes   uint64
+	// ApplyingBytes are the committed entries handed out for applying
+	// and not yet acknowledged (tracked with Config.MaxApplyingBytes).
+	ApplyingBytes uint64
 	// CacheHits and StorageReads count the reads of stable entries
 	// served from the cache and from Storage (calls of Entries and Term)
 	// since New.
@@ -177,7 +180,8 @@ type LogStats struct {
 func (r *Raft) LogStats() LogStats {
 	l := &r.log
 	return LogStats{UnstableEntries: len(l.mem), UnstableBytes: entriesSize(l.mem),
-		CacheEntries: len(l.cache.ents), CacheBytes: l.cache.bytes, CacheHits: l.cacheHits, StorageReads: l.storageReads}
+		CacheEntries: len(l.cache.ents), CacheBytes: l.cache.bytes, ApplyingBytes: l.applyingBytes,
+		CacheHits: l.cacheHits, StorageReads: l.storageReads}
 }
 
 // loadStable finds the stable log in storage at New: its bounds, the
@@ -233,8 +237,8 @@ func (r *Raft) loadStable(s Storage) ([]confAt, error) {
 		}
 		l.cache.add(ents)
 		lo += uint64(len(ents))
+		l.stable, l.stableTerm = ents[len(ents)-1].Index, ents[len(ents)-1].Term
 	}
-	l.stable = last
 	return confs, nil
 }
 

@@ -249,3 +249,59 @@ func TestStorageFailureStopsTheLog(t *testing.T) {
 		t.Fatalf("New on a failing storage: %v, want ErrStorage", err)
 	}
 }
+
+// TestApplyQueueIsBounded: with MaxApplyingBytes, Ready hands out
+// committed entries up to the cap and no more until the application
+// acknowledges them (AppliedTo); then the rest follows, in order.
+func TestApplyQueueIsBounded(t *testing.T) {
+	const capBytes = 1500
+	cfg := storageConfig(1, clusterConfig([]uint64{1}, nil), 1<<20)
+	cfg.MaxCommittedSizePerReady = 500
+	cfg.MaxApplyingBytes = capBytes
+	disk := newDiskLog()
+	r, err := New(cfg, InitialState{Storage: disk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued []*messages.Entry // handed out, not acknowledged
+	var applied uint64
+	handOut := func() {
+		t.Helper()
+		for r.HasReady() {
+			rd := r.Ready()
+			queued = append(queued, rd.CommittedEntries...)
+			if rd.PersistID != 0 {
+				disk.save(rd)
+				r.Persisted(rd.PersistID)
+			}
+		}
+		if len(queued) > 0 && entriesSize(queued)-entrySize(queued[len(queued)-1]) >= capBytes {
+			t.Fatalf("%d bytes handed out and not acknowledged, cap %d", entriesSize(queued), capBytes)
+		}
+	}
+	r.Campaign()
+	handOut()
+	for range 100 {
+		if _, _, err := r.Propose(&messages.Entry{Data: make([]byte, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handOut()
+	if last := queued[len(queued)-1].Index; last >= r.LastIndex() {
+		t.Fatalf("every entry (up to %d) was handed out without an acknowledgement", last)
+	}
+	for rounds := 0; applied < r.LastIndex(); rounds++ {
+		if rounds > 100 || len(queued) == 0 {
+			t.Fatalf("applied %d of %d: nothing more handed out", applied, r.LastIndex())
+		}
+		for _, e := range queued {
+			if e.Index != applied+1 {
+				t.Fatalf("applied %d after %d", e.Index, applied)
+			}
+			applied = e.Index
+		}
+		queued = nil
+		r.AppliedTo(applied)
+		handOut()
+	}
+}

@@ -79,6 +79,7 @@ func (s *Sim) persist(n *node, faulty bool) {
 }
 
 func (s *Sim) ready(n *node, faulty bool) {
+	n.r.AppliedTo(n.applied) // what the last step applied
 	for n.r.HasReady() {
 		rd := n.r.Ready()
 		if rd.StorageError != nil {
