@@ -24,7 +24,7 @@ type raftLog struct {
 	// snapIndex): the last term is always known without a read.
 	stableTerm uint64
 	mem        []*messages.Entry
-	cache  entryCache
+	cache      entryCache
 	// committed is the highest index known to be committed (§5.3).
 	committed uint64
 	// applied is the highest index handed out for applying.
