@@ -55,6 +55,14 @@ type Config struct {
 	MaxInflightBytes uint64
 	// MaxProposalBytes refuses larger proposals. Default 8 MiB.
 	MaxProposalBytes int
+	// MaxUncommittedBytes caps the command bytes (Entry.Data) a leader
+	// holds in entries of its term that are appended but not yet handed
+	// out as committed: a proposal that would pass it is refused with
+	// ErrProposalDropped (etcd-io/raft's MaxUncommittedEntriesSize). One
+	// proposal is always accepted when nothing is uncommitted, whatever
+	// its size (MaxProposalBytes bounds it). Default (and 0) 32 MiB; no
+	// cap: math.MaxUint64.
+	MaxUncommittedBytes uint64
 	// ReadOnly chooses the ReadIndex mode. Default ReadOnlySafe.
 	ReadOnly ReadOnlyOption
 	// EntryCacheBytes caps the bytes (entries' data and trace context plus
@@ -103,6 +111,8 @@ func DefaultConfig() Config {
 		MaxInflightBytes: 32 << 20,
 		MaxProposalBytes: 8 << 20,
 		EntryCacheBytes:  4 << 20,
+
+		MaxUncommittedBytes: 32 << 20,
 	}
 }
 
@@ -125,6 +135,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxCommittedSizePerReady == 0 {
 		c.MaxCommittedSizePerReady = c.MaxSizePerMsg
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = d.MaxUncommittedBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

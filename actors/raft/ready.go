@@ -146,6 +146,7 @@ func (r *Raft) Ready() Ready {
 		ents, err := r.log.slice(r.log.applied+1, r.nextApplyIndex()+1, max(budget, 1), 0)
 		if err == nil && len(ents) > 0 {
 			rd.CommittedEntries = ents
+			r.committedOut(ents)
 			r.log.applied = ents[len(ents)-1].Index
 			if r.cfg.MaxApplyingBytes > 0 {
 				b := applyingBatch{r.log.applied, entriesSize(ents)}
