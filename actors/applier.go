@@ -11,11 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-type session struct {
-	seq    uint64
-	result any
-}
-
 // ErrDuplicate answers a proposal whose (client, sequence) was already
 // applied and whose result is no longer known (older than the client's
 // latest, or from before a restart or snapshot). The command was applied
@@ -31,7 +26,7 @@ type applier struct {
 	node     *actor.PID
 	subs     []*actor.PID
 	applied  uint64
-	sessions map[uint64]session
+	sessions *sessionTable
 	// pending are the waiters of the batch being applied, not yet answered.
 	pending []indexedWaiter
 	// failed is set once applying failed (ErrStopped wrapping the cause):
@@ -39,8 +34,8 @@ type applier struct {
 	failed error
 }
 
-func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
-	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}, tracer: t}
+func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, sessions *sessionTable, t *tracing.Tracer) *applier {
+	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: sessions, tracer: t}
 }
 
 func (a *applier) Receive(ctx actor.Context) {
@@ -172,8 +167,8 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 	if w != nil {
 		if w.term == e.Term {
 			resp := &ProposeResponse{Index: e.Index, Term: e.Term, Result: result}
-			if result == ErrDuplicate {
-				resp.Result, resp.Err = nil, ErrDuplicate
+			if result == ErrDuplicate || result == ErrSessionExpired {
+				resp.Result, resp.Err = nil, result.(error)
 			}
 			ctx.Send(w.pid, resp)
 		} else {
@@ -191,18 +186,14 @@ func (a *applier) applyNormal(e *messages.Entry) (any, error) {
 	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
 		return a.applySM(e)
 	}
-	s, ok := a.sessions[e.ClientId]
-	if ok && e.Sequence <= s.seq {
-		if e.Sequence == s.seq && s.result != nil {
-			return s.result, nil
-		}
-		return ErrDuplicate, nil
+	if answer, apply := a.sessions.observe(e); !apply {
+		return answer, nil
 	}
 	res, err := a.applySM(e)
 	if err != nil {
 		return nil, err // not applied: nothing to remember
 	}
-	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
+	a.sessions.record(e, res)
 	return res, nil
 }
 
@@ -232,16 +223,23 @@ func (a *applier) rebuildSessions(st raft.InitialState) {
 		return // everything is applied again from the start: the table rebuilds itself
 	}
 	if s := st.Snapshot; s != nil && len(s.Data) > 0 {
-		if sessions, _, err := decodeSessions(s.Data); err == nil {
-			a.sessions = sessions
+		if sessions, _, err := decodeSessions(s.Data, s.Metadata.GetIndex()); err == nil {
+			a.sessions.load(sessions)
 		}
+	}
+	if _, own := a.sm.(CommandDeduplicator); own {
+		return
 	}
 	for _, e := range st.Entries {
 		if e.Index > st.Applied {
 			break
 		}
-		if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
-			a.sessions[e.ClientId] = session{seq: e.Sequence}
+		// The rules of applyNormal, so that the table (and what it
+		// expired) is the one the entries built before the restart.
+		if e.Type == messages.EntryType_ENTRY_NORMAL && e.ClientId != 0 && e.Sequence != 0 {
+			if _, apply := a.sessions.observe(e); apply {
+				a.sessions.record(e, nil)
+			}
 		}
 	}
 }
@@ -270,14 +268,14 @@ func (a *applier) restore(s *messages.Snapshot) error {
 		// machine's own durable state must cover it.
 		return fmt.Errorf("the log was compacted to %d without a snapshot (CompactTo) and the state machine has applied only %d", s.Metadata.GetIndex(), a.applied)
 	}
-	sessions, b, err := decodeSessions(s.Data)
+	sessions, b, err := decodeSessions(s.Data, s.Metadata.GetIndex())
 	if err != nil {
 		return err
 	}
 	if err := restoreApp(sn, s, b); err != nil {
 		return err
 	}
-	a.sessions = sessions
+	a.sessions.load(sessions)
 	a.applied = s.Metadata.Index
 	return nil
 }

@@ -63,7 +63,8 @@ func (n *node) start(ctx actor.Context) error {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
-		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(),
+			newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL), n.obs.tracer)
 		a.metrics = n.obs.metrics
 		a.rebuildSessions(st)
 		return a

@@ -19,6 +19,11 @@ import (
 //	  kind 1: the library's session table: a count (uvarint), then per
 //	          client its id and last applied sequence (uvarints)
 //	  kind 2: the application's bytes, as its Snapshotter returned them
+//	  kind 3: the session table's last uses: a count (uvarint), then per
+//	          client its id and the index of its last entry (uvarints),
+//	          which order sessions for expiry (Config.MaxSessions,
+//	          SessionTTL); data without it (written before it) counts
+//	          every session as last used at the snapshot's index
 //
 // A writer puts the library's section first and the application's last;
 // a reader skips sections of kinds it does not know (a later version may
@@ -36,6 +41,7 @@ const snapshotMagic = "\xff\xff\xff\xffFLSN"
 const (
 	sectionSessions    = 1
 	sectionApplication = 2
+	sectionSessionUse  = 3
 )
 
 // SnapshotSections is snapshot data split into its sections.
@@ -46,6 +52,9 @@ type SnapshotSections struct {
 	// Sessions is the library's session table: client id → the last
 	// sequence applied for it.
 	Sessions map[uint64]uint64
+	// SessionLastUsed is, per client of Sessions, the index of its last
+	// entry (nil in data written before it was recorded).
+	SessionLastUsed map[uint64]uint64
 	// Application is the state machine's own bytes, as its Snapshot
 	// returned them (a sub-slice of the data: do not modify it).
 	Application []byte
@@ -100,6 +109,15 @@ func SplitSnapshot(data []byte) (SnapshotSections, error) {
 			out.Sessions = s
 		case sectionApplication:
 			out.Application = body
+		case sectionSessionUse:
+			u, rest, err := decodeSessionTable(body)
+			if err != nil {
+				return out, fmt.Errorf("%w: last uses: %w", ErrCorruptSnapshot, err)
+			}
+			if len(rest) > 0 {
+				return out, fmt.Errorf("%w: %d stray bytes after the last uses", ErrCorruptSnapshot, len(rest))
+			}
+			out.SessionLastUsed = u
 		}
 	}
 	if !seen[sectionSessions] || !seen[sectionApplication] {
@@ -108,16 +126,21 @@ func SplitSnapshot(data []byte) (SnapshotSections, error) {
 	return out, nil
 }
 
-// encodeSnapshot frames the session table and the application's bytes.
-func encodeSnapshot(sessions map[uint64]session, app []byte) []byte {
-	table := binary.AppendUvarint(nil, uint64(len(sessions)))
-	for c, s := range sessions {
-		table = binary.AppendUvarint(binary.AppendUvarint(table, c), s.seq)
+// encodeSnapshot frames the session table (its sequences, then its last
+// uses) and the application's bytes.
+func encodeSnapshot(sessions *sessionTable, app []byte) []byte {
+	all := sessions.all()
+	table := binary.AppendUvarint(nil, uint64(len(all)))
+	uses := binary.AppendUvarint(nil, uint64(len(all)))
+	for _, se := range all {
+		table = binary.AppendUvarint(binary.AppendUvarint(table, se.client), se.s.seq)
+		uses = binary.AppendUvarint(binary.AppendUvarint(uses, se.client), se.s.lastUsed)
 	}
-	out := make([]byte, 0, len(snapshotMagic)+1+2*binary.MaxVarintLen64+len(table)+len(app))
+	out := make([]byte, 0, len(snapshotMagic)+1+6*binary.MaxVarintLen64+len(table)+len(uses)+len(app))
 	out = append(out, snapshotMagic...)
 	out = append(out, SnapshotFormatVersion)
 	out = appendSection(out, sectionSessions, table)
+	out = appendSection(out, sectionSessionUse, uses)
 	return appendSection(out, sectionApplication, app)
 }
 
@@ -126,16 +149,21 @@ func appendSection(out []byte, kind uint64, body []byte) []byte {
 	return append(out, body...)
 }
 
-// decodeSessions reads snapshot data into the applier's session table and
-// the application's bytes.
-func decodeSessions(b []byte) (map[uint64]session, []byte, error) {
+// decodeSessions reads snapshot data (of a snapshot at index) into the
+// applier's sessions and the application's bytes. A session without a
+// recorded last use counts as used at index.
+func decodeSessions(b []byte, index uint64) ([]sessionEntry, []byte, error) {
 	s, err := SplitSnapshot(b)
 	if err != nil {
 		return nil, nil, err
 	}
-	sessions := make(map[uint64]session, len(s.Sessions))
+	sessions := make([]sessionEntry, 0, len(s.Sessions))
 	for c, seq := range s.Sessions {
-		sessions[c] = session{seq: seq}
+		used, ok := s.SessionLastUsed[c]
+		if !ok {
+			used = index
+		}
+		sessions = append(sessions, sessionEntry{client: c, s: session{seq: seq, lastUsed: used}})
 	}
 	return sessions, s.Application, nil
 }
@@ -206,7 +234,7 @@ func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
 	if !ok {
 		return fmt.Errorf("%w: the StateMachine does not implement Snapshotter", ErrCorruptSnapshot)
 	}
-	_, b, err := decodeSessions(s.GetData())
+	_, b, err := decodeSessions(s.GetData(), s.GetMetadata().GetIndex())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
