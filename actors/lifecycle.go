@@ -49,7 +49,7 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
-	n.pend.clientSeqs = map[uint64]uint64{}
+	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
 	n.noteClientSeqs(st.Snapshot, st.Entries)
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
