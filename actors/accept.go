@@ -21,6 +21,13 @@ func (n *node) accepted(ctx actor.Context, msg *Propose, idx, term uint64) {
 	}
 }
 
+// noteSessions records the sequences of a snapshot's session table.
+func (n *node) noteSessions(sessions map[uint64]uint64) {
+	for c, seq := range sessions {
+		n.pend.clientSeqs[c] = max(n.pend.clientSeqs[c], seq)
+	}
+}
+
 // noteClientSeqs records the highest sequence of each client among
 // entries written to the log (and the session table of a snapshot
 // installed), so that a retried proposal is recognized whoever led when
@@ -31,9 +38,7 @@ func (n *node) accepted(ctx actor.Context, msg *Propose, idx, term uint64) {
 func (n *node) noteClientSeqs(s *messages.Snapshot, ents []*messages.Entry) {
 	if s != nil && len(s.Data) > 0 {
 		if sec, err := SplitSnapshot(s.Data); err == nil {
-			for c, seq := range sec.Sessions {
-				n.pend.clientSeqs[c] = max(n.pend.clientSeqs[c], seq)
-			}
+			n.noteSessions(sec.Sessions)
 		}
 	}
 	for _, e := range ents {
