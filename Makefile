@@ -30,6 +30,10 @@ bench: ## quick side-by-side benchmark vs etcd raft and hashicorp/raft, every ro
 bench-full: ## the published benchmark: median of 3 alternating runs, 5 s windows; rewrites bench/RESULTS.md, bench/results.svg and README's table
 	cd bench && $(GO) run . -runs 3 -warmup 2s -window 5s -publish $(ARGS)
 
+.PHONY: bench-log
+bench-log: ## memory and restart time vs entries ever written: N entries of 128 B, 3 node processes on Pebble and gRPC (make bench-log N=1M ARGS='-pprof /tmp/heaps'); default N=10M
+	$(GO) run ./tools/logbench -n $(or $(N),10M) $(ARGS)
+
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v

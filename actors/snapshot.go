@@ -11,11 +11,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Snapshots and compaction: automatic (Config.SnapshotEvery) and requested
-// (TakeSnapshot) snapshots, CompactTo, and the data of a snapshot a leader
-// sends a lagging peer when the core holds none (lazySnapshot): read from
-// the store's files, or made by the applier after a CompactTo. The
-// requests and their answers are in api.go.
+// Snapshots and compaction: automatic (Config.SnapshotEvery,
+// SnapshotBytes) and requested (TakeSnapshot) snapshots, CompactTo, and
+// the data of a snapshot a leader sends a lagging peer when the core holds
+// none (lazySnapshot): read from the store's files, or made by the applier
+// after a CompactTo. The requests and their answers are in api.go.
 //
 // With a store that keeps snapshot files (persistence.SnapshotFileStore),
 // a snapshot is streamed by the applier into a file (snapshotToFile, while
@@ -25,18 +25,36 @@ import (
 // which makes the file the store's current snapshot. Without files the
 // snapshot is a []byte the core keeps and the persister saves.
 
-// maybeSnapshot takes a snapshot (Config.SnapshotEvery) once that many
-// entries were applied after the core's latest snapshot: the one taken in
-// this run, found in the store at start, or installed from the leader.
+// maybeSnapshot takes a snapshot once Config.SnapshotEvery entries were
+// applied after the core's latest snapshot (the one taken in this run,
+// found in the store at start, or installed from the leader), or once
+// the entries handed to the applier since then hold Config.SnapshotBytes
+// of command data. Neither, with Config.NoAutoSnapshots or a
+// StateMachine without Snapshotter.
 func (n *node) maybeSnapshot(ctx actor.Context) {
+	if n.cfg.NoAutoSnapshots || n.snap.snapshotting {
+		return
+	}
 	last := n.r.Snapshot().GetMetadata().GetIndex()
-	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < last+n.cfg.SnapshotEvery {
+	if n.applied < last+n.cfg.SnapshotEvery && n.snap.bytesSince < n.cfg.SnapshotBytes {
 		return
 	}
 	if !snapshotCapable(n.cfg.StateMachine) {
 		return
 	}
 	n.requestSnapshot(ctx, nil)
+}
+
+// committedBytes counts the command bytes of committed entries handed to
+// the applier (SnapshotBytes); a snapshot installed from the leader
+// restarts the count.
+func (n *node) committedBytes(installed bool, ents []*messages.Entry) {
+	if installed {
+		n.snap.bytesSince = 0
+	}
+	for _, e := range ents {
+		n.snap.bytesSince += uint64(len(e.Data))
+	}
 }
 
 // requestSnapshot asks the applier for a snapshot at the index the core
@@ -57,6 +75,9 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 		}
 	}
 	n.snap.snapshotting = true
+	// The applier makes the snapshot after every batch sent before: it
+	// covers exactly the bytes counted so far.
+	n.snap.bytesAsked, n.snap.bytesSince = n.snap.bytesSince, 0
 	ctx.Send(n.kids.applier, req)
 }
 
@@ -67,6 +88,9 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 		// The compaction would queue behind the drain, and reach a store
 		// that the end of the stop releases: the log stays uncompacted.
 		err = n.stoppedErr()
+	}
+	if err != nil {
+		n.snap.bytesSince += n.snap.bytesAsked // not covered by a snapshot after all
 	}
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
 		// A snapshot in a file: the core keeps its metadata only.
@@ -88,7 +112,7 @@ func (n *node) retention(index uint64) uint64 {
 	if n.cfg.RetainEntries < 0 {
 		return 0
 	}
-	keep := min(uint64(n.cfg.RetainEntries), index) // 0 became the default (ensureDefaults)
+	keep := min(uint64(n.cfg.RetainEntries), index) // 0 became DefaultRetainEntries (ensureDefaults)
 	if n.cfg.RetainBytes == 0 || keep == 0 {
 		return keep
 	}
