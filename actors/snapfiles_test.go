@@ -426,3 +426,58 @@ func TestCorruptSnapshotFile(t *testing.T) {
 		c.mu.Unlock()
 	})
 }
+
+// A leader whose snapshot file is damaged does not send it to a lagging
+// peer: Status.CorruptSnapshotFiles counts it, and the leader keeps
+// serving.
+func TestCorruptSnapshotFileForALaggingPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fss := map[uint64]*crashFS{}
+		t.Cleanup(func() {
+			for _, f := range fss {
+				_ = f.db.Close()
+			}
+		})
+		c := newClusterWith(t, 3, func(c *cluster) {
+			for _, id := range c.ids {
+				fss[id] = &crashFS{fs: vfs.NewMem()}
+			}
+			c.configure = func(id uint64, cfg *actors.Config) {
+				cfg.StateMachine = newStreamSM(cfg.StateMachine, 256<<10)
+				cfg.LogStore = fss[id].open(t)
+				cfg.RetainEntries = -1
+			}
+		})
+		lead, lagging := c.leaveOneBehind(5)
+		snap, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 30*time.Second)
+		if err != nil || snap.Err != nil {
+			t.Fatalf("TakeSnapshot: %v %v", snap, err)
+		}
+		fs := fss[lead].fs
+		names, err := fs.List("db/snapshots")
+		if err != nil || len(names) != 1 {
+			t.Fatalf("snapshot files %v, %v", names, err)
+		}
+		file, err := fs.OpenReadWrite("db/snapshots/"+names[0], vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.WriteAt([]byte{0xAA, 0xBB}, 1000)
+		file.Close()
+		c.net.Heal()
+		deadline := time.Now().Add(30 * time.Second)
+		for c.status(lead).CorruptSnapshotFiles == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the leader did not count its damaged snapshot file within 30s (fake time)")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := c.propose(lead, "still serving"); err != nil {
+			t.Fatalf("propose after the damaged file was found: %v", err)
+		}
+		if st := c.status(lagging); st.Applied >= snap.Index {
+			t.Fatalf("the lagging peer applied %d: it got the snapshot at %d from a damaged file", st.Applied, snap.Index)
+		}
+		c.failOnNodeStopped()
+	})
+}
