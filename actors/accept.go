@@ -22,6 +22,21 @@ func (n *node) accepted(ctx actor.Context, msg *Propose, idx, term uint64) {
 	}
 }
 
+// noteSessions records the sequences of a snapshot's session table.
+func (n *node) noteSessions(sessions []sessionEntry) {
+	for _, se := range sessions {
+		n.noteClientSeq(se.client, se.s.seq, se.s.lastUsed)
+	}
+}
+
+// noteClientSeq records seq of client, in the log at index, unless a
+// later one is known.
+func (n *node) noteClientSeq(client, seq, index uint64) {
+	if old, ok := n.pend.clientSeqs.get(client); !ok || seq > old.seq {
+		n.pend.clientSeqs.put(client, session{seq: seq, lastUsed: index})
+	}
+}
+
 // noteClientSeqs records the highest sequence of each client among
 // entries written to the log (and the session table of a snapshot
 // installed), so that a retried proposal is recognized whoever led when
@@ -33,21 +48,14 @@ func (n *node) accepted(ctx actor.Context, msg *Propose, idx, term uint64) {
 // (CommandDeduplicator) keeps its table to itself: after a restart, only
 // the clients of the entries in the log are known here.
 func (n *node) noteClientSeqs(s *messages.Snapshot, ents []*messages.Entry) {
-	note := func(c, seq, index uint64) {
-		if old, ok := n.pend.clientSeqs.get(c); !ok || seq > old.seq {
-			n.pend.clientSeqs.put(c, session{seq: seq, lastUsed: index})
-		}
-	}
 	if s != nil && len(s.Data) > 0 {
-		if sec, err := SplitSnapshot(s.Data); err == nil {
-			for c, seq := range sec.Sessions {
-				note(c, seq, s.Metadata.GetIndex())
-			}
+		if sessions, _, err := decodeSessions(s.Data, s.Metadata.GetIndex()); err == nil {
+			n.noteSessions(sessions)
 		}
 	}
 	for _, e := range ents {
 		if e.ClientId != 0 {
-			note(e.ClientId, e.Sequence, e.Index)
+			n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
 		}
 	}
 }

@@ -285,10 +285,12 @@ type SetLogLevelResponse struct {
 }
 
 // TakeSnapshot snapshots the state machine (it must implement
-// Snapshotter) at its applied index and compacts the log, keeping the tail
+// Snapshotter or StreamSnapshotter) at its applied index and compacts the log, keeping the tail
 // that Config.RetainEntries and RetainBytes ask for. Answer:
 // *TakeSnapshotResponse with the snapshot's index, or its Err (the state
-// machine is no Snapshotter, or its Snapshot failed). Subscribers also get
+// machine can take no snapshot, or taking it failed). With a store that
+// keeps snapshot files, the answer comes once the file is committed (a
+// StreamSnapshotter's WriteTo has finished). Subscribers also get
 // SnapshotTaken. An application that keeps its own durable state and
 // chooses the index uses CompactTo instead.
 type TakeSnapshot struct{}
@@ -307,7 +309,8 @@ type TakeSnapshotResponse struct {
 // applier) at the index it has applied by then, and sends that. Answer:
 // *CompactToResponse.
 //
-// The StateMachine must implement Snapshotter (data on demand),
+// The StateMachine must implement Snapshotter or StreamSnapshotter (data
+// on demand),
 // AppliedIndexer (after a restart its state covers Index: no snapshot is
 // stored to restore) and CommandDeduplicator (the library's session table
 // is not stored with the compaction, so retries must be deduplicated by

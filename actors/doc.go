@@ -139,6 +139,17 @@
 // lagging followers catch up with appends. A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
 //
+// Snapshots stream when the store keeps snapshot files
+// (persistence.SnapshotFileStore, as pebblestore and memstore do): the
+// applier writes the framing, the session table and the state machine's
+// data into a file (a StreamSnapshotter's view is written on a goroutine
+// of its own while Apply goes on; a Snapshotter's bytes are written
+// likewise), the core keeps only the snapshot's metadata, and restores (a
+// follower installing, a node starting on a snapshot) read the file. A
+// file whose checksum fails stops a start that needs it with
+// ErrCorruptSnapshot. A store with SnapshotStore alone gets []byte
+// snapshots, as before.
+//
 // # Backpressure
 //
 // A node bounds what it holds for proposers and readers: the leader's

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
 )
 
@@ -94,7 +95,15 @@ type snapState struct {
 	// holds the count the snapshot being made covers, restored should it
 	// fail.
 	bytesSince, bytesAsked uint64
-	lazyPending            map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
+	lazyPending            map[uint64]bool // peers whose snapshot the applier is making (CompactTo), or the node reads from a file
+	// files is the store's snapshot files; nil when the store keeps
+	// snapshots as []byte only (persistence.SnapshotStore). With files,
+	// the core holds no snapshot data: snapshots are streamed into files
+	// and only their metadata is saved and compacted to.
+	files persistence.SnapshotFileStore
+	// corruptFiles counts snapshot files found damaged when read for a
+	// lagging peer (Status.CorruptSnapshotFiles).
+	corruptFiles uint64
 }
 
 // eventState is who hears of the node's events, and its history.
