@@ -77,9 +77,10 @@ type Config struct {
 	// with a message), e.g. the parent application actor.
 	Subscribers []*actor.PID
 	// SnapshotEvery takes a snapshot (when the StateMachine implements
-	// Snapshotter or StreamSnapshotter) once this many entries were applied after the node's
-	// latest snapshot (taken, found in the store at start, or installed
-	// from the leader), and compacts the log (keeping RetainEntries).
+	// Snapshotter or StreamSnapshotter) once this many entries were
+	// applied after the node's latest snapshot (taken, found in the store
+	// at start, or installed from the leader), and compacts the log
+	// (keeping RetainEntries).
 	// Default (and 0) DefaultSnapshotEvery, 10,000 entries (etcd's
 	// SnapshotCount; hashicorp/raft's SnapshotThreshold is 8,192). See
 	// NoAutoSnapshots to turn automatic snapshots off.

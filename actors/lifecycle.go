@@ -97,7 +97,7 @@ func (n *node) start(ctx actor.Context) error {
 		n.sh.transportStarted = true
 	}
 	if !snapshotCapable(n.cfg.StateMachine) && !n.cfg.NoAutoSnapshots {
-		n.log.Warn("the StateMachine does not implement Snapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
+		n.log.Warn("the StateMachine does not implement Snapshotter or StreamSnapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
 	}
 	n.life.paused = n.cfg.StartPaused
 	n.life.gen = tickGen.Add(1)
