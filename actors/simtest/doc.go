@@ -35,7 +35,8 @@
 //   - the client history is linearizable (porcupine, a model of a list per
 //     key, appends with unknown outcomes allowed to have happened or not);
 //   - every acknowledged append is on every live member exactly once at the
-//     end, and no append is anywhere twice;
+//     end, and no append is anywhere twice (but the session
+//     registrations, which a retry after the session expired may repeat);
 //   - all replicas have the same state at the same index (a hash chain of
 //     the commands applied, checked at every apply and restore), and every
 //     member ends at the same state;
