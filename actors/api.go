@@ -30,7 +30,18 @@ var (
 	// that timed out. A proposal, configuration change or transfer sent to
 	// a node that knows no leader is answered *NotLeaderError{Leader: 0}
 	// (ErrNotLeader) instead.
+	//
+	// An overloaded node (see ErrOverloaded) answers ErrRetry too.
 	ErrRetry = errors.New("actors: retry later")
+	// ErrOverloaded: the node holds as much as it may, and refused the
+	// request without appending or queueing it (nothing to find out:
+	// retry, with the same client id and sequence, after a back-off):
+	// the leader's uncommitted commands reached
+	// raft.Config.MaxUncommittedBytes (raft.ErrProposalDropped), the
+	// proposals waiting for their answer Config.MaxPendingProposals, or
+	// the reads waiting Config.MaxPendingReads. It always comes wrapped
+	// with ErrRetry; Status.Overloaded counts the refusals by cause.
+	ErrOverloaded = errors.New("actors: overloaded")
 	// ErrStaleConfig: a membership change named an ExpectedConfigIndex
 	// that is no longer the index of the configuration in force (another
 	// change came first). Read Status.ConfigIndex and decide again.
@@ -111,7 +122,8 @@ type ProposeAccepted struct {
 //     known), or another leader's entry took the proposal's index;
 //   - ErrDuplicate: this (ClientID, Sequence) was applied before and its
 //     result is no longer known: success without a result;
-//   - ErrRetry: a leadership transfer is under way;
+//   - ErrRetry: a leadership transfer is under way, or the node is
+//     overloaded (then also ErrOverloaded): the proposal was not appended;
 //   - ErrStopped: the node stopped (or failed) first;
 //   - ErrPaused: the node was started paused and not resumed;
 //   - raft.ErrProposalTooLarge: Data is over raft.Config.MaxProposalBytes.
@@ -130,7 +142,10 @@ type Read struct {
 	Query any
 }
 
-// ReadResponse answers Read.
+// ReadResponse answers Read. Err is nil or wraps ErrRetry (no leader
+// known, the leader changed, or the node is overloaded: then also
+// ErrOverloaded), NotLeaderError, ErrStopped, ErrPaused, or the
+// StateMachine's Query error.
 type ReadResponse struct {
 	Index  uint64 // the read index
 	Result any

@@ -107,6 +107,9 @@ type Status struct {
 	// while paused, stopping or failed (Paused). What the transport
 	// refused before delivering (undecodable, oversized) is in Transport.
 	Dropped DropCounts
+	// Overloaded counts the requests refused with ErrOverloaded, by
+	// cause, since the node started.
+	Overloaded OverloadCounts
 	// Peers is the transport's per-peer connection state, when the
 	// transport reports it.
 	Peers map[uint64]string
@@ -123,6 +126,14 @@ type DropCounts struct {
 	// CorruptSnapshot: snapshots from a member whose data the state
 	// machine cannot restore, refused before the core installs them.
 	CorruptSnapshot uint64
+}
+
+// OverloadCounts counts the requests refused with ErrOverloaded by cause:
+// proposals over raft.Config.MaxUncommittedBytes (UncommittedBytes) or
+// Config.MaxPendingProposals (PendingProposals), reads over
+// Config.MaxPendingReads (PendingReads).
+type OverloadCounts struct {
+	UncommittedBytes, PendingProposals, PendingReads uint64
 }
 
 func (s *Status) String() string {

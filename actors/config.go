@@ -77,21 +77,52 @@ type Config struct {
 	// with a message), e.g. the parent application actor.
 	Subscribers []*actor.PID
 	// SnapshotEvery takes a snapshot (when the StateMachine implements
-	// Snapshotter) each time this many entries were applied since the last
-	// one, and compacts the log (keeping RetainEntries). 0: never.
-	// Default 0.
+	// Snapshotter) once this many entries were applied after the node's
+	// latest snapshot (taken, found in the store at start, or installed
+	// from the leader), and compacts the log (keeping RetainEntries).
+	// Default (and 0) DefaultSnapshotEvery, 10,000 entries (etcd's
+	// SnapshotCount; hashicorp/raft's SnapshotThreshold is 8,192). See
+	// NoAutoSnapshots to turn automatic snapshots off.
+	//
+	// A StateMachine that does not implement Snapshotter is never
+	// snapshotted automatically: its log grows until the application
+	// compacts it (CompactTo); the node logs a Warn at start saying so.
 	SnapshotEvery uint64
+	// SnapshotBytes also takes a snapshot once the entries committed
+	// since the latest snapshot (counted from the node's start, so a
+	// restart counts afresh) hold this many bytes of command data, so
+	// that few large commands bound the log as many small ones do.
+	// Default (and 0) DefaultSnapshotBytes, 64 MiB.
+	SnapshotBytes uint64
+	// NoAutoSnapshots turns automatic snapshots (SnapshotEvery,
+	// SnapshotBytes) off: the log grows until a TakeSnapshot or CompactTo.
+	// Default false.
+	NoAutoSnapshots bool
 	// RetainEntries is how many entries at or below a snapshot's index
 	// (or a CompactTo index) the log keeps, in memory and in the store.
 	// The trade-off: a follower that lags by fewer entries catches up
 	// with cheap appends instead of a whole snapshot, at the cost of a
-	// longer log (memory, store, restart). Default (and 0) 64; negative:
-	// none (the log starts right after the snapshot).
+	// longer log (memory, store, restart). Default (and 0)
+	// DefaultRetainEntries, 64; negative: none (the log starts right
+	// after the snapshot).
 	RetainEntries int
 	// RetainBytes, when non-zero, also caps the bytes of the retained
 	// entries (their encoded size): fewer are kept when RetainEntries of
 	// them would exceed it. Default 0: no byte cap.
 	RetainBytes uint64
+	// MaxPendingProposals caps the proposals of this node waiting for
+	// their answer (appended by the leader, not yet applied) that a
+	// sender waits for (ProposeAndWait, Request, a Propose sent from an
+	// actor); one more is refused with ErrOverloaded (wrapped with
+	// ErrRetry). Proposals sent without a sender are bounded by
+	// raft.Config.MaxUncommittedBytes only. Default (and 0)
+	// DefaultMaxPendingProposals, 16,384; negative: no cap.
+	MaxPendingProposals int
+	// MaxPendingReads caps the reads (Read) waiting on this node for
+	// their read index or for the state machine to apply up to it; one
+	// more is refused with ErrOverloaded (wrapped with ErrRetry). Default
+	// (and 0) DefaultMaxPendingReads, 16,384; negative: no cap.
+	MaxPendingReads int
 	// TracerProvider receives the spans of every message flow (see
 	// trace.go). Default nil: the global provider (otel.GetTracerProvider),
 	// which records nothing until the application sets one; pass a
@@ -117,10 +148,29 @@ type Config struct {
 	CatchUpLag uint64
 }
 
+// Defaults of Config's snapshot, compaction and backpressure fields.
+const (
+	// DefaultSnapshotEvery is Config.SnapshotEvery's default: entries
+	// applied since the latest snapshot.
+	DefaultSnapshotEvery = 10_000
+	// DefaultSnapshotBytes is Config.SnapshotBytes's default: bytes of
+	// command data committed since the latest snapshot.
+	DefaultSnapshotBytes = 64 << 20
+	// DefaultRetainEntries is Config.RetainEntries's default: entries
+	// kept below a snapshot for slightly lagging followers.
+	DefaultRetainEntries = 64
+	// DefaultMaxPendingProposals is Config.MaxPendingProposals's default.
+	DefaultMaxPendingProposals = 16_384
+	// DefaultMaxPendingReads is Config.MaxPendingReads's default.
+	DefaultMaxPendingReads = 16_384
+)
+
 // DefaultConfig returns a Config with defaults filled in.
 func DefaultConfig() Config {
 	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: tracing.DefaultHistoryCapacity,
-		CatchUpTimeout: 60 * time.Second, RetainEntries: 64}
+		CatchUpTimeout: 60 * time.Second, RetainEntries: DefaultRetainEntries,
+		SnapshotEvery: DefaultSnapshotEvery, SnapshotBytes: DefaultSnapshotBytes,
+		MaxPendingProposals: DefaultMaxPendingProposals, MaxPendingReads: DefaultMaxPendingReads}
 }
 
 // Validate reports every problem at once, each naming the field.
@@ -180,5 +230,17 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.RetainEntries == 0 {
 		c.RetainEntries = d.RetainEntries
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = d.SnapshotEvery
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = d.SnapshotBytes
+	}
+	if c.MaxPendingProposals == 0 {
+		c.MaxPendingProposals = d.MaxPendingProposals
+	}
+	if c.MaxPendingReads == 0 {
+		c.MaxPendingReads = d.MaxPendingReads
 	}
 }

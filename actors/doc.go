@@ -117,14 +117,29 @@
 // A snapshot's data holds two sections in a versioned framing: the
 // library's session table and the state machine's own bytes
 // (SplitSnapshot reads them; a SnapshotStore or a backup tool can keep
-// the application's part alone). The node snapshots on TakeSnapshot or
-// every Config.SnapshotEvery entries; an application that persists its own
+// the application's part alone). The node snapshots on TakeSnapshot and,
+// by default, automatically: every Config.SnapshotEvery entries (10,000) or
+// Config.SnapshotBytes of commands (64 MiB), whichever comes first
+// (Config.NoAutoSnapshots turns that off; a StateMachine without
+// Snapshotter is never snapshotted and its log grows: the node warns at
+// start). An application that persists its own
 // state instead tells the node how far it has durably captured it
 // (CompactTo), and the leader asks it for snapshot bytes only when a
 // follower needs them. Either way the log keeps a tail below the
 // compaction point (Config.RetainEntries, RetainBytes) so that slightly
 // lagging followers catch up with appends. A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
+//
+// # Backpressure
+//
+// A node bounds what it holds for proposers and readers: the leader's
+// uncommitted commands (raft.Config.MaxUncommittedBytes, 32 MiB), the
+// proposals waiting for their answer (Config.MaxPendingProposals) and the
+// reads waiting (Config.MaxPendingReads), 16,384 each. A request over a
+// cap is refused at once, not appended or queued, with ErrOverloaded
+// wrapped with ErrRetry: retry after a back-off, with the same client id
+// and sequence. Status.Overloaded and the raft.requests.overloaded metric
+// count the refusals by cause. Mailboxes themselves are unbounded.
 //
 // # Traces and metrics
 //

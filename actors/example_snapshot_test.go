@@ -44,8 +44,9 @@ func (s *kv) Restore(data []byte) error {
 	return nil
 }
 
-// A state machine with snapshots: take one (TakeSnapshot; Config.SnapshotEvery
-// takes them automatically), stop the node, and start it again on the same
+// A state machine with snapshots: take one (TakeSnapshot; by default the
+// node also takes them automatically, see Config.SnapshotEvery and
+// SnapshotBytes), stop the node, and start it again on the same
 // log store with an empty state machine: Restore brings the state back.
 func ExampleSnapshotter() {
 	system := actor.NewActorSystem()

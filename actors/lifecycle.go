@@ -81,6 +81,9 @@ func (n *node) start(ctx actor.Context) error {
 		}
 		n.sh.transportStarted = true
 	}
+	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok && !n.cfg.NoAutoSnapshots {
+		n.log.Warn("the StateMachine does not implement Snapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
+	}
 	n.life.paused = n.cfg.StartPaused
 	n.life.gen = tickGen.Add(1)
 	n.armTick()

@@ -30,7 +30,7 @@ type nodeMetrics struct {
 
 	commitDur, applyDur, syncDur, snapDur, readDur metric.Float64Histogram
 	syncEntries, appendEntries, snapSize           metric.Int64Histogram
-	sentCount, received, dropped                   metric.Int64Counter
+	sentCount, received, dropped, overloads        metric.Int64Counter
 	leaderChanges, electionsStarted, electionsWon  metric.Int64Counter
 	term, commit, applied, applyLag, peerLag       metric.Int64ObservableGauge
 
@@ -186,6 +186,7 @@ func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
 	m.snapSize = ih(tracing.MetricSnapshotSize)
 	m.snapDur = fh(tracing.MetricSnapshotDuration)
 	m.readDur = fh(tracing.MetricReadDuration)
+	m.overloads = ctr(tracing.MetricRequestsOverloaded)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

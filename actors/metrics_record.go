@@ -150,6 +150,14 @@ func (m *nodeMetrics) admit(g *transport.Gate, msg *messages.Message) bool {
 	return false
 }
 
+// overloaded counts a request refused with ErrOverloaded for cause (a
+// tracing.Overload* value). Rare: its attributes are not cached.
+func (m *nodeMetrics) overloaded(cause string) {
+	if m != nil {
+		m.overloads.Add(bg, 1, newAttrs(m.nodeAttribute, tracing.AttrOverload.String(cause)).add...)
+	}
+}
+
 // drop counts a message refused or lost for cause (a tracing.Drop* value).
 // Safe from any actor.
 func (m *nodeMetrics) drop(msg *messages.Message, cause string) {

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -114,6 +115,7 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 			c.configure = func(_ uint64, cfg *actors.Config) {
 				cfg.MeterProvider = mp
 				cfg.StateMachine = snapSM{cfg.StateMachine.(*listSM)}
+				cfg.MaxPendingReads = 1
 			}
 		})
 		first := c.waitLeader()
@@ -124,6 +126,16 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		}
 		if _, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(first), &actors.Read{}, 5*time.Second); err != nil {
 			t.Fatalf("read: %v", err)
+		}
+		// A read waits on the cut-off leader: a second one is refused.
+		c.net.Isolate(first)
+		waiting := c.sys.Root.RequestFuture(c.node(first), &actors.Read{}, 5*time.Second)
+		if _, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(first), &actors.Read{}, 5*time.Second); !errors.Is(err, actors.ErrOverloaded) || !errors.Is(err, actors.ErrRetry) {
+			t.Fatalf("a second read with MaxPendingReads 1: %v, want ErrOverloaded and ErrRetry", err)
+		}
+		c.net.Heal()
+		if res, err := waiting.Result(); err != nil || res.(*actors.ReadResponse).Err != nil {
+			t.Fatalf("the waiting read: %v %+v", err, res)
 		}
 
 		// A leader change, by transfer.
@@ -196,6 +208,9 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		atLeast("appends sent", value(tracing.MetricMessagesSent, nodeAttr(lead), tracing.AttrMsgType.String("append")), behind)
 		if got := value(tracing.MetricMessagesDropped, nodeAttr(lead), tracing.AttrDropCause.String(tracing.DropWrongCluster), tracing.AttrMsgType.String("heartbeat")); got != 1 {
 			t.Errorf("wrong-cluster heartbeats dropped by %d = %v, want 1 (all: %v)", lead, got, m[tracing.MetricMessagesDropped])
+		}
+		if got := value(tracing.MetricRequestsOverloaded, nodeAttr(first), tracing.AttrOverload.String(tracing.OverloadPendingReads)); got != 1 {
+			t.Errorf("reads refused by %d for pending-reads = %v, want 1", first, got)
 		}
 		atLeast("elections started by the new leader", value(tracing.MetricElectionsStarted, nodeAttr(lead), tracing.AttrRole.String("candidate")), 1)
 		atLeast("elections won by the new leader", value(tracing.MetricElectionsWon, nodeAttr(lead)), 1)

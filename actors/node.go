@@ -70,12 +70,31 @@ type pending struct {
 	memberOps    []*memberOp       // membership changes under way (membership.go)
 	transfer     *transferState    // a TransferLeadership under way
 	clientSeqs   map[uint64]uint64 // client -> highest sequence in the log (accept.go)
+	// applying holds, for each batch handed to the applier with waiters,
+	// its last index and how many waiters it carries: with
+	// len(proposals), the proposals waiting for their answer
+	// (Config.MaxPendingProposals). applyingWaiters is their sum.
+	applying        []applyingBatch
+	applyingWaiters int
+	overloaded      OverloadCounts // requests refused with ErrOverloaded
+}
+
+// applyingBatch is a batch of entries handed to the applier: its last
+// index and its waiters.
+type applyingBatch struct {
+	upTo    uint64
+	waiters int
 }
 
 // snapState is the node's snapshotting.
 type snapState struct {
 	snapshotting bool
-	lazyPending  map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
+	// bytesSince counts the command bytes of the entries handed to the
+	// applier since the latest snapshot (Config.SnapshotBytes); bytesAsked
+	// holds the count the snapshot being made covers, restored should it
+	// fail.
+	bytesSince, bytesAsked uint64
+	lazyPending            map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
 }
 
 // eventState is who hears of the node's events, and its history.

@@ -54,6 +54,7 @@ func (n *node) processReady(ctx actor.Context) {
 			n.send(ctx, m)
 		}
 		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
+			n.committedBytes(rd.Snapshot != nil, rd.CommittedEntries)
 			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries, trace: n.applyTrace(rd.CommittedEntries, rd.Snapshot)}
 			b.waiters = b.one[:0]
 			for _, e := range rd.CommittedEntries {
@@ -61,6 +62,9 @@ func (n *node) processReady(ctx actor.Context) {
 					b.waiters = append(b.waiters, indexedWaiter{index: e.Index, w: w})
 					delete(n.pend.proposals, e.Index)
 				}
+			}
+			if len(rd.CommittedEntries) > 0 {
+				n.handedToApplier(rd.CommittedEntries[len(rd.CommittedEntries)-1].Index, len(b.waiters))
 			}
 			ctx.Send(n.kids.applier, b)
 		}
@@ -155,6 +159,7 @@ func (n *node) stopReplicators(ctx actor.Context) {
 // served, and a snapshot may be due.
 func (n *node) appliedUpTo(ctx actor.Context, index uint64) {
 	n.applied = max(n.applied, index)
+	n.appliedWaiters(index)
 	n.traceApplied(index)
 	n.obs.metrics.appliedUpTo(index)
 	n.serveReads(ctx)

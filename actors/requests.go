@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/tracing"
 )
 
 // Requests and their answers: proposals, reads and leadership transfers,
@@ -69,13 +70,46 @@ func (n *node) refused(ctx actor.Context) bool {
 	return err != nil
 }
 
-// mapErr maps the core's transient refusals to ErrRetry.
+// mapErr maps the core's transient refusals to ErrRetry, and its
+// uncommitted-bytes cap to ErrOverloaded as well.
 func mapErr(err error) error {
 	switch {
+	case errors.Is(err, raft.ErrProposalDropped):
+		return fmt.Errorf("%w: %w: %w", ErrRetry, ErrOverloaded, err)
 	case errors.Is(err, raft.ErrTransferInProgress), errors.Is(err, raft.ErrConfigChangePending), errors.Is(err, raft.ErrNoLeader):
 		return fmt.Errorf("%w: %w", ErrRetry, err)
 	}
 	return err
+}
+
+// overload refuses the request being handled with ErrOverloaded (wrapped
+// with ErrRetry), counted under cause.
+func (n *node) overload(ctx actor.Context, count *uint64, cause, detail string) {
+	*count++
+	n.obs.metrics.overloaded(cause)
+	n.refuse(ctx, fmt.Errorf("%w: %w: %s", ErrRetry, ErrOverloaded, detail))
+}
+
+// pendingProposals is how many proposals of this node wait for their
+// answer: to commit (pend.proposals) or in the applier's batches.
+func (n *node) pendingProposals() int { return len(n.pend.proposals) + n.pend.applyingWaiters }
+
+// handedToApplier records the waiters of a batch up to upTo handed to the
+// applier; appliedWaiters forgets those answered once it applied up to
+// index.
+func (n *node) handedToApplier(upTo uint64, waiters int) {
+	if waiters > 0 {
+		n.pend.applying = append(n.pend.applying, applyingBatch{upTo: upTo, waiters: waiters})
+		n.pend.applyingWaiters += waiters
+	}
+}
+
+func (n *node) appliedWaiters(index uint64) {
+	k := 0
+	for ; k < len(n.pend.applying) && n.pend.applying[k].upTo <= index; k++ {
+		n.pend.applyingWaiters -= n.pend.applying[k].waiters
+	}
+	n.pend.applying = n.pend.applying[k:]
 }
 
 func (n *node) respond(ctx actor.Context, msg any) {
@@ -93,6 +127,7 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 		ctx.Send(w.pid, a)
 	}
 	clear(n.pend.proposals)
+	n.pend.applying, n.pend.applyingWaiters = nil, 0 // the applier answers them
 	n.failReads(ctx, err)
 	for _, pr := range n.pend.readsByIndex {
 		pr.answer(ctx, err)
@@ -110,8 +145,17 @@ func (n *node) answerPending(ctx actor.Context, err error) {
 // propose serves a Propose on the leader: the core appends the entry, the
 // proposer waits in pend.proposals until the applier answers it.
 func (n *node) propose(ctx actor.Context, msg *Propose) {
+	if max := n.cfg.MaxPendingProposals; max > 0 && ctx.Sender() != nil && n.pendingProposals() >= max {
+		n.overload(ctx, &n.pend.overloaded.PendingProposals, tracing.OverloadPendingProposals,
+			fmt.Sprintf("%d proposals wait for their answer, Config.MaxPendingProposals %d", n.pendingProposals(), max))
+		return
+	}
 	e := &messages.Entry{Data: msg.Data, ClientId: msg.ClientID, Sequence: msg.Sequence, TraceParent: msg.TraceParent}
 	idx, term, err := n.r.Propose(e)
+	if errors.Is(err, raft.ErrProposalDropped) {
+		n.pend.overloaded.UncommittedBytes++
+		n.obs.metrics.overloaded(tracing.OverloadUncommittedBytes)
+	}
 	if err != nil {
 		n.refuse(ctx, mapErr(err))
 		return
@@ -144,6 +188,11 @@ func (pr pendingRead) answer(ctx actor.Context, err error) {
 }
 
 func (n *node) read(ctx actor.Context, msg *Read) {
+	if max, pending := n.cfg.MaxPendingReads, len(n.pend.reads)+len(n.pend.readsByIndex); max > 0 && pending >= max {
+		n.overload(ctx, &n.pend.overloaded.PendingReads, tracing.OverloadPendingReads,
+			fmt.Sprintf("%d reads wait, Config.MaxPendingReads %d", pending, max))
+		return
+	}
 	n.pend.readSeq++
 	key := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.cfg.ID), n.pend.readSeq)
 	if err := n.r.ReadIndex(key); err != nil {

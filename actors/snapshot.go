@@ -10,23 +10,41 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Snapshots and compaction: automatic (Config.SnapshotEvery) and requested
-// (TakeSnapshot) snapshots, CompactTo, and the snapshot a leader has the
-// applier make for a lagging peer after a CompactTo (lazySnapshot). The
-// requests and their answers are in api.go.
+// Snapshots and compaction: automatic (Config.SnapshotEvery,
+// SnapshotBytes) and requested (TakeSnapshot) snapshots, CompactTo, and
+// the snapshot a leader has the applier make for a lagging peer after a
+// CompactTo (lazySnapshot). The requests and their answers are in api.go.
 
-// maybeSnapshot takes a snapshot (Config.SnapshotEvery) once that many
-// entries were applied after the core's latest snapshot: the one taken in
-// this run, found in the store at start, or installed from the leader.
+// maybeSnapshot takes a snapshot once Config.SnapshotEvery entries were
+// applied after the core's latest snapshot (the one taken in this run,
+// found in the store at start, or installed from the leader), or once
+// the entries handed to the applier since then hold Config.SnapshotBytes
+// of command data. Neither, with Config.NoAutoSnapshots or a
+// StateMachine without Snapshotter.
 func (n *node) maybeSnapshot(ctx actor.Context) {
+	if n.cfg.NoAutoSnapshots || n.snap.snapshotting {
+		return
+	}
 	last := n.r.Snapshot().GetMetadata().GetIndex()
-	if n.cfg.SnapshotEvery == 0 || n.snap.snapshotting || n.applied < last+n.cfg.SnapshotEvery {
+	if n.applied < last+n.cfg.SnapshotEvery && n.snap.bytesSince < n.cfg.SnapshotBytes {
 		return
 	}
 	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
 		return
 	}
 	n.requestSnapshot(ctx, nil)
+}
+
+// committedBytes counts the command bytes of committed entries handed to
+// the applier (SnapshotBytes); a snapshot installed from the leader
+// restarts the count.
+func (n *node) committedBytes(installed bool, ents []*messages.Entry) {
+	if installed {
+		n.snap.bytesSince = 0
+	}
+	for _, e := range ents {
+		n.snap.bytesSince += uint64(len(e.Data))
+	}
 }
 
 func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
@@ -37,6 +55,9 @@ func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
 		return
 	}
 	n.snap.snapshotting = true
+	// The applier makes the snapshot after every batch sent before: it
+	// covers exactly the bytes counted so far.
+	n.snap.bytesAsked, n.snap.bytesSince = n.snap.bytesSince, 0
 	ctx.Send(n.kids.applier, &snapshotRequest{reply: reply})
 }
 
@@ -47,6 +68,9 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 		// The compaction would queue behind the drain, and reach a store
 		// that the end of the stop releases: the log stays uncompacted.
 		err = n.stoppedErr()
+	}
+	if err != nil {
+		n.snap.bytesSince += n.snap.bytesAsked // not covered by a snapshot after all
 	}
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
@@ -67,7 +91,7 @@ func (n *node) retention(index uint64) uint64 {
 	if n.cfg.RetainEntries < 0 {
 		return 0
 	}
-	keep := min(uint64(n.cfg.RetainEntries), index) // 0 became the default (ensureDefaults)
+	keep := min(uint64(n.cfg.RetainEntries), index) // 0 became DefaultRetainEntries (ensureDefaults)
 	if n.cfg.RetainBytes == 0 || keep == 0 {
 		return keep
 	}

@@ -62,12 +62,24 @@ const (
 	// MetricReadDuration: a linearizable read, from its arrival to its answer
 	// (histogram, s).
 	MetricReadDuration = "raft.read.duration"
+	// MetricRequestsOverloaded: proposals and reads refused because the node
+	// holds as much as it may (counter, {request}; raft.overload.cause:
+	// uncommitted-bytes, pending-proposals, pending-reads).
+	MetricRequestsOverloaded = "raft.requests.overloaded"
 )
 
 // Attribute keys of metrics (beside AttrNodeID, AttrMsgType, AttrPeer, AttrRole).
 const (
 	AttrDropCause  = attribute.Key("raft.drop.cause")  // why a message was dropped
 	AttrSnapshotOp = attribute.Key("raft.snapshot.op") // take, send, install
+	AttrOverload   = attribute.Key("raft.overload.cause")
+)
+
+// Overload causes (AttrOverload): which cap refused a request.
+const (
+	OverloadUncommittedBytes = "uncommitted-bytes" // raft.Config.MaxUncommittedBytes
+	OverloadPendingProposals = "pending-proposals" // actors.Config.MaxPendingProposals
+	OverloadPendingReads     = "pending-reads"     // actors.Config.MaxPendingReads
 )
 
 // Drop causes (AttrDropCause).
@@ -127,4 +139,5 @@ var Instruments = []Instrument{
 	{MetricSnapshotSize, KindHistogram, "By", "Size of a snapshot taken, sent or installed.", byteBuckets},
 	{MetricSnapshotDuration, KindHistogram, "s", "Time to take or install a snapshot.", secondsBuckets},
 	{MetricReadDuration, KindHistogram, "s", "Time from a linearizable read's arrival to its answer.", secondsBuckets},
+	{MetricRequestsOverloaded, KindCounter, "{request}", "Proposals and reads refused by a cap, by cause.", nil},
 }

@@ -55,6 +55,14 @@ type Config struct {
 	MaxInflightBytes uint64
 	// MaxProposalBytes refuses larger proposals. Default 8 MiB.
 	MaxProposalBytes int
+	// MaxUncommittedBytes caps the command bytes (Entry.Data) a leader
+	// holds in entries of its term that are appended but not yet handed
+	// out as committed: a proposal that would pass it is refused with
+	// ErrProposalDropped (etcd-io/raft's MaxUncommittedEntriesSize). One
+	// proposal is always accepted when nothing is uncommitted, whatever
+	// its size (MaxProposalBytes bounds it). Default (and 0) 32 MiB; no
+	// cap: math.MaxUint64.
+	MaxUncommittedBytes uint64
 	// ReadOnly chooses the ReadIndex mode. Default ReadOnlySafe.
 	ReadOnly ReadOnlyOption
 	// CommitNewsTicks bounds how many ticks a leader lets the news of a
@@ -83,6 +91,8 @@ func DefaultConfig() Config {
 		MaxInflightMsgs:  256,
 		MaxInflightBytes: 32 << 20,
 		MaxProposalBytes: 8 << 20,
+
+		MaxUncommittedBytes: 32 << 20,
 	}
 }
 
@@ -99,6 +109,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxProposalBytes == 0 {
 		c.MaxProposalBytes = d.MaxProposalBytes
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = d.MaxUncommittedBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -18,6 +18,10 @@ var (
 	ErrConfigChangePending = errors.New("raft: configuration change pending")
 	// ErrProposalTooLarge: the proposal exceeds Config.MaxProposalBytes.
 	ErrProposalTooLarge = errors.New("raft: proposal too large")
+	// ErrProposalDropped: the leader holds Config.MaxUncommittedBytes of
+	// uncommitted commands already; the proposal was not appended.
+	// Retryable once entries commit.
+	ErrProposalDropped = errors.New("raft: proposal dropped (too many uncommitted bytes)")
 	// ErrInvalidConfigChange: the requested configuration is not valid
 	// (empty voters, unknown learner, duplicate ids...).
 	ErrInvalidConfigChange = errors.New("raft: invalid configuration change")

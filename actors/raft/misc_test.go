@@ -342,3 +342,51 @@ func TestStrings(t *testing.T) {
 		t.Fatal("Ready with an event is empty")
 	}
 }
+
+// TestUncommittedBytesCap: a leader whose followers do not answer holds at
+// most MaxUncommittedBytes of uncommitted commands (one proposal always
+// passes when none is uncommitted) and refuses more with
+// ErrProposalDropped; once the entries commit, proposals pass again. A new
+// leader starts from 0.
+func TestUncommittedBytesCap(t *testing.T) {
+	nw := newNetworkWith(t, clusterConfig([]uint64{1, 2, 3}, nil), []uint64{1, 2, 3}, func(c *Config) { c.MaxUncommittedBytes = 10 })
+	nw.elect(1)
+	nw.isolate(1)
+	r := nw.raft(1)
+	prop := func(data string) error {
+		_, _, err := r.Propose(&messages.Entry{Data: []byte(data)})
+		nw.stabilize()
+		return err
+	}
+	if err := prop("0123456789abc"); err != nil { // over the cap alone: nothing uncommitted
+		t.Fatalf("first proposal over the cap: %v", err)
+	}
+	if err := prop("x"); !errors.Is(err, ErrProposalDropped) {
+		t.Fatalf("proposal over the cap: %v, want ErrProposalDropped", err)
+	}
+	if err := prop(""); err != nil { // an empty command adds nothing
+		t.Fatalf("empty proposal: %v", err)
+	}
+	nw.heal()
+	nw.propose(1, "") // the isolated entries commit with it
+	if c := r.Committed(); c != r.LastIndex() {
+		t.Fatalf("commit %d, last %d after healing", c, r.LastIndex())
+	}
+	for _, d := range []string{"01234", "56789"} {
+		if err := prop(d); err != nil {
+			t.Fatalf("after the commit, %q: %v", d, err)
+		}
+	}
+	nw.isolate(1)
+	if err := prop("0123"); err != nil {
+		t.Fatalf("10 bytes committed, 0 uncommitted: %v", err)
+	}
+	if err := prop("0123456"); !errors.Is(err, ErrProposalDropped) {
+		t.Fatalf("4+7 bytes: %v, want ErrProposalDropped", err)
+	}
+	nw.heal()
+	nw.elect(2)
+	if _, _, err := nw.raft(2).Propose(&messages.Entry{Data: []byte("0123456789")}); err != nil {
+		t.Fatalf("a new leader: %v", err)
+	}
+}

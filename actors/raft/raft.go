@@ -157,6 +157,13 @@ type Raft struct {
 	// counts the ticks it has waited (see Config.CommitNewsTicks).
 	commitNews    bool
 	commitNewsAge int
+	// uncommittedBytes is the command bytes of the normal entries this
+	// leader appended (Propose) and has not yet handed out as committed.
+	//
+	// Invariant: 0 unless role == Leader; a new Propose leaves it
+	// <= cfg.MaxUncommittedBytes unless it was 0 before (one proposal
+	// always passes).
+	uncommittedBytes uint64
 
 	// ---- elections (election.go) ----
 
@@ -340,6 +347,7 @@ func (r *Raft) reset(term uint64) {
 	r.departing = nil
 	r.reads.init()
 	r.pendingReads = nil
+	r.uncommittedBytes = 0
 }
 
 func (r *Raft) becomeFollower(term, lead uint64, reason string) {

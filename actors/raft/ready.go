@@ -104,6 +104,7 @@ func (r *Raft) Ready() Ready {
 	rd.Messages, r.msgs = r.msgs, nil
 	if hi := r.nextApplyIndex(); hi > r.log.applied {
 		rd.CommittedEntries = r.log.slice(r.log.applied+1, hi+1, 0, 0)
+		r.committedOut(rd.CommittedEntries)
 		r.log.applied = hi
 	}
 	rd.ReadStates, r.readStates = r.readStates, nil

@@ -24,8 +24,26 @@ func (r *Raft) Propose(e *messages.Entry) (index, term uint64, err error) {
 	if e.Type == messages.EntryType_ENTRY_CONFIG {
 		return 0, 0, fmt.Errorf("%w: use ProposeConfig for configuration entries", ErrInvalidConfigChange)
 	}
+	size := uint64(len(e.Data))
+	if r.uncommittedBytes > 0 && size > 0 && r.uncommittedBytes+size > r.cfg.MaxUncommittedBytes {
+		return 0, 0, fmt.Errorf("%w: %d bytes uncommitted, %d more would pass Config.MaxUncommittedBytes (%d)",
+			ErrProposalDropped, r.uncommittedBytes, size, r.cfg.MaxUncommittedBytes)
+	}
+	r.uncommittedBytes += size
 	r.appendEntries(e)
 	return e.Index, e.Term, nil
+}
+
+// committedOut lowers the uncommitted bytes by the commands of entries
+// handed out as committed (etcd-io/raft's reduceUncommittedSize). Entries
+// of earlier terms, never counted, may take it below what this term
+// added: it stops at 0.
+func (r *Raft) committedOut(ents []*messages.Entry) {
+	for _, e := range ents {
+		if e.Type == messages.EntryType_ENTRY_NORMAL {
+			r.uncommittedBytes -= min(r.uncommittedBytes, uint64(len(e.Data)))
+		}
+	}
 }
 
 func (r *Raft) checkProposal() error {

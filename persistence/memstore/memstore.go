@@ -20,6 +20,9 @@ type Store struct {
 	// state.LastIndex-state.FirstIndex+1.
 	ents []*messages.Entry
 	snap *messages.Snapshot
+	// files is the committed snapshot data not yet current, by (index,
+	// term) (SnapshotFileStore).
+	files map[[2]uint64][]byte
 	// Transactional apply.
 	applied uint64
 	app     map[string][]byte
@@ -27,6 +30,7 @@ type Store struct {
 
 var (
 	_ persistence.LogStore          = (*Store)(nil)
+	_ persistence.SnapshotFileStore = (*Store)(nil)
 	_ persistence.SnapshotStore     = (*Store)(nil)
 	_ persistence.AppliedIndexStore = (*Store)(nil)
 )
@@ -128,7 +132,7 @@ func (s *Store) Save(ctx context.Context, u persistence.Update) error {
 	}
 	ents = append(ents, u.Entries...)
 	if u.Snapshot != nil {
-		s.snap = u.Snapshot
+		s.setSnapshot(u.Snapshot)
 	}
 	s.ents = ents
 	s.state = plan.Next
@@ -169,9 +173,27 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap *messages.Snapshot) error
 	if err := persistence.CheckSnapshot(s.state, snap); err != nil {
 		return fmt.Errorf("memstore: %w", err)
 	}
-	s.snap = snap
+	s.setSnapshot(snap)
 	s.state.Snapshot = snap.Metadata
 	return nil
+}
+
+// setSnapshot makes snap the current snapshot: without Data, with the
+// committed data of its (index, term) if there is some. Committed data of
+// older snapshots is dropped.
+func (s *Store) setSnapshot(snap *messages.Snapshot) {
+	md := snap.GetMetadata()
+	if len(snap.Data) == 0 {
+		if b, ok := s.files[[2]uint64{md.GetIndex(), md.GetTerm()}]; ok {
+			snap = &messages.Snapshot{Metadata: md, Data: b}
+		}
+	}
+	s.snap = snap
+	for k := range s.files {
+		if k[0] <= md.GetIndex() {
+			delete(s.files, k)
+		}
+	}
 }
 
 // LoadSnapshot implements persistence.SnapshotStore.
@@ -277,5 +299,78 @@ func (w *appWriter) Set(key, value []byte) error {
 
 func (w *appWriter) Delete(key []byte) error {
 	w.pending[string(key)] = nil
+	return nil
+}
+
+// CreateSnapshot implements persistence.SnapshotFileStore: the data is
+// collected in memory.
+func (s *Store) CreateSnapshot(ctx context.Context, md *messages.SnapshotMetadata) (persistence.SnapshotSink, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if md.GetIndex() == 0 {
+		return nil, fmt.Errorf("memstore: %w: snapshot at index 0", persistence.ErrInvalidUpdate)
+	}
+	return &sink{s: s, key: [2]uint64{md.GetIndex(), md.GetTerm()}}, nil
+}
+
+// OpenSnapshot implements persistence.SnapshotFileStore.
+func (s *Store) OpenSnapshot(ctx context.Context, index, term uint64) (persistence.SnapshotData, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if md := s.snap.GetMetadata(); md.GetIndex() == index && md.GetTerm() == term && len(s.snap.Data) > 0 {
+		return persistence.BytesSnapshotData(s.snap.Data), nil
+	}
+	if b, ok := s.files[[2]uint64{index, term}]; ok {
+		return persistence.BytesSnapshotData(b), nil
+	}
+	return nil, fmt.Errorf("memstore: snapshot %d@%d: %w", index, term, persistence.ErrNoSnapshot)
+}
+
+// sink collects a snapshot's data in memory.
+type sink struct {
+	s    *Store
+	key  [2]uint64
+	buf  []byte
+	done bool
+}
+
+func (k *sink) Write(p []byte) (int, error) {
+	if k.done {
+		return 0, fmt.Errorf("memstore: write to a finished snapshot sink: %w", persistence.ErrClosed)
+	}
+	k.buf = append(k.buf, p...)
+	return len(p), nil
+}
+
+func (k *sink) Commit() (persistence.SnapshotInfo, error) {
+	if k.done {
+		return persistence.SnapshotInfo{}, fmt.Errorf("memstore: commit of a finished snapshot sink: %w", persistence.ErrClosed)
+	}
+	k.done = true
+	k.s.mu.Lock()
+	defer k.s.mu.Unlock()
+	if k.s.closed {
+		return persistence.SnapshotInfo{}, fmt.Errorf("memstore: %w", persistence.ErrClosed)
+	}
+	if k.s.files == nil {
+		k.s.files = map[[2]uint64][]byte{}
+	}
+	b := k.buf
+	if b == nil {
+		b = []byte{}
+	}
+	k.s.files[k.key] = b
+	return persistence.SnapshotInfo{Size: int64(len(b)), Checksum: persistence.SnapshotChecksum(b)}, nil
+}
+
+func (k *sink) Abort() error {
+	k.done = true
+	k.buf = nil
 	return nil
 }

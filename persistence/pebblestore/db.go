@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/flotilla-raft/flotilla/persistence"
 )
@@ -23,6 +24,12 @@ var ErrFailed = errors.New("pebblestore: database failed")
 type DB struct {
 	pdb    *pebble.DB
 	logger pebbleLogger
+	fs     vfs.FS
+
+	// snapDir holds the snapshot files of every group (snapfiles.go);
+	// fileSeq is the sequence number of the latest file named there.
+	snapDir string
+	fileSeq atomic.Uint64
 
 	// failure is the first unrecoverable error; nil while healthy.
 	failure atomic.Pointer[error]
@@ -40,7 +47,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	db := &DB{groups: map[uint64]*Group{}}
+	db := &DB{groups: map[uint64]*Group{}, fs: opts.FS}
 	db.logger = pebbleLogger{l: opts.Logger.With("db", dir), onFatal: func(msg string) {
 		db.fail(fmt.Errorf("%w: %s", ErrFailed, msg))
 	}}
@@ -61,6 +68,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	db.pdb = pdb
 	if err := db.checkVersion(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	if err := db.openSnapshotDir(dir); err != nil {
 		pdb.Close()
 		return nil, err
 	}

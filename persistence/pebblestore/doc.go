@@ -1,7 +1,7 @@
 // Package pebblestore is the durable store of Flotilla: one Pebble database
 // per process, shared by any number of Raft groups, each seen through a
-// [Group] that implements persistence.LogStore, persistence.SnapshotStore and
-// persistence.AppliedIndexStore.
+// [Group] that implements persistence.LogStore, persistence.SnapshotStore,
+// persistence.SnapshotFileStore and persistence.AppliedIndexStore.
 //
 //	db, err := pebblestore.Open(dir, pebblestore.Options{Logger: logger})
 //	...
@@ -20,6 +20,20 @@
 // returns nil. Concurrent writes of different groups share fsyncs through
 // Pebble's commit pipeline. Short deletions use point tombstones, long ones a
 // range tombstone.
+//
+// # Snapshot files
+//
+// Snapshot data is not kept in Pebble: it lives in files of the directory
+// "snapshots" inside the database's directory, on Options.FS, streamed in
+// through a sink (written to a temporary name, synced, renamed, the
+// directory synced) and read through a ReaderAt after its size and CRC-32C
+// are checked (persistence.ErrCorrupt otherwise). Pebble keeps the
+// snapshot's metadata and the record of its file (size, checksum), written
+// in the batch that makes it current; older files are removed then, and a
+// restart removes temporary files and files that never became current.
+// Power loss at any step leaves the previous snapshot current and
+// readable (the conformance suite checks each step). Snapshots stored
+// inside Pebble by an earlier version are still read. See snapfiles.go.
 //
 // # Failures
 //

@@ -33,6 +33,11 @@ type Group struct {
 	// never nil, and neither it nor state.Snapshot is mutated once set.
 	state   persistence.State
 	applied uint64
+	// cur is the file of the current snapshot's data (nil: none, or the
+	// data is inside Pebble); committed are the files committed by a sink
+	// and not yet current, by (index, term). See snapfiles.go.
+	cur       *snapFile
+	committed map[[2]uint64]snapFile
 
 	// Reused by Save under mu (write lock) to build keys and values.
 	keyBuf, valBuf []byte
@@ -42,6 +47,7 @@ var (
 	_ persistence.LogStore          = (*Group)(nil)
 	_ persistence.SnapshotStore     = (*Group)(nil)
 	_ persistence.AppliedIndexStore = (*Group)(nil)
+	_ persistence.SnapshotFileStore = (*Group)(nil)
 )
 
 // ID returns the group's id.
@@ -90,6 +96,9 @@ func (g *Group) load() error {
 		if err := proto.Unmarshal(v, st.Snapshot); err != nil {
 			return g.corrupt("snapshot metadata", err)
 		}
+	}
+	if err := g.loadSnapFiles(st.Snapshot); err != nil {
+		return err
 	}
 	if v, ok, err := g.get(g.keys.kind(kindApplied)); err != nil {
 		return err
@@ -329,8 +338,17 @@ func (g *Group) Save(ctx context.Context, u persistence.Update) error {
 			return err
 		}
 	}
+	var snapNext *snapFile
+	committing := false
 	if u.Snapshot != nil {
-		if err := g.setSnapshot(b, u.Snapshot); err != nil {
+		var fresh bool
+		snapNext, fresh, err = g.setSnapshot(b, u.Snapshot)
+		defer func() {
+			if !committing {
+				g.dropFresh(snapNext, fresh)
+			}
+		}()
+		if err != nil {
 			return err
 		}
 	}
@@ -353,10 +371,16 @@ func (g *Group) Save(ctx context.Context, u persistence.Update) error {
 			return g.batchErr(err)
 		}
 	}
+	// Once the commit is tried, a file it may reference stays (load
+	// removes it if the batch did not make it current).
+	committing = true
 	if err := g.db.commit(b); err != nil {
 		return fmt.Errorf("pebblestore: group %d: save: %w", g.id, err)
 	}
 	g.state = next
+	if u.Snapshot != nil {
+		g.madeCurrent(snapNext, u.Snapshot.Metadata)
+	}
 	return nil
 }
 
@@ -383,20 +407,6 @@ func (g *Group) deleteEntries(b *pebble.Batch, lo, hi uint64) error {
 		return nil
 	}
 	if err := b.DeleteRange(g.keys.entry(nil, lo), g.keys.entry(nil, hi), nil); err != nil {
-		return g.batchErr(err)
-	}
-	return nil
-}
-
-func (g *Group) setSnapshot(b *pebble.Batch, s *messages.Snapshot) error {
-	meta, err := marshal.Marshal(s.Metadata)
-	if err != nil {
-		return fmt.Errorf("pebblestore: group %d: encode snapshot metadata: %w", g.id, err)
-	}
-	if err := b.Set(g.keys.kind(kindSnapMeta), meta, nil); err != nil {
-		return g.batchErr(err)
-	}
-	if err := b.Set(g.keys.kind(kindSnapData), s.Data, nil); err != nil {
 		return g.batchErr(err)
 	}
 	return nil
@@ -451,35 +461,63 @@ func (g *Group) SaveSnapshot(ctx context.Context, s *messages.Snapshot) error {
 	}
 	b := g.db.pdb.NewBatch()
 	defer b.Close()
-	if err := g.setSnapshot(b, s); err != nil {
+	next, fresh, err := g.setSnapshot(b, s)
+	if err != nil {
+		g.dropFresh(next, fresh)
 		return err
 	}
 	if err := g.db.commit(b); err != nil {
 		return fmt.Errorf("pebblestore: group %d: save snapshot: %w", g.id, err)
 	}
 	g.state.Snapshot = s.Metadata
+	g.madeCurrent(next, s.Metadata)
 	return nil
 }
 
 // LoadSnapshot implements persistence.SnapshotStore. The snapshot is freshly
-// decoded.
+// decoded; data kept in a file is read whole (and its checksum checked).
 func (g *Group) LoadSnapshot(ctx context.Context) (*messages.Snapshot, error) {
-	release, err := g.begin(ctx, false)
+	md, cur, data, err := g.loadSnapshot(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if cur == nil {
+		return &messages.Snapshot{Metadata: md, Data: data}, nil
+	}
+	d, err := g.OpenSnapshot(ctx, cur.index, cur.term)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if data, err = persistence.ReadSnapshotData(d); err != nil {
+		return nil, fmt.Errorf("pebblestore: group %d: %w", g.id, err)
+	}
+	return &messages.Snapshot{Metadata: md, Data: data}, nil
+}
+
+// loadSnapshot reads, under the lock, the current snapshot's metadata and
+// either its file or the data stored inside Pebble.
+func (g *Group) loadSnapshot(ctx context.Context) (*messages.SnapshotMetadata, *snapFile, []byte, error) {
+	release, err := g.begin(ctx, false)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	defer release()
 	if g.state.Snapshot == nil {
-		return nil, fmt.Errorf("pebblestore: group %d: %w", g.id, persistence.ErrNoSnapshot)
+		return nil, nil, nil, fmt.Errorf("pebblestore: group %d: %w", g.id, persistence.ErrNoSnapshot)
+	}
+	md := proto.Clone(g.state.Snapshot).(*messages.SnapshotMetadata)
+	if g.cur != nil {
+		return md, g.cur, nil, nil
 	}
 	data, ok, err := g.get(g.keys.kind(kindSnapData))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if !ok {
-		return nil, g.corrupt("snapshot", io.ErrUnexpectedEOF)
+		return nil, nil, nil, g.corrupt("snapshot", io.ErrUnexpectedEOF)
 	}
-	return &messages.Snapshot{Metadata: proto.Clone(g.state.Snapshot).(*messages.SnapshotMetadata), Data: data}, nil
+	return md, nil, data, nil
 }
 
 // Close implements persistence.LogStore: it closes this group only (the

@@ -10,8 +10,9 @@ import "encoding/binary"
 //	0x01 group(8) 0x01                 hard state (messages.HardState)
 //	0x01 group(8) 0x02                 log start: index(8) term(8) of the last discarded entry
 //	0x01 group(8) 0x03                 snapshot metadata (messages.SnapshotMetadata)
-//	0x01 group(8) 0x04                 snapshot data (raw bytes)
+//	0x01 group(8) 0x04                 snapshot data (raw bytes; empty for a snapshot without data, absent when a file holds it)
 //	0x01 group(8) 0x05                 applied index (8 bytes BE)
+//	0x01 group(8) 0x06                 the current snapshot's data file: seq(8) size(8) CRC-32C(4), see snapfiles.go
 //	0x01 group(8) 0x10 index(8)        log entry (messages.Entry)
 //	0x01 group(8) 0x20 key...          the application's keys (transactional apply)
 const (
@@ -21,6 +22,7 @@ const (
 	kindSnapMeta  = 0x03
 	kindSnapData  = 0x04
 	kindApplied   = 0x05
+	kindSnapFile  = 0x06
 	kindEntry     = 0x10
 	kindApp       = 0x20
 

@@ -99,6 +99,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"Reopen", testReopen},
 		{"PowerLoss", testPowerLoss},
 		{"IOError", testIOError},
+		{"SnapshotFiles", testSnapshotFiles},
+		{"SnapshotFilesPowerLoss", testSnapshotFilesPowerLoss},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
