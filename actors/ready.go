@@ -31,6 +31,13 @@ func (n *node) processReady(ctx actor.Context) {
 	}
 	for n.r.HasReady() {
 		rd := n.r.Ready()
+		if rd.StorageError != nil {
+			// The core cannot read its log: stop, never answer from a
+			// log that could not be read (the rest of rd is dropped, as
+			// in a crash).
+			n.failStop(ctx, "reading the log failed", rd.StorageError)
+			return
+		}
 		n.noteClientSeqs(rd.Snapshot, rd.Entries)
 		if rd.PersistID != 0 {
 			req := persistRequest{id: rd.PersistID, trace: n.obs.tr.takePersistParent(),
@@ -90,7 +97,11 @@ func (n *node) processReady(ctx actor.Context) {
 // and counts each drop by cause (Status.Dropped, the drop metric). The
 // core's Step refuses such a message too, as a guard on its own input
 // (the simulator drives it without a gate); from here it never fires.
-func (n *node) inbound(ctx actor.Context, m *messages.Message) {
+func (n *node) inbound(ctx actor.Context, m *messages.Message) { n.stepInbound(ctx, m, false) }
+
+// stepInbound is inbound for a message from the transport, or (chunked)
+// for a snapshot the receiver assembled from chunks.
+func (n *node) stepInbound(ctx actor.Context, m *messages.Message, chunked bool) {
 	if n.life.paused || n.life.stop != nil && n.life.stop.draining || n.life.failed {
 		n.inbox.drops.Paused++
 		n.obs.metrics.drop(m, tracing.DropPaused)
@@ -102,7 +113,10 @@ func (n *node) inbound(ctx actor.Context, m *messages.Message) {
 		n.scheduleFlush(ctx)
 		return
 	}
-	if m.Type == messages.MessageType_MSG_SNAPSHOT {
+	// A snapshot received in chunks into the store's files comes without
+	// data: its checksum was checked as it arrived, its framing is read
+	// at restore.
+	if m.Type == messages.MessageType_MSG_SNAPSHOT && !(chunked && len(m.GetSnapshot().GetData()) == 0) {
 		if err := checkSnapshot(n.cfg.StateMachine, m.GetSnapshot()); err != nil {
 			n.inbox.drops.CorruptSnapshot++
 			n.log.Warn("snapshot refused", "from", m.From, "index", m.GetSnapshot().GetMetadata().GetIndex(), "err", err)
@@ -146,8 +160,12 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return pid
 	}
 	tr, opts := n.cfg.Transport, n.cfg.chunkOptions()
+	var open func(*messages.SnapshotMetadata) (persistence.SnapshotData, error)
+	if n.snap.files != nil {
+		open = n.openSnapshot
+	}
 	pid := ctx.Spawn(n.sh.pool.props(func() actor.Actor {
-		return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.obs.metrics, opts: opts}
+		return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.obs.metrics, opts: opts, open: open}
 	}))
 	n.kids.replicators[peer.ID] = pid
 	return pid

@@ -132,6 +132,9 @@ func (n *node) common(ctx actor.Context) {
 		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.appliedUpTo(ctx, msg.index)
+		if n.r.AppliedTo(msg.index) {
+			n.scheduleFlush(ctx) // the applier's queue has room again
+		}
 	case *drained:
 		n.finishStop(ctx)
 	case *snapshotMade:
@@ -140,6 +143,8 @@ func (n *node) common(ctx actor.Context) {
 		n.lazySnapshotDone(ctx, msg)
 	case *snapshotSendProgress:
 		n.snapshotSendProgress(ctx, msg.p)
+	case *snapshotOpenFailed:
+		n.snapshotOpenFailed(ctx, msg)
 	case *snapshotAckOut:
 		n.send(ctx, msg.m)
 	case *snapshotRecvProgress:

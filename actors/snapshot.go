@@ -9,20 +9,30 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"google.golang.org/protobuf/proto"
 )
 
 // Snapshots and compaction: automatic (Config.SnapshotEvery,
 // SnapshotBytes) and requested (TakeSnapshot) snapshots, CompactTo, and
-// the snapshot a leader has the applier make for a lagging peer after a
-// CompactTo (lazySnapshot). The requests and their answers are in api.go.
+// the data of a snapshot a leader sends a lagging peer when the core holds
+// none (lazySnapshot): read from the store's files, or made by the applier
+// after a CompactTo. The requests and their answers are in api.go.
+//
+// With a store that keeps snapshot files (persistence.SnapshotFileStore),
+// a snapshot is streamed by the applier into a file (snapshotToFile, while
+// Apply goes on for a StreamSnapshotter); once the file is committed the
+// core compacts with its metadata only (Raft.Compact with nil data: the
+// core never holds snapshot bytes), and the persister saves that metadata,
+// which makes the file the store's current snapshot. Without files the
+// snapshot is a []byte the core keeps and the persister saves.
 
 // maybeSnapshot takes a snapshot once Config.SnapshotEvery entries were
 // applied after the core's latest snapshot (the one taken in this run,
 // found in the store at start, or installed from the leader), or once
 // the entries handed to the applier since then hold Config.SnapshotBytes
 // of command data. Neither, with Config.NoAutoSnapshots or a
-// StateMachine without Snapshotter.
+// StateMachine that implements neither Snapshotter nor StreamSnapshotter.
 func (n *node) maybeSnapshot(ctx actor.Context) {
 	if n.cfg.NoAutoSnapshots || n.snap.snapshotting {
 		return
@@ -31,7 +41,7 @@ func (n *node) maybeSnapshot(ctx actor.Context) {
 	if n.applied < last+n.cfg.SnapshotEvery && n.snap.bytesSince < n.cfg.SnapshotBytes {
 		return
 	}
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
+	if !snapshotCapable(n.cfg.StateMachine) {
 		return
 	}
 	n.requestSnapshot(ctx, nil)
@@ -49,18 +59,28 @@ func (n *node) committedBytes(installed bool, ents []*messages.Entry) {
 	}
 }
 
+// requestSnapshot asks the applier for a snapshot at the index the core
+// handed it last: into a file when the store has them.
 func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
+	if !snapshotCapable(n.cfg.StateMachine) {
 		if reply != nil {
-			ctx.Send(reply, &TakeSnapshotResponse{Err: errors.New("actors: the StateMachine does not implement Snapshotter")})
+			ctx.Send(reply, &TakeSnapshotResponse{Err: errNotSnapshotter})
 		}
 		return
+	}
+	req := &snapshotRequest{reply: reply}
+	if n.snap.files != nil && n.r.Applied() > 0 {
+		// The applier has applied exactly this far when the request
+		// reaches it: every batch before it is in its mailbox first.
+		if md, err := n.r.SnapshotMetadata(n.r.Applied()); err == nil {
+			req.md = md
+		}
 	}
 	n.snap.snapshotting = true
 	// The applier makes the snapshot after every batch sent before: it
 	// covers exactly the bytes counted so far.
 	n.snap.bytesAsked, n.snap.bytesSince = n.snap.bytesSince, 0
-	ctx.Send(n.kids.applier, &snapshotRequest{reply: reply})
+	ctx.Send(n.kids.applier, req)
 }
 
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
@@ -75,6 +95,7 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 		n.snap.bytesSince += n.snap.bytesAsked // not covered by a snapshot after all
 	}
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
+		// A snapshot in a file: the core keeps its metadata only.
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
@@ -97,20 +118,26 @@ func (n *node) retention(index uint64) uint64 {
 	if n.cfg.RetainBytes == 0 || keep == 0 {
 		return keep
 	}
-	lo := max(index-keep+1, n.r.FirstIndex())
-	ents, err := n.r.Entries(lo, index+1)
-	if err != nil {
-		return 0
-	}
+	// The longest suffix of [lo, index] within RetainBytes, found in one
+	// paged pass: window holds the sizes of the suffix so far.
+	var window []uint64
 	var size uint64
-	kept := uint64(0)
-	for i := len(ents) - 1; i >= 0; i-- {
-		if size += uint64(proto.Size(ents[i])); size > n.cfg.RetainBytes {
-			break
+	for lo := max(index-keep+1, n.r.FirstIndex()); lo <= index; {
+		ents, err := n.r.Entries(lo, index+1, scanLogPageBytes)
+		if err != nil || len(ents) == 0 {
+			return 0
 		}
-		kept++
+		for _, e := range ents {
+			es := uint64(proto.Size(e))
+			window, size = append(window, es), size+es
+			for len(window) > 0 && size > n.cfg.RetainBytes {
+				size -= window[0]
+				window = window[1:]
+			}
+		}
+		lo += uint64(len(ents))
 	}
-	return kept
+	return uint64(len(window))
 }
 
 func (n *node) compactTo(ctx actor.Context, msg *CompactTo) {
@@ -129,11 +156,11 @@ func (n *node) compactToErr(index uint64) error {
 		return n.stoppedErr()
 	}
 	sm := n.cfg.StateMachine
-	_, snap := sm.(Snapshotter)
+	snap := snapshotCapable(sm)
 	_, ai := sm.(AppliedIndexer)
 	_, dd := sm.(CommandDeduplicator)
 	if !snap || !ai || !dd {
-		return fmt.Errorf("actors: CompactTo needs a StateMachine that implements Snapshotter (%t), AppliedIndexer (%t) and CommandDeduplicator (%t)", snap, ai, dd)
+		return fmt.Errorf("actors: CompactTo needs a StateMachine that implements Snapshotter or StreamSnapshotter (%t), AppliedIndexer (%t) and CommandDeduplicator (%t)", snap, ai, dd)
 	}
 	if index > n.applied {
 		return fmt.Errorf("%w: CompactTo %d, applied %d", ErrBeyondApplied, index, n.applied)
@@ -144,13 +171,26 @@ func (n *node) compactToErr(index uint64) error {
 	return nil
 }
 
-// lazySnapshot takes over an outbound snapshot without data (the log was
-// compacted by CompactTo): the applier makes the data, and
-// lazySnapshotDone sends it. It reports whether it took m.
+// lazySnapshot takes over an outbound snapshot without data when the
+// store keeps no snapshot files (the log was compacted by CompactTo): the
+// applier makes the data, and lazySnapshotDone sends it. With snapshot
+// files it leaves m to the peer's replicator, which streams the file
+// (snapshotOpenFailed has the applier make the data of a snapshot that has
+// none). It reports whether it took m.
 func (n *node) lazySnapshot(ctx actor.Context, m *messages.Message) bool {
 	if m.Type != messages.MessageType_MSG_SNAPSHOT || len(m.GetSnapshot().GetData()) > 0 {
 		return false
 	}
+	if n.snap.files != nil && m.GetSnapshot().GetMetadata() != nil {
+		return false // the peer's replicator streams it from the file
+	}
+	n.makeLazySnapshot(ctx, m)
+	return true
+}
+
+// makeLazySnapshot has the applier make the data of m's snapshot, once
+// per peer at a time.
+func (n *node) makeLazySnapshot(ctx actor.Context, m *messages.Message) {
 	if n.snap.lazyPending == nil {
 		n.snap.lazyPending = map[uint64]bool{}
 	}
@@ -158,7 +198,31 @@ func (n *node) lazySnapshot(ctx actor.Context, m *messages.Message) bool {
 		n.snap.lazyPending[m.To] = true
 		ctx.Send(n.kids.applier, &snapshotRequest{lazy: m})
 	}
-	return true
+}
+
+// snapshotOpenFailed handles a replicator that could not open the file of
+// the snapshot for its peer: a snapshot without data (CompactTo) is made
+// by the applier; damaged data is counted (Status.CorruptSnapshotFiles)
+// and not sent, and the leader tries again when the transfer times out.
+func (n *node) snapshotOpenFailed(ctx actor.Context, msg *snapshotOpenFailed) {
+	if errors.Is(msg.err, persistence.ErrNoSnapshot) {
+		n.makeLazySnapshot(ctx, msg.m)
+		return
+	}
+	if errors.Is(msg.err, persistence.ErrCorrupt) {
+		n.snap.corruptFiles++
+	}
+	n.log.Warn("snapshot for a lagging peer failed", "peer", msg.m.To, "err", msg.err)
+}
+
+// openSnapshot opens the data of the snapshot at md in the store's files
+// (persistence.ErrNoSnapshot when the store has no files, or the snapshot
+// no data: CompactTo). The caller closes it. Safe on any goroutine.
+func (n *node) openSnapshot(md *messages.SnapshotMetadata) (persistence.SnapshotData, error) {
+	if n.snap.files == nil {
+		return nil, fmt.Errorf("actors: the store keeps no snapshot files: %w", persistence.ErrNoSnapshot)
+	}
+	return n.snap.files.OpenSnapshot(bg, md.GetIndex(), md.GetTerm())
 }
 
 // lazySnapshotDone sends the snapshot the applier made for a peer, with
@@ -190,8 +254,8 @@ func (n *node) snapshotTransfer(ctx actor.Context, m *messages.Message) {
 	switch m.Type {
 	case messages.MessageType_MSG_SNAPSHOT_CHUNK:
 		if n.kids.receiver == nil {
-			log := n.log
-			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log} }))
+			log, files := n.log, n.snap.files
+			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log, files: files} }))
 		}
 		ctx.Send(n.kids.receiver, &snapshotChunkIn{m})
 	case messages.MessageType_MSG_SNAPSHOT_ACK:
@@ -211,6 +275,9 @@ func (n *node) snapshotSendProgress(ctx actor.Context, p SnapshotSendProgress) {
 		n.snap.sends = map[uint64]SnapshotSendProgress{}
 	}
 	n.snap.sends[p.Peer] = p
+	if p.Done {
+		n.obs.metrics.snapshotSent(p.Size)
+	}
 	n.publish(ctx, &p)
 }
 
@@ -232,5 +299,5 @@ func (n *node) snapshotReceived(ctx actor.Context, msg *snapshotReceivedAll) {
 	p := msg.progress
 	p.NodeID = n.cfg.ID
 	n.publish(ctx, &p)
-	n.inbound(ctx, msg.m)
+	n.stepInbound(ctx, msg.m, true)
 }

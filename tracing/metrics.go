@@ -53,8 +53,8 @@ const (
 	// its log is behind the leader's last index (gauge, {entry}). Reported only
 	// while the node leads; refreshed every tick.
 	MetricPeerMatchLag = "raft.peer.match.lag"
-	// MetricSnapshotSize: the size of a snapshot taken, sent (per message) or
-	// installed (histogram, By; raft.snapshot.op: take, send, install).
+	// MetricSnapshotSize: the size of a snapshot taken, sent (per transfer
+	// in chunks that the peer acknowledged whole) or installed (histogram, By; raft.snapshot.op: take, send, install).
 	MetricSnapshotSize = "raft.snapshot.size"
 	// MetricSnapshotDuration: the time to take a snapshot of the state machine or
 	// to install one into it (histogram, s; raft.snapshot.op: take, install).

@@ -126,6 +126,18 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.ReadOnly = raft.ReadOnlyLeaseBased
 	}
 	cfg.SnapshotEvery = uint64(10 + (s.opt.Seed+n.id)%30)
+	if s.opt.Seed%3 == 2 {
+		cfg.SnapshotBytes = 200 // a few commands: the byte trigger fires first
+	}
+	if s.opt.Backpressure {
+		cfg.Raft.MaxUncommittedBytes = 40 // two or three commands
+		cfg.MaxPendingProposals = 1 + int(s.opt.Seed/4%2)
+		cfg.MaxPendingReads = 1
+	}
+	if s.opt.SessionExpiry {
+		cfg.MaxSessions = 2 + int(s.opt.Seed%3) // fewer than the clients
+		cfg.SessionTTL = 30 + s.opt.Seed%50     // entries
+	}
 	// A short retained tail sends lagging followers snapshots; these (a
 	// few hundred bytes to a few KiB) go in chunks of 16 to 64 bytes with
 	// a window of four, at 1 to 4 KiB/s: faults interrupt transfers.
