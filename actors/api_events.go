@@ -84,6 +84,10 @@ type SnapshotSendProgress struct {
 	// included; Acked the bytes the peer holds.
 	Sent, Acked uint64
 	ResumedFrom uint64
+	// Rewinds counts the times this transfer went back to the peer's
+	// offset after chunks were lost (each sends again at most
+	// Config.SnapshotWindowBytes).
+	Rewinds uint64
 	// Done: the peer holds every byte (it installs the snapshot next).
 	Done bool
 }

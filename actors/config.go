@@ -184,8 +184,10 @@ type Config struct {
 	// bytes per second. Default 0: no limit.
 	SnapshotBandwidth uint64
 	// SnapshotResendTimeout: when no acknowledgement of more bytes came
-	// for this long, the leader sends again from the acknowledged offset
-	// (lost chunks or acknowledgements). Default (and 0) 3 TickIntervals.
+	// for this long, the leader asks the follower where it is and sends
+	// again from there what was lost. Keep it under the election timeout:
+	// the leader gives up a transfer without progress for that long.
+	// Default (and 0) 5 TickIntervals (half the default election timeout).
 	SnapshotResendTimeout time.Duration
 }
 
@@ -255,7 +257,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("actors: Config.SnapshotWindowBytes = %d, must be >= SnapshotChunkBytes (%d)", w, ch))
 	}
 	if c.SnapshotResendTimeout < 0 {
-		errs = append(errs, fmt.Errorf("actors: Config.SnapshotResendTimeout = %v, must be >= 0 (0: the default, 3 TickIntervals)", c.SnapshotResendTimeout))
+		errs = append(errs, fmt.Errorf("actors: Config.SnapshotResendTimeout = %v, must be >= 0 (0: the default, 5 TickIntervals)", c.SnapshotResendTimeout))
 	}
 	if c.HistorySize < 0 {
 		errs = append(errs, fmt.Errorf("actors: Config.HistorySize = %d, must be >= 0 (0: the default, 256)", c.HistorySize))
@@ -330,7 +332,7 @@ func (c *Config) ensureDefaults() {
 		c.SnapshotWindowBytes = max(DefaultSnapshotWindowBytes, c.SnapshotChunkBytes)
 	}
 	if c.SnapshotResendTimeout == 0 {
-		c.SnapshotResendTimeout = 3 * c.TickInterval
+		c.SnapshotResendTimeout = 5 * c.TickInterval
 	}
 }
 

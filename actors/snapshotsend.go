@@ -18,9 +18,11 @@ import (
 // Config.SnapshotBandwidth, at most that many bytes a second. Without an
 // acknowledgement of more bytes for Config.SnapshotResendTimeout (lost
 // chunks or acknowledgements, a dropped connection) it asks again with an
-// empty chunk and goes on from the offset the answer gives: what was lost
-// is sent again, at most a window, and nothing is streamed into a dead
-// connection. The transfer ends when
+// empty chunk, and streams nothing until an answer comes: one that shows
+// no progress means the chunks in flight were lost, and they are sent
+// again from the follower's offset (at most a window); one that shows
+// progress means they were slow, and streaming goes on after them. The
+// transfer ends when
 // the follower holds every byte, when the core sends the peer an append
 // (it is out of StateSnapshot), or when the core asks for the snapshot
 // again (a stalled transfer: it starts over with the empty chunk, which
@@ -49,8 +51,8 @@ type sendTransfer struct {
 	// resumedFrom is the offset the follower held when it first answered.
 	resumedFrom uint64
 	// bytesSent counts chunk bytes handed to the transport, re-sent ones
-	// included.
-	bytesSent uint64
+	// included; rewinds the times sent went back to the follower's offset.
+	bytesSent, rewinds uint64
 	// lastProgress is when the transfer began or last progressed.
 	lastProgress time.Time
 	// tokens and tokensAt are the bandwidth limit's bucket.
@@ -136,13 +138,20 @@ func (r *replicator) onAck(ctx actor.Context, m *messages.Message) {
 			return
 		}
 		x.acked = c.Offset
-	case x.waiting:
-		if !x.answered {
-			x.answered, x.resumedFrom = true, c.Offset
+	case x.waiting && !x.answered:
+		// The first answer: the follower holds this much already.
+		x.answered, x.resumedFrom = true, c.Offset
+		x.waiting, x.acked, x.sent = false, c.Offset, c.Offset
+	case x.waiting && c.Offset <= x.acked:
+		// Nothing arrived since the timeout: what was in flight is lost.
+		if x.sent > c.Offset {
+			x.rewinds++
 		}
 		x.waiting, x.acked, x.sent = false, c.Offset, c.Offset
 	case c.Offset > x.acked:
-		x.acked, x.sent = c.Offset, max(x.sent, c.Offset)
+		// Progress (also an answer to the timeout's question: the chunks
+		// in flight were slow, not lost, and are not sent again).
+		x.waiting, x.acked, x.sent = false, c.Offset, max(x.sent, c.Offset)
 	default:
 		return // a duplicate or a late acknowledgement
 	}
@@ -150,7 +159,7 @@ func (r *replicator) onAck(ctx actor.Context, m *messages.Message) {
 	done := x.acked == uint64(x.info.Size)
 	ctx.Send(ctx.Parent(), &snapshotSendProgress{SnapshotSendProgress{Peer: r.peer.ID,
 		Index: x.base.GetSnapshot().GetMetadata().GetIndex(), Term: x.base.GetSnapshot().GetMetadata().GetTerm(),
-		Size: uint64(x.info.Size), Sent: x.bytesSent, Acked: x.acked, ResumedFrom: x.resumedFrom, Done: done}})
+		Size: uint64(x.info.Size), Sent: x.bytesSent, Acked: x.acked, ResumedFrom: x.resumedFrom, Rewinds: x.rewinds, Done: done}})
 	if x == r.xfer {
 		if done {
 			r.endTransfer()
@@ -173,8 +182,9 @@ func (r *replicator) onTimer(ctx actor.Context) {
 		r.transmit(r.chunk(x.acked, nil))
 	}
 	r.fill(ctx)
-	if !r.timerPending {
-		r.arm(ctx, r.opts.resend)
+	if r.xfer != nil && !r.timerPending {
+		// Wake when the resend timeout runs out since the last progress.
+		r.arm(ctx, max(r.opts.resend-time.Since(x.lastProgress), time.Millisecond))
 	}
 }
 
