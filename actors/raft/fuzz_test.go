@@ -33,7 +33,8 @@ func fuzzNode(t *testing.T, b byte) *Raft {
 }
 
 // fuzzSeeds are messages of every type, including snapshots whose
-// metadata and configuration are corrupt.
+// metadata and configuration are corrupt, and snapshot chunks and
+// acknowledgements at the edges of their offsets.
 func fuzzSeeds() []*messages.Message {
 	var out []*messages.Message
 	for ty := range messages.MessageType_name {
@@ -43,7 +44,16 @@ func fuzzSeeds() []*messages.Message {
 		return &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, ClusterId: 7, From: 2, To: 1, Term: 5,
 			Snapshot: &messages.Snapshot{Metadata: md, Data: []byte{0xff, 0xff, 0xff}}}
 	}
+	chunk := func(ty messages.MessageType, c *messages.SnapshotChunk) *messages.Message {
+		return &messages.Message{Type: ty, ClusterId: 7, From: 2, To: 1, Term: 5, SnapshotChunk: c}
+	}
+	md := &messages.SnapshotMetadata{Index: 100, Term: 5, Config: &messages.ClusterConfig{Voters: members(1, 2, 3)}}
 	out = append(out,
+		chunk(messages.MessageType_MSG_SNAPSHOT_CHUNK, nil),
+		chunk(messages.MessageType_MSG_SNAPSHOT_CHUNK, &messages.SnapshotChunk{Metadata: md, Size: 3, Data: []byte("abc"), DataChecksum: 0x364b3fb7}),
+		chunk(messages.MessageType_MSG_SNAPSHOT_CHUNK, &messages.SnapshotChunk{Metadata: md, Size: 1<<64 - 1, Offset: 1<<64 - 2, Data: []byte("abc")}),
+		chunk(messages.MessageType_MSG_SNAPSHOT_ACK, &messages.SnapshotChunk{Metadata: md, Size: 10, Offset: 10}),
+		chunk(messages.MessageType_MSG_SNAPSHOT_ACK, &messages.SnapshotChunk{Metadata: md, Size: 10, Offset: 11}),
 		snap(nil),
 		snap(&messages.SnapshotMetadata{Index: 100, Term: 5}),
 		snap(&messages.SnapshotMetadata{Index: 100, Term: 5, Config: &messages.ClusterConfig{}}),
