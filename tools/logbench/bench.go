@@ -380,7 +380,7 @@ func snapshotSetting(every int64) string {
 		return "the library's default (DefaultConfig)"
 	}
 	if every == 0 {
-		return "off (SnapshotEvery 0)"
+		return "off (NoAutoSnapshots)"
 	}
 	return fmt.Sprintf("every %d entries", every)
 }

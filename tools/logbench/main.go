@@ -79,7 +79,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (options, error) {
 		clients   = fs.Int("clients", 512, "concurrent proposers (clients) in the leader's process")
 		dir       = fs.String("dir", "", "directory for the nodes' data and logs, kept afterwards (default: a temporary directory, removed)")
 		pprofDir  = fs.String("pprof", "", "write a heap profile of every node at every checkpoint into this directory")
-		snapEvery = fs.Int64("snapshot-every", -1, "Config.SnapshotEvery of every node; negative: the library's default")
+		snapEvery = fs.Int64("snapshot-every", -1, "Config.SnapshotEvery of every node; 0: no automatic snapshots (NoAutoSnapshots); negative: the library's default")
 		bound     = fs.Uint64("bound-mib", 256, "the peak-RSS bound per node to report on, MiB")
 	)
 	if err := fs.Parse(args); err != nil {

@@ -83,7 +83,7 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.listen, "listen", "", "Raft (gRPC) address, 127.0.0.1:port")
 	peers := fs.String("peers", "", "the other voters: id=host:port,...")
 	fs.StringVar(&c.dataDir, "data", "", "data directory (Pebble)")
-	fs.Int64Var(&c.snapshotEvery, "snapshot-every", -1, "Config.SnapshotEvery; negative: the library's default")
+	fs.Int64Var(&c.snapshotEvery, "snapshot-every", -1, "Config.SnapshotEvery; 0: no automatic snapshots (NoAutoSnapshots); negative: the library's default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -161,7 +161,9 @@ func runNode(args []string, in io.Reader, out, stderr io.Writer) int {
 	cfg := actors.DefaultConfig()
 	cfg.ID, cfg.Address, cfg.Bootstrap = c.id, c.listen, boot
 	cfg.Transport, cfg.StateMachine, cfg.DataDir, cfg.Logger = tr, sm, c.dataDir, log
-	if c.snapshotEvery >= 0 {
+	if c.snapshotEvery == 0 {
+		cfg.NoAutoSnapshots = true // SnapshotEvery 0 is the default, not off
+	} else if c.snapshotEvery > 0 {
 		cfg.SnapshotEvery = uint64(c.snapshotEvery)
 	}
 
