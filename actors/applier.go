@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
@@ -225,32 +224,32 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 	return res, nil
 }
 
-// rebuildSessions restores the session table at start for a state
+// rebuildsSessions and rebuildSession restore the applier's session table
+// at start for a state
 // machine whose applied index is durable (entries up to it are not applied
 // again, so the table would otherwise start empty and a retried command
-// could apply twice): from the snapshot's table, then the stored entries up
-// to the applied index. Their results are not known, so a retry of such a
-// command is answered ErrDuplicate: applied once, never twice.
-func (a *applier) rebuildSessions(st raft.InitialState, snapSessions []sessionEntry) {
-	if st.Applied == 0 {
-		return // everything is applied again from the start: the table rebuilds itself
-	}
-	if snapSessions != nil {
-		a.sessions.load(snapSessions)
-	}
-	if _, own := a.sm.(CommandDeduplicator); own {
-		return
-	}
-	for _, e := range st.Entries {
-		if e.Index > st.Applied {
-			break
-		}
-		// The rules of applyNormal, so that the table (and what it
-		// expired) is the one the entries built before the restart.
-		if e.Type == messages.EntryType_ENTRY_NORMAL && e.ClientId != 0 && e.Sequence != 0 {
-			if _, apply := a.sessions.observe(e); apply {
-				a.sessions.record(e, nil)
-			}
+// could apply twice): from the snapshot's table (loaded first), then the
+// stored entries up to the applied index, which the node reads in pages
+// (scanLog) and hands to rebuildSession one by one. Their results are not
+// known, so a retry of such a command is answered ErrDuplicate: applied
+// once, never twice.
+//
+// rebuildsSessions reports whether the table is rebuilt at all: not when
+// nothing is applied yet (everything is applied again from the start, so
+// the table rebuilds itself), nor for a state machine that deduplicates on
+// its own.
+func rebuildsSessions(sm StateMachine, applied uint64) bool {
+	_, own := sm.(CommandDeduplicator)
+	return applied != 0 && !own
+}
+
+// rebuildSession records one stored, applied entry in t, by the rules of
+// applyNormal, so that the table (and what it expired) is the one the
+// entries built before the restart.
+func rebuildSession(t *sessionTable, e *messages.Entry) {
+	if e.Type == messages.EntryType_ENTRY_NORMAL && e.ClientId != 0 && e.Sequence != 0 {
+		if _, apply := t.observe(e); apply {
+			t.record(e, nil)
 		}
 	}
 }

@@ -56,9 +56,32 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
+	// One paged read of the stored log after the snapshot: the clients'
+	// sequences among its entries (the node's duplicate check at accept),
+	// and, for a state machine whose applied index is durable, the session
+	// table the entries up to it built (the applier's, see rebuildSessions).
 	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
 	n.noteSessions(snapSessions)
-	n.noteClientSeqs(nil, st.Entries)
+	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
+	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
+	if rebuild && snapSessions != nil {
+		appSessions.load(snapSessions)
+	}
+	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
+		if e.ClientId == 0 {
+			return
+		}
+		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
+		if rebuild && e.Index <= st.Applied {
+			rebuildSession(appSessions, e)
+		}
+	})
+	if err != nil {
+		if snapData != nil {
+			snapData.Close()
+		}
+		return fmt.Errorf("actors: load state: %w", err)
+	}
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
@@ -71,11 +94,9 @@ func (n *node) start(ctx actor.Context) error {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
-		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(),
-			newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL), n.obs.tracer)
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), appSessions, n.obs.tracer)
 		a.metrics = n.obs.metrics
 		a.files = n.snap.files
-		a.rebuildSessions(st, snapSessions)
 		return a
 	}), "applier")
 	if err2 != nil {
@@ -110,7 +131,8 @@ func (n *node) start(ctx actor.Context) error {
 	return nil
 }
 
-// loadState reads what the store holds.
+// loadState reads what the store holds but the log: the hard state, the
+// snapshot and the state machine's applied index.
 func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, error) {
 	ctx := context.Background()
 	var st raft.InitialState
@@ -119,19 +141,10 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	// The store may keep entries at or below its snapshot's index (the
-	// tail that Compact retains for lagging followers): the snapshot
-	// covers them, so only what follows it is loaded.
-	lo := ps.FirstIndex
-	if ps.Snapshot != nil {
-		lo = max(lo, ps.Snapshot.Index+1)
-	}
-	if ps.LastIndex >= lo {
-		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
-		if err != nil {
-			return st, fmt.Errorf("actors: load entries: %w", err)
-		}
-	}
+	// The core reads the log itself, through the store: New finds its
+	// bounds and configurations in it, then keeps only what is not yet
+	// durable and its entry cache in memory.
+	st.Storage = persistence.NewRaftStorage(store)
 	_, files := store.(persistence.SnapshotFileStore)
 	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil && !files {
 		snap, err := ss.LoadSnapshot(ctx)
@@ -150,6 +163,37 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		}
 	}
 	return st, nil
+}
+
+// scanLogPageBytes is the page size of scanLog.
+const scanLogPageBytes = 1 << 20
+
+// scanLog calls fn for each stored entry from lo to the last, in order,
+// reading pages of scanLogPageBytes: memory stays bounded whatever the
+// log's length.
+func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	for lo = max(lo, first); lo <= last; {
+		ents, err := s.Entries(lo, last+1, scanLogPageBytes)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			return fmt.Errorf("actors: the store answered no entries from %d (last %d)", lo, last)
+		}
+		for _, e := range ents {
+			fn(e)
+		}
+		lo += uint64(len(ents))
+	}
+	return nil
 }
 
 // openStartSnapshot opens the data of the snapshot the node starts on,
