@@ -12,8 +12,10 @@
 // the leader's process, each a client (ClientID, increasing Sequence)
 // calling ProposeAndWait. While it runs, the driver samples every node's
 // VmHWM and VmRSS from /proc/PID/status. At each checkpoint (-restart-at,
-// default N/10 and N) it prints per node: peak RSS, entries applied per
-// second, data directory size and log length; then it restarts a follower
+// default N/10 and N) it prints per node: peak RSS, the Go heap and what
+// the Go runtime maps (the rest of RSS is outside Go: Pebble's block cache
+// and memtables), entries applied per second, data directory size and log
+// length; then it restarts a follower
 // and then the leader (SIGKILL, then the process started again) and prints
 // the time from process start to caught up (applied the leader's commit
 // index). At the end it checks that every node applied N commands with the
