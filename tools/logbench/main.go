@@ -15,10 +15,10 @@
 // default N/10 and N) it prints per node: peak RSS, the Go heap and what
 // the Go runtime maps (the rest of RSS is outside Go: Pebble's block cache
 // and memtables), entries applied per second, data directory size and log
-// length; then it restarts a follower
-// and then the leader (SIGKILL, then the process started again) and prints
-// the time from process start to caught up (applied the leader's commit
-// index). At the end it checks that every node applied N commands with the
+// length; then it restarts a follower and then the leader (SIGKILL, then
+// the process started again) and prints the time from process start to
+// the node's first answer (its state loaded) and to caught up (applied the
+// leader's commit index). At the end it checks that every node applied N commands with the
 // same state, and prints the verdict on the peak-RSS bound.
 //
 //	make bench-log             # N=10M
