@@ -19,7 +19,8 @@
 // the process started again) and prints the time from process start to
 // the node's first answer (its state loaded) and to caught up (applied the
 // leader's commit index). At the end it checks that every node applied N commands with the
-// same state, and prints the verdict on the peak-RSS bound.
+// same state, and prints the verdict on the peak-RSS bound (-bound-mib,
+// default 256); it exits with status 3 when a node's peak RSS exceeded it.
 //
 //	make bench-log             # N=10M
 //	make bench-log N=1M ARGS='-pprof /tmp/heaps'
@@ -65,9 +66,16 @@ func runBench(o options, stderr io.Writer) int {
 		defer os.RemoveAll(dir)
 		o.dir = dir
 	}
-	if _, err := bench(o); err != nil {
+	res, err := bench(o)
+	if err != nil {
 		fmt.Fprintf(stderr, "logbench: %v\n", err)
 		return 1
+	}
+	for _, f := range res.Final {
+		if f.PeakRSS > o.boundMiB<<20 {
+			fmt.Fprintf(stderr, "logbench: node %d's peak RSS %s exceeds the bound of %d MiB\n", f.ID, mib(f.PeakRSS), o.boundMiB)
+			return 3
+		}
 	}
 	return 0
 }
