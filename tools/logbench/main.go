@@ -28,6 +28,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,13 +72,22 @@ func runBench(o options, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "logbench: %v\n", err)
 		return 1
 	}
-	for _, f := range res.Final {
-		if f.PeakRSS > o.boundMiB<<20 {
-			fmt.Fprintf(stderr, "logbench: node %d's peak RSS %s exceeds the bound of %d MiB\n", f.ID, mib(f.PeakRSS), o.boundMiB)
-			return 3
-		}
+	if err := checkBound(res.Final, o.boundMiB); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 3
 	}
 	return 0
+}
+
+// checkBound names every node whose peak RSS exceeded boundMiB.
+func checkBound(nodes []nodeFigures, boundMiB uint64) error {
+	var errs []error
+	for _, f := range nodes {
+		if f.PeakRSS > boundMiB<<20 {
+			errs = append(errs, fmt.Errorf("logbench: node %d's peak RSS %s exceeds the bound of %d MiB", f.ID, mib(f.PeakRSS), boundMiB))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (options, error) {
