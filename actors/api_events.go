@@ -101,12 +101,22 @@ type Status struct {
 	// Progress is the leader's view of each member, learners with their
 	// Lag (leader only).
 	Progress []PeerProgress
-	Paused   bool
+	// Log says what the core's log holds in memory (entries not yet
+	// persisted, the entry cache: Config.Raft.EntryCacheBytes) and how
+	// often it read the store.
+	Log    LogStats
+	Paused bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or
 	// while paused, stopping or failed (Paused). What the transport
 	// refused before delivering (undecodable, oversized) is in Transport.
 	Dropped DropCounts
+	// CorruptSnapshotFiles counts the times this node's own snapshot data
+	// (a file of its persistence.SnapshotFileStore) was found damaged
+	// (size or checksum) when read to send to a lagging peer: the peer is
+	// not sent it, the node runs on (see ErrCorruptSnapshot for a restart
+	// on such a file).
+	CorruptSnapshotFiles uint64
 	// Overloaded counts the requests refused with ErrOverloaded, by
 	// cause, since the node started.
 	Overloaded OverloadCounts

@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,11 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
+	n.snap.files, _ = store.(persistence.SnapshotFileStore)
+	snapData, snapSessions, err := openStartSnapshot(n.snap.files, st, n.cfg.StateMachine)
+	if err != nil {
+		return err
+	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
 		rc.Seed = time.Now().UnixNano()
@@ -49,8 +56,32 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
-	n.pend.clientSeqs = map[uint64]uint64{}
-	n.noteClientSeqs(st.Snapshot, st.Entries)
+	// One paged read of the stored log after the snapshot: the clients'
+	// sequences among its entries (the node's duplicate check at accept),
+	// and, for a state machine whose applied index is durable, the session
+	// table the entries up to it built (the applier's, see rebuildSessions).
+	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
+	n.noteSessions(snapSessions)
+	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
+	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
+	if rebuild && snapSessions != nil {
+		appSessions.load(snapSessions)
+	}
+	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
+		if e.ClientId == 0 {
+			return
+		}
+		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
+		if rebuild && e.Index <= st.Applied {
+			rebuildSession(appSessions, e)
+		}
+	})
+	if err != nil {
+		if snapData != nil {
+			snapData.Close()
+		}
+		return fmt.Errorf("actors: load state: %w", err)
+	}
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
@@ -63,16 +94,21 @@ func (n *node) start(ctx actor.Context) error {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
-		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), appSessions, n.obs.tracer)
 		a.metrics = n.obs.metrics
-		a.rebuildSessions(st)
+		a.files = n.snap.files
 		return a
 	}), "applier")
 	if err2 != nil {
+		if snapData != nil {
+			snapData.Close()
+		}
 		return err2
 	}
 	if st.Snapshot != nil && st.Applied < st.Snapshot.Metadata.Index {
-		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot})
+		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot, snapData: snapData})
+	} else if snapData != nil {
+		snapData.Close()
 	}
 	if !n.sh.transportStarted {
 		self, root := n.self, n.root
@@ -81,8 +117,8 @@ func (n *node) start(ctx actor.Context) error {
 		}
 		n.sh.transportStarted = true
 	}
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok && !n.cfg.NoAutoSnapshots {
-		n.log.Warn("the StateMachine does not implement Snapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
+	if !snapshotCapable(n.cfg.StateMachine) && !n.cfg.NoAutoSnapshots {
+		n.log.Warn("the StateMachine does not implement Snapshotter or StreamSnapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
 	}
 	n.life.paused = n.cfg.StartPaused
 	n.life.gen = tickGen.Add(1)
@@ -95,7 +131,8 @@ func (n *node) start(ctx actor.Context) error {
 	return nil
 }
 
-// loadState reads what the store holds.
+// loadState reads what the store holds but the log: the hard state, the
+// snapshot and the state machine's applied index.
 func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, error) {
 	ctx := context.Background()
 	var st raft.InitialState
@@ -104,20 +141,12 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	// The store may keep entries at or below its snapshot's index (the
-	// tail that Compact retains for lagging followers): the snapshot
-	// covers them, so only what follows it is loaded.
-	lo := ps.FirstIndex
-	if ps.Snapshot != nil {
-		lo = max(lo, ps.Snapshot.Index+1)
-	}
-	if ps.LastIndex >= lo {
-		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
-		if err != nil {
-			return st, fmt.Errorf("actors: load entries: %w", err)
-		}
-	}
-	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil {
+	// The core reads the log itself, through the store: New finds its
+	// bounds and configurations in it, then keeps only what is not yet
+	// durable and its entry cache in memory.
+	st.Storage = persistence.NewRaftStorage(store)
+	_, files := store.(persistence.SnapshotFileStore)
+	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil && !files {
 		snap, err := ss.LoadSnapshot(ctx)
 		if err != nil && !errors.Is(err, persistence.ErrNoSnapshot) {
 			return st, fmt.Errorf("actors: load snapshot: %w", err)
@@ -134,6 +163,80 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		}
 	}
 	return st, nil
+}
+
+// scanLogPageBytes is the page size of scanLog.
+const scanLogPageBytes = 1 << 20
+
+// scanLog calls fn for each stored entry from lo to the last, in order,
+// reading pages of scanLogPageBytes: memory stays bounded whatever the
+// log's length.
+func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	for lo = max(lo, first); lo <= last; {
+		ents, err := s.Entries(lo, last+1, scanLogPageBytes)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			return fmt.Errorf("actors: the store answered no entries from %d (last %d)", lo, last)
+		}
+		for _, e := range ents {
+			fn(e)
+		}
+		lo += uint64(len(ents))
+	}
+	return nil
+}
+
+// openStartSnapshot opens the data of the snapshot the node starts on,
+// when it is in the store's files and is needed: to restore the state
+// machine (its applied index is below the snapshot's), or for the session
+// table (the applier's table is rebuilt, see rebuildSessions). The data's
+// checksum is checked as it opens: damaged data stops the start with an
+// error wrapping ErrCorruptSnapshot, rather than a node that runs on
+// without the state it covers. It returns the opened data (for the
+// restore; nil when not needed) and the session table.
+func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState, sm StateMachine) (persistence.SnapshotData, []sessionEntry, error) {
+	md := st.Snapshot.GetMetadata()
+	if files == nil || md == nil || len(st.Snapshot.GetData()) > 0 {
+		if s := st.Snapshot; s != nil && len(s.Data) > 0 {
+			if sessions, _, err := decodeSessions(s.Data, md.GetIndex()); err == nil {
+				return nil, sessions, nil
+			}
+		}
+		return nil, nil, nil
+	}
+	restore := st.Applied < md.Index
+	_, dedup := sm.(CommandDeduplicator)
+	if !restore && (st.Applied == 0 || dedup) {
+		return nil, nil, nil
+	}
+	d, err := files.OpenSnapshot(context.Background(), md.Index, md.Term)
+	if errors.Is(err, persistence.ErrNoSnapshot) {
+		return nil, nil, nil // a snapshot without data (CompactTo)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("snapshot %d: %w", md.Index, err)
+	}
+	sessions := toSessions(h.sessions, h.lastUsed, md.Index)
+	if !restore {
+		d.Close()
+		return nil, sessions, nil
+	}
+	return d, sessions, nil
 }
 
 // onTick handles a tick of the timer: the core's clock advances, and a

@@ -1,6 +1,11 @@
 // Package persistence holds the storage contracts of a Raft node: the
 // [LogStore] that keeps the replicated log, the hard state and the log's
 // starting point, and the [SnapshotStore] that keeps the latest snapshot.
+// A store that also implements [SnapshotFileStore] keeps snapshot data as
+// checksummed files streamed in through a [SnapshotSink] and read through
+// [SnapshotData] (only the metadata stays in the log store): the node then
+// never holds a snapshot whole in memory. A store with SnapshotStore alone
+// keeps working, with snapshots as []byte.
 //
 // # Who calls what
 //
@@ -9,11 +14,14 @@
 // [LogStore.Save] once (group commit), then reports back that everything up to
 // the last entry is durable. Nothing is sent to a peer before what it promises
 // (a vote, an append acknowledgement) has been saved. The node actor reads the
-// store at start-up ([LogStore.State], [LogStore.Entries], [LogStore.Term],
-// [SnapshotStore.LoadSnapshot]) to rebuild its Raft state, and nobody reads it
-// after that: the core keeps the log it needs in memory, and the replicators
-// send the messages the core built. A store is safe for concurrent use, but its writes are
-// meant to come from one goroutine at a time.
+// store at start-up ([LogStore.State], [SnapshotStore.LoadSnapshot], and the
+// log in pages of at most 1 MiB) to rebuild its Raft state, and the core reads
+// the stable log through [RaftStorage] while it runs ([LogStore.Entries],
+// [LogStore.Term]) whenever an entry has left its memory: it keeps only the
+// entries not yet durable and a bounded cache of recent ones. The replicators
+// send the messages the core built. A store is safe for concurrent use (the
+// node reads while the persister writes), but its writes are meant to come
+// from one goroutine at a time.
 //
 // # The log model
 //
