@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
-	"github.com/flotilla-raft/flotilla/persistence/memstore"
 )
 
 // journal is a StreamSnapshotter: its state is an append-only list of
@@ -73,56 +69,9 @@ func (v journalView) Release() {}
 // store's snapshot files (memstore keeps them in memory, pebblestore on
 // disk) while Apply goes on, and a restart restores it from a reader.
 func ExampleStreamSnapshotter() {
-	system := actor.NewActorSystem()
-	defer system.Shutdown()
-	network := inmem.NewNetwork(1)
-	store := memstore.New()
-	start := func() *actor.PID {
-		cfg := actors.DefaultConfig()
-		cfg.ID, cfg.Address = 1, "node-1"
-		cfg.Bootstrap = &messages.ClusterConfig{Voters: []*messages.Member{{Id: 1, Address: "node-1"}}}
-		cfg.Transport = network.Transport(1)
-		cfg.LogStore = store
-		cfg.StateMachine = &journal{}
-		cfg.TickInterval = 10 * time.Millisecond
-		props, err := actors.Props(cfg)
-		if err != nil {
-			panic(err)
-		}
-		return system.Root.Spawn(props)
-	}
-
-	node := start()
-	leader := uint64(1)
-	nodes := map[uint64]*actor.PID{1: node}
-	for i, cmd := range []string{"a=1", "b=2", "b=3"} {
-		if _, err := propose(system.Root, nodes, &leader, &actors.Propose{Data: []byte(cmd), ClientID: 9, Sequence: uint64(i + 1)}); err != nil {
-			fmt.Println(err)
-			return
-		}
-	}
-	if _, err := actors.Request[*actors.TakeSnapshotResponse](system.Root, node, &actors.TakeSnapshot{}, time.Second); err != nil {
-		fmt.Println(err)
-		return
-	}
-	if _, err := actors.Request[*actors.Stopped](system.Root, node, &actors.Stop{}, 5*time.Second); err != nil {
-		fmt.Println(err)
-		return
-	}
-
-	node = start()
-	rd, err := actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: "b"}, time.Second)
-	for tries := 0; err != nil && tries < 100; tries++ { // ErrRetry until the node has elected itself again
-		time.Sleep(20 * time.Millisecond)
-		rd, err = actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: "b"}, time.Second)
-	}
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println("after the restart, b =", rd.Result)
-	_, _ = actors.Request[*actors.Stopped](system.Root, node, &actors.Stop{}, 5*time.Second)
+	snapshotThenRestart(func() actors.StateMachine { return &journal{} }, []string{"a=1", "b=2", "b=3"}, "b")
 	// Output:
+	// snapshot taken
 	// restored 3 commands (meta.Index is the last entry they cover)
 	// after the restart, b = 3
 }
