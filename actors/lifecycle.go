@@ -178,8 +178,11 @@ func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState
 	if errors.Is(err, persistence.ErrNoSnapshot) {
 		return nil, nil, nil // a snapshot without data (CompactTo)
 	}
-	if err != nil {
+	if errors.Is(err, persistence.ErrCorrupt) {
 		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("actors: open snapshot %d: %w", md.Index, err)
 	}
 	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
 	if err != nil {
