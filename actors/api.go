@@ -80,6 +80,10 @@ type Role = raft.Role
 // re-exported from the core.
 type PeerProgress = raft.PeerProgress
 
+// LogStats is what the core's log holds in memory and how it was read
+// (Status.Log).
+type LogStats = raft.LogStats
+
 // The roles.
 const (
 	Follower     = raft.Follower

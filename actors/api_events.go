@@ -101,7 +101,11 @@ type Status struct {
 	// Progress is the leader's view of each member, learners with their
 	// Lag (leader only).
 	Progress []PeerProgress
-	Paused   bool
+	// Log says what the core's log holds in memory (entries not yet
+	// persisted, the entry cache: Config.Raft.EntryCacheBytes) and how
+	// often it read the store.
+	Log    LogStats
+	Paused bool
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or
 	// while paused, stopping or failed (Paused). What the transport

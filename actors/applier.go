@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
@@ -237,22 +236,21 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 // rebuildSessions restores the session table at start for a state
 // machine whose applied index is durable (entries up to it are not applied
 // again, so the table would otherwise start empty and a retried command
-// could apply twice): from the snapshot's table, then the stored entries up
-// to the applied index. Their results are not known, so a retry of such a
-// command is answered ErrDuplicate: applied once, never twice.
-func (a *applier) rebuildSessions(st raft.InitialState, snapSessions map[uint64]uint64) {
-	if st.Applied == 0 {
+// could apply twice): from the snapshot's table (snapSessions), then
+// seqs, the highest sequence of each client among the stored entries up to
+// the applied index (the node reads them in pages, scanLog). Their results
+// are not known, so a retry of such a command is answered ErrDuplicate:
+// applied once, never twice.
+func (a *applier) rebuildSessions(snapSessions map[uint64]uint64, applied uint64, seqs map[uint64]uint64) {
+	if applied == 0 {
 		return // everything is applied again from the start: the table rebuilds itself
 	}
 	if snapSessions != nil {
 		a.sessions = toSessions(snapSessions)
 	}
-	for _, e := range st.Entries {
-		if e.Index > st.Applied {
-			break
-		}
-		if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
-			a.sessions[e.ClientId] = session{seq: e.Sequence}
+	for c, seq := range seqs {
+		if seq > a.sessions[c].seq {
+			a.sessions[c] = session{seq: seq}
 		}
 	}
 }

@@ -61,7 +61,10 @@ type Config struct {
 	// Raft tunes the core; its ID, ClusterID, Bootstrap and Logger are set
 	// from this Config. Default raft.DefaultConfig(); a zero field takes
 	// its default, except MaxInflightBytes, whose 0 is no byte cap (see
-	// raft.Config).
+	// raft.Config). The log's memory: EntryCacheBytes (default 4 MiB) of
+	// persisted entries; MaxCommittedSizePerReady (default MaxSizePerMsg,
+	// 1 MiB) per batch to the applier; MaxApplyingBytes, whose 0 here is
+	// DefaultMaxApplyingBytes, of batches queued to the applier.
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
 	// failures, a failed start, refused messages; LogLevel's level when
@@ -148,6 +151,10 @@ type Config struct {
 	CatchUpLag uint64
 }
 
+// DefaultMaxApplyingBytes is the node's Config.Raft.MaxApplyingBytes when
+// left 0: committed entries queued to the applier, not yet applied.
+const DefaultMaxApplyingBytes = 16 << 20
+
 // Defaults of Config's snapshot, compaction and backpressure fields.
 const (
 	// DefaultSnapshotEvery is Config.SnapshotEvery's default: entries
@@ -204,6 +211,11 @@ func (c *Config) Validate() error {
 func (c *Config) raftConfig() raft.Config {
 	rc := c.Raft
 	rc.ID, rc.ClusterID, rc.Bootstrap = c.ID, c.ClusterID, c.Bootstrap
+	if rc.MaxApplyingBytes == 0 {
+		// The node acknowledges what its applier applied (appliedUpTo):
+		// the applier's queue holds at most this much.
+		rc.MaxApplyingBytes = DefaultMaxApplyingBytes
+	}
 	if rc.Logger == nil {
 		rc.Logger = c.Logger
 	}

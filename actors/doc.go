@@ -19,7 +19,10 @@
 // Become; every behavior calls the deterministic core in package
 // actors/raft, which holds all of Raft's rules. The node actor adds no rule
 // of its own: it turns actor messages into core inputs and the core's Ready
-// into work for its children:
+// into work for its children. The core reads the stable log from the
+// LogStore (persistence.RaftStorage) and keeps in memory only the entries
+// not yet durable and a cache of recent ones (Config.Raft.EntryCacheBytes);
+// start-up reads the store's log in pages, never all of it at once:
 //
 //   - the persister owns the LogStore. It drains every pending write in its
 //     mailbox into one Save (one sync: group commit) and reports back;
@@ -31,7 +34,8 @@
 //     its own turn instead, as nothing waits on a disk; the persister then
 //     serves snapshots, compaction and the drain at stop.
 //   - the applier owns the StateMachine. It applies committed entries in log
-//     order, answers each proposer with the state machine's result, serves
+//     order, in batches of at most Config.Raft.MaxCommittedSizePerReady
+//     bytes, with at most Config.Raft.MaxApplyingBytes queued, answers each proposer with the state machine's result, serves
 //     linearizable reads, and publishes EntryApplied to subscribers. An
 //     entry that cannot be applied (a panic, or a result wrapping
 //     ErrApplyFailed, e.g. an application actor that did not answer) stops

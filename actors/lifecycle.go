@@ -46,6 +46,29 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if snapData != nil { // not handed to the applier
+			snapData.Close()
+		}
+	}()
+	// One paged read of the stored log after the snapshot: the clients'
+	// sequences among its entries, and those of the entries applied
+	// (durably) for the applier's session table.
+	n.pend.clientSeqs = map[uint64]uint64{}
+	n.noteSessions(snapSessions)
+	appliedSeqs := map[uint64]uint64{}
+	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
+		if e.ClientId == 0 {
+			return
+		}
+		n.pend.clientSeqs[e.ClientId] = max(n.pend.clientSeqs[e.ClientId], e.Sequence)
+		if e.Index <= st.Applied {
+			appliedSeqs[e.ClientId] = max(appliedSeqs[e.ClientId], e.Sequence)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("actors: load state: %w", err)
+	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
 		rc.Seed = time.Now().UnixNano()
@@ -56,9 +79,6 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
-	n.pend.clientSeqs = map[uint64]uint64{}
-	n.noteClientSeqs(nil, st.Entries)
-	n.noteSessions(snapSessions)
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
@@ -74,19 +94,15 @@ func (n *node) start(ctx actor.Context) error {
 		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)
 		a.metrics = n.obs.metrics
 		a.files = n.snap.files
-		a.rebuildSessions(st, snapSessions)
+		a.rebuildSessions(snapSessions, st.Applied, appliedSeqs)
 		return a
 	}), "applier")
 	if err2 != nil {
-		if snapData != nil {
-			snapData.Close()
-		}
 		return err2
 	}
 	if st.Snapshot != nil && st.Applied < st.Snapshot.Metadata.Index {
 		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot, snapData: snapData})
-	} else if snapData != nil {
-		snapData.Close()
+		snapData = nil // the applier closes it
 	}
 	if !n.sh.transportStarted {
 		self, root := n.self, n.root
@@ -109,7 +125,8 @@ func (n *node) start(ctx actor.Context) error {
 	return nil
 }
 
-// loadState reads what the store holds.
+// loadState reads what the store holds but the log: the hard state, the
+// snapshot and the state machine's applied index.
 func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, error) {
 	ctx := context.Background()
 	var st raft.InitialState
@@ -118,19 +135,10 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 		return st, fmt.Errorf("actors: load state: %w", err)
 	}
 	st.HardState = ps.HardState
-	// The store may keep entries at or below its snapshot's index (the
-	// tail that Compact retains for lagging followers): the snapshot
-	// covers them, so only what follows it is loaded.
-	lo := ps.FirstIndex
-	if ps.Snapshot != nil {
-		lo = max(lo, ps.Snapshot.Index+1)
-	}
-	if ps.LastIndex >= lo {
-		st.Entries, err = store.Entries(ctx, lo, ps.LastIndex+1, 0)
-		if err != nil {
-			return st, fmt.Errorf("actors: load entries: %w", err)
-		}
-	}
+	// The core reads the log itself, through the store: New finds its
+	// bounds and configurations in it, then keeps only what is not yet
+	// durable and its entry cache in memory.
+	st.Storage = persistence.NewRaftStorage(store)
 	_, files := store.(persistence.SnapshotFileStore)
 	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil && !files {
 		snap, err := ss.LoadSnapshot(ctx)
@@ -194,6 +202,37 @@ func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState
 		return nil, h.sessions, nil
 	}
 	return d, h.sessions, nil
+}
+
+// scanLogPageBytes is the page size of scanLog.
+const scanLogPageBytes = 1 << 20
+
+// scanLog calls fn for each stored entry from lo to the last, in order,
+// reading pages of scanLogPageBytes: memory stays bounded whatever the
+// log's length.
+func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	for lo = max(lo, first); lo <= last; {
+		ents, err := s.Entries(lo, last+1, scanLogPageBytes)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			return fmt.Errorf("actors: the store answered no entries from %d (last %d)", lo, last)
+		}
+		for _, e := range ents {
+			fn(e)
+		}
+		lo += uint64(len(ents))
+	}
+	return nil
 }
 
 // onTick handles a tick of the timer: the core's clock advances, and a

@@ -31,6 +31,13 @@ func (n *node) processReady(ctx actor.Context) {
 	}
 	for n.r.HasReady() {
 		rd := n.r.Ready()
+		if rd.StorageError != nil {
+			// The core cannot read its log: stop, never answer from a
+			// log that could not be read (the rest of rd is dropped, as
+			// in a crash).
+			n.failStop(ctx, "reading the log failed", rd.StorageError)
+			return
+		}
 		n.noteClientSeqs(rd.Snapshot, rd.Entries)
 		if rd.PersistID != 0 {
 			req := persistRequest{id: rd.PersistID, trace: n.obs.tr.takePersistParent(),

@@ -132,6 +132,9 @@ func (n *node) common(ctx actor.Context) {
 		n.failStop(ctx, "apply failed", msg.err)
 	case *appliedUpTo:
 		n.appliedUpTo(ctx, msg.index)
+		if n.r.AppliedTo(msg.index) {
+			n.scheduleFlush(ctx) // the applier's queue has room again
+		}
 	case *drained:
 		n.finishStop(ctx)
 	case *snapshotMade:

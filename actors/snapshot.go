@@ -122,20 +122,26 @@ func (n *node) retention(index uint64) uint64 {
 	if n.cfg.RetainBytes == 0 || keep == 0 {
 		return keep
 	}
-	lo := max(index-keep+1, n.r.FirstIndex())
-	ents, err := n.r.Entries(lo, index+1)
-	if err != nil {
-		return 0
-	}
+	// The longest suffix of [lo, index] within RetainBytes, found in one
+	// paged pass: window holds the sizes of the suffix so far.
+	var window []uint64
 	var size uint64
-	kept := uint64(0)
-	for i := len(ents) - 1; i >= 0; i-- {
-		if size += uint64(proto.Size(ents[i])); size > n.cfg.RetainBytes {
-			break
+	for lo := max(index-keep+1, n.r.FirstIndex()); lo <= index; {
+		ents, err := n.r.Entries(lo, index+1, scanLogPageBytes)
+		if err != nil || len(ents) == 0 {
+			return 0
 		}
-		kept++
+		for _, e := range ents {
+			es := uint64(proto.Size(e))
+			window, size = append(window, es), size+es
+			for len(window) > 0 && size > n.cfg.RetainBytes {
+				size -= window[0]
+				window = window[1:]
+			}
+		}
+		lo += uint64(len(ents))
 	}
-	return kept
+	return uint64(len(window))
 }
 
 func (n *node) compactTo(ctx actor.Context, msg *CompactTo) {

@@ -264,15 +264,18 @@ func (n *node) traceCommits() {
 	if !n.obs.tracer.Enabled() || n.r.Role() != raft.Leader {
 		return
 	}
-	ents, err := n.r.Entries(max(from+1, n.r.FirstIndex()), c+1)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if e.TraceParent != "" {
-			_, span := n.obs.tracer.StartRemote(bg, e.TraceParent, tracing.SpanCommit, tracing.Attrs{Term: e.Term, Index: e.Index})
-			span.End()
+	for lo := max(from+1, n.r.FirstIndex()); lo <= c; {
+		ents, err := n.r.Entries(lo, c+1, scanLogPageBytes)
+		if err != nil || len(ents) == 0 {
+			return
 		}
+		for _, e := range ents {
+			if e.TraceParent != "" {
+				_, span := n.obs.tracer.StartRemote(bg, e.TraceParent, tracing.SpanCommit, tracing.Attrs{Term: e.Term, Index: e.Index})
+				span.End()
+			}
+		}
+		lo += uint64(len(ents))
 	}
 }
 

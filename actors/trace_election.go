@@ -147,7 +147,7 @@ func (n *node) traceConfigChange(index uint64, reason string) {
 		return
 	}
 	ctx, span := n.obs.tracer.Start(bg, tracing.SpanConfigChange, tracing.Attrs{Term: n.r.Term(), Index: index, Reason: reason})
-	if ents, err := n.r.Entries(index, index+1); err == nil && len(ents) == 1 {
+	if ents, err := n.r.Entries(index, index+1, 0); err == nil && len(ents) == 1 {
 		ents[0].TraceParent = tracing.Inject(ctx)
 	}
 	if old := n.obs.tr.config; old != nil {

@@ -14,11 +14,14 @@
 // [LogStore.Save] once (group commit), then reports back that everything up to
 // the last entry is durable. Nothing is sent to a peer before what it promises
 // (a vote, an append acknowledgement) has been saved. The node actor reads the
-// store at start-up ([LogStore.State], [LogStore.Entries], [LogStore.Term],
-// [SnapshotStore.LoadSnapshot]) to rebuild its Raft state, and nobody reads it
-// after that: the core keeps the log it needs in memory, and the replicators
-// send the messages the core built. A store is safe for concurrent use, but its writes are
-// meant to come from one goroutine at a time.
+// store at start-up ([LogStore.State], [SnapshotStore.LoadSnapshot], and the
+// log in pages of at most 1 MiB) to rebuild its Raft state, and the core reads
+// the stable log through [RaftStorage] while it runs ([LogStore.Entries],
+// [LogStore.Term]) whenever an entry has left its memory: it keeps only the
+// entries not yet durable and a bounded cache of recent ones. The replicators
+// send the messages the core built. A store is safe for concurrent use (the
+// node reads while the persister writes), but its writes are meant to come
+// from one goroutine at a time.
 //
 // # The log model
 //

@@ -84,7 +84,8 @@ type State struct {
 // LogStore keeps one Raft group's log and hard state.
 //
 // The node actor's persister child is its only writer (Save, Compact); the
-// node actor reads it at start-up only (the core then keeps the log in memory).
+// node actor reads it at start-up and, through RaftStorage, whenever the
+// core needs a stable entry that its entry cache no longer holds.
 // Every method answers ctx.Err() when ctx is done before it starts, and
 // ErrClosed after Close.
 type LogStore interface {

@@ -87,7 +87,7 @@ func TestConfChangeAddLearnerThenPromote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := l.Entries(idx, idx+1); len(e[0].Data) == 0 {
+	if e, _ := l.Entries(idx, idx+1, 0); len(e[0].Data) == 0 {
 		t.Fatal("empty config entry")
 	} else if cc, _ := decodeConfig(e[0]); len(cc.OutgoingVoters) != 0 {
 		t.Fatalf("promotion went joint: %v", cc)
@@ -206,7 +206,7 @@ func TestConfChangeJointAutoLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := l.Entries(idx, idx+1)
+	e, _ := l.Entries(idx, idx+1, 0)
 	joint, _ := decodeConfig(e[0])
 	if got := memberIDs(joint.OutgoingVoters); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Fatalf("joint entry outgoing %v, want [1 2 3]", got)

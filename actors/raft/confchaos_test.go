@@ -196,7 +196,7 @@ func (nw *network) describe() string {
 		for _, c := range r.ccHist {
 			b = fmt.Appendf(b, "  config at %d: voters %v outgoing %v\n", c.index, membership.MajorityOf(c.cc.Voters), membership.MajorityOf(c.cc.OutgoingVoters))
 		}
-		if ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1); err == nil && len(ents) > 0 {
+		if ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1, 0); err == nil && len(ents) > 0 {
 			b = fmt.Appendf(b, "  log terms from %d: %v\n", r.FirstIndex(), termsOf(ents))
 		}
 	}

@@ -65,6 +65,25 @@ type Config struct {
 	MaxUncommittedBytes uint64
 	// ReadOnly chooses the ReadIndex mode. Default ReadOnlySafe.
 	ReadOnly ReadOnlyOption
+	// EntryCacheBytes caps the bytes (entries' data and trace context plus
+	// 24 each) of the entry cache: the most recent stable entries, kept in
+	// memory so that replication to followers that keep up and the
+	// applier are served without reading Storage. Default 4 MiB. Entries
+	// not yet persisted are in memory whatever this says; with no Storage
+	// (InitialState.Storage nil) the whole log is.
+	EntryCacheBytes uint64
+	// MaxCommittedSizePerReady caps the bytes of the committed entries one
+	// Ready hands out for applying (always at least one entry); the rest
+	// follows in the next Ready. Default: MaxSizePerMsg, as etcd-io/raft.
+	MaxCommittedSizePerReady uint64
+	// MaxApplyingBytes caps the bytes of committed entries handed out for
+	// applying (Ready.CommittedEntries) and not yet acknowledged with
+	// AppliedTo: Ready hands out no more until the driver acknowledges
+	// some, so a slow application (or a replay of a long log at start)
+	// holds at most this much in its queue. A batch is always handed out
+	// when none is pending. 0, the default: no cap, and the driver need
+	// not call AppliedTo (the node actor sets it: actors.Config.Raft).
+	MaxApplyingBytes uint64
 	// CommitNewsTicks bounds how many ticks a leader lets the news of a
 	// commit-index advance wait for the next append or heartbeat to carry
 	// it to the followers (their apply lag). Waiting saves messages: a
@@ -91,6 +110,7 @@ func DefaultConfig() Config {
 		MaxInflightMsgs:  256,
 		MaxInflightBytes: 32 << 20,
 		MaxProposalBytes: 8 << 20,
+		EntryCacheBytes:  4 << 20,
 
 		MaxUncommittedBytes: 32 << 20,
 	}
@@ -109,6 +129,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxProposalBytes == 0 {
 		c.MaxProposalBytes = d.MaxProposalBytes
+	}
+	if c.EntryCacheBytes == 0 {
+		c.EntryCacheBytes = d.EntryCacheBytes
+	}
+	if c.MaxCommittedSizePerReady == 0 {
+		c.MaxCommittedSizePerReady = c.MaxSizePerMsg
 	}
 	if c.MaxUncommittedBytes == 0 {
 		c.MaxUncommittedBytes = d.MaxUncommittedBytes

@@ -127,7 +127,7 @@ func runCrashSchedule(t *testing.T, seed uint64) []*messages.Message {
 		if idx < nw.raft(lead).FirstIndex() {
 			continue // compacted: covered by the snapshot
 		}
-		got, err := nw.raft(lead).Entries(idx, idx+1)
+		got, err := nw.raft(lead).Entries(idx, idx+1, 0)
 		if err != nil || !proto.Equal(got[0], e) {
 			t.Fatalf("seed %d: applied entry %d (%v) lost: leader has %v (%v)", seed, idx, e, got, err)
 		}

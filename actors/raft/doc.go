@@ -27,6 +27,22 @@
 //	}
 //	send rd.Messages                           // may happen at once
 //	apply rd.Snapshot (if any), then rd.CommittedEntries, in order
+//	    ...then r.AppliedTo(index) (with Config.MaxApplyingBytes)
+//	stop on rd.StorageError
+//
+// # The log: memory and Storage
+//
+// The core reads its stable log through the [Storage] given in
+// [InitialState] (the driver's store, read synchronously): entries not yet
+// reported persisted stay in memory, persisted ones leave it for an entry
+// cache of at most Config.EntryCacheBytes, and older ones are read from
+// Storage when a lagging follower or the applier needs them. New finds the
+// log's bounds and configurations with a paged scan. Committed entries are
+// handed out in batches of at most Config.MaxCommittedSizePerReady bytes,
+// and with Config.MaxApplyingBytes no more than that many bytes wait for
+// the driver's AppliedTo. A failed read of Storage stops the log: Ready
+// hands out Ready.StorageError once, and the driver stops the node. Without
+// a Storage the core keeps the whole log in memory (tests).
 //
 // # Durability ordering (the contract)
 //

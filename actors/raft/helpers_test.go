@@ -108,7 +108,7 @@ func termsOf(ents []*messages.Entry) []uint64 {
 
 func logTerms(t testing.TB, r *Raft) []uint64 {
 	t.Helper()
-	ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1)
+	ents, err := r.Entries(r.FirstIndex(), r.LastIndex()+1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

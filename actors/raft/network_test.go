@@ -428,8 +428,8 @@ func (nw *network) checkLogsMatch(ids ...uint64) {
 			nw.t.Fatalf("node %d last %d commit %d; node %d last %d commit %d", id, r.LastIndex(), r.Committed(), ids[0], ref.LastIndex(), ref.Committed())
 		}
 		lo := max(r.FirstIndex(), ref.FirstIndex())
-		a, _ := r.Entries(lo, r.LastIndex()+1)
-		b, _ := ref.Entries(lo, ref.LastIndex()+1)
+		a, _ := r.Entries(lo, r.LastIndex()+1, 0)
+		b, _ := ref.Entries(lo, ref.LastIndex()+1, 0)
 		for i := range a {
 			if !proto.Equal(a[i], b[i]) {
 				nw.t.Fatalf("node %d entry %d = %v, node %d has %v", id, a[i].Index, a[i], ids[0], b[i])

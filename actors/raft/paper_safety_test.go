@@ -102,7 +102,7 @@ func TestLeaderOnlyCommitsLogFromCurrentTerm_Figure8(t *testing.T) {
 		if c := nw.raft(2).Committed(); c < 2 {
 			t.Fatalf("S2 commit %d", c)
 		}
-		e, _ := nw.raft(2).Entries(2, 3)
+		e, _ := nw.raft(2).Entries(2, 3, 0)
 		if e[0].Term != 3 {
 			t.Fatalf("S2 entry 2 has term %d, want S5's term-3 entry", e[0].Term)
 		}

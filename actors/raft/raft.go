@@ -49,9 +49,17 @@ type InitialState struct {
 	// Snapshot is the latest snapshot (nil when none); its data is kept to
 	// be sent to followers that fall behind the log's first index.
 	Snapshot *messages.Snapshot
-	// Entries are the stored entries, contiguous, up to the last one. They
-	// must continue the snapshot (the first at or below Snapshot's index
-	// + 1); those at or below its index are covered by it and skipped.
+	// Storage is the stable log (see Storage). New finds the log's bounds
+	// and configurations in it, and the core reads its stable entries
+	// through it from then on, keeping in memory the entries not yet
+	// persisted and an entry cache of at most Config.EntryCacheBytes.
+	// Nil: the log is Entries, and the core keeps every entry in memory
+	// (tests and small logs).
+	Storage Storage
+	// Entries are the stored entries when Storage is nil, contiguous, up
+	// to the last one. They must continue the snapshot (the first at or
+	// below Snapshot's index + 1); those at or below its index are covered
+	// by it and skipped. Must be empty when Storage is set.
 	Entries []*messages.Entry
 	// Applied is the index up to which the application's state is already
 	// durable (transactional apply); entries up to it are not handed out
@@ -258,14 +266,39 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 			base = confAt{md.GetIndex(), md.GetConfig()}
 		}
 	}
-	ents, err := entriesAfter(st.Entries, r.log.snapIndex, r.log.snapTerm)
-	if err != nil {
-		return nil, err
-	}
-	r.log.entries = ents
-	for i, e := range r.log.entries {
-		if e.Index != r.log.snapIndex+1+uint64(i) {
-			return nil, fmt.Errorf("%w: stored entry %d has index %d, want %d", ErrInvalidMessage, i, e.Index, r.log.snapIndex+1+uint64(i))
+	r.log.stable, r.log.stableTerm = r.log.snapIndex, r.log.snapTerm
+	var confs []confAt
+	if st.Storage != nil {
+		if len(st.Entries) > 0 {
+			return nil, fmt.Errorf("%w: InitialState.Entries must be empty when Storage is set", ErrInvalidMessage)
+		}
+		r.log.storage, r.log.cache.maxBytes = st.Storage, cfg.EntryCacheBytes
+		var err error
+		if confs, err = r.loadStable(st.Storage); err != nil {
+			return nil, err
+		}
+	} else {
+		// The entry cache, unbounded, is the log: storage is never read.
+		r.log.storage = noStorage{}
+		ents, err := entriesAfter(st.Entries, r.log.snapIndex, r.log.snapTerm)
+		if err != nil {
+			return nil, err
+		}
+		for i, e := range ents {
+			if e.Index != r.log.snapIndex+1+uint64(i) {
+				return nil, fmt.Errorf("%w: stored entry %d has index %d, want %d", ErrInvalidMessage, i, e.Index, r.log.snapIndex+1+uint64(i))
+			}
+			if e.Type == messages.EntryType_ENTRY_CONFIG {
+				c, err := decodeConfig(e)
+				if err != nil {
+					return nil, err
+				}
+				confs = append(confs, confAt{e.Index, c})
+			}
+		}
+		r.log.cache.add(ents)
+		if n := len(ents); n > 0 {
+			r.log.stable, r.log.stableTerm = ents[n-1].Index, ents[n-1].Term
 		}
 	}
 	last := r.log.lastIndex()
@@ -277,27 +310,23 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	if last == 0 && r.term == 0 && cfg.Bootstrap != nil {
 		// A founding member: the bootstrap configuration is entry 1 of term
 		// 1, identical on every founder, hence committed.
-		boot := membership.WithSettings(cfg.Bootstrap, nil)
-		data, err := proto.Marshal(boot)
+		data, err := proto.Marshal(membership.WithSettings(cfg.Bootstrap, nil))
 		if err != nil {
 			return nil, fmt.Errorf("raft: marshal bootstrap configuration: %w", err)
 		}
-		r.log.entries = []*messages.Entry{{Term: 1, Index: 1, Type: messages.EntryType_ENTRY_CONFIG, Data: data}}
+		boot := &messages.Entry{Term: 1, Index: 1, Type: messages.EntryType_ENTRY_CONFIG, Data: data}
+		r.log.mem = []*messages.Entry{boot}
 		r.log.unstable = 1
 		r.term = 1
 		r.log.committed = 1
+		c, err := decodeConfig(boot)
+		if err != nil {
+			return nil, err
+		}
+		confs = []confAt{{1, c}}
 	}
 	// The configuration in force is the latest in the log, committed or not.
-	r.ccHist = []confAt{base}
-	for i := r.log.firstIndex(); i <= r.log.lastIndex(); i++ {
-		if e := r.log.entry(i); e.Type == messages.EntryType_ENTRY_CONFIG {
-			c, err := decodeConfig(e)
-			if err != nil {
-				return nil, err
-			}
-			r.ccHist = append(r.ccHist, confAt{i, c})
-		}
-	}
+	r.ccHist = append([]confAt{base}, confs...)
 	r.pendingConfIndex = r.log.committed
 	r.setConfigAt(r.ccHist[len(r.ccHist)-1])
 	r.prevHS = termVote{hs.Term, hs.Vote}

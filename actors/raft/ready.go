@@ -28,8 +28,16 @@ type Ready struct {
 	Entries []*messages.Entry
 	// Messages to send now, in order.
 	Messages []*messages.Message
-	// CommittedEntries to apply, in log order; all durable locally.
+	// CommittedEntries to apply, in log order; all durable locally. At
+	// most Config.MaxCommittedSizePerReady bytes: the next Ready hands out
+	// what follows.
 	CommittedEntries []*messages.Entry
+	// StorageError, when set, is the first failed read of Storage
+	// (wrapping ErrStorage and the cause), handed out once. The core
+	// reads its log no more: it hands out no more committed entries, and
+	// refuses appends it cannot check. The driver must stop the node; the
+	// rest of this Ready is valid.
+	StorageError error
 	// ReadStates answer ReadIndex requests: once the application has
 	// applied up to Index, a read for Context is linearizable.
 	ReadStates []ReadState
@@ -41,14 +49,14 @@ type Ready struct {
 // IsEmpty reports whether rd holds nothing.
 func (rd *Ready) IsEmpty() bool {
 	return rd.PersistID == 0 && len(rd.Messages) == 0 && len(rd.CommittedEntries) == 0 &&
-		len(rd.ReadStates) == 0 && len(rd.Events) == 0
+		len(rd.ReadStates) == 0 && len(rd.Events) == 0 && rd.StorageError == nil
 }
 
 // HasReady reports whether Ready would hand out anything.
 func (r *Raft) HasReady() bool {
 	return r.needBcast || len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 || r.log.unstable <= r.log.lastIndex() ||
-		r.pendingSnapshot != nil || r.hardStateChanged() || r.nextApplyIndex() > r.log.applied ||
-		len(r.readStates) > 0 || len(r.events) > 0
+		r.pendingSnapshot != nil || r.hardStateChanged() || r.canApply() ||
+		len(r.readStates) > 0 || len(r.events) > 0 || (r.log.err != nil && !r.log.errTold)
 }
 
 func (r *Raft) hardState() *messages.HardState {
@@ -62,6 +70,34 @@ func (r *Raft) hardStateChanged() bool { return r.term != r.prevHS.term || r.vot
 
 func (r *Raft) nextApplyIndex() uint64 { return min(r.log.committed, r.log.persisted) }
 
+// canApply reports whether Ready would hand out committed entries: some
+// are durable and not handed out, the log is readable, and the
+// application's queue has room (Config.MaxApplyingBytes).
+func (r *Raft) canApply() bool {
+	if r.nextApplyIndex() <= r.log.applied || r.log.err != nil {
+		return false
+	}
+	m := r.cfg.MaxApplyingBytes
+	return m == 0 || len(r.log.applying) == 0 || r.log.applyingBytes < m
+}
+
+// AppliedTo acknowledges that the application applied the committed
+// entries up to index (or restored a snapshot there): with
+// Config.MaxApplyingBytes, their bytes leave its queue, and Ready may
+// hand out more. It reports whether it made room for more.
+func (r *Raft) AppliedTo(index uint64) bool {
+	if len(r.log.applying) == 0 {
+		return false
+	}
+	held := !r.canApply()
+	k := 0
+	for ; k < len(r.log.applying) && r.log.applying[k].last <= index; k++ {
+		r.log.applyingBytes -= r.log.applying[k].bytes
+	}
+	r.log.applying = slices.Delete(r.log.applying, 0, k)
+	return held && r.canApply()
+}
+
 // Ready hands out what is ready; each output is handed out once.
 func (r *Raft) Ready() Ready {
 	if r.needBcast {
@@ -72,7 +108,7 @@ func (r *Raft) Ready() Ready {
 		}
 	}
 	var rd Ready
-	ents := r.log.slice(r.log.unstable, r.log.lastIndex()+1, 0, 0)
+	ents := r.log.unstableEntries()
 	if len(ents) > 0 || r.pendingSnapshot != nil || r.hardStateChanged() {
 		r.persistSeq++
 		b := persistBatch{id: r.persistSeq, msgs: r.msgsAfterPersist}
@@ -102,10 +138,25 @@ func (r *Raft) Ready() Ready {
 		r.msgsAfterPersist = nil
 	}
 	rd.Messages, r.msgs = r.msgs, nil
-	if hi := r.nextApplyIndex(); hi > r.log.applied {
-		rd.CommittedEntries = r.log.slice(r.log.applied+1, hi+1, 0, 0)
-		r.committedOut(rd.CommittedEntries)
-		r.log.applied = hi
+	if r.canApply() {
+		budget := r.cfg.MaxCommittedSizePerReady
+		if m := r.cfg.MaxApplyingBytes; m > 0 {
+			budget = min(budget, m-min(m, r.log.applyingBytes))
+		}
+		ents, err := r.log.slice(r.log.applied+1, r.nextApplyIndex()+1, max(budget, 1), 0)
+		if err == nil && len(ents) > 0 {
+			rd.CommittedEntries = ents
+			r.committedOut(ents)
+			r.log.applied = ents[len(ents)-1].Index
+			if r.cfg.MaxApplyingBytes > 0 {
+				b := applyingBatch{r.log.applied, entriesSize(ents)}
+				r.log.applying = append(r.log.applying, b)
+				r.log.applyingBytes += b.bytes
+			}
+		}
+	}
+	if r.log.err != nil && !r.log.errTold {
+		rd.StorageError, r.log.errTold = r.log.err, true
 	}
 	rd.ReadStates, r.readStates = r.readStates, nil
 	rd.Events, r.events = r.events, nil
@@ -124,6 +175,7 @@ func (r *Raft) Persisted(id uint64) {
 		if b.lastIndex > 0 {
 			r.log.persisted = max(r.log.persisted, b.lastIndex)
 		}
+		r.log.stableTo(r.log.persisted)
 		r.msgs = append(r.msgs, b.msgs...)
 		r.durableHS = b.hs
 	}

@@ -163,7 +163,9 @@ func (r *Raft) sendAppend(to uint64, pr *Progress) {
 	}
 	var ents []*messages.Entry
 	if pr.Next <= r.log.lastIndex() {
-		ents = r.log.slice(pr.Next, r.log.lastIndex()+1, r.cfg.MaxSizePerMsg, r.cfg.MaxEntriesPerMsg)
+		if ents, err = r.log.slice(pr.Next, r.log.lastIndex()+1, r.cfg.MaxSizePerMsg, r.cfg.MaxEntriesPerMsg); err != nil {
+			return // storage failed: the driver stops the node (Ready.StorageError)
+		}
 	}
 	r.send(&messages.Message{Type: messages.MessageType_MSG_APPEND, To: to, Index: prevIndex, LogTerm: prevTerm, Entries: ents, Commit: r.log.committed,
 		FromAddress: r.ownAddressFor(pr)})

@@ -34,7 +34,10 @@ func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 	r.snapshot = &messages.Snapshot{Metadata: &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, Data: data}
 	if index > keep {
 		if ci := index - keep; ci > r.log.snapIndex {
-			ct, _ := r.log.term(ci)
+			ct, err := r.log.term(ci)
+			if err != nil {
+				return err // storage failed: Ready.StorageError
+			}
 			r.log.compact(ci, ct)
 			for len(r.ccHist) > 1 && r.ccHist[1].index <= ci {
 				r.ccHist = r.ccHist[1:]

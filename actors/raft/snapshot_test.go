@@ -193,10 +193,10 @@ func TestCompactErrors(t *testing.T) {
 	if err := r.Compact(r.Applied(), nil, 0); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("compact twice: %v", err)
 	}
-	if _, err := r.Entries(1, 2); !errors.Is(err, ErrCompacted) {
+	if _, err := r.Entries(1, 2, 0); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("Entries below first: %v", err)
 	}
-	if _, err := r.Entries(r.FirstIndex(), r.LastIndex()+2); !errors.Is(err, ErrUnavailable) {
+	if _, err := r.Entries(r.FirstIndex(), r.LastIndex()+2, 0); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Entries past last: %v", err)
 	}
 	if _, err := r.log.term(r.LastIndex() + 1); !errors.Is(err, ErrUnavailable) {

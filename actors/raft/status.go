@@ -39,13 +39,15 @@ type Status struct {
 	Removed bool
 	// Progress is set on the leader only, sorted by id.
 	Progress []PeerProgress
+	// Log says what the log holds in memory and how it was read.
+	Log LogStats
 }
 
 // Status returns a view of the node.
 func (r *Raft) Status() Status {
 	s := Status{ID: r.id, Term: r.term, Vote: r.vote, Leader: r.lead, Role: r.role,
 		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(), FirstIndex: r.log.firstIndex(),
-		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed}
+		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed, Log: r.LogStats()}
 	if r.role == Leader {
 		for _, id := range r.peers {
 			if pr := r.prs[id]; pr != nil {
@@ -96,7 +98,8 @@ func (r *Raft) Members() []uint64 { return r.peers }
 // IsMember reports whether id is one of Members.
 func (r *Raft) IsMember(id uint64) bool { _, ok := r.addrs[id]; return ok }
 
-// FirstIndex is the first index still in the in-memory log.
+// FirstIndex is the first index of the log (the entry after the
+// snapshot's, or an earlier one when Compact kept a tail).
 func (r *Raft) FirstIndex() uint64 { return r.log.firstIndex() }
 
 // LastIndex is the last index of the log.
@@ -108,14 +111,17 @@ func (r *Raft) Committed() uint64 { return r.log.committed }
 // Applied is the index up to which entries were handed out for applying.
 func (r *Raft) Applied() uint64 { return r.log.applied }
 
-// Entries returns the log entries [lo, hi) still in memory (for tests and
-// diagnostics). Do not mutate them.
-func (r *Raft) Entries(lo, hi uint64) ([]*messages.Entry, error) {
+// Entries returns the log entries [lo, hi), at most about maxBytes of
+// them (0: no limit; always at least one), read from memory, the entry
+// cache or Storage. The error wraps ErrCompacted below FirstIndex,
+// ErrUnavailable past LastIndex, ErrStorage when Storage fails. Do not
+// mutate them.
+func (r *Raft) Entries(lo, hi, maxBytes uint64) ([]*messages.Entry, error) {
 	if lo < r.log.firstIndex() {
 		return nil, ErrCompacted
 	}
 	if hi > r.log.lastIndex()+1 {
 		return nil, ErrUnavailable
 	}
-	return r.log.slice(lo, hi, 0, 0), nil
+	return r.log.slice(lo, hi, maxBytes, 0)
 }

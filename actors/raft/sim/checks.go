@@ -27,7 +27,7 @@ func (s *Sim) checkAppended(n *node, ents []*messages.Entry) {
 	for _, e := range ents {
 		var prevTerm uint64
 		if e.Index > 1 {
-			if pe, err := n.r.Entries(e.Index-1, e.Index); err == nil {
+			if pe, err := n.r.Entries(e.Index-1, e.Index, 0); err == nil {
 				prevTerm = pe[0].Term
 			} else if sn := n.r.Snapshot(); sn != nil && sn.Metadata.Index == e.Index-1 {
 				prevTerm = sn.Metadata.Term
@@ -54,7 +54,7 @@ func (s *Sim) checkLeaderCompleteness(n *node) {
 		if idx < first {
 			continue
 		}
-		ents, err := n.r.Entries(idx, idx+1)
+		ents, err := n.r.Entries(idx, idx+1, 0)
 		if err != nil {
 			s.fail("leader completeness: leader %d of term %d lacks committed index %d (last %d)", n.id, n.r.Term(), idx, n.r.LastIndex())
 			return

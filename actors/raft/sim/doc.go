@@ -10,12 +10,17 @@
 // applied (so every acknowledged proposal) and the new one within a
 // bounded number of ticks.
 //
+// Each core reads its stable log from its disk (the Disk is its
+// raft.Storage) through a small entry cache, takes committed entries in
+// small batches and acknowledges them a step later (AppliedTo), so that
+// every run exercises the reads of a log that left memory.
+//
 // The same Options and seed always produce the same run, so a failure is
 // replayed by its seed; see TestReplay.
 //
 // Files: sim.go (Options, the cluster and its run: the faulty phase, then
 // the heal and the liveness check), nodes.go (start, crash), disk.go (a
-// node's stable storage), faults.go (the faults and operations of a step),
+// node's stable storage, its raft.Storage), faults.go (the faults and operations of a step),
 // step.go (ticks, delivery, persistence, Ready, the state machine) and
 // checks.go (the safety checks of every step).
 package sim

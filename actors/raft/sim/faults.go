@@ -109,9 +109,10 @@ func (s *Sim) compact(n *node) {
 	if err := n.r.Compact(idx, data, uint64(s.rng.IntN(5))); err != nil {
 		return
 	}
-	// Storage keeps the snapshot and drops the entries it covers (like a
-	// store's Compact; the in-memory log may keep a tail).
-	if err := n.disk.Compact(n.r.Snapshot()); err != nil {
+	// Storage keeps the snapshot and drops the entries before the core's
+	// first index (like the node's persister: the core may keep a tail
+	// before the snapshot, and reads it from the disk).
+	if err := n.disk.Compact(n.r.Snapshot(), n.r.FirstIndex()-1); err != nil {
 		s.fail("node %d cannot compact its disk: %v", n.id, err)
 		return
 	}

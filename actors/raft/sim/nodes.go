@@ -32,6 +32,13 @@ func (s *Sim) start(n *node) {
 	cfg.Bootstrap = s.bootstrap()
 	cfg.MaxSizePerMsg = 512
 	cfg.MaxInflightMsgs = 4
+	// Small entry caches (1 byte: none), apply batches and apply queues,
+	// so that the stable log is read from the disk and committed entries
+	// arrive in several Readys, some held back until the application
+	// acknowledges the ones before.
+	cfg.EntryCacheBytes = []uint64{1, 300, 3000}[(s.opt.Seed+n.id)%3]
+	cfg.MaxCommittedSizePerReady = 200
+	cfg.MaxApplyingBytes = 500 // acknowledged at the node's next step (ready)
 	st, err := n.disk.Load()
 	if err != nil {
 		s.fail("node %d cannot load its disk: %v", n.id, err)
@@ -54,6 +61,7 @@ func (s *Sim) start(n *node) {
 // disk had not synced.
 func (s *Sim) crash(n *node) {
 	n.up, n.queue = false, nil
+	s.stats.StorageReads += int(n.r.LogStats().StorageReads)
 	if err := n.disk.Crash(); err != nil {
 		s.fail("node %d disk crash: %v", n.id, err)
 	}

@@ -53,11 +53,7 @@ func (d *pebbleDisk) Load() (raft.InitialState, error) {
 		return st, err
 	}
 	st.HardState = ps.HardState
-	if ps.LastIndex >= ps.FirstIndex {
-		if st.Entries, err = d.g.Entries(ctx, ps.FirstIndex, ps.LastIndex+1, 0); err != nil {
-			return st, err
-		}
-	}
+	st.Storage = persistence.NewRaftStorage(d.g)
 	if ps.Snapshot != nil {
 		snap, err := d.g.LoadSnapshot(ctx)
 		if err != nil {
@@ -72,12 +68,12 @@ func (d *pebbleDisk) Save(rd raft.Ready) error {
 	return d.g.Save(context.Background(), persistence.Update{HardState: rd.HardState, Snapshot: rd.Snapshot, Entries: rd.Entries})
 }
 
-func (d *pebbleDisk) Compact(s *messages.Snapshot) error {
+func (d *pebbleDisk) Compact(s *messages.Snapshot, to uint64) error {
 	ctx := context.Background()
 	if err := d.g.SaveSnapshot(ctx, s); err != nil && !errors.Is(err, persistence.ErrSnapshotOutOfDate) {
 		return err
 	}
-	if err := d.g.Compact(ctx, s.Metadata.Index); err != nil && !errors.Is(err, persistence.ErrUnavailable) {
+	if err := d.g.Compact(ctx, to); err != nil && !errors.Is(err, persistence.ErrUnavailable) {
 		return err
 	}
 	return nil

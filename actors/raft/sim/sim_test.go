@@ -132,6 +132,7 @@ func (s *Stats) add(o Stats) {
 	s.Duplicated += o.Duplicated
 	s.Delivered += o.Delivered
 	s.ConfChanges += o.ConfChanges
+	s.StorageReads += o.StorageReads
 }
 
 // saveTrace replays seed with its step trace and writes the trace to a file

@@ -79,8 +79,13 @@ func (s *Sim) persist(n *node, faulty bool) {
 }
 
 func (s *Sim) ready(n *node, faulty bool) {
+	n.r.AppliedTo(n.applied) // what the last step applied
 	for n.r.HasReady() {
 		rd := n.r.Ready()
+		if rd.StorageError != nil {
+			s.fail("node %d could not read its disk: %v", n.id, rd.StorageError)
+			return
+		}
 		if rd.PersistID != 0 {
 			s.checkAppended(n, rd.Entries)
 			n.queue = append(n.queue, pending{id: rd.PersistID, rd: rd})

@@ -1,0 +1,247 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/flotilla-raft/flotilla/messages"
+)
+
+// This file holds the stable log's side of the core: Storage, the
+// read-only view of what the driver made durable, and the entry cache
+// that keeps the most recent stable entries in memory.
+
+// Storage is a read-only view of a node's stable log: the entries the
+// driver wrote (Ready.Entries, Ready.Snapshot) and reported durable
+// (Persisted). The core calls it synchronously, on the goroutine that
+// drives it, and only for indices it knows stable: entries after the last
+// one reported persisted, and every entry of a suffix being overwritten,
+// are read from the core's memory, never from Storage (the store may
+// still hold the old suffix until the overwrite is durable).
+//
+// Every error is a failure of the store, including ErrCompacted and
+// ErrUnavailable (the core never asks outside the stable range): the core
+// stops using the log and reports the error once in Ready.StorageError;
+// the driver must then stop the node.
+type Storage interface {
+	// FirstIndex is the index of the first stored entry (the log's start,
+	// at or below the snapshot's index + 1); LastIndex is the index of the
+	// last one, FirstIndex-1 when none is stored. The core calls both in
+	// New only.
+	FirstIndex() (uint64, error)
+	LastIndex() (uint64, error)
+	// Term returns the term of the entry at index, for index in
+	// [FirstIndex-1, LastIndex] (at FirstIndex-1: the term of the entry
+	// before the log's start, the snapshot's).
+	Term(index uint64) (uint64, error)
+	// Entries returns the entries [lo, hi), in order, their total size
+	// limited to about maxBytes (0: no limit) but at least one. The slice
+	// is owned by the caller; the entries are not mutated by anyone.
+	Entries(lo, hi, maxBytes uint64) ([]*messages.Entry, error)
+}
+
+// ErrStorage wraps a failed read of Storage (Ready.StorageError).
+var ErrStorage = errors.New("raft: storage read failed")
+
+// noStorage is the Storage of a core given none (InitialState.Storage
+// nil): its entry cache is unbounded and holds the whole stable log, so
+// this is never read.
+type noStorage struct{}
+
+var errNoStorage = errors.New("no Storage given to New and the entry is not in memory")
+
+func (noStorage) FirstIndex() (uint64, error)                       { return 0, errNoStorage }
+func (noStorage) LastIndex() (uint64, error)                        { return 0, errNoStorage }
+func (noStorage) Term(uint64) (uint64, error)                       { return 0, errNoStorage }
+func (noStorage) Entries(_, _, _ uint64) ([]*messages.Entry, error) { return nil, errNoStorage }
+
+// entryCache holds the most recent stable entries, up to maxBytes
+// (entrySize): the entries a follower that keeps up and the applier ask
+// for, read without going to Storage. Entries leave it from the front.
+//
+// Invariant: ents is contiguous and ascending; when not empty, it ends at
+// the log's last stable index (raftLog.stable).
+// Invariant: bytes == entriesSize(ents) <= maxBytes (0: no bound).
+// Invariant: ents's backing array is the cache's own: reads return copies,
+// so evicted slots can be cleared for the garbage collector.
+type entryCache struct {
+	ents     []*messages.Entry
+	bytes    uint64
+	maxBytes uint64
+}
+
+func (c *entryCache) firstIndex() uint64 {
+	if len(c.ents) == 0 {
+		return 0
+	}
+	return c.ents[0].Index
+}
+
+// add appends stable entries; those that do not continue the cache
+// restart it.
+func (c *entryCache) add(ents []*messages.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	if n := len(c.ents); n > 0 && c.ents[n-1].Index+1 != ents[0].Index {
+		c.reset()
+	}
+	c.ents = append(c.ents, ents...)
+	c.bytes += entriesSize(ents)
+	c.evict()
+}
+
+func (c *entryCache) evict() {
+	if c.maxBytes == 0 {
+		return
+	}
+	k := 0
+	for ; k < len(c.ents) && c.bytes > c.maxBytes; k++ {
+		c.bytes -= entrySize(c.ents[k])
+	}
+	c.dropFront(k)
+}
+
+func (c *entryCache) dropFront(k int) {
+	if k == 0 {
+		return
+	}
+	clear(c.ents[:k])
+	c.ents = c.ents[k:]
+	if len(c.ents) == 0 {
+		c.ents = nil
+	}
+}
+
+// get returns entry i, nil when not cached.
+func (c *entryCache) get(i uint64) *messages.Entry {
+	f := c.firstIndex()
+	if f == 0 || i < f || i >= f+uint64(len(c.ents)) {
+		return nil
+	}
+	return c.ents[i-f]
+}
+
+// compact drops the entries at or below i.
+func (c *entryCache) compact(i uint64) {
+	f := c.firstIndex()
+	if f == 0 || i < f {
+		return
+	}
+	k := min(int(i-f+1), len(c.ents))
+	c.bytes -= entriesSize(c.ents[:k])
+	c.dropFront(k)
+}
+
+// truncateFrom drops the entries at or after i.
+func (c *entryCache) truncateFrom(i uint64) {
+	f := c.firstIndex()
+	if f == 0 || i >= f+uint64(len(c.ents)) {
+		return
+	}
+	k := 0
+	if i > f {
+		k = int(i - f)
+	}
+	c.bytes -= entriesSize(c.ents[k:])
+	clear(c.ents[k:])
+	c.ents = c.ents[:k]
+	if k == 0 {
+		c.ents = nil
+	}
+}
+
+func (c *entryCache) reset() {
+	clear(c.ents)
+	c.ents, c.bytes = nil, 0
+}
+
+// LogStats says what the log holds in memory and how it was read.
+type LogStats struct {
+	// UnstableEntries and UnstableBytes (entrySize) are the entries not
+	// yet reported persisted, all in memory.
+	UnstableEntries int
+	UnstableBytes   uint64
+	// CacheEntries and CacheBytes are the stable entries kept in the
+	// entry cache (at most Config.EntryCacheBytes).
+	CacheEntries int
+	CacheBytes   uint64
+	// ApplyingBytes are the committed entries handed out for applying
+	// and not yet acknowledged (tracked with Config.MaxApplyingBytes).
+	ApplyingBytes uint64
+	// CacheHits and StorageReads count the reads of stable entries
+	// served from the cache and from Storage (calls of Entries and Term)
+	// since New.
+	CacheHits    uint64
+	StorageReads uint64
+}
+
+// LogStats returns what the log holds in memory and how it was read.
+func (r *Raft) LogStats() LogStats {
+	l := &r.log
+	return LogStats{UnstableEntries: len(l.mem), UnstableBytes: entriesSize(l.mem),
+		CacheEntries: len(l.cache.ents), CacheBytes: l.cache.bytes, ApplyingBytes: l.applyingBytes,
+		CacheHits: l.cacheHits, StorageReads: l.storageReads}
+}
+
+// loadStable finds the stable log in storage at New: its bounds, the
+// configuration entries after the snapshot (appended to ccHist), and the
+// tail that the entry cache keeps. It reads the log once, in pages of
+// scanPageBytes: memory stays bounded by a page and the cache, time grows
+// with the log kept since the snapshot.
+func (r *Raft) loadStable(s Storage) ([]confAt, error) {
+	l := &r.log
+	first, err := s.FirstIndex()
+	if err != nil {
+		return nil, fmt.Errorf("%w: first index: %w", ErrStorage, err)
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return nil, fmt.Errorf("%w: last index: %w", ErrStorage, err)
+	}
+	if last < l.snapIndex+1 {
+		return nil, nil // nothing after the snapshot
+	}
+	if first > l.snapIndex+1 {
+		return nil, fmt.Errorf("%w: the stored log starts at %d, after the snapshot at %d", ErrInvalidMessage, first, l.snapIndex)
+	}
+	if l.snapIndex > 0 && l.snapIndex+1 >= first {
+		t, err := s.Term(l.snapIndex)
+		if err != nil {
+			return nil, fmt.Errorf("%w: term of %d: %w", ErrStorage, l.snapIndex, err)
+		}
+		if t != l.snapTerm {
+			return nil, fmt.Errorf("%w: stored entry %d has term %d, the snapshot at that index has term %d", ErrInvalidMessage, l.snapIndex, t, l.snapTerm)
+		}
+	}
+	var confs []confAt
+	for lo := l.snapIndex + 1; lo <= last; {
+		ents, err := s.Entries(lo, last+1, scanPageBytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: entries from %d: %w", ErrStorage, lo, err)
+		}
+		for i, e := range ents {
+			if e.Index != lo+uint64(i) {
+				return nil, fmt.Errorf("%w: stored entry at position %d from %d has index %d", ErrInvalidMessage, i, lo, e.Index)
+			}
+			if e.Type == messages.EntryType_ENTRY_CONFIG {
+				c, err := decodeConfig(e)
+				if err != nil {
+					return nil, err
+				}
+				confs = append(confs, confAt{e.Index, c})
+			}
+		}
+		if len(ents) == 0 {
+			return nil, fmt.Errorf("%w: entries from %d: none answered", ErrStorage, lo)
+		}
+		l.cache.add(ents)
+		lo += uint64(len(ents))
+		l.stable, l.stableTerm = ents[len(ents)-1].Index, ents[len(ents)-1].Term
+	}
+	return confs, nil
+}
+
+// scanPageBytes is the page size of the reads of the whole stored log
+// (loadStable).
+const scanPageBytes = 1 << 20
