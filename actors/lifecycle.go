@@ -46,6 +46,11 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if snapData != nil { // not handed to the applier
+			snapData.Close()
+		}
+	}()
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
 		rc.Seed = time.Now().UnixNano()
@@ -59,7 +64,7 @@ func (n *node) start(ctx actor.Context) error {
 	// One paged read of the stored log after the snapshot: the clients'
 	// sequences among its entries (the node's duplicate check at accept),
 	// and, for a state machine whose applied index is durable, the session
-	// table the entries up to it built (the applier's, see rebuildSessions).
+	// table the entries up to it built (the applier's, see rebuildsSessions).
 	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
 	n.noteSessions(snapSessions)
 	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
@@ -77,9 +82,6 @@ func (n *node) start(ctx actor.Context) error {
 		}
 	})
 	if err != nil {
-		if snapData != nil {
-			snapData.Close()
-		}
 		return fmt.Errorf("actors: load state: %w", err)
 	}
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
@@ -100,15 +102,11 @@ func (n *node) start(ctx actor.Context) error {
 		return a
 	}), "applier")
 	if err2 != nil {
-		if snapData != nil {
-			snapData.Close()
-		}
 		return err2
 	}
 	if st.Snapshot != nil && st.Applied < st.Snapshot.Metadata.Index {
 		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot, snapData: snapData})
-	} else if snapData != nil {
-		snapData.Close()
+		snapData = nil // the applier closes it
 	}
 	if !n.sh.transportStarted {
 		self, root := n.self, n.root
@@ -199,7 +197,7 @@ func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
 // openStartSnapshot opens the data of the snapshot the node starts on,
 // when it is in the store's files and is needed: to restore the state
 // machine (its applied index is below the snapshot's), or for the session
-// table (the applier's table is rebuilt, see rebuildSessions). The data's
+// table (the applier's table is rebuilt, see rebuildsSessions). The data's
 // checksum is checked as it opens: damaged data stops the start with an
 // error wrapping ErrCorruptSnapshot, rather than a node that runs on
 // without the state it covers. It returns the opened data (for the
@@ -223,8 +221,11 @@ func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState
 	if errors.Is(err, persistence.ErrNoSnapshot) {
 		return nil, nil, nil // a snapshot without data (CompactTo)
 	}
-	if err != nil {
+	if errors.Is(err, persistence.ErrCorrupt) {
 		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("actors: open snapshot %d: %w", md.Index, err)
 	}
 	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
 	if err != nil {

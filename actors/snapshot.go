@@ -101,6 +101,12 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 			n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 		}
+	} else if err == nil && msg.file && msg.index == n.r.Snapshot().GetMetadata().GetIndex() {
+		// The current snapshot written again (its file was found damaged,
+		// see lazySnapshotDone) with no entry applied since: saving its
+		// metadata makes the new file current.
+		ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
+		n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 	}
 	if msg.reply != nil {
 		ctx.Send(msg.reply, &TakeSnapshotResponse{Index: msg.index, Err: err})
@@ -203,14 +209,18 @@ func (n *node) makeLazySnapshot(ctx actor.Context, m *messages.Message) {
 // snapshotOpenFailed handles a replicator that could not open the file of
 // the snapshot for its peer: a snapshot without data (CompactTo) is made
 // by the applier; damaged data is counted (Status.CorruptSnapshotFiles)
-// and not sent, and the leader tries again when the transfer times out.
+// and not sent, the node takes a new snapshot to replace it, and the
+// leader tries again when the transfer times out.
 func (n *node) snapshotOpenFailed(ctx actor.Context, msg *snapshotOpenFailed) {
 	if errors.Is(msg.err, persistence.ErrNoSnapshot) {
 		n.makeLazySnapshot(ctx, msg.m)
 		return
 	}
-	if errors.Is(msg.err, persistence.ErrCorrupt) {
+	if errors.Is(msg.err, persistence.ErrCorrupt) || errors.Is(msg.err, ErrCorruptSnapshot) {
 		n.snap.corruptFiles++
+		if !n.snap.snapshotting && n.life.stop == nil && !n.life.failed {
+			n.requestSnapshot(ctx, nil) // a new snapshot replaces the damaged one
+		}
 	}
 	n.log.Warn("snapshot for a lagging peer failed", "peer", msg.m.To, "err", msg.err)
 }
