@@ -109,7 +109,8 @@ func (m *nodeMetrics) event(ev raft.Event) {
 }
 
 // sent counts an outbound message, handed to the transport or to a peer's
-// replicator (which counts a failed send with drop).
+// replicator (which counts a failed send with drop, and the snapshot
+// chunks it sends). Safe on any goroutine.
 func (m *nodeMetrics) sent(msg *messages.Message) {
 	if m == nil {
 		return

@@ -98,7 +98,7 @@ func (r *replicator) startTransfer(ctx actor.Context, m *messages.Message) {
 	}
 	x.tokens, x.tokensAt = float64(r.opts.chunk), x.lastProgress
 	r.xfer = x
-	r.transmit(r.chunk(0, nil))
+	r.probe()
 	r.arm(ctx, r.opts.resend)
 }
 
@@ -109,6 +109,14 @@ func (r *replicator) endTransfer() {
 		x.data = nil
 		r.xfer, r.ended = nil, x
 	}
+}
+
+// probe sends an empty chunk: the follower answers with the offset it
+// holds.
+func (r *replicator) probe() {
+	m := r.chunk(r.xfer.acked, nil)
+	r.metrics.sent(m)
+	r.transmit(m)
 }
 
 // chunk builds the chunk of the current transfer holding data at offset.
@@ -179,7 +187,7 @@ func (r *replicator) onTimer(ctx actor.Context) {
 	}
 	if now := time.Now(); now.Sub(x.lastProgress) >= r.opts.resend {
 		x.lastProgress, x.waiting = now, true
-		r.transmit(r.chunk(x.acked, nil))
+		r.probe()
 	}
 	r.fill(ctx)
 	if r.xfer != nil && !r.timerPending {
@@ -208,7 +216,9 @@ func (r *replicator) fill(ctx actor.Context) {
 			r.endTransfer()
 			return
 		}
-		r.transmit(r.chunk(x.sent, buf))
+		m := r.chunk(x.sent, buf)
+		r.metrics.sent(m)
+		r.transmit(m)
 		x.sent += n
 		x.bytesSent += n
 	}
