@@ -30,6 +30,8 @@ func TestGate(t *testing.T) {
 		{"non-member append", &messages.Message{Type: messages.MessageType_MSG_APPEND, ClusterId: 7, From: 9, To: 2}, true},
 		{"non-member heartbeat", &messages.Message{Type: messages.MessageType_MSG_HEARTBEAT, ClusterId: 7, From: 9, To: 2}, true},
 		{"non-member snapshot", &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, ClusterId: 7, From: 9, To: 2}, true},
+		{"non-member snapshot chunk", &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT_CHUNK, ClusterId: 7, From: 9, To: 2}, true},
+		{"non-member snapshot ack", &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT_ACK, ClusterId: 7, From: 9, To: 2}, false},
 		{"non-member vote", &messages.Message{Type: messages.MessageType_MSG_VOTE, ClusterId: 7, From: 9, To: 2}, false},
 		{"non-member pre-vote", &messages.Message{Type: messages.MessageType_MSG_PRE_VOTE, ClusterId: 7, From: 9, To: 2}, false},
 		{"non-member append response", &messages.Message{Type: messages.MessageType_MSG_APPEND_RESP, ClusterId: 7, From: 9, To: 2}, false},
@@ -42,16 +44,16 @@ func TestGate(t *testing.T) {
 		h(tc.m)
 	}
 	want := transport.GateStats{
-		Admitted: 10, DroppedWrongCluster: 4, DroppedWrongTo: 2, DroppedNotMember: 12, DroppedInvalid: 2,
+		Admitted: 12, DroppedWrongCluster: 4, DroppedWrongTo: 2, DroppedNotMember: 14, DroppedInvalid: 2,
 	}
 	if got := g.Stats(); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
-	if got := g.Stats().Dropped(); got != 20 {
-		t.Errorf("Dropped = %d, want 20", got)
+	if got := g.Stats().Dropped(); got != 22 {
+		t.Errorf("Dropped = %d, want 22", got)
 	}
-	if len(delivered) != 5 {
-		t.Errorf("Wrap delivered %d messages, want 5", len(delivered))
+	if len(delivered) != 6 {
+		t.Errorf("Wrap delivered %d messages, want 6", len(delivered))
 	}
 
 	// A nil predicate admits any non-zero sender.
