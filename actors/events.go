@@ -25,6 +25,9 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event, traced bool) {
 	case raft.EventRoleChanged:
 		t.From, t.To = ev.From.String(), ev.To.String()
 		n.become(ev.To)
+		if ev.To == raft.Leader {
+			n.stopReceiver(ctx)
+		}
 		if ev.From == raft.Leader {
 			n.stopReplicators(ctx)
 			n.failMemberOps(ctx, fmt.Errorf("%w: leadership lost before the configuration change completed", ErrOutcomeUnknown))

@@ -275,6 +275,16 @@ func (n *node) snapshotTransfer(ctx actor.Context, m *messages.Message) {
 	}
 }
 
+// stopReceiver ends a snapshot being received in chunks (this node
+// became leader): the receiver discards what it holds.
+func (n *node) stopReceiver(ctx actor.Context) {
+	if n.kids.receiver != nil {
+		ctx.Stop(n.kids.receiver)
+		n.kids.receiver = nil
+	}
+	n.snap.receiving = nil
+}
+
 // snapshotSendProgress records and publishes a replicator's progress.
 func (n *node) snapshotSendProgress(ctx actor.Context, p SnapshotSendProgress) {
 	if n.r.Role() != raft.Leader {
