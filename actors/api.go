@@ -94,7 +94,13 @@ const (
 
 // Propose asks the leader to replicate Data and apply it. Answer:
 // *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
-// retries idempotent.
+// retries idempotent: a client's session starts at Sequence 1, and its
+// sequences grow, one command under way at a time. Sessions expire
+// (Config.MaxSessions, SessionTTL): a later sequence of a client without
+// a session is answered ErrSessionExpired. A session's first command
+// retried after the session expired cannot be told from a new client's
+// and is applied again: a client that must never repeat a command makes
+// its sequence 1 a registration (a command with no effect).
 type Propose struct {
 	Data     []byte
 	ClientID uint64
@@ -126,6 +132,9 @@ type ProposeAccepted struct {
 //     known), or another leader's entry took the proposal's index;
 //   - ErrDuplicate: this (ClientID, Sequence) was applied before and its
 //     result is no longer known: success without a result;
+//   - ErrSessionExpired: the client has no session (it expired) and
+//     Sequence is past 1: not applied now, an earlier attempt may have
+//     been; continue with a new ClientID;
 //   - ErrRetry: a leadership transfer is under way, or the node is
 //     overloaded (then also ErrOverloaded): the proposal was not appended;
 //   - ErrStopped: the node stopped (or failed) first;

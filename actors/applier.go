@@ -15,11 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-type session struct {
-	seq    uint64
-	result any
-}
-
 // ErrDuplicate answers a proposal whose (client, sequence) was already
 // applied and whose result is no longer known (older than the client's
 // latest, or from before a restart or snapshot). The command was applied
@@ -35,7 +30,7 @@ type applier struct {
 	node     *actor.PID
 	subs     []*actor.PID
 	applied  uint64
-	sessions map[uint64]session
+	sessions *sessionTable
 	// pending are the waiters of the batch being applied, not yet answered.
 	pending []indexedWaiter
 	// failed is set once applying failed (ErrStopped wrapping the cause):
@@ -47,8 +42,8 @@ type applier struct {
 	files persistence.SnapshotFileStore
 }
 
-func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
-	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}, tracer: t}
+func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, sessions *sessionTable, t *tracing.Tracer) *applier {
+	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: sessions, tracer: t}
 }
 
 func (a *applier) Receive(ctx actor.Context) {
@@ -184,8 +179,8 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 	if w != nil {
 		if w.term == e.Term {
 			resp := &ProposeResponse{Index: e.Index, Term: e.Term, Result: result}
-			if result == ErrDuplicate {
-				resp.Result, resp.Err = nil, ErrDuplicate
+			if result == ErrDuplicate || result == ErrSessionExpired {
+				resp.Result, resp.Err = nil, result.(error)
 			}
 			ctx.Send(w.pid, resp)
 		} else {
@@ -203,18 +198,14 @@ func (a *applier) applyNormal(e *messages.Entry) (any, error) {
 	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
 		return a.applySM(e)
 	}
-	s, ok := a.sessions[e.ClientId]
-	if ok && e.Sequence <= s.seq {
-		if e.Sequence == s.seq && s.result != nil {
-			return s.result, nil
-		}
-		return ErrDuplicate, nil
+	if answer, apply := a.sessions.observe(e); !apply {
+		return answer, nil
 	}
 	res, err := a.applySM(e)
 	if err != nil {
 		return nil, err // not applied: nothing to remember
 	}
-	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
+	a.sessions.record(e, res)
 	return res, nil
 }
 
@@ -233,24 +224,32 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 	return res, nil
 }
 
-// rebuildSessions restores the session table at start for a state
+// rebuildsSessions and rebuildSession restore the applier's session table
+// at start for a state
 // machine whose applied index is durable (entries up to it are not applied
 // again, so the table would otherwise start empty and a retried command
-// could apply twice): from the snapshot's table (snapSessions), then
-// seqs, the highest sequence of each client among the stored entries up to
-// the applied index (the node reads them in pages, scanLog). Their results
-// are not known, so a retry of such a command is answered ErrDuplicate:
-// applied once, never twice.
-func (a *applier) rebuildSessions(snapSessions map[uint64]uint64, applied uint64, seqs map[uint64]uint64) {
-	if applied == 0 {
-		return // everything is applied again from the start: the table rebuilds itself
-	}
-	if snapSessions != nil {
-		a.sessions = toSessions(snapSessions)
-	}
-	for c, seq := range seqs {
-		if seq > a.sessions[c].seq {
-			a.sessions[c] = session{seq: seq}
+// could apply twice): from the snapshot's table (loaded first), then the
+// stored entries up to the applied index, which the node reads in pages
+// (scanLog) and hands to rebuildSession one by one. Their results are not
+// known, so a retry of such a command is answered ErrDuplicate: applied
+// once, never twice.
+//
+// rebuildsSessions reports whether the table is rebuilt at all: not when
+// nothing is applied yet (everything is applied again from the start, so
+// the table rebuilds itself), nor for a state machine that deduplicates on
+// its own.
+func rebuildsSessions(sm StateMachine, applied uint64) bool {
+	_, own := sm.(CommandDeduplicator)
+	return applied != 0 && !own
+}
+
+// rebuildSession records one stored, applied entry in t, by the rules of
+// applyNormal, so that the table (and what it expired) is the one the
+// entries built before the restart.
+func rebuildSession(t *sessionTable, e *messages.Entry) {
+	if e.Type == messages.EntryType_ENTRY_NORMAL && e.ClientId != 0 && e.Sequence != 0 {
+		if _, apply := t.observe(e); apply {
+			t.record(e, nil)
 		}
 	}
 }
@@ -416,7 +415,7 @@ func (a *applier) restore(s *messages.Snapshot, d persistence.SnapshotData) (int
 	if err != nil {
 		return size, err
 	}
-	a.sessions = toSessions(h.sessions)
+	a.sessions.load(toSessions(h.sessions, h.lastUsed, md.GetIndex()))
 	a.applied = md.GetIndex()
 	return size, nil
 }

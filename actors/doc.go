@@ -115,7 +115,16 @@
 // not given the entries it already has; one that does not is rebuilt from
 // the log (and the latest snapshot) at start. Client id + sequence number on
 // a proposal make retries idempotent: a repeated (client, sequence) is
-// answered from the session table without being applied twice.
+// answered from the session table without being applied twice. The table
+// is bounded: a session expires once it is the least recently used of
+// more than Config.MaxSessions (65,536), or once Config.SessionTTL log
+// entries (10,000,000) follow its client's last one. Both are measured in
+// the log, so every replica, and one restored from a snapshot (which
+// carries the table with each session's last use), expires the same
+// sessions at the same index. A later sequence from an expired session is
+// answered ErrSessionExpired, never applied silently twice; the first
+// command of a session is the one a table cannot protect after expiry
+// (see Propose).
 //
 // # Snapshots and compaction
 //

@@ -51,24 +51,6 @@ func (n *node) start(ctx actor.Context) error {
 			snapData.Close()
 		}
 	}()
-	// One paged read of the stored log after the snapshot: the clients'
-	// sequences among its entries, and those of the entries applied
-	// (durably) for the applier's session table.
-	n.pend.clientSeqs = map[uint64]uint64{}
-	n.noteSessions(snapSessions)
-	appliedSeqs := map[uint64]uint64{}
-	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
-		if e.ClientId == 0 {
-			return
-		}
-		n.pend.clientSeqs[e.ClientId] = max(n.pend.clientSeqs[e.ClientId], e.Sequence)
-		if e.Index <= st.Applied {
-			appliedSeqs[e.ClientId] = max(appliedSeqs[e.ClientId], e.Sequence)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("actors: load state: %w", err)
-	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
 		rc.Seed = time.Now().UnixNano()
@@ -79,6 +61,29 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
+	// One paged read of the stored log after the snapshot: the clients'
+	// sequences among its entries (the node's duplicate check at accept),
+	// and, for a state machine whose applied index is durable, the session
+	// table the entries up to it built (the applier's, see rebuildSessions).
+	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
+	n.noteSessions(snapSessions)
+	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
+	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
+	if rebuild && snapSessions != nil {
+		appSessions.load(snapSessions)
+	}
+	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
+		if e.ClientId == 0 {
+			return
+		}
+		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
+		if rebuild && e.Index <= st.Applied {
+			rebuildSession(appSessions, e)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("actors: load state: %w", err)
+	}
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
@@ -91,10 +96,9 @@ func (n *node) start(ctx actor.Context) error {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
 	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
-		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), appSessions, n.obs.tracer)
 		a.metrics = n.obs.metrics
 		a.files = n.snap.files
-		a.rebuildSessions(snapSessions, st.Applied, appliedSeqs)
 		return a
 	}), "applier")
 	if err2 != nil {
@@ -112,7 +116,7 @@ func (n *node) start(ctx actor.Context) error {
 		n.sh.transportStarted = true
 	}
 	if !snapshotCapable(n.cfg.StateMachine) && !n.cfg.NoAutoSnapshots {
-		n.log.Warn("the StateMachine does not implement Snapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
+		n.log.Warn("the StateMachine does not implement Snapshotter or StreamSnapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
 	}
 	n.life.paused = n.cfg.StartPaused
 	n.life.gen = tickGen.Add(1)
@@ -159,51 +163,6 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 	return st, nil
 }
 
-// openStartSnapshot opens the data of the snapshot the node starts on,
-// when it is in the store's files and is needed: to restore the state
-// machine (its applied index is below the snapshot's), or for the session
-// table (the applier's table is rebuilt, see rebuildSessions). The data's
-// checksum is checked as it opens: damaged data stops the start with an
-// error wrapping ErrCorruptSnapshot, rather than a node that runs on
-// without the state it covers. It returns the opened data (for the
-// restore; nil when not needed) and the session table.
-func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState, sm StateMachine) (persistence.SnapshotData, map[uint64]uint64, error) {
-	md := st.Snapshot.GetMetadata()
-	if files == nil || md == nil || len(st.Snapshot.GetData()) > 0 {
-		if s := st.Snapshot; s != nil && len(s.Data) > 0 {
-			if sec, err := SplitSnapshot(s.Data); err == nil {
-				return nil, sec.Sessions, nil
-			}
-		}
-		return nil, nil, nil
-	}
-	restore := st.Applied < md.Index
-	_, dedup := sm.(CommandDeduplicator)
-	if !restore && (st.Applied == 0 || dedup) {
-		return nil, nil, nil
-	}
-	d, err := files.OpenSnapshot(context.Background(), md.Index, md.Term)
-	if errors.Is(err, persistence.ErrNoSnapshot) {
-		return nil, nil, nil // a snapshot without data (CompactTo)
-	}
-	if errors.Is(err, persistence.ErrCorrupt) {
-		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("actors: open snapshot %d: %w", md.Index, err)
-	}
-	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
-	if err != nil {
-		d.Close()
-		return nil, nil, fmt.Errorf("snapshot %d: %w", md.Index, err)
-	}
-	if !restore {
-		d.Close()
-		return nil, h.sessions, nil
-	}
-	return d, h.sessions, nil
-}
-
 // scanLogPageBytes is the page size of scanLog.
 const scanLogPageBytes = 1 << 20
 
@@ -233,6 +192,52 @@ func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
 		lo += uint64(len(ents))
 	}
 	return nil
+}
+
+// openStartSnapshot opens the data of the snapshot the node starts on,
+// when it is in the store's files and is needed: to restore the state
+// machine (its applied index is below the snapshot's), or for the session
+// table (the applier's table is rebuilt, see rebuildSessions). The data's
+// checksum is checked as it opens: damaged data stops the start with an
+// error wrapping ErrCorruptSnapshot, rather than a node that runs on
+// without the state it covers. It returns the opened data (for the
+// restore; nil when not needed) and the session table.
+func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState, sm StateMachine) (persistence.SnapshotData, []sessionEntry, error) {
+	md := st.Snapshot.GetMetadata()
+	if files == nil || md == nil || len(st.Snapshot.GetData()) > 0 {
+		if s := st.Snapshot; s != nil && len(s.Data) > 0 {
+			if sessions, _, err := decodeSessions(s.Data, md.GetIndex()); err == nil {
+				return nil, sessions, nil
+			}
+		}
+		return nil, nil, nil
+	}
+	restore := st.Applied < md.Index
+	_, dedup := sm.(CommandDeduplicator)
+	if !restore && (st.Applied == 0 || dedup) {
+		return nil, nil, nil
+	}
+	d, err := files.OpenSnapshot(context.Background(), md.Index, md.Term)
+	if errors.Is(err, persistence.ErrNoSnapshot) {
+		return nil, nil, nil // a snapshot without data (CompactTo)
+	}
+	if errors.Is(err, persistence.ErrCorrupt) {
+		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("actors: open snapshot %d: %w", md.Index, err)
+	}
+	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("snapshot %d: %w", md.Index, err)
+	}
+	sessions := toSessions(h.sessions, h.lastUsed, md.Index)
+	if !restore {
+		d.Close()
+		return nil, sessions, nil
+	}
+	return d, sessions, nil
 }
 
 // onTick handles a tick of the timer: the core's clock advances, and a

@@ -67,10 +67,10 @@ type pending struct {
 	proposals    map[uint64]waiter // index -> proposer
 	reads        map[string]pendingRead
 	readSeq      uint64
-	readsByIndex []pendingRead     // read index known, waiting for the applier
-	memberOps    []*memberOp       // membership changes under way (membership.go)
-	transfer     *transferState    // a TransferLeadership under way
-	clientSeqs   map[uint64]uint64 // client -> highest sequence in the log (accept.go)
+	readsByIndex []pendingRead  // read index known, waiting for the applier
+	memberOps    []*memberOp    // membership changes under way (membership.go)
+	transfer     *transferState // a TransferLeadership under way
+	clientSeqs   *sessionTable  // client -> highest sequence in the log (accept.go)
 	// applying holds, for each batch handed to the applier with waiters,
 	// its last index and how many waiters it carries: with
 	// len(proposals), the proposals waiting for their answer

@@ -30,7 +30,7 @@ import (
 // found in the store at start, or installed from the leader), or once
 // the entries handed to the applier since then hold Config.SnapshotBytes
 // of command data. Neither, with Config.NoAutoSnapshots or a
-// StateMachine without Snapshotter.
+// StateMachine that implements neither Snapshotter nor StreamSnapshotter.
 func (n *node) maybeSnapshot(ctx actor.Context) {
 	if n.cfg.NoAutoSnapshots || n.snap.snapshotting {
 		return

@@ -23,6 +23,11 @@ import (
 //	sections, each:   kind (uvarint), length (uvarint), length bytes
 //	  kind 1: the library's session table: a count (uvarint), then per
 //	          client its id and last applied sequence (uvarints)
+//	  kind 3: the session table's last uses: a count (uvarint), then per
+//	          client its id and the index of its last entry (uvarints),
+//	          which order sessions for expiry (Config.MaxSessions,
+//	          SessionTTL); data without it (written before it) counts
+//	          every session as last used at the snapshot's index
 //	then, last:       kind 2 (uvarint), then the application's bytes, as
 //	                  its Snapshotter or SnapshotView wrote them, up to the
 //	                  end of the data (no length: the writer need not
@@ -47,6 +52,7 @@ const snapshotMagic = "\xff\xff\xff\xffFLSN"
 const (
 	sectionSessions    = 1
 	sectionApplication = 2
+	sectionSessionUse  = 3
 )
 
 // maxSessionSection bounds the session table section a reader accepts
@@ -61,6 +67,9 @@ type SnapshotSections struct {
 	// Sessions is the library's session table: client id → the last
 	// sequence applied for it.
 	Sessions map[uint64]uint64
+	// SessionLastUsed is, per client of Sessions, the index of its last
+	// entry (nil in data written before it was recorded).
+	SessionLastUsed map[uint64]uint64
 	// Application is the state machine's own bytes, as its Snapshot
 	// returned them (a sub-slice of the data: do not modify it).
 	Application []byte
@@ -74,7 +83,7 @@ func SplitSnapshot(data []byte) (SnapshotSections, error) {
 	rd := bytes.NewReader(data)
 	br := bufio.NewReaderSize(rd, 16)
 	h, err := readSnapshotHeader(br)
-	out := SnapshotSections{Version: h.version, Sessions: h.sessions}
+	out := SnapshotSections{Version: h.version, Sessions: h.sessions, SessionLastUsed: h.lastUsed}
 	if err != nil {
 		return out, err
 	}
@@ -99,6 +108,7 @@ func SplitSnapshot(data []byte) (SnapshotSections, error) {
 type snapshotHeader struct {
 	version  int
 	sessions map[uint64]uint64
+	lastUsed map[uint64]uint64 // section 3; nil when the data has none
 	// appLen is the length of the application's section; -1 when it runs
 	// to the end of the data (version 2, and version 0).
 	appLen int64
@@ -150,7 +160,7 @@ func readSnapshotHeader(r *bufio.Reader) (snapshotHeader, error) {
 			h.appLen = int64(min(n, math.MaxInt64))
 			break
 		}
-		if kind != sectionSessions {
+		if kind != sectionSessions && kind != sectionSessionUse {
 			if k, _ := io.CopyN(io.Discard, r, int64(min(n, math.MaxInt64))); uint64(k) != n {
 				return h, fmt.Errorf("%w: section %d overruns the data", ErrCorruptSnapshot, kind)
 			}
@@ -164,11 +174,17 @@ func readSnapshotHeader(r *bufio.Reader) (snapshotHeader, error) {
 			return h, fmt.Errorf("%w: section %d overruns the data", ErrCorruptSnapshot, kind)
 		}
 		br := bufio.NewReader(&body)
-		if h.sessions, err = decodeSessionTable(br); err != nil {
-			return h, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		table, err := decodeSessionTable(br)
+		if err != nil {
+			return h, fmt.Errorf("%w: section %d: %w", ErrCorruptSnapshot, kind, err)
 		}
 		if k := br.Buffered() + body.Len(); k > 0 {
-			return h, fmt.Errorf("%w: %d stray bytes after the session table", ErrCorruptSnapshot, k)
+			return h, fmt.Errorf("%w: %d stray bytes after section %d", ErrCorruptSnapshot, k, kind)
+		}
+		if kind == sectionSessions {
+			h.sessions = table
+		} else {
+			h.lastUsed = table
 		}
 	}
 	if !seen[sectionSessions] {
@@ -204,39 +220,52 @@ func skipSections(r *bufio.Reader, seen map[uint64]bool) error {
 }
 
 // snapshotHeaderBytes is the framing that precedes the application's
-// bytes: magic, version, the session table, the application's kind.
-func snapshotHeaderBytes(sessions map[uint64]session) []byte {
-	table := binary.AppendUvarint(nil, uint64(len(sessions)))
-	for c, s := range sessions {
-		table = binary.AppendUvarint(binary.AppendUvarint(table, c), s.seq)
+// bytes: magic, version, the session table (sequences, then last uses),
+// the application's kind.
+func snapshotHeaderBytes(sessions *sessionTable) []byte {
+	all := sessions.all()
+	table := binary.AppendUvarint(nil, uint64(len(all)))
+	uses := binary.AppendUvarint(nil, uint64(len(all)))
+	for _, se := range all {
+		table = binary.AppendUvarint(binary.AppendUvarint(table, se.client), se.s.seq)
+		uses = binary.AppendUvarint(binary.AppendUvarint(uses, se.client), se.s.lastUsed)
 	}
-	out := make([]byte, 0, len(snapshotMagic)+1+3*binary.MaxVarintLen64+len(table))
+	out := make([]byte, 0, len(snapshotMagic)+1+5*binary.MaxVarintLen64+len(table)+len(uses))
 	out = append(out, snapshotMagic...)
 	out = append(out, SnapshotFormatVersion)
 	out = binary.AppendUvarint(binary.AppendUvarint(out, sectionSessions), uint64(len(table)))
 	out = append(out, table...)
+	out = binary.AppendUvarint(binary.AppendUvarint(out, sectionSessionUse), uint64(len(uses)))
+	out = append(out, uses...)
 	return binary.AppendUvarint(out, sectionApplication)
 }
 
 // encodeSnapshot frames the session table and the application's bytes.
-func encodeSnapshot(sessions map[uint64]session, app []byte) []byte {
+func encodeSnapshot(sessions *sessionTable, app []byte) []byte {
 	return append(snapshotHeaderBytes(sessions), app...)
 }
 
-// decodeSessions reads snapshot data into the applier's session table and
-// the application's bytes.
-func decodeSessions(b []byte) (map[uint64]session, []byte, error) {
+// decodeSessions reads snapshot data (of a snapshot at index) into the
+// applier's sessions and the application's bytes.
+func decodeSessions(b []byte, index uint64) ([]sessionEntry, []byte, error) {
 	s, err := SplitSnapshot(b)
 	if err != nil {
 		return nil, nil, err
 	}
-	return toSessions(s.Sessions), s.Application, nil
+	return toSessions(s.Sessions, s.SessionLastUsed, index), s.Application, nil
 }
 
-func toSessions(table map[uint64]uint64) map[uint64]session {
-	sessions := make(map[uint64]session, len(table))
-	for c, seq := range table {
-		sessions[c] = session{seq: seq}
+// toSessions pairs a snapshot's session sequences with their last uses;
+// a session without one (data written before they were recorded) counts
+// as used at the snapshot's index.
+func toSessions(seqs, lastUsed map[uint64]uint64, index uint64) []sessionEntry {
+	sessions := make([]sessionEntry, 0, len(seqs))
+	for c, seq := range seqs {
+		used, ok := lastUsed[c]
+		if !ok {
+			used = index
+		}
+		sessions = append(sessions, sessionEntry{client: c, s: session{seq: seq, lastUsed: used}})
 	}
 	return sessions
 }
@@ -301,7 +330,7 @@ func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
 	if !snapshotCapable(sm) {
 		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, errNotSnapshotter)
 	}
-	_, b, err := decodeSessions(s.GetData())
+	_, b, err := decodeSessions(s.GetData(), s.GetMetadata().GetIndex())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}

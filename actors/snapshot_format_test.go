@@ -142,7 +142,17 @@ func TestSplitSnapshotFormats(t *testing.T) {
 	if err != nil || sec.Version != 1 || len(sec.Sessions) != 0 || string(sec.Application) != "app" {
 		t.Fatalf("framed data: %+v, %v", sec, err)
 	}
+	// The session table's last uses (kind 3), beside its sequences.
+	withUses := []byte("\xff\xff\xff\xffFLSN\x01")
+	withUses = append(withUses, 1, 3, 1, 7, 3)  // client 7 at sequence 3
+	withUses = append(withUses, 3, 3, 1, 7, 42) // last used at index 42
+	withUses = append(withUses, 2, 0)
+	sec, err = actors.SplitSnapshot(withUses)
+	if err != nil || sec.Sessions[7] != 3 || sec.SessionLastUsed[7] != 42 {
+		t.Fatalf("data with last uses: %+v, %v", sec, err)
+	}
 	for name, bad := range map[string][]byte{
+		"uses":     append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 1, 0, 3, 2, 1, 7, 2, 0), // a last use cut short
 		"overrun":  append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 9, 0),
 		"version":  append([]byte("\xff\xff\xff\xffFLSN\x03"), 1, 1, 0, 2, 0),
 		"noapp":    append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 1, 0),
