@@ -38,6 +38,10 @@ bench-log: ## memory and restart time vs entries ever written: N entries of 128 
 bench-snapshot: ## a new node catches up a 1 GiB on-disk state through chunked InstallSnapshot with two dropped connections; bytes re-sent, peak RSS (make bench-snapshot BYTES=4294967296)
 	$(GO) test -count=1 -timeout 60m ./actors/ -run TestLargeSnapshotCatchUp -snapshot.bytes=$(or $(BYTES),1073741824) -v
 
+.PHONY: test-hosts
+test-hosts: ## many Raft groups per process: 3 hosts (actors.Host) x GROUPS groups (default 1,000) on one in-memory network and crashable Pebbles: elect, commit, power loss, groups added and removed; prints fsyncs and groups per fsync
+	$(GO) test -count=1 -timeout 30m ./actors/ -run TestHostManyGroups -host.groups=$(or $(GROUPS),1000) -v
+
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v
