@@ -171,15 +171,17 @@ func (r *HostStatus) answerErr() error { return r.Err }
 
 // host is the host actor (HostProps).
 type host struct {
-	cfg     HostConfig
-	log     *slog.Logger
-	db      *pebblestore.DB
-	openErr error // why the database did not open; nil once open
-	stats   *hostStats
-	sp      *actor.PID    // the shared persister
-	stopped chan struct{} // closed when the shared persister stops
-	groups  map[uint64]*hostGroup
-	byActor map[string]*hostGroup // node actor id -> its group
+	cfg      HostConfig
+	log      *slog.Logger
+	db       *pebblestore.DB
+	openErr  error // why the database did not open; nil once open
+	stopping bool
+	root     *actor.RootContext
+	stats    *hostStats
+	sp       *actor.PID    // the shared persister
+	stopped  chan struct{} // closed when the shared persister stops
+	groups   map[uint64]*hostGroup
+	byActor  map[string]*hostGroup // node actor id -> its group
 
 	lastStatus time.Time
 	lastFsyncs uint64
@@ -214,6 +216,8 @@ func (h *host) Receive(ctx actor.Context) {
 		// Terminated follows.
 	case *actor.Terminated:
 		h.terminated(ctx, msg.Who)
+	case *actor.Stopping:
+		h.stopping = true
 	case *actor.Stopped:
 		h.close()
 	}
@@ -222,6 +226,7 @@ func (h *host) Receive(ctx actor.Context) {
 // start opens the database and spawns the shared persister.
 func (h *host) start(ctx actor.Context) {
 	h.lastStatus = time.Now()
+	h.root = ctx.ActorSystem().Root
 	db, err := pebblestore.Open(h.cfg.DataDir, pebblestore.Options{FS: h.cfg.FS, Logger: h.cfg.Logger})
 	if err != nil {
 		h.openErr = fmt.Errorf("%w: open DataDir %q: %w", ErrHostStopped, h.cfg.DataDir, err)
@@ -230,12 +235,11 @@ func (h *host) start(ctx actor.Context) {
 	}
 	h.db = db
 	h.stopped = make(chan struct{})
-	h.sp, err = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+	// Not a child: it outlives the groups' nodes, which flush their
+	// last writes through it as they stop with the host (close stops it).
+	h.sp = ctx.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &sharedPersister{db: db, stats: h.stats, stopped: h.stopped}
-	}), "persister")
-	if err != nil {
-		h.openErr = fmt.Errorf("%w: spawn the shared persister: %w", ErrHostStopped, err)
-	}
+	}))
 }
 
 // create starts the host's node of the group cfg.ClusterID.
@@ -266,7 +270,7 @@ func (h *host) create(ctx actor.Context, cfg Config) (*actor.PID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actors: host: group %d: %w", cfg.ClusterID, err)
 	}
-	store := &hostStore{Group: pg, root: ctx.ActorSystem().Root, persister: h.sp, stopped: h.stopped, stats: &groupStats{}}
+	store := &hostStore{Group: pg, root: h.root, persister: h.sp, stopped: h.stopped, stats: &groupStats{}}
 	t, err := h.cfg.Join(cfg.ClusterID, cfg.ID)
 	if err != nil {
 		_ = pg.Close()
@@ -314,7 +318,7 @@ func (h *host) terminated(ctx actor.Context, who *actor.PID) {
 	delete(h.byActor, who.Id)
 	delete(h.groups, g.clusterID)
 	err := g.store.Group.Close()
-	if len(g.removing) == 0 {
+	if len(g.removing) == 0 && !h.stopping {
 		h.log.Warn("a group's node stopped", "group", g.clusterID, "node", g.nodeID)
 	}
 	for _, s := range g.removing {
@@ -328,6 +332,10 @@ func (h *host) close() {
 		_ = g.store.Group.Close()
 	}
 	h.groups = nil
+	if h.sp != nil {
+		// Every node is gone: no Save waits on the shared persister.
+		h.root.Stop(h.sp)
+	}
 	if h.db != nil {
 		if err := h.db.Close(); err != nil {
 			h.log.Warn("closing the host's database", "err", err)

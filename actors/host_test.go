@@ -268,6 +268,18 @@ func TestHostManyGroups(t *testing.T) {
 			}
 		}
 
+		// A group's node on a host is a whole node: status, snapshots.
+		for i, pid := range r.groups[2] {
+			st, err := actors.Request[*actors.Status](r.sys.Root, pid, &actors.GetStatus{}, 5*time.Second)
+			if err != nil || st.Leader == 0 || st.Applied < 3 {
+				t.Fatalf("group 2 node on host %d: status %+v, %v: want a leader and 3 applied", i+1, st, err)
+			}
+			snap, err := actors.Request[*actors.TakeSnapshotResponse](r.sys.Root, pid, &actors.TakeSnapshot{}, 5*time.Second)
+			if err != nil || snap.Index < 3 {
+				t.Fatalf("TakeSnapshot of group 2 on host %d: %+v, %v", i+1, snap, err)
+			}
+		}
+
 		// Power loss on every host at once; the groups start again from
 		// what the hosts' databases synced.
 		r.crash(7)
