@@ -105,7 +105,10 @@ var errNotSnapshotter = errors.New("actors: the StateMachine implements neither 
 // leader keeps trying. Without it, only the node's own framing is checked
 // and a Restore error stops the node (NodeStopped with ErrCorruptSnapshot).
 // ValidateSnapshot runs on the node actor, concurrently with Apply: it must
-// only read data, never the state.
+// only read data, never the state. It sees snapshots that arrive whole in
+// memory only: one received in chunks into the store's snapshot files
+// (persistence.SnapshotFileStore) is checked against the leader's CRC-32C
+// as it arrives, and its framing and contents when it is restored.
 type SnapshotValidator interface {
 	ValidateSnapshot(data []byte) error
 }
