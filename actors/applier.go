@@ -225,7 +225,7 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 // again, so the table would otherwise start empty and a retried command
 // could apply twice): from the snapshot's table, then seqs, the highest
 // sequence of each client among the stored entries up to the applied
-// index (the node reads them in pages, scanLog). Their results are not
+// index (seen by the node as raft.New reads the log, in pages). Their results are not
 // known, so a retry of such a command is answered ErrDuplicate: applied
 // once, never twice.
 func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64, seqs map[uint64]uint64) {

@@ -39,13 +39,14 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
-	// One paged read of the stored log after the snapshot: the clients'
-	// sequences among its entries, and those of the entries applied
-	// (durably) for the applier's session table.
+	// New reads the stored log after the snapshot once, in pages: it
+	// shows each entry here for the clients' sequences among them, and
+	// those of the entries applied (durably) for the applier's session
+	// table.
 	n.pend.clientSeqs = map[uint64]uint64{}
 	n.noteClientSeqs(st.Snapshot, nil)
 	appliedSeqs := map[uint64]uint64{}
-	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
+	st.OnStoredEntry = func(e *messages.Entry) {
 		if e.ClientId == 0 {
 			return
 		}
@@ -53,9 +54,6 @@ func (n *node) start(ctx actor.Context) error {
 		if e.Index <= st.Applied {
 			appliedSeqs[e.ClientId] = max(appliedSeqs[e.ClientId], e.Sequence)
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("actors: load state: %w", err)
 	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
@@ -144,36 +142,9 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 	return st, nil
 }
 
-// scanLogPageBytes is the page size of scanLog.
+// scanLogPageBytes is the page size of the node's paged reads of the log
+// (retention, traceCommits).
 const scanLogPageBytes = 1 << 20
-
-// scanLog calls fn for each stored entry from lo to the last, in order,
-// reading pages of scanLogPageBytes: memory stays bounded whatever the
-// log's length.
-func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
-	first, err := s.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := s.LastIndex()
-	if err != nil {
-		return err
-	}
-	for lo = max(lo, first); lo <= last; {
-		ents, err := s.Entries(lo, last+1, scanLogPageBytes)
-		if err != nil {
-			return err
-		}
-		if len(ents) == 0 {
-			return fmt.Errorf("actors: the store answered no entries from %d (last %d)", lo, last)
-		}
-		for _, e := range ents {
-			fn(e)
-		}
-		lo += uint64(len(ents))
-	}
-	return nil
-}
 
 // onTick handles a tick of the timer: the core's clock advances, and a
 // stopping leader's hand-over ends when it is no leader any more or the

@@ -186,10 +186,10 @@ func (r *Raft) LogStats() LogStats {
 
 // loadStable finds the stable log in storage at New: its bounds, the
 // configuration entries after the snapshot (appended to ccHist), and the
-// tail that the entry cache keeps. It reads the log once, in pages of
-// scanPageBytes: memory stays bounded by a page and the cache, time grows
-// with the log kept since the snapshot.
-func (r *Raft) loadStable(s Storage) ([]confAt, error) {
+// tail that the entry cache keeps; visit, when set, sees every entry. It
+// reads the log once, in pages of scanPageBytes: memory stays bounded by
+// a page and the cache, time grows with the log kept since the snapshot.
+func (r *Raft) loadStable(s Storage, visit func(*messages.Entry)) ([]confAt, error) {
 	l := &r.log
 	first, err := s.FirstIndex()
 	if err != nil {
@@ -230,6 +230,9 @@ func (r *Raft) loadStable(s Storage) ([]confAt, error) {
 					return nil, err
 				}
 				confs = append(confs, confAt{e.Index, c})
+			}
+			if visit != nil {
+				visit(e)
 			}
 		}
 		if len(ents) == 0 {
