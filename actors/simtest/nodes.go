@@ -126,6 +126,11 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.ReadOnly = raft.ReadOnlyLeaseBased
 	}
 	cfg.SnapshotEvery = uint64(10 + (s.opt.Seed+n.id)%30)
+	// Small entry caches (1 byte: none), apply batches and applier
+	// queues: the cores read their log back from Pebble while it runs.
+	cfg.Raft.EntryCacheBytes = []uint64{1, 512, 4096}[(s.opt.Seed+n.id)%3]
+	cfg.Raft.MaxCommittedSizePerReady = 256
+	cfg.Raft.MaxApplyingBytes = 1024
 	cfg.StartPaused = startPaused
 	inc := n.inc
 	probe := s.root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) { s.onEvent(n, inc, ctx) }))
