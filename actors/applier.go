@@ -220,15 +220,15 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 	return res, nil
 }
 
-// rebuildSessions restores the session table at start for a state
-// machine whose applied index is durable (entries up to it are not applied
-// again, so the table would otherwise start empty and a retried command
-// could apply twice): from the snapshot's table, then seqs, the highest
-// sequence of each client among the stored entries up to the applied
-// index (seen by the node as raft.New reads the log, in pages). Their results are not
-// known, so a retry of such a command is answered ErrDuplicate: applied
-// once, never twice.
-func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64, seqs map[uint64]uint64) {
+// rebuildSessions starts restoring the session table at start for a
+// state machine whose applied index is durable (entries up to it are not
+// applied again, so the table would otherwise start empty and a retried
+// command could apply twice): from the snapshot's table; then
+// rebuildFromEntry sees the stored entries up to the applied index, in
+// order, as raft.New reads the log in pages. Their results are not known,
+// so a retry of such a command is answered ErrDuplicate: applied once,
+// never twice.
+func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64) {
 	if applied == 0 {
 		return // everything is applied again from the start: the table rebuilds itself
 	}
@@ -237,10 +237,15 @@ func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64, seqs 
 			a.sessions = sessions
 		}
 	}
-	for c, seq := range seqs {
-		if seq > a.sessions[c].seq {
-			a.sessions[c] = session{seq: seq}
-		}
+}
+
+// rebuildFromEntry is rebuildSessions's step for stored entry e.
+func (a *applier) rebuildFromEntry(e *messages.Entry, applied uint64) {
+	if e.Index > applied {
+		return
+	}
+	if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
+		a.sessions[e.ClientId] = session{seq: e.Sequence}
 	}
 }
 

@@ -41,19 +41,17 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	// New reads the stored log after the snapshot once, in pages: it
 	// shows each entry here for the clients' sequences among them, and
-	// those of the entries applied (durably) for the applier's session
-	// table.
+	// for the applier's session table (which it spawns once New is done).
 	n.pend.clientSeqs = map[uint64]uint64{}
 	n.noteClientSeqs(st.Snapshot, nil)
-	appliedSeqs := map[uint64]uint64{}
+	app := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, 0, n.obs.tracer)
+	app.metrics = n.obs.metrics
+	app.rebuildSessions(st.Snapshot, st.Applied)
 	st.OnStoredEntry = func(e *messages.Entry) {
-		if e.ClientId == 0 {
-			return
+		if e.ClientId != 0 && e.Sequence > n.pend.clientSeqs[e.ClientId] {
+			n.pend.clientSeqs[e.ClientId] = e.Sequence
 		}
-		n.pend.clientSeqs[e.ClientId] = max(n.pend.clientSeqs[e.ClientId], e.Sequence)
-		if e.Index <= st.Applied {
-			appliedSeqs[e.ClientId] = max(appliedSeqs[e.ClientId], e.Sequence)
-		}
+		app.rebuildFromEntry(e, st.Applied)
 	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
@@ -76,12 +74,8 @@ func (n *node) start(ctx actor.Context) error {
 	if v, ok := store.(persistence.VolatileStore); ok && v.Volatile() {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
-	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
-		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), n.obs.tracer)
-		a.metrics = n.obs.metrics
-		a.rebuildSessions(st.Snapshot, st.Applied, appliedSeqs)
-		return a
-	}), "applier")
+	app.applied = r.Applied()
+	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor { return app }), "applier")
 	if err2 != nil {
 		return err2
 	}
