@@ -94,7 +94,13 @@ const (
 
 // Propose asks the leader to replicate Data and apply it. Answer:
 // *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
-// retries idempotent.
+// retries idempotent: a client's session starts at Sequence 1, and its
+// sequences grow, one command under way at a time. Sessions expire
+// (Config.MaxSessions, SessionTTL): a later sequence of a client without
+// a session is answered ErrSessionExpired. A session's first command
+// retried after the session expired cannot be told from a new client's
+// and is applied again: a client that must never repeat a command makes
+// its sequence 1 a registration (a command with no effect).
 type Propose struct {
 	Data     []byte
 	ClientID uint64
@@ -126,6 +132,9 @@ type ProposeAccepted struct {
 //     known), or another leader's entry took the proposal's index;
 //   - ErrDuplicate: this (ClientID, Sequence) was applied before and its
 //     result is no longer known: success without a result;
+//   - ErrSessionExpired: the client has no session (it expired) and
+//     Sequence is past 1: not applied now, an earlier attempt may have
+//     been; continue with a new ClientID;
 //   - ErrRetry: a leadership transfer is under way, or the node is
 //     overloaded (then also ErrOverloaded): the proposal was not appended;
 //   - ErrStopped: the node stopped (or failed) first;
@@ -280,10 +289,12 @@ type SetLogLevelResponse struct {
 }
 
 // TakeSnapshot snapshots the state machine (it must implement
-// Snapshotter) at its applied index and compacts the log, keeping the tail
+// Snapshotter or StreamSnapshotter) at its applied index and compacts the log, keeping the tail
 // that Config.RetainEntries and RetainBytes ask for. Answer:
 // *TakeSnapshotResponse with the snapshot's index, or its Err (the state
-// machine is no Snapshotter, or its Snapshot failed). Subscribers also get
+// machine can take no snapshot, or taking it failed). With a store that
+// keeps snapshot files, the answer comes once the file is committed (a
+// StreamSnapshotter's WriteTo has finished). Subscribers also get
 // SnapshotTaken. An application that keeps its own durable state and
 // chooses the index uses CompactTo instead.
 type TakeSnapshot struct{}
@@ -302,7 +313,8 @@ type TakeSnapshotResponse struct {
 // applier) at the index it has applied by then, and sends that. Answer:
 // *CompactToResponse.
 //
-// The StateMachine must implement Snapshotter (data on demand),
+// The StateMachine must implement Snapshotter or StreamSnapshotter (data
+// on demand),
 // AppliedIndexer (after a restart its state covers Index: no snapshot is
 // stored to restore) and CommandDeduplicator (the library's session table
 // is not stored with the compaction, so retries must be deduplicated by

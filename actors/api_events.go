@@ -111,6 +111,12 @@ type Status struct {
 	// while paused, stopping or failed (Paused). What the transport
 	// refused before delivering (undecodable, oversized) is in Transport.
 	Dropped DropCounts
+	// CorruptSnapshotFiles counts the times this node's own snapshot data
+	// (a file of its persistence.SnapshotFileStore) was found damaged
+	// (size or checksum) when read to send to a lagging peer: the peer is
+	// not sent it, the node runs on (see ErrCorruptSnapshot for a restart
+	// on such a file).
+	CorruptSnapshotFiles uint64
 	// Overloaded counts the requests refused with ErrOverloaded, by
 	// cause, since the node started.
 	Overloaded OverloadCounts

@@ -1,19 +1,19 @@
 package actors
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
-
-type session struct {
-	seq    uint64
-	result any
-}
 
 // ErrDuplicate answers a proposal whose (client, sequence) was already
 // applied and whose result is no longer known (older than the client's
@@ -30,16 +30,20 @@ type applier struct {
 	node     *actor.PID
 	subs     []*actor.PID
 	applied  uint64
-	sessions map[uint64]session
+	sessions *sessionTable
 	// pending are the waiters of the batch being applied, not yet answered.
 	pending []indexedWaiter
 	// failed is set once applying failed (ErrStopped wrapping the cause):
 	// nothing is applied after it.
 	failed error
+	// files is the store's snapshot files (nil when the store keeps
+	// snapshots as []byte only): snapshots are streamed into them and
+	// restored from them.
+	files persistence.SnapshotFileStore
 }
 
-func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, t *tracing.Tracer) *applier {
-	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: map[uint64]session{}, tracer: t}
+func newApplier(id uint64, sm StateMachine, node *actor.PID, subs []*actor.PID, applied uint64, sessions *sessionTable, t *tracing.Tracer) *applier {
+	return &applier{id: id, sm: sm, node: node, subs: append([]*actor.PID(nil), subs...), applied: applied, sessions: sessions, tracer: t}
 }
 
 func (a *applier) Receive(ctx actor.Context) {
@@ -56,7 +60,7 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *applyBatch:
 		a.pending = msg.waiters
 		if msg.snapshot != nil {
-			if err := a.traceRestore(msg.snapshot, msg.trace.snapshot); err != nil {
+			if err := a.traceRestore(msg.snapshot, msg.snapData, msg.trace.snapshot); err != nil {
 				// The node checked the data before installing the snapshot
 				// (checkSnapshot); a Restore failing now leaves the state
 				// machine behind the log: stop the node, never apply on.
@@ -96,6 +100,10 @@ func (a *applier) Receive(ctx actor.Context) {
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
+		if msg.md != nil && a.files != nil {
+			a.snapshotToFile(ctx, msg)
+			return
+		}
 		data, err := a.traceSnapshot()
 		if msg.lazy != nil {
 			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, index: a.applied, data: data, err: err})
@@ -136,7 +144,7 @@ func (a *applier) refuse(ctx actor.Context) {
 			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, err: a.failed})
 			return
 		}
-		ctx.Send(a.node, &snapshotMade{index: a.applied, err: a.failed, reply: msg.reply})
+		ctx.Send(a.node, &snapshotMade{index: a.applied, file: msg.md != nil && a.files != nil, err: a.failed, reply: msg.reply})
 	}
 }
 
@@ -171,8 +179,8 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 	if w != nil {
 		if w.term == e.Term {
 			resp := &ProposeResponse{Index: e.Index, Term: e.Term, Result: result}
-			if result == ErrDuplicate {
-				resp.Result, resp.Err = nil, ErrDuplicate
+			if result == ErrDuplicate || result == ErrSessionExpired {
+				resp.Result, resp.Err = nil, result.(error)
 			}
 			ctx.Send(w.pid, resp)
 		} else {
@@ -190,18 +198,14 @@ func (a *applier) applyNormal(e *messages.Entry) (any, error) {
 	if _, own := a.sm.(CommandDeduplicator); own || e.ClientId == 0 || e.Sequence == 0 {
 		return a.applySM(e)
 	}
-	s, ok := a.sessions[e.ClientId]
-	if ok && e.Sequence <= s.seq {
-		if e.Sequence == s.seq && s.result != nil {
-			return s.result, nil
-		}
-		return ErrDuplicate, nil
+	if answer, apply := a.sessions.observe(e); !apply {
+		return answer, nil
 	}
 	res, err := a.applySM(e)
 	if err != nil {
 		return nil, err // not applied: nothing to remember
 	}
-	a.sessions[e.ClientId] = session{seq: e.Sequence, result: res}
+	a.sessions.record(e, res)
 	return res, nil
 }
 
@@ -220,67 +224,205 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 	return res, nil
 }
 
-// rebuildSessions starts restoring the session table at start for a
-// state machine whose applied index is durable (entries up to it are not
-// applied again, so the table would otherwise start empty and a retried
-// command could apply twice): from the snapshot's table; then
-// rebuildFromEntry sees the stored entries up to the applied index, in
-// order, as raft.New reads the log in pages. Their results are not known,
-// so a retry of such a command is answered ErrDuplicate: applied once,
-// never twice.
-func (a *applier) rebuildSessions(snap *messages.Snapshot, applied uint64) {
-	if applied == 0 {
-		return // everything is applied again from the start: the table rebuilds itself
-	}
-	if s := snap; s != nil && len(s.Data) > 0 {
-		if sessions, _, err := decodeSessions(s.Data); err == nil {
-			a.sessions = sessions
+// rebuildsSessions and rebuildSession restore the applier's session table
+// at start for a state
+// machine whose applied index is durable (entries up to it are not applied
+// again, so the table would otherwise start empty and a retried command
+// could apply twice): from the snapshot's table (loaded first), then the
+// stored entries up to the applied index, which raft.New reads in pages
+// and the node hands to rebuildSession one by one (InitialState.OnStoredEntry). Their results are not
+// known, so a retry of such a command is answered ErrDuplicate: applied
+// once, never twice.
+//
+// rebuildsSessions reports whether the table is rebuilt at all: not when
+// nothing is applied yet (everything is applied again from the start, so
+// the table rebuilds itself), nor for a state machine that deduplicates on
+// its own.
+func rebuildsSessions(sm StateMachine, applied uint64) bool {
+	_, own := sm.(CommandDeduplicator)
+	return applied != 0 && !own
+}
+
+// rebuildSession records one stored, applied entry in t, by the rules of
+// applyNormal, so that the table (and what it expired) is the one the
+// entries built before the restart.
+func rebuildSession(t *sessionTable, e *messages.Entry) {
+	if e.Type == messages.EntryType_ENTRY_NORMAL && e.ClientId != 0 && e.Sequence != 0 {
+		if _, apply := t.observe(e); apply {
+			t.record(e, nil)
 		}
 	}
 }
 
-// rebuildFromEntry is rebuildSessions's step for stored entry e.
-func (a *applier) rebuildFromEntry(e *messages.Entry, applied uint64) {
-	if e.Index > applied {
-		return
+// snapshotView asks the state machine for a view of its state, on the
+// applier between Apply calls: a StreamSnapshotter's, or a Snapshotter's
+// bytes.
+func (a *applier) snapshotView() (SnapshotView, error) {
+	switch sm := a.sm.(type) {
+	case StreamSnapshotter:
+		return sm.SnapshotView()
+	case Snapshotter:
+		data, err := sm.Snapshot()
+		if err != nil {
+			return nil, err
+		}
+		return bytesView(data), nil
 	}
-	if e.ClientId != 0 && e.Sequence > a.sessions[e.ClientId].seq {
-		a.sessions[e.ClientId] = session{seq: e.Sequence}
-	}
+	return nil, errNotSnapshotter
 }
 
-// snapshot is the node's snapshot data: the session table and the state
-// machine's bytes, framed as SplitSnapshot reads them.
+// bytesView is a Snapshotter's bytes as a SnapshotView.
+type bytesView []byte
+
+func (b bytesView) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+func (bytesView) Release() {}
+
+// snapshot is the node's snapshot data in memory: the session table and
+// the state machine's bytes, framed as SplitSnapshot reads them.
 func (a *applier) snapshot() ([]byte, error) {
-	sn, ok := a.sm.(Snapshotter)
-	if !ok {
-		return nil, errors.New("actors: the StateMachine does not implement Snapshotter")
-	}
-	data, err := sn.Snapshot()
+	v, err := a.snapshotView()
 	if err != nil {
 		return nil, err
 	}
-	return encodeSnapshot(a.sessions, data), nil
+	defer v.Release()
+	if b, ok := v.(bytesView); ok {
+		return encodeSnapshot(a.sessions, b), nil
+	}
+	buf := bytes.NewBuffer(snapshotHeaderBytes(a.sessions))
+	if _, err := v.WriteTo(buf); err != nil {
+		return nil, fmt.Errorf("actors: write snapshot: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
-func (a *applier) restore(s *messages.Snapshot) error {
-	sn, ok := a.sm.(Snapshotter)
-	if !ok {
-		return errors.New("the StateMachine does not implement Snapshotter")
+// snapshotToFile takes the snapshot msg.md describes (the applied index)
+// into a file of the store: the view and the session table are taken
+// here, between Apply calls; the view is written on a goroutine of its own
+// while the applier goes on, which tells the node (snapshotMade) when the
+// file is committed.
+func (a *applier) snapshotToFile(ctx actor.Context, msg *snapshotRequest) {
+	md := msg.md
+	if md.Index != a.applied {
+		err := fmt.Errorf("actors: snapshot at %d asked of an applier at %d", md.Index, a.applied)
+		ctx.Send(a.node, &snapshotMade{index: a.applied, file: true, err: err, reply: msg.reply})
+		return
 	}
-	if len(s.Data) == 0 {
-		// Only CompactTo stores a snapshot without data: the state
-		// machine's own durable state must cover it.
-		return fmt.Errorf("the log was compacted to %d without a snapshot (CompactTo) and the state machine has applied only %d", s.Metadata.GetIndex(), a.applied)
-	}
-	sessions, b, err := decodeSessions(s.Data)
+	w := snapshotWrite{start: time.Now(), end: a.traceSnapshotFile(md.Index)}
+	v, err := a.snapshotView()
 	if err != nil {
-		return err
+		w.end(0, err)
+		ctx.Send(a.node, &snapshotMade{index: md.Index, file: true, err: err, reply: msg.reply})
+		return
 	}
-	if err := restoreApp(sn, s, b); err != nil {
-		return err
+	header := snapshotHeaderBytes(a.sessions)
+	root, node, files, metrics := ctx.ActorSystem().Root, a.node, a.files, a.metrics
+	go func() {
+		defer v.Release()
+		size, err := writeSnapshotFile(files, md, header, v)
+		w.end(size, err)
+		if err == nil {
+			metrics.snapshotTaken(w.start, size)
+		}
+		root.Send(node, &snapshotMade{index: md.Index, file: true, err: err, reply: msg.reply})
+	}()
+}
+
+// snapshotWrite is a snapshot being written: when it started, and what
+// ends its span.
+type snapshotWrite struct {
+	start time.Time
+	end   func(size int64, err error)
+}
+
+// writeSnapshotFile streams header and the view into a new snapshot file
+// of files and commits it; its size is returned.
+func writeSnapshotFile(files persistence.SnapshotFileStore, md *messages.SnapshotMetadata, header []byte, v SnapshotView) (int64, error) {
+	sink, err := files.CreateSnapshot(bg, md)
+	if err != nil {
+		return 0, fmt.Errorf("actors: create snapshot %d: %w", md.Index, err)
 	}
-	a.sessions = sessions
-	a.applied = s.Metadata.Index
-	return nil
+	if _, err := sink.Write(header); err != nil {
+		sink.Abort()
+		return 0, fmt.Errorf("actors: write snapshot %d: %w", md.Index, err)
+	}
+	if _, err := v.WriteTo(sink); err != nil {
+		sink.Abort()
+		return 0, fmt.Errorf("actors: write snapshot %d: %w", md.Index, err)
+	}
+	info, err := sink.Commit()
+	if err != nil {
+		return 0, fmt.Errorf("actors: commit snapshot %d: %w", md.Index, err)
+	}
+	return info.Size, nil
+}
+
+// restore replaces the state machine's state and the session table with
+// snapshot s's: from s.Data when it has some (a snapshot received whole),
+// else from its data in the store's files (d when the node opened it
+// already; d is closed). It returns the size of the data read.
+func (a *applier) restore(s *messages.Snapshot, d persistence.SnapshotData) (int64, error) {
+	if d != nil {
+		defer d.Close()
+	}
+	if !snapshotCapable(a.sm) {
+		return 0, errNotSnapshotter
+	}
+	md := s.GetMetadata()
+	var src io.Reader
+	var size int64
+	switch {
+	case len(s.Data) > 0:
+		src, size = bytes.NewReader(s.Data), int64(len(s.Data))
+	case d == nil && a.files != nil:
+		var err error
+		d, err = a.files.OpenSnapshot(bg, md.GetIndex(), md.GetTerm())
+		if errors.Is(err, persistence.ErrNoSnapshot) {
+			return 0, a.noSnapshotData(md)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("open snapshot %d: %w", md.GetIndex(), err)
+		}
+		defer d.Close()
+		fallthrough
+	case d != nil:
+		size = d.Info().Size
+		src = io.NewSectionReader(d, 0, size)
+	default:
+		return 0, a.noSnapshotData(md)
+	}
+	br := bufio.NewReaderSize(src, 64<<10)
+	h, err := readSnapshotHeader(br)
+	if err != nil {
+		return size, err
+	}
+	app := io.Reader(br)
+	if h.appLen >= 0 {
+		app = io.LimitReader(br, h.appLen)
+	}
+	meta := SnapshotMeta{Index: md.GetIndex(), Term: md.GetTerm(), Config: md.GetConfig()}
+	if ss, ok := a.sm.(StreamSnapshotter); ok {
+		err = ss.RestoreFrom(meta, app)
+	} else {
+		var b []byte
+		if b, err = io.ReadAll(app); err == nil {
+			err = restoreApp(a.sm.(Snapshotter), s, b)
+		}
+	}
+	if err != nil {
+		return size, err
+	}
+	a.sessions.load(toSessions(h.sessions, h.lastUsed, md.GetIndex()))
+	a.applied = md.GetIndex()
+	return size, nil
+}
+
+// noSnapshotData is the error of a restore of a snapshot without data.
+// Only CompactTo stores one: the state machine's own durable state must
+// cover it.
+func (a *applier) noSnapshotData(md *messages.SnapshotMetadata) error {
+	return fmt.Errorf("the log was compacted to %d without a snapshot (CompactTo) and the state machine has applied only %d", md.GetIndex(), a.applied)
 }

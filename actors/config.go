@@ -80,14 +80,15 @@ type Config struct {
 	// with a message), e.g. the parent application actor.
 	Subscribers []*actor.PID
 	// SnapshotEvery takes a snapshot (when the StateMachine implements
-	// Snapshotter) once this many entries were applied after the node's
-	// latest snapshot (taken, found in the store at start, or installed
-	// from the leader), and compacts the log (keeping RetainEntries).
+	// Snapshotter or StreamSnapshotter) once this many entries were
+	// applied after the node's latest snapshot (taken, found in the store
+	// at start, or installed from the leader), and compacts the log
+	// (keeping RetainEntries).
 	// Default (and 0) DefaultSnapshotEvery, 10,000 entries (etcd's
 	// SnapshotCount; hashicorp/raft's SnapshotThreshold is 8,192). See
 	// NoAutoSnapshots to turn automatic snapshots off.
 	//
-	// A StateMachine that does not implement Snapshotter is never
+	// A StateMachine that implements neither is never
 	// snapshotted automatically: its log grows until the application
 	// compacts it (CompactTo); the node logs a Warn at start saying so.
 	SnapshotEvery uint64
@@ -126,6 +127,22 @@ type Config struct {
 	// more is refused with ErrOverloaded (wrapped with ErrRetry). Default
 	// (and 0) DefaultMaxPendingReads, 16,384; negative: no cap.
 	MaxPendingReads int
+	// MaxSessions caps the client sessions (client id → last sequence
+	// and result, see Propose) the applier keeps and snapshots: past it,
+	// the least recently used one expires. Default (and 0)
+	// DefaultMaxSessions, 65,536; negative: no cap. Expiry is a function
+	// of the log (every replica expires the same sessions at the same
+	// index); give every member the same MaxSessions and SessionTTL. A
+	// StateMachine that implements CommandDeduplicator keeps its own
+	// table: neither applies.
+	MaxSessions int
+	// SessionTTL expires a session once this many log entries follow its
+	// client's last entry: age measured in the log, so that every replica
+	// agrees. A client that proposes again after its session expired is
+	// answered ErrSessionExpired (when its Sequence is past 1) and
+	// continues with a new client id. Default (and 0) DefaultSessionTTL,
+	// 10,000,000 entries; math.MaxUint64: no age limit.
+	SessionTTL uint64
 	// TracerProvider receives the spans of every message flow (see
 	// trace.go). Default nil: the global provider (otel.GetTracerProvider),
 	// which records nothing until the application sets one; pass a
@@ -155,7 +172,8 @@ type Config struct {
 // left 0: committed entries queued to the applier, not yet applied.
 const DefaultMaxApplyingBytes = 16 << 20
 
-// Defaults of Config's snapshot, compaction and backpressure fields.
+// Defaults of Config's snapshot, compaction, backpressure and session
+// fields.
 const (
 	// DefaultSnapshotEvery is Config.SnapshotEvery's default: entries
 	// applied since the latest snapshot.
@@ -170,6 +188,10 @@ const (
 	DefaultMaxPendingProposals = 16_384
 	// DefaultMaxPendingReads is Config.MaxPendingReads's default.
 	DefaultMaxPendingReads = 16_384
+	// DefaultMaxSessions is Config.MaxSessions's default.
+	DefaultMaxSessions = 65_536
+	// DefaultSessionTTL is Config.SessionTTL's default, in log entries.
+	DefaultSessionTTL = 10_000_000
 )
 
 // DefaultConfig returns a Config with defaults filled in.
@@ -177,7 +199,8 @@ func DefaultConfig() Config {
 	return Config{TickInterval: 100 * time.Millisecond, Raft: raft.DefaultConfig(), HistorySize: tracing.DefaultHistoryCapacity,
 		CatchUpTimeout: 60 * time.Second, RetainEntries: DefaultRetainEntries,
 		SnapshotEvery: DefaultSnapshotEvery, SnapshotBytes: DefaultSnapshotBytes,
-		MaxPendingProposals: DefaultMaxPendingProposals, MaxPendingReads: DefaultMaxPendingReads}
+		MaxPendingProposals: DefaultMaxPendingProposals, MaxPendingReads: DefaultMaxPendingReads,
+		MaxSessions: DefaultMaxSessions, SessionTTL: DefaultSessionTTL}
 }
 
 // Validate reports every problem at once, each naming the field.
@@ -254,5 +277,11 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxPendingReads == 0 {
 		c.MaxPendingReads = d.MaxPendingReads
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = d.MaxSessions
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = d.SessionTTL
 	}
 }

@@ -114,7 +114,16 @@
 // not given the entries it already has; one that does not is rebuilt from
 // the log (and the latest snapshot) at start. Client id + sequence number on
 // a proposal make retries idempotent: a repeated (client, sequence) is
-// answered from the session table without being applied twice.
+// answered from the session table without being applied twice. The table
+// is bounded: a session expires once it is the least recently used of
+// more than Config.MaxSessions (65,536), or once Config.SessionTTL log
+// entries (10,000,000) follow its client's last one. Both are measured in
+// the log, so every replica, and one restored from a snapshot (which
+// carries the table with each session's last use), expires the same
+// sessions at the same index. A later sequence from an expired session is
+// answered ErrSessionExpired, never applied silently twice; the first
+// command of a session is the one a table cannot protect after expiry
+// (see Propose).
 //
 // # Snapshots and compaction
 //
@@ -133,6 +142,17 @@
 // compaction point (Config.RetainEntries, RetainBytes) so that slightly
 // lagging followers catch up with appends. A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
+//
+// Snapshots stream when the store keeps snapshot files
+// (persistence.SnapshotFileStore, as pebblestore and memstore do): the
+// applier writes the framing, the session table and the state machine's
+// data into a file (a StreamSnapshotter's view is written on a goroutine
+// of its own while Apply goes on; a Snapshotter's bytes are written
+// likewise), the core keeps only the snapshot's metadata, and restores (a
+// follower installing, a node starting on a snapshot) read the file. A
+// file whose checksum fails stops a start that needs it with
+// ErrCorruptSnapshot. A store with SnapshotStore alone gets []byte
+// snapshots, as before.
 //
 // # Backpressure
 //

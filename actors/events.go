@@ -112,7 +112,7 @@ func (n *node) status() *Status {
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
 		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Log: rs.Log, Paused: n.life.paused, Dropped: n.inbox.drops,
-		Overloaded: n.pend.overloaded}
+		Overloaded: n.pend.overloaded, CorruptSnapshotFiles: n.snap.corruptFiles}
 	gs := n.inbox.gate.Stats()
 	s.Dropped.WrongCluster, s.Dropped.NonMember, s.Dropped.WrongTarget = gs.DroppedWrongCluster, gs.DroppedNotMember, gs.DroppedWrongTo
 	if sr, ok := n.cfg.Transport.(transport.StatsReporter); ok {

@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -39,19 +41,31 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
-	// New reads the stored log after the snapshot once, in pages: it
-	// shows each entry here for the clients' sequences among them, and
-	// for the applier's session table (which it spawns once New is done).
-	n.pend.clientSeqs = map[uint64]uint64{}
-	n.noteClientSeqs(st.Snapshot, nil)
-	app := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, 0, n.obs.tracer)
-	app.metrics = n.obs.metrics
-	app.rebuildSessions(st.Snapshot, st.Applied)
+	n.snap.files, _ = store.(persistence.SnapshotFileStore)
+	snapData, snapSessions, err := openStartSnapshot(n.snap.files, st, n.cfg.StateMachine)
+	if err != nil {
+		return err
+	}
+	// raft.New reads the stored log after the snapshot once, in pages, and
+	// shows each entry here: the clients' sequences among them (the
+	// node's duplicate check at accept), and, for a state machine whose
+	// applied index is durable, the session table the entries up to it
+	// built (the applier's, see rebuildsSessions).
+	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
+	n.noteSessions(snapSessions)
+	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
+	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
+	if rebuild && snapSessions != nil {
+		appSessions.load(snapSessions)
+	}
 	st.OnStoredEntry = func(e *messages.Entry) {
-		if e.ClientId != 0 && e.Sequence > n.pend.clientSeqs[e.ClientId] {
-			n.pend.clientSeqs[e.ClientId] = e.Sequence
+		if e.ClientId == 0 {
+			return
 		}
-		app.rebuildFromEntry(e, st.Applied)
+		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
+		if rebuild && e.Index <= st.Applied {
+			rebuildSession(appSessions, e)
+		}
 	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
@@ -59,6 +73,9 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	r, err := raft.New(rc, st)
 	if err != nil {
+		if snapData != nil {
+			snapData.Close()
+		}
 		return err
 	}
 	n.r = r
@@ -74,13 +91,22 @@ func (n *node) start(ctx actor.Context) error {
 	if v, ok := store.(persistence.VolatileStore); ok && v.Volatile() {
 		n.kids.inline = &persister{store: store, node: n.self, tracer: n.obs.tracer, metrics: n.obs.metrics}
 	}
-	app.applied = r.Applied()
-	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor { return app }), "applier")
+	n.kids.applier, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
+		a := newApplier(n.cfg.ID, n.cfg.StateMachine, n.self, n.ev.subs, r.Applied(), appSessions, n.obs.tracer)
+		a.metrics = n.obs.metrics
+		a.files = n.snap.files
+		return a
+	}), "applier")
 	if err2 != nil {
+		if snapData != nil {
+			snapData.Close()
+		}
 		return err2
 	}
 	if st.Snapshot != nil && st.Applied < st.Snapshot.Metadata.Index {
-		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot})
+		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot, snapData: snapData})
+	} else if snapData != nil {
+		snapData.Close()
 	}
 	if !n.sh.transportStarted {
 		self, root := n.self, n.root
@@ -89,8 +115,8 @@ func (n *node) start(ctx actor.Context) error {
 		}
 		n.sh.transportStarted = true
 	}
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok && !n.cfg.NoAutoSnapshots {
-		n.log.Warn("the StateMachine does not implement Snapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
+	if !snapshotCapable(n.cfg.StateMachine) && !n.cfg.NoAutoSnapshots {
+		n.log.Warn("the StateMachine does not implement Snapshotter or StreamSnapshotter: no automatic snapshots, the log grows until CompactTo (set Config.NoAutoSnapshots to silence this)")
 	}
 	n.life.paused = n.cfg.StartPaused
 	n.life.gen = tickGen.Add(1)
@@ -117,7 +143,8 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 	// bounds and configurations in it, then keeps only what is not yet
 	// durable and its entry cache in memory.
 	st.Storage = persistence.NewRaftStorage(store)
-	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil {
+	_, files := store.(persistence.SnapshotFileStore)
+	if ss, ok := store.(persistence.SnapshotStore); ok && ps.Snapshot != nil && !files {
 		snap, err := ss.LoadSnapshot(ctx)
 		if err != nil && !errors.Is(err, persistence.ErrNoSnapshot) {
 			return st, fmt.Errorf("actors: load snapshot: %w", err)
@@ -139,6 +166,49 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 // scanLogPageBytes is the page size of the node's paged reads of the log
 // (retention, traceCommits).
 const scanLogPageBytes = 1 << 20
+
+// openStartSnapshot opens the data of the snapshot the node starts on,
+// when it is in the store's files and is needed: to restore the state
+// machine (its applied index is below the snapshot's), or for the session
+// table (the applier's table is rebuilt, see rebuildSessions). The data's
+// checksum is checked as it opens: damaged data stops the start with an
+// error wrapping ErrCorruptSnapshot, rather than a node that runs on
+// without the state it covers. It returns the opened data (for the
+// restore; nil when not needed) and the session table.
+func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState, sm StateMachine) (persistence.SnapshotData, []sessionEntry, error) {
+	md := st.Snapshot.GetMetadata()
+	if files == nil || md == nil || len(st.Snapshot.GetData()) > 0 {
+		if s := st.Snapshot; s != nil && len(s.Data) > 0 {
+			if sessions, _, err := decodeSessions(s.Data, md.GetIndex()); err == nil {
+				return nil, sessions, nil
+			}
+		}
+		return nil, nil, nil
+	}
+	restore := st.Applied < md.Index
+	_, dedup := sm.(CommandDeduplicator)
+	if !restore && (st.Applied == 0 || dedup) {
+		return nil, nil, nil
+	}
+	d, err := files.OpenSnapshot(context.Background(), md.Index, md.Term)
+	if errors.Is(err, persistence.ErrNoSnapshot) {
+		return nil, nil, nil // a snapshot without data (CompactTo)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("snapshot %d: %w", md.Index, err)
+	}
+	sessions := toSessions(h.sessions, h.lastUsed, md.Index)
+	if !restore {
+		d.Close()
+		return nil, sessions, nil
+	}
+	return d, sessions, nil
+}
 
 // onTick handles a tick of the timer: the core's clock advances, and a
 // stopping leader's hand-over ends when it is no leader any more or the

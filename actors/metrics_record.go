@@ -194,20 +194,27 @@ func (p *persister) save(u persistence.Update) error {
 func (a *applier) timedSnapshot() ([]byte, error) {
 	start := time.Now()
 	data, err := a.snapshot()
-	if m := a.metrics; m != nil && err == nil {
-		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapTake.rec...)
-		m.snapSize.Record(bg, int64(len(data)), m.snapTake.rec...)
+	if err == nil {
+		a.metrics.snapshotTaken(start, int64(len(data)))
 	}
 	return data, err
 }
 
+// snapshotTaken records a snapshot of size bytes, taken since start.
+func (m *nodeMetrics) snapshotTaken(start time.Time, size int64) {
+	if m != nil {
+		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapTake.rec...)
+		m.snapSize.Record(bg, size, m.snapTake.rec...)
+	}
+}
+
 // timedRestore is the applier's restore of a snapshot, timed and measured.
-func (a *applier) timedRestore(s *messages.Snapshot) error {
+func (a *applier) timedRestore(s *messages.Snapshot, d persistence.SnapshotData) error {
 	start := time.Now()
-	err := a.restore(s)
+	size, err := a.restore(s, d)
 	if m := a.metrics; m != nil && err == nil {
 		m.snapDur.Record(bg, time.Since(start).Seconds(), m.snapInstall.rec...)
-		m.snapSize.Record(bg, int64(len(s.GetData())), m.snapInstall.rec...)
+		m.snapSize.Record(bg, size, m.snapInstall.rec...)
 	}
 	return err
 }

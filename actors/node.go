@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"github.com/flotilla-raft/flotilla/tracing"
 )
 
@@ -66,10 +67,10 @@ type pending struct {
 	proposals    map[uint64]waiter // index -> proposer
 	reads        map[string]pendingRead
 	readSeq      uint64
-	readsByIndex []pendingRead     // read index known, waiting for the applier
-	memberOps    []*memberOp       // membership changes under way (membership.go)
-	transfer     *transferState    // a TransferLeadership under way
-	clientSeqs   map[uint64]uint64 // client -> highest sequence in the log (accept.go)
+	readsByIndex []pendingRead  // read index known, waiting for the applier
+	memberOps    []*memberOp    // membership changes under way (membership.go)
+	transfer     *transferState // a TransferLeadership under way
+	clientSeqs   *sessionTable  // client -> highest sequence in the log (accept.go)
 	// applying holds, for each batch handed to the applier with waiters,
 	// its last index and how many waiters it carries: with
 	// len(proposals), the proposals waiting for their answer
@@ -94,7 +95,15 @@ type snapState struct {
 	// holds the count the snapshot being made covers, restored should it
 	// fail.
 	bytesSince, bytesAsked uint64
-	lazyPending            map[uint64]bool // peers whose snapshot the applier is making (CompactTo)
+	lazyPending            map[uint64]bool // peers whose snapshot the applier is making (CompactTo), or the node reads from a file
+	// files is the store's snapshot files; nil when the store keeps
+	// snapshots as []byte only (persistence.SnapshotStore). With files,
+	// the core holds no snapshot data: snapshots are streamed into files
+	// and only their metadata is saved and compacted to.
+	files persistence.SnapshotFileStore
+	// corruptFiles counts snapshot files found damaged when read for a
+	// lagging peer (Status.CorruptSnapshotFiles).
+	corruptFiles uint64
 }
 
 // eventState is who hears of the node's events, and its history.

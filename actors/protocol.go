@@ -38,7 +38,10 @@ type (
 	// TakeSnapshot (reply) or an automatic snapshot (reply nil).
 	snapshotMade struct {
 		index uint64
-		data  []byte
+		data  []byte // nil when file is set
+		// file: the data is in a committed file of the store's
+		// SnapshotFileStore (snapshotRequest.md was set).
+		file  bool
 		err   error
 		reply *actor.PID
 	}
@@ -90,6 +93,9 @@ type (
 	// answering the waiters.
 	applyBatch struct {
 		snapshot *messages.Snapshot
+		// snapData is snapshot's data, opened by the node at start
+		// (nil: the applier reads snapshot.Data, or opens the file).
+		snapData persistence.SnapshotData
 		entries  []*messages.Entry
 		waiters  []indexedWaiter
 		trace    applyTrace
@@ -113,6 +119,10 @@ type (
 	snapshotRequest struct {
 		reply *actor.PID
 		lazy  *messages.Message
+		// md, when set, is the snapshot's metadata (the applied index):
+		// the applier streams it into a file of the store's
+		// SnapshotFileStore instead of answering bytes.
+		md *messages.SnapshotMetadata
 	}
 )
 

@@ -7,20 +7,30 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
 	"google.golang.org/protobuf/proto"
 )
 
 // Snapshots and compaction: automatic (Config.SnapshotEvery,
 // SnapshotBytes) and requested (TakeSnapshot) snapshots, CompactTo, and
-// the snapshot a leader has the applier make for a lagging peer after a
-// CompactTo (lazySnapshot). The requests and their answers are in api.go.
+// the data of a snapshot a leader sends a lagging peer when the core holds
+// none (lazySnapshot): read from the store's files, or made by the applier
+// after a CompactTo. The requests and their answers are in api.go.
+//
+// With a store that keeps snapshot files (persistence.SnapshotFileStore),
+// a snapshot is streamed by the applier into a file (snapshotToFile, while
+// Apply goes on for a StreamSnapshotter); once the file is committed the
+// core compacts with its metadata only (Raft.Compact with nil data: the
+// core never holds snapshot bytes), and the persister saves that metadata,
+// which makes the file the store's current snapshot. Without files the
+// snapshot is a []byte the core keeps and the persister saves.
 
 // maybeSnapshot takes a snapshot once Config.SnapshotEvery entries were
 // applied after the core's latest snapshot (the one taken in this run,
 // found in the store at start, or installed from the leader), or once
 // the entries handed to the applier since then hold Config.SnapshotBytes
 // of command data. Neither, with Config.NoAutoSnapshots or a
-// StateMachine without Snapshotter.
+// StateMachine that implements neither Snapshotter nor StreamSnapshotter.
 func (n *node) maybeSnapshot(ctx actor.Context) {
 	if n.cfg.NoAutoSnapshots || n.snap.snapshotting {
 		return
@@ -29,7 +39,7 @@ func (n *node) maybeSnapshot(ctx actor.Context) {
 	if n.applied < last+n.cfg.SnapshotEvery && n.snap.bytesSince < n.cfg.SnapshotBytes {
 		return
 	}
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
+	if !snapshotCapable(n.cfg.StateMachine) {
 		return
 	}
 	n.requestSnapshot(ctx, nil)
@@ -47,18 +57,28 @@ func (n *node) committedBytes(installed bool, ents []*messages.Entry) {
 	}
 }
 
+// requestSnapshot asks the applier for a snapshot at the index the core
+// handed it last: into a file when the store has them.
 func (n *node) requestSnapshot(ctx actor.Context, reply *actor.PID) {
-	if _, ok := n.cfg.StateMachine.(Snapshotter); !ok {
+	if !snapshotCapable(n.cfg.StateMachine) {
 		if reply != nil {
-			ctx.Send(reply, &TakeSnapshotResponse{Err: errors.New("actors: the StateMachine does not implement Snapshotter")})
+			ctx.Send(reply, &TakeSnapshotResponse{Err: errNotSnapshotter})
 		}
 		return
+	}
+	req := &snapshotRequest{reply: reply}
+	if n.snap.files != nil && n.r.Applied() > 0 {
+		// The applier has applied exactly this far when the request
+		// reaches it: every batch before it is in its mailbox first.
+		if md, err := n.r.SnapshotMetadata(n.r.Applied()); err == nil {
+			req.md = md
+		}
 	}
 	n.snap.snapshotting = true
 	// The applier makes the snapshot after every batch sent before: it
 	// covers exactly the bytes counted so far.
 	n.snap.bytesAsked, n.snap.bytesSince = n.snap.bytesSince, 0
-	ctx.Send(n.kids.applier, &snapshotRequest{reply: reply})
+	ctx.Send(n.kids.applier, req)
 }
 
 func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
@@ -73,6 +93,7 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 		n.snap.bytesSince += n.snap.bytesAsked // not covered by a snapshot after all
 	}
 	if err == nil && msg.index > n.r.FirstIndex()-1 {
+		// A snapshot in a file: the core keeps its metadata only.
 		err = n.r.Compact(msg.index, msg.data, n.retention(msg.index))
 		if err == nil {
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
@@ -133,11 +154,11 @@ func (n *node) compactToErr(index uint64) error {
 		return n.stoppedErr()
 	}
 	sm := n.cfg.StateMachine
-	_, snap := sm.(Snapshotter)
+	snap := snapshotCapable(sm)
 	_, ai := sm.(AppliedIndexer)
 	_, dd := sm.(CommandDeduplicator)
 	if !snap || !ai || !dd {
-		return fmt.Errorf("actors: CompactTo needs a StateMachine that implements Snapshotter (%t), AppliedIndexer (%t) and CommandDeduplicator (%t)", snap, ai, dd)
+		return fmt.Errorf("actors: CompactTo needs a StateMachine that implements Snapshotter or StreamSnapshotter (%t), AppliedIndexer (%t) and CommandDeduplicator (%t)", snap, ai, dd)
 	}
 	if index > n.applied {
 		return fmt.Errorf("%w: CompactTo %d, applied %d", ErrBeyondApplied, index, n.applied)
@@ -148,9 +169,11 @@ func (n *node) compactToErr(index uint64) error {
 	return nil
 }
 
-// lazySnapshot takes over an outbound snapshot without data (the log was
-// compacted by CompactTo): the applier makes the data, and
-// lazySnapshotDone sends it. It reports whether it took m.
+// lazySnapshot takes over an outbound snapshot without data: the core's
+// snapshot is in the store's files (read off the node's goroutine, see
+// readSnapshotFile), or the log was compacted by CompactTo (the applier
+// makes the data). lazySnapshotDone then sends it. It reports whether it
+// took m.
 func (n *node) lazySnapshot(ctx actor.Context, m *messages.Message) bool {
 	if m.Type != messages.MessageType_MSG_SNAPSHOT || len(m.GetSnapshot().GetData()) > 0 {
 		return false
@@ -160,9 +183,45 @@ func (n *node) lazySnapshot(ctx actor.Context, m *messages.Message) bool {
 	}
 	if !n.snap.lazyPending[m.To] {
 		n.snap.lazyPending[m.To] = true
-		ctx.Send(n.kids.applier, &snapshotRequest{lazy: m})
+		if md := m.GetSnapshot().GetMetadata(); n.snap.files != nil && md != nil {
+			n.readSnapshotFile(m, md)
+		} else {
+			ctx.Send(n.kids.applier, &snapshotRequest{lazy: m})
+		}
 	}
 	return true
+}
+
+// openSnapshot opens the data of the snapshot at md in the store's files
+// (persistence.ErrNoSnapshot when the store has no files, or the snapshot
+// no data: CompactTo). The caller closes it. Safe on any goroutine.
+func (n *node) openSnapshot(md *messages.SnapshotMetadata) (persistence.SnapshotData, error) {
+	if n.snap.files == nil {
+		return nil, fmt.Errorf("actors: the store keeps no snapshot files: %w", persistence.ErrNoSnapshot)
+	}
+	return n.snap.files.OpenSnapshot(bg, md.GetIndex(), md.GetTerm())
+}
+
+// readSnapshotFile reads the data of the snapshot at md whole, on a
+// goroutine of its own, into m for a lagging peer (the snapshot travels in
+// one message). A snapshot without data is made by the applier instead.
+// Damaged data is an error for lazySnapshotDone (logged and counted); the
+// leader tries again when the peer's snapshot times out.
+func (n *node) readSnapshotFile(m *messages.Message, md *messages.SnapshotMetadata) {
+	root, self, applier := n.root, n.self, n.kids.applier
+	go func() {
+		d, err := n.openSnapshot(md)
+		if errors.Is(err, persistence.ErrNoSnapshot) {
+			root.Send(applier, &snapshotRequest{lazy: m})
+			return
+		}
+		var data []byte
+		if err == nil {
+			data, err = persistence.ReadSnapshotData(d)
+			d.Close()
+		}
+		root.Send(self, &lazySnapshotMade{msg: m, index: md.GetIndex(), data: data, err: err})
+	}()
 }
 
 // lazySnapshotDone sends the snapshot the applier made for a peer, with
@@ -173,6 +232,9 @@ func (n *node) lazySnapshotDone(ctx actor.Context, msg *lazySnapshotMade) {
 	delete(n.snap.lazyPending, msg.msg.To)
 	if msg.err != nil || n.r.Role() != raft.Leader || n.r.Term() != msg.msg.Term {
 		if msg.err != nil {
+			if errors.Is(msg.err, persistence.ErrCorrupt) || errors.Is(msg.err, ErrCorruptSnapshot) {
+				n.snap.corruptFiles++
+			}
 			n.log.Warn("snapshot for a lagging peer failed", "peer", msg.msg.To, "err", msg.err)
 		}
 		return

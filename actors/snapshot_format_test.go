@@ -50,11 +50,19 @@ func (s *restorerSM) restored() []actors.SnapshotMeta {
 }
 
 // splittingStore is a SnapshotStore that reads the application's section
-// of every snapshot it saves, as a backup tool would.
+// of every snapshot it saves, as a backup tool would. It keeps snapshots as
+// []byte only (no SnapshotFileStore: the fallback a custom store gets).
 type splittingStore struct {
-	*memstore.Store
+	bytesOnlyStore
 	mu   sync.Mutex
 	apps [][]byte
+}
+
+// bytesOnlyStore hides every capability of a store but LogStore and
+// SnapshotStore.
+type bytesOnlyStore interface {
+	persistence.LogStore
+	persistence.SnapshotStore
 }
 
 func (s *splittingStore) SaveSnapshot(ctx context.Context, snap *messages.Snapshot) error {
@@ -65,7 +73,7 @@ func (s *splittingStore) SaveSnapshot(ctx context.Context, snap *messages.Snapsh
 	s.mu.Lock()
 	s.apps = append(s.apps, slices.Clone(sec.Application))
 	s.mu.Unlock()
-	return s.Store.SaveSnapshot(ctx, snap)
+	return s.bytesOnlyStore.SaveSnapshot(ctx, snap)
 }
 
 // A follower that lags past the leader's compacted log installs the
@@ -80,7 +88,7 @@ func TestRestoreSnapshotGetsMetadataAndStoresReadTheAppSection(t *testing.T) {
 				sm := &restorerSM{}
 				sms[id] = sm
 				cfg.StateMachine = sm
-				stores[id] = &splittingStore{Store: memstore.New()}
+				stores[id] = &splittingStore{bytesOnlyStore: memstore.New()}
 				cfg.LogStore = stores[id]
 				cfg.RetainEntries = -1
 			}
@@ -134,9 +142,19 @@ func TestSplitSnapshotFormats(t *testing.T) {
 	if err != nil || sec.Version != 1 || len(sec.Sessions) != 0 || string(sec.Application) != "app" {
 		t.Fatalf("framed data: %+v, %v", sec, err)
 	}
+	// The session table's last uses (kind 3), beside its sequences.
+	withUses := []byte("\xff\xff\xff\xffFLSN\x01")
+	withUses = append(withUses, 1, 3, 1, 7, 3)  // client 7 at sequence 3
+	withUses = append(withUses, 3, 3, 1, 7, 42) // last used at index 42
+	withUses = append(withUses, 2, 0)
+	sec, err = actors.SplitSnapshot(withUses)
+	if err != nil || sec.Sessions[7] != 3 || sec.SessionLastUsed[7] != 42 {
+		t.Fatalf("data with last uses: %+v, %v", sec, err)
+	}
 	for name, bad := range map[string][]byte{
+		"uses":     append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 1, 0, 3, 2, 1, 7, 2, 0), // a last use cut short
 		"overrun":  append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 9, 0),
-		"version":  append([]byte("\xff\xff\xff\xffFLSN\x02"), 1, 1, 0, 2, 0),
+		"version":  append([]byte("\xff\xff\xff\xffFLSN\x03"), 1, 1, 0, 2, 0),
 		"noapp":    append([]byte("\xff\xff\xff\xffFLSN\x01"), 1, 1, 0),
 		"nolength": []byte("\xff\xff\xff\xffFLSN"),
 	} {

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +41,63 @@ type Snapshotter interface {
 	// Restore replaces the state with a snapshot's.
 	Restore(data []byte) error
 }
+
+// StreamSnapshotter is implemented by state machines whose snapshots are
+// too large to hold in one []byte, or that should not block Apply while
+// one is written. It is the streaming counterpart of Snapshotter (in the
+// manner of hashicorp/raft's FSM.Snapshot and FSMSnapshot.Persist): when
+// a state machine implements both, the node uses StreamSnapshotter.
+//
+// Who calls what, on which goroutine:
+//
+//   - SnapshotView is called by the applier, between Apply calls (never
+//     concurrently with Apply, Query or RestoreFrom). It must be quick: it
+//     returns a consistent, point-in-time view of the state as of the last
+//     applied entry (a copy-on-write reference, an immutable version, a
+//     database snapshot), not the data itself.
+//   - The view's WriteTo is then called once, on a goroutine of its own,
+//     while the applier goes on calling Apply and Query: it may read only
+//     what the view captured, never the live state without the state
+//     machine's own synchronization. It streams the state into the node's
+//     snapshot (a file of a persistence.SnapshotFileStore; with a store
+//     that has no files, the node collects the bytes in memory instead,
+//     and WriteTo runs on the applier).
+//   - Release is called once when the node is done with the view, whether
+//     WriteTo ran, succeeded or failed; it may be called on either
+//     goroutine.
+//   - RestoreFrom is called by the applier, between Apply calls, to
+//     replace the whole state with a snapshot's (a snapshot installed from
+//     the leader, or the node starting on one). r yields exactly the bytes
+//     WriteTo wrote; a read error from r (a damaged file) must be
+//     returned. meta says which snapshot it is.
+//
+// At most one view is outstanding at a time per node.
+type StreamSnapshotter interface {
+	SnapshotView() (SnapshotView, error)
+	RestoreFrom(meta SnapshotMeta, r io.Reader) error
+}
+
+// SnapshotView is a consistent view of a StreamSnapshotter's state, being
+// written into a snapshot (see StreamSnapshotter for who calls what).
+type SnapshotView interface {
+	// WriteTo writes the state as of the view to w and returns the number
+	// of bytes written. It runs concurrently with Apply.
+	WriteTo(w io.Writer) (int64, error)
+	// Release frees what the view holds.
+	Release()
+}
+
+// snapshotCapable reports whether sm can snapshot and restore: it
+// implements Snapshotter or StreamSnapshotter.
+func snapshotCapable(sm StateMachine) bool {
+	_, b := sm.(Snapshotter)
+	_, s := sm.(StreamSnapshotter)
+	return b || s
+}
+
+// errNotSnapshotter answers a snapshot asked of a state machine that
+// cannot take one.
+var errNotSnapshotter = errors.New("actors: the StateMachine implements neither Snapshotter nor StreamSnapshotter")
 
 // SnapshotValidator is optionally implemented by a Snapshotter to check a
 // snapshot received from a member before the node installs it. A snapshot

@@ -99,15 +99,28 @@ func (a *applier) traceSnapshot() ([]byte, error) {
 	return data, err
 }
 
+// traceSnapshotFile starts raft.snapshot.take for a snapshot written to a
+// file at index, and returns what ends it (on the goroutine that writes).
+func (a *applier) traceSnapshotFile(index uint64) func(size int64, err error) {
+	if !a.tracer.Enabled() {
+		return func(int64, error) {}
+	}
+	_, span := a.tracer.Start(bg, tracing.SpanSnapshotTake, tracing.Attrs{Index: index})
+	return func(size int64, err error) {
+		span.SetAttributes(tracing.AttrSnapshotBytes.Int64(size))
+		tracing.End(span, err)
+	}
+}
+
 // traceRestore restores the state machine from s inside
 // raft.snapshot.restore, a child of the raft.snapshot.install that brought
 // it (parent; no span when empty: a snapshot loaded at start).
-func (a *applier) traceRestore(s *messages.Snapshot, parent string) error {
+func (a *applier) traceRestore(s *messages.Snapshot, d persistence.SnapshotData, parent string) error {
 	if parent == "" || !a.tracer.Enabled() {
-		return a.timedRestore(s)
+		return a.timedRestore(s, d)
 	}
 	_, span := a.tracer.StartRemote(bg, parent, tracing.SpanSnapshotRestore, tracing.Attrs{Index: s.GetMetadata().GetIndex()})
-	err := a.timedRestore(s)
+	err := a.timedRestore(s, d)
 	tracing.End(span, err)
 	return err
 }

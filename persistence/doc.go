@@ -1,6 +1,11 @@
 // Package persistence holds the storage contracts of a Raft node: the
 // [LogStore] that keeps the replicated log, the hard state and the log's
 // starting point, and the [SnapshotStore] that keeps the latest snapshot.
+// A store that also implements [SnapshotFileStore] keeps snapshot data as
+// checksummed files streamed in through a [SnapshotSink] and read through
+// [SnapshotData] (only the metadata stays in the log store): the node then
+// never holds a snapshot whole in memory. A store with SnapshotStore alone
+// keeps working, with snapshots as []byte.
 //
 // # Who calls what
 //

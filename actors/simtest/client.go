@@ -15,12 +15,19 @@ import (
 // sequence number, retrying the same (id, sequence) on another node after
 // an unknown outcome, and reads on any node (leader or follower).
 type client struct {
-	s    *sim
-	idx  int
-	id   uint64 // session id
-	seq  uint64
-	rng  *rand.Rand
-	lead uint64 // the node it believes leads
+	s   *sim
+	idx int
+	id  uint64 // session id
+	seq uint64
+	// registered: the session's first command (sequence 1), a
+	// registration outside the checked history, was acknowledged or
+	// given up on. A retry of a first command whose session expired
+	// meanwhile would be applied again (the table cannot tell it from a
+	// new client's); every later one is recognized (ErrDuplicate, or
+	// ErrSessionExpired).
+	registered bool
+	rng        *rand.Rand
+	lead       uint64 // the node it believes leads
 	// avoid: a node not to ask (the simulator's own client avoids the
 	// leader it just cut off).
 	avoid uint64
@@ -67,12 +74,42 @@ func (c *client) target(anyNode bool) (uint64, *actor.PID) {
 	return id, c.s.pidOf(id)
 }
 
+// sessionKey is the key of the registrations: no client reads it.
+const sessionKey = "session"
+
+// register opens a new session: its first command, a registration.
+func (c *client) register() {
+	c.registered = true
+	c.seq = 0
+	c.appendOp(sessionKey, fmt.Sprint(c.id), false)
+}
+
+// newSession moves to a new client id (the session expired).
+func (c *client) newSession() {
+	c.id += 1000 // unique: client ids are 1000 + idx + 1000*k
+	c.registered = false
+}
+
 // append appends value to key's list; it reports whether the append was
 // acknowledged.
 func (c *client) append(key, value string) bool {
+	if !c.registered {
+		c.register()
+	}
+	return c.appendOp(key, value, true)
+}
+
+// appendOp appends value to key's list, recorded in the history when
+// checked.
+func (c *client) appendOp(key, value string, checked bool) bool {
 	c.seq++
 	in := kvInput{Key: key, Value: value}
 	call := c.s.hist.now()
+	add := func(ret int64, out kvOutput) {
+		if checked {
+			c.s.hist.add(c.idx, in, call, ret, out)
+		}
+	}
 	unknown := false // some attempt may have been appended
 	deadline := time.Now().Add(appendFor)
 	for try := 0; time.Now().Before(deadline); try++ {
@@ -89,16 +126,25 @@ func (c *client) append(key, value string) bool {
 			if !ok {
 				c.s.violation("client %d: append %s=%s (seq %d) on node %d answered success with result %v (%T), want the list's length",
 					c.idx, key, value, c.seq, id, res.Result, res.Result)
-				c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Unknown: true})
+				add(c.s.hist.now(), kvOutput{Unknown: true})
 				return false
 			}
 			c.lead = id
-			c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Len: n})
+			add(c.s.hist.now(), kvOutput{Len: n})
 			return true
 		case errors.Is(err, actors.ErrDuplicate):
 			// Applied once already (an earlier attempt): success, result unknown.
-			c.s.hist.add(c.idx, in, call, c.s.hist.now(), kvOutput{Len: -1})
+			add(c.s.hist.now(), kvOutput{Len: -1})
 			return true
+		case errors.Is(err, actors.ErrSessionExpired):
+			// Not applied now; an earlier attempt may have been, before
+			// the session expired: unknown. Go on with a new session.
+			c.s.count(func(st *Stats) { st.SessionsExpired++ })
+			if unknown {
+				add(0, kvOutput{Unknown: true})
+			}
+			c.newSession()
+			return false
 		case errors.As(err, &nl):
 			// Refused by a non-leader, or lost to another leader's entry:
 			// this attempt did not take effect.
@@ -110,6 +156,10 @@ func (c *client) append(key, value string) bool {
 			} else {
 				time.Sleep(time.Millisecond)
 			}
+		case errors.Is(err, actors.ErrOverloaded):
+			// Refused before it was appended: back off and retry there.
+			c.s.count(func(st *Stats) { st.Overloaded++ })
+			time.Sleep(time.Duration(1+c.rng.IntN(10)) * time.Millisecond)
 		case errors.Is(err, actors.ErrRetry), errors.Is(err, actors.ErrPaused):
 			c.lead = 0
 			time.Sleep(20 * time.Millisecond)
@@ -121,7 +171,7 @@ func (c *client) append(key, value string) bool {
 		}
 	}
 	if unknown {
-		c.s.hist.add(c.idx, in, call, 0, kvOutput{Unknown: true})
+		add(0, kvOutput{Unknown: true})
 	}
 	// Otherwise no attempt was appended: the append did not happen.
 	return false
@@ -143,6 +193,9 @@ func (c *client) readOn(id uint64, pid *actor.PID, key string) {
 	res, err := actors.Request[*actors.ReadResponse](c.s.root, pid, &actors.Read{Query: key}, readWait)
 	ret := c.s.hist.now()
 	if err != nil {
+		if errors.Is(err, actors.ErrOverloaded) {
+			c.s.count(func(st *Stats) { st.Overloaded++ })
+		}
 		return // a failed read has no effect: left out of the history
 	}
 	vals, ok := res.Result.([]string)

@@ -13,8 +13,14 @@
 // The schedule, drawn from the seed, mixes: appends from several clients
 // with a client id and sequence number, retried with the same ones after
 // an unknown outcome; reads (actors.Read) on leaders and followers,
-// ReadIndex or lease-based; automatic (SnapshotEvery) and manual
-// (TakeSnapshot) snapshots; orderly stops, crashes (also right after a
+// ReadIndex or lease-based; automatic (SnapshotEvery, and on one seed in
+// three a tiny SnapshotBytes) and manual (TakeSnapshot) snapshots; tiny
+// backpressure caps on one seed in four (Options.Backpressure: clients
+// refused with ErrOverloaded back off and retry); session tables smaller
+// than the clients and short SessionTTLs on one seed in five
+// (Options.SessionExpiry: a client answered ErrSessionExpired goes on
+// with a new session; each session starts with a registration, its
+// sequence 1, outside the checked history); orderly stops, crashes (also right after a
 // snapshot) and restarts; leadership transfers; PreVote and CheckQuorum
 // changed through the log; pause and resume (StartPaused, Resume);
 // stale-read probes (the leader cut off, an append acknowledged by the
@@ -29,7 +35,8 @@
 //   - the client history is linearizable (porcupine, a model of a list per
 //     key, appends with unknown outcomes allowed to have happened or not);
 //   - every acknowledged append is on every live member exactly once at the
-//     end, and no append is anywhere twice;
+//     end, and no append is anywhere twice (but the session
+//     registrations, which a retry after the session expired may repeat);
 //   - all replicas have the same state at the same index (a hash chain of
 //     the commands applied, checked at every apply and restore), and every
 //     member ends at the same state;

@@ -131,6 +131,18 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 	cfg.Raft.EntryCacheBytes = []uint64{1, 512, 4096}[(s.opt.Seed+n.id)%3]
 	cfg.Raft.MaxCommittedSizePerReady = 256
 	cfg.Raft.MaxApplyingBytes = 1024
+	if s.opt.Seed%3 == 2 {
+		cfg.SnapshotBytes = 200 // a few commands: the byte trigger fires first
+	}
+	if s.opt.Backpressure {
+		cfg.Raft.MaxUncommittedBytes = 40 // two or three commands
+		cfg.MaxPendingProposals = 1 + int(s.opt.Seed/4%2)
+		cfg.MaxPendingReads = 1
+	}
+	if s.opt.SessionExpiry {
+		cfg.MaxSessions = 2 + int(s.opt.Seed%3) // fewer than the clients
+		cfg.SessionTTL = 30 + s.opt.Seed%50     // entries
+	}
 	cfg.StartPaused = startPaused
 	inc := n.inc
 	probe := s.root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) { s.onEvent(n, inc, ctx) }))

@@ -36,6 +36,8 @@ type Stats struct {
 	Unknown               int // appends whose outcome stayed unknown
 	Acked                 int // acknowledged appends checked on every replica
 	HealTicks             int // ticks from heal to the first committed proposal, summed
+	Overloaded            int // appends and reads refused with ErrOverloaded (Options.Backpressure)
+	SessionsExpired       int // appends answered ErrSessionExpired (Options.SessionExpiry)
 }
 
 // Add adds o to s.
@@ -60,6 +62,8 @@ func (s *Stats) Add(o Stats) {
 	s.Unknown += o.Unknown
 	s.Acked += o.Acked
 	s.HealTicks += o.HealTicks
+	s.Overloaded += o.Overloaded
+	s.SessionsExpired += o.SessionsExpired
 }
 
 func (s *sim) tracef(format string, args ...any) {
@@ -119,10 +123,10 @@ func (s Stats) String() string {
 	return fmt.Sprintf("%d seeds; %d crashes (%d right after a snapshot), %d orderly stops, %d restarts (%d with a snapshot in the store), "+
 		"%d snapshots taken, %d installed; %d membership changes, %d settings changes, %d leadership transfers, %d pauses, %d partitions; "+
 		"%d slow applies beyond the wait, %d nodes stopped themselves; %d operations checked by porcupine (%d reads, %d unknown outcomes), "+
-		"%d acknowledged appends checked on every replica; %d ticks from heal to progress (total)",
+		"%d acknowledged appends checked on every replica; %d ticks from heal to progress (total); %d requests refused as overloaded, %d appends from expired sessions",
 		s.Seeds, s.Crashes, s.CrashesAfterSnapshot, s.Stops, s.Restarts, s.RestartsAfterSnapshot,
 		s.SnapshotsTaken, s.SnapshotsInstalled, s.MembershipChanges, s.SettingsChanges, s.Transfers, s.Pauses, s.Partitions,
-		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks)
+		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks, s.Overloaded, s.SessionsExpired)
 }
 
 // debugTrace (SIMSHELL_DEBUG=1) also prints the step trace as it grows, to

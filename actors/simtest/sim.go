@@ -39,18 +39,27 @@ type Options struct {
 	SlowApply bool
 	// ApplyWait is ActorStateMachine.Timeout. Default 500ms.
 	ApplyWait time.Duration
+	// Backpressure gives every node tiny caps (a few uncommitted bytes,
+	// one or two pending proposals, one pending read), so that clients
+	// are refused with ErrOverloaded and retry.
+	Backpressure bool
+	// SessionExpiry gives every node a session table smaller than the
+	// number of clients and a short SessionTTL, so that sessions expire
+	// and clients move to new ones (ErrSessionExpired).
+	SessionExpiry bool
 }
 
 // DefaultOptions is what the sweep runs for a seed: 3 or 5 nodes, every
 // fault kind on, membership changes included, lease reads on one seed in
-// three.
+// three, tiny backpressure caps on one in four, sessions that expire on
+// one in five.
 func DefaultOptions(seed uint64) Options {
 	n := 3
 	if seed%2 == 0 {
 		n = 5
 	}
 	return Options{Seed: seed, Nodes: n, Clients: 3, Chaos: 3 * time.Second,
-		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true}
+		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true, Backpressure: seed%4 == 1, SessionExpiry: seed%5 == 3}
 }
 
 func (o *Options) ensureDefaults() {

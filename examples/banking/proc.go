@@ -361,7 +361,7 @@ func (c *localCluster) waitConverged(ctx context.Context, timeout time.Duration)
 func (c *localCluster) exited(ids []uint64) error {
 	for _, id := range ids {
 		if up, err := c.running(id); !up {
-			return fmt.Errorf("node %d's process exited (%v); the end of %s:\n%s", id, err, c.nodes[id].logf, procs.LogTail(c.nodes[id].logf, 5))
+			return fmt.Errorf("node %d's process exited (%v); the end of %s:\n%s", id, err, c.nodes[id].logf, testutil.LogTail(c.nodes[id].logf, 5))
 		}
 	}
 	return nil

@@ -1,7 +1,8 @@
 // Package testutil holds what the tests of several packages (and the
-// examples' demos) need to run real processes on loopback: free ports, a
-// child process that re-runs the current test binary, and a buffer that a
-// child's output goroutine and a failing test may use at once. It is
+// examples' demos, tools/logbench) need to run real processes on loopback:
+// free ports, a child process that re-runs the current test binary, the end
+// of a child's log, and a buffer that a child's output goroutine and a
+// failing test may use at once. It is
 // internal: no application imports it.
 package testutil
 
@@ -72,4 +73,15 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// LogTail returns the last n lines of a file (a child process's log), or
+// the error reading it.
+func LogTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

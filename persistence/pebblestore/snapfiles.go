@@ -1,7 +1,6 @@
 package pebblestore
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -303,7 +302,10 @@ type sink struct {
 	file snapFile
 	tmp  string
 	f    vfs.File
-	w    *bufio.Writer
+	// buf collects writes up to its capacity: the file is handed only
+	// this buffer, never the caller's slice (vfs.MemFS with invariants
+	// on, as under -race, scribbles on what it is given).
+	buf  []byte
 	done bool
 	err  error
 }
@@ -317,7 +319,7 @@ func (g *Group) newSink(index, term uint64) (*sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: group %d: create snapshot file: %w", g.id, err)
 	}
-	s.f, s.w = f, bufio.NewWriterSize(f, sinkBuffer)
+	s.f, s.buf = f, make([]byte, 0, sinkBuffer)
 	return s, nil
 }
 
@@ -329,13 +331,30 @@ func (s *sink) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	n, err := s.w.Write(p)
-	s.file.info.Size += int64(n)
-	s.file.info.Checksum = persistence.UpdateSnapshotChecksum(s.file.info.Checksum, p[:n])
-	if err != nil {
-		s.err = fmt.Errorf("pebblestore: group %d: write snapshot file: %w", s.g.id, err)
+	s.file.info.Size += int64(len(p))
+	s.file.info.Checksum = persistence.UpdateSnapshotChecksum(s.file.info.Checksum, p)
+	for rest := p; len(rest) > 0; {
+		k := copy(s.buf[len(s.buf):cap(s.buf)], rest)
+		s.buf, rest = s.buf[:len(s.buf)+k], rest[k:]
+		if len(s.buf) == cap(s.buf) {
+			if err := s.flush(); err != nil {
+				return len(p) - len(rest), err
+			}
+		}
 	}
-	return n, s.err
+	return len(p), nil
+}
+
+// flush writes the buffer to the file.
+func (s *sink) flush() error {
+	if len(s.buf) > 0 {
+		if _, err := s.f.Write(s.buf); err != nil {
+			s.err = fmt.Errorf("pebblestore: group %d: write snapshot file: %w", s.g.id, err)
+			return s.err
+		}
+		s.buf = s.buf[:0]
+	}
+	return nil
 }
 
 // finish syncs the file and gives it its name (durably): the data is
@@ -346,7 +365,7 @@ func (s *sink) finish() (snapFile, error) {
 	}
 	err := s.err
 	if err == nil {
-		err = s.w.Flush()
+		err = s.flush()
 	}
 	if err == nil {
 		err = s.f.Sync()

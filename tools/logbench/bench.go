@@ -39,6 +39,8 @@ type nodeFigures struct {
 	RunRSS    uint64  // bytes: VmHWM of its current run
 	RSS       uint64  // bytes: VmRSS at the checkpoint
 	AppliedPS float64 // entries applied per second in the last load phase
+	GoHeap    uint64  // bytes: Go heap objects at the checkpoint
+	GoMapped  uint64  // bytes: what the Go runtime holds from the OS (the rest of RSS is outside it: Pebble's cache and memtables)
 	DiskBytes uint64  // its data directory
 	LogLen    uint64  // entries in its log (LastIndex - FirstIndex + 1)
 	Count     uint64  // commands its state machine applied
@@ -294,7 +296,7 @@ func figures(nodes []*nodeProc, dir string, rates map[uint64]float64) ([]nodeFig
 			logLen = r.LastIndex - r.FirstIndex + 1
 		}
 		out = append(out, nodeFigures{ID: p.id, Leader: r.Leader, PeakRSS: peak, RunRSS: run, RSS: rss,
-			AppliedPS: rates[p.id], DiskBytes: disk, LogLen: logLen, Count: r.Count, Hash: r.Hash})
+			AppliedPS: rates[p.id], GoHeap: r.GoHeap, GoMapped: r.GoMapped, DiskBytes: disk, LogLen: logLen, Count: r.Count, Hash: r.Hash})
 	}
 	return out, nil
 }
@@ -314,13 +316,13 @@ func sameState(nodes []nodeFigures, n uint64) error {
 }
 
 func printNodes(w io.Writer, nodes []nodeFigures) {
-	fmt.Fprintf(w, "  %-4s %-8s %12s %12s %12s %12s %12s %12s\n", "node", "role", "peak RSS", "this run", "RSS now", "applied/s", "data dir", "log entries")
+	fmt.Fprintf(w, "  %-4s %-8s %12s %12s %12s %12s %12s %12s %12s %12s\n", "node", "role", "peak RSS", "this run", "RSS now", "Go heap", "Go mapped", "applied/s", "data dir", "log entries")
 	for _, f := range nodes {
 		role := "follower"
 		if f.Leader {
 			role = "leader"
 		}
-		fmt.Fprintf(w, "  %-4d %-8s %12s %12s %12s %12.0f %12s %12d\n", f.ID, role, mib(f.PeakRSS), mib(f.RunRSS), mib(f.RSS), f.AppliedPS, mib(f.DiskBytes), f.LogLen)
+		fmt.Fprintf(w, "  %-4d %-8s %12s %12s %12s %12s %12s %12.0f %12s %12d\n", f.ID, role, mib(f.PeakRSS), mib(f.RunRSS), mib(f.RSS), mib(f.GoHeap), mib(f.GoMapped), f.AppliedPS, mib(f.DiskBytes), f.LogLen)
 	}
 }
 

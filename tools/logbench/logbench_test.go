@@ -49,7 +49,7 @@ func TestSmoke(t *testing.T) {
 			t.Fatalf("checkpoint at %d: %d nodes and %d restarts, want 3 and 2", c.Written, len(c.Nodes), len(c.Restarts))
 		}
 		for _, f := range c.Nodes {
-			if f.PeakRSS == 0 || f.RSS == 0 || f.DiskBytes == 0 || f.AppliedPS <= 0 {
+			if f.PeakRSS == 0 || f.RSS == 0 || f.GoHeap == 0 || f.GoMapped == 0 || f.DiskBytes == 0 || f.AppliedPS <= 0 {
 				t.Errorf("checkpoint at %d: node %d has an unmeasured figure: %+v", c.Written, f.ID, f)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,13 @@ type response struct {
 	// FirstIndex is the first index the log holds (above it: compacted).
 	FirstIndex uint64 `json:"first_index,omitempty"`
 	Count      uint64 `json:"count,omitempty"` // commands applied by the state machine
-	Hash       uint64 `json:"hash,omitempty"`  // chained FNV-1a of their data
+	// GoHeap is the Go heap's objects (live and not yet swept), GoMapped
+	// what the Go runtime holds from the OS (all its classes less the
+	// heap released): RSS less GoMapped is memory outside the Go runtime
+	// (Pebble's block cache and memtables, allocated with C malloc).
+	GoHeap   uint64 `json:"go_heap,omitempty"`
+	GoMapped uint64 `json:"go_mapped,omitempty"`
+	Hash     uint64 `json:"hash,omitempty"` // chained FNV-1a of their data
 	// load
 	Done    uint64  `json:"done,omitempty"`
 	Retries uint64  `json:"retries,omitempty"`
@@ -290,15 +297,26 @@ func (s *nodeServer) status() response {
 		return response{Err: err.Error()}
 	}
 	count, hash := s.sm.state()
+	heap, mapped := goMemory()
 	return response{Leader: st.Role == actors.Leader, Term: st.Term, Commit: st.Commit, Applied: st.Applied,
-		LastIndex: st.LastIndex, FirstIndex: st.FirstIndex, Count: count, Hash: hash}
+		LastIndex: st.LastIndex, FirstIndex: st.FirstIndex, Count: count, Hash: hash, GoHeap: heap, GoMapped: mapped}
+}
+
+// goMemory reads the Go heap's objects and the memory the Go runtime holds
+// from the OS (runtime/metrics).
+func goMemory() (heap, mapped uint64) {
+	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(m)
+	return m[0].Value.Uint64(), m[1].Value.Uint64() - m[2].Value.Uint64()
 }
 
 // load proposes n commands of entrySize bytes from clients goroutines, each
 // a client with its own ClientID and increasing Sequence, each waiting for
 // its command to be applied (ProposeAndWait) before the next. A transient
-// refusal (ErrRetry) or an expired wait is retried with the same sequence
-// (applied once); any other error ends the load.
+// refusal (ErrRetry, which backpressure wraps too) or an expired wait is
+// retried with the same sequence (applied once) after a short pause; any
+// other error ends the load.
 func (s *nodeServer) load(n uint64, clients int, base uint64) response {
 	var claimed, done, retries atomic.Uint64
 	var failed atomic.Pointer[error]
@@ -318,8 +336,11 @@ func (s *nodeServer) load(n uint64, clients int, base uint64) response {
 						done.Add(1)
 						break
 					}
-					if attempt < 100 && (errors.Is(err, actors.ErrRetry) || errors.Is(err, actors.ErrOutcomeUnknown)) {
+					if attempt < 1000 && (errors.Is(err, actors.ErrRetry) || errors.Is(err, actors.ErrOutcomeUnknown)) {
 						retries.Add(1)
+						// A refusal under load (backpressure) asks the
+						// proposer to retry later: back off a little.
+						time.Sleep(time.Duration(min(attempt+1, 50)) * time.Millisecond)
 						continue
 					}
 					err = fmt.Errorf("client %d seq %d: %w", cid, seq, err)

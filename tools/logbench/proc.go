@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // nodeProc is one node's OS process: the driver writes requests to its
@@ -114,7 +116,7 @@ func (p *nodeProc) call(r request, timeout time.Duration) (response, error) {
 		return res, nil
 	case <-exited:
 		return response{}, fmt.Errorf("logbench: node %d exited during %s (%v); the end of %s:\n%s",
-			p.id, r.Op, p.exitError(), p.logFile, logTail(p.logFile, 8))
+			p.id, r.Op, p.exitError(), p.logFile, testutil.LogTail(p.logFile, 8))
 	case <-t.C:
 		return response{}, fmt.Errorf("logbench: node %d: no answer to %s within %v", p.id, r.Op, timeout)
 	}
@@ -222,14 +224,4 @@ func readMem(pid int) (hwm, rss uint64, err error) {
 		return 0, 0, fmt.Errorf("logbench: /proc/%d/status has no VmHWM", pid)
 	}
 	return hwm, rss, nil
-}
-
-// logTail returns the last n lines of a file.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -66,7 +66,9 @@
 //     peer that restarts at the same address is reached again without
 //     restarting this node. PeerStatus reports the state per peer from
 //     EndpointConnectedEvent / EndpointTerminatedEvent, the last dial or
-//     TLS error, and messages dead-lettered for the peer.
+//     TLS error, and messages dead-lettered for the peer. The queue of
+//     messages for a peer starts at 1,024 slots and doubles with what
+//     waits (protoactor's default starts at 1 M slots: 16 MiB per peer).
 //   - One Host per process: protoactor's Remote.Start writes a gRPC global
 //     (grpclog.SetLoggerV2) without synchronisation while other gRPC
 //     goroutines read it, so two Hosts in one process are a data race

@@ -24,6 +24,10 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 )
 
+// peerQueueSlots is the initial size of the queue of messages waiting to
+// be written to one peer (it grows by doubling with what waits).
+const peerQueueSlots = 1024
+
 // startMu serialises protoactor's Remote.Start, which sets grpc's global
 // logger without synchronisation (see Host).
 var startMu sync.Mutex
@@ -164,6 +168,10 @@ func NewHost(cfg Config, system *actor.ActorSystem) (*Host, error) {
 	opts := []premote.ConfigOption{
 		premote.WithDialOptions(dial...),
 		premote.WithServerOptions(server...),
+		// The queue of messages for a peer is a ring that doubles when
+		// full; protoactor's default starts it at 1 M slots (16 MiB per
+		// peer, allocated at the first message to it).
+		premote.WithEndpointWriterQueueSize(peerQueueSlots),
 	}
 	if cfg.AdvertisedAddr != "" {
 		opts = append(opts, premote.WithAdvertisedHost(cfg.AdvertisedAddr))

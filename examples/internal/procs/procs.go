@@ -1,6 +1,6 @@
 // Package procs runs an example's servers as OS processes on loopback, for
 // the examples' demos and their tests: start, SIGTERM, SIGKILL, whether a
-// process still runs, and the end of its log (free loopback ports come from
+// process still runs (free loopback ports and the end of a log come from
 // internal/testutil). The process is the example's own executable re-run
 // with a server subcommand (the tests re-run the test binary with an
 // environment variable that makes it act as main).
@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // Process is one server process; its output appends to LogFile.
@@ -132,17 +133,7 @@ func (p *Process) Stop() error {
 // process has exited, nil while it runs.
 func (p *Process) Exited() error {
 	if up, err := p.Running(); !up {
-		return fmt.Errorf("process exited (%v); the end of %s:\n%s", err, p.LogFile, LogTail(p.LogFile, 8))
+		return fmt.Errorf("process exited (%v); the end of %s:\n%s", err, p.LogFile, testutil.LogTail(p.LogFile, 8))
 	}
 	return nil
-}
-
-// LogTail returns the last n lines of a file.
-func LogTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

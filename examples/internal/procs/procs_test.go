@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // TestProcess: a started process runs and logs to its file; Kill ends it,
@@ -24,9 +26,9 @@ func TestProcess(t *testing.T) {
 	if err := p.Exited(); err != nil {
 		t.Fatalf("Exited while running: %v", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); LogTail(p.LogFile, 1) != "started vanilla"; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); testutil.LogTail(p.LogFile, 1) != "started vanilla"; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the process did not log within 10s: %q", LogTail(p.LogFile, 1))
+			t.Fatalf("the process did not log within 10s: %q", testutil.LogTail(p.LogFile, 1))
 		}
 	}
 	if err := p.Kill(); err != nil {
