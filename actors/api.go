@@ -18,8 +18,10 @@ var (
 	// outcome of a proposal answered with ErrStopped is unknown unless it
 	// was never appended; retry with the same client id and sequence.
 	ErrStopped = errors.New("actors: node stopped")
-	// ErrOutcomeUnknown: the caller's wait expired. The proposal may still
-	// commit; retry with the same client id and sequence to find out.
+	// ErrOutcomeUnknown: the caller's wait expired, or the proposer, a
+	// leader since deposed, installed a snapshot from the new leader that
+	// covers the proposal's index. The proposal may have committed (or
+	// may still); retry with the same client id and sequence to find out.
 	ErrOutcomeUnknown = errors.New("actors: outcome unknown (wait expired)")
 	// ErrPaused: the node was started paused and has not been resumed.
 	ErrPaused = errors.New("actors: node paused")
@@ -138,6 +140,8 @@ type ProposeAccepted struct {
 //   - ErrRetry: a leadership transfer is under way, or the node is
 //     overloaded (then also ErrOverloaded): the proposal was not appended;
 //   - ErrStopped: the node stopped (or failed) first;
+//   - ErrOutcomeUnknown: this node, a leader since deposed, installed a
+//     snapshot that covers the proposal's index;
 //   - ErrPaused: the node was started paused and not resumed;
 //   - raft.ErrProposalTooLarge: Data is over raft.Config.MaxProposalBytes.
 type ProposeResponse struct {

@@ -114,8 +114,9 @@ type Status struct {
 	// CorruptSnapshotFiles counts the times this node's own snapshot data
 	// (a file of its persistence.SnapshotFileStore) was found damaged
 	// (size or checksum) when read to send to a lagging peer: the peer is
-	// not sent it, the node runs on (see ErrCorruptSnapshot for a restart
-	// on such a file).
+	// not sent it, the node runs on and takes its snapshot again, which
+	// the peer then gets (see ErrCorruptSnapshot for a restart on such a
+	// file).
 	CorruptSnapshotFiles uint64
 	// Overloaded counts the requests refused with ErrOverloaded, by
 	// cause, since the node started.

@@ -65,7 +65,9 @@ func TestAutomaticSnapshotsByDefaultBoundTheLog(t *testing.T) {
 			if s.FirstIndex <= 1 {
 				t.Errorf("node %d: first index %d after %d entries: no automatic snapshot", id, s.FirstIndex, n)
 			}
-			if kept := s.LastIndex - s.FirstIndex + 1; kept > actors.DefaultSnapshotEvery+actors.DefaultRetainEntries {
+			kept := s.LastIndex - s.FirstIndex + 1
+			t.Logf("node %d after %d entries: log %d..%d, %d entries kept", id, n, s.FirstIndex, s.LastIndex, kept)
+			if kept > actors.DefaultSnapshotEvery+actors.DefaultRetainEntries {
 				t.Errorf("node %d keeps %d entries (first %d, last %d), want at most %d", id, kept, s.FirstIndex, s.LastIndex, actors.DefaultSnapshotEvery+actors.DefaultRetainEntries)
 			}
 		}

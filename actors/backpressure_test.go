@@ -113,3 +113,39 @@ func checkOnce(t *testing.T, id uint64, applied []string, want map[string]bool) 
 		t.Fatalf("node %d applied %d commands, want %d", id, len(seen), len(want))
 	}
 }
+
+// A leader cut off with a proposal pending, deposed, then caught up by a
+// snapshot that covers the proposal's index answers it (its outcome is
+// unknown: ErrOutcomeUnknown) instead of keeping its waiter, which would
+// count against MaxPendingProposals for good.
+func TestPendingProposalCoveredBySnapshotIsAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newClusterWith(t, 3, func(c *cluster) {
+			c.configure = func(_ uint64, cfg *actors.Config) { cfg.RetainEntries = -1 }
+		})
+		old := c.waitLeader()
+		c.net.Isolate(old)
+		start := time.Now()
+		pending := c.sys.Root.RequestFuture(c.node(old), &actors.Propose{Data: []byte("cut off")}, time.Hour)
+		lead := c.waitLeader(c.others(old)...)
+		for i := range 5 {
+			if _, err := c.propose(lead, fmt.Sprint("after ", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 5*time.Second); err != nil {
+			t.Fatalf("snapshot on %d: %v", lead, err)
+		}
+		c.net.Heal()
+		res, err := pending.Result()
+		if err != nil {
+			t.Fatalf("the pending proposal: %v after %v", err, time.Since(start))
+		}
+		if err := res.(*actors.ProposeResponse).Err; !errors.Is(err, actors.ErrOutcomeUnknown) {
+			t.Fatalf("the pending proposal: %v, want ErrOutcomeUnknown", err)
+		}
+		if d := time.Since(start); d > time.Minute {
+			t.Fatalf("answered after %v (fake time)", d)
+		}
+	})
+}

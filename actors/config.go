@@ -83,14 +83,14 @@ type Config struct {
 	// Snapshotter or StreamSnapshotter) once this many entries were
 	// applied after the node's latest snapshot (taken, found in the store
 	// at start, or installed from the leader), and compacts the log
-	// (keeping RetainEntries).
-	// Default (and 0) DefaultSnapshotEvery, 10,000 entries (etcd's
-	// SnapshotCount; hashicorp/raft's SnapshotThreshold is 8,192). See
-	// NoAutoSnapshots to turn automatic snapshots off.
+	// (keeping RetainEntries). Default (and 0) DefaultSnapshotEvery,
+	// 10,000 entries (etcd's SnapshotCount; hashicorp/raft's
+	// SnapshotThreshold is 8,192). NoAutoSnapshots turns automatic
+	// snapshots off.
 	//
-	// A StateMachine that implements neither is never
-	// snapshotted automatically: its log grows until the application
-	// compacts it (CompactTo); the node logs a Warn at start saying so.
+	// A StateMachine that implements neither is never snapshotted
+	// automatically: its log grows until the application compacts it
+	// (CompactTo); the node logs a Warn at start saying so.
 	SnapshotEvery uint64
 	// SnapshotBytes also takes a snapshot once the entries committed
 	// since the latest snapshot (counted from the node's start, so a

@@ -7,9 +7,10 @@
 //
 // Example_threeNodes is a complete in-memory cluster (actor system,
 // application actors, one shared network, proposals, a read, the status);
-// ExampleProposeAndWait handles every answer; ExampleSnapshotter and
-// ExampleConfig_customTransport plug in a state machine with snapshots and a
-// transport of one's own.
+// ExampleProposeAndWait handles every answer; ExampleSnapshotter,
+// ExampleStreamSnapshotter (a snapshot streamed while Apply goes on) and
+// ExampleConfig_customTransport plug in a state machine with snapshots and
+// a transport of one's own.
 //
 // # Architecture
 //

@@ -49,6 +49,18 @@ func (s *kv) Restore(data []byte) error {
 // SnapshotBytes), stop the node, and start it again on the same
 // log store with an empty state machine: Restore brings the state back.
 func ExampleSnapshotter() {
+	snapshotThenRestart(func() actors.StateMachine { return &kv{m: map[string]string{}} }, []string{"a=1", "b=2", "c=3"}, "b")
+	// Output:
+	// snapshot taken
+	// restored a snapshot of 3 keys
+	// after the restart, b = 2
+}
+
+// snapshotThenRestart runs a one-node cluster on a memstore with the
+// state machine newSM returns: it proposes cmds, takes a snapshot, stops
+// the node, starts it again on the same store with a new, empty state
+// machine (the snapshot is restored into it), and reads key.
+func snapshotThenRestart(newSM func() actors.StateMachine, cmds []string, key string) {
 	system := actor.NewActorSystem()
 	defer system.Shutdown()
 	network := inmem.NewNetwork(1)
@@ -59,7 +71,7 @@ func ExampleSnapshotter() {
 		cfg.Bootstrap = &messages.ClusterConfig{Voters: []*messages.Member{{Id: 1, Address: "node-1"}}}
 		cfg.Transport = network.Transport(1) // a fresh transport for each start
 		cfg.LogStore = store
-		cfg.StateMachine = &kv{m: map[string]string{}}
+		cfg.StateMachine = newSM()
 		cfg.TickInterval = 10 * time.Millisecond
 		props, err := actors.Props(cfg)
 		if err != nil {
@@ -71,7 +83,7 @@ func ExampleSnapshotter() {
 	node := start()
 	leader := uint64(1)
 	nodes := map[uint64]*actor.PID{1: node}
-	for i, cmd := range []string{"a=1", "b=2", "c=3"} {
+	for i, cmd := range cmds {
 		if _, err := propose(system.Root, nodes, &leader, &actors.Propose{Data: []byte(cmd), ClientID: 9, Sequence: uint64(i + 1)}); err != nil {
 			fmt.Println(err)
 			return
@@ -87,20 +99,16 @@ func ExampleSnapshotter() {
 		return
 	}
 
-	node = start() // an empty kv: the snapshot is restored into it
-	rd, err := actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: "b"}, time.Second)
+	node = start() // an empty state machine: the snapshot is restored into it
+	rd, err := actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: key}, time.Second)
 	for tries := 0; err != nil && tries < 100; tries++ { // ErrRetry until the node has elected itself again
 		time.Sleep(20 * time.Millisecond)
-		rd, err = actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: "b"}, time.Second)
+		rd, err = actors.Request[*actors.ReadResponse](system.Root, node, &actors.Read{Query: key}, time.Second)
 	}
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("after the restart, b =", rd.Result)
+	fmt.Printf("after the restart, %s = %v\n", key, rd.Result)
 	_, _ = actors.Request[*actors.Stopped](system.Root, node, &actors.Stop{}, 5*time.Second)
-	// Output:
-	// snapshot taken
-	// restored a snapshot of 3 keys
-	// after the restart, b = 2
 }

@@ -46,6 +46,11 @@ func (n *node) start(ctx actor.Context) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if snapData != nil { // not handed to the applier
+			snapData.Close()
+		}
+	}()
 	// raft.New reads the stored log after the snapshot once, in pages, and
 	// shows each entry here: the clients' sequences among them (the
 	// node's duplicate check at accept), and, for a state machine whose
@@ -73,9 +78,6 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	r, err := raft.New(rc, st)
 	if err != nil {
-		if snapData != nil {
-			snapData.Close()
-		}
 		return err
 	}
 	n.r = r
@@ -98,15 +100,11 @@ func (n *node) start(ctx actor.Context) error {
 		return a
 	}), "applier")
 	if err2 != nil {
-		if snapData != nil {
-			snapData.Close()
-		}
 		return err2
 	}
 	if st.Snapshot != nil && st.Applied < st.Snapshot.Metadata.Index {
 		ctx.Send(n.kids.applier, &applyBatch{snapshot: st.Snapshot, snapData: snapData})
-	} else if snapData != nil {
-		snapData.Close()
+		snapData = nil // the applier closes it
 	}
 	if !n.sh.transportStarted {
 		self, root := n.self, n.root
@@ -170,7 +168,7 @@ const scanLogPageBytes = 1 << 20
 // openStartSnapshot opens the data of the snapshot the node starts on,
 // when it is in the store's files and is needed: to restore the state
 // machine (its applied index is below the snapshot's), or for the session
-// table (the applier's table is rebuilt, see rebuildSessions). The data's
+// table (the applier's table is rebuilt, see rebuildsSessions). The data's
 // checksum is checked as it opens: damaged data stops the start with an
 // error wrapping ErrCorruptSnapshot, rather than a node that runs on
 // without the state it covers. It returns the opened data (for the
@@ -194,8 +192,11 @@ func openStartSnapshot(files persistence.SnapshotFileStore, st raft.InitialState
 	if errors.Is(err, persistence.ErrNoSnapshot) {
 		return nil, nil, nil // a snapshot without data (CompactTo)
 	}
-	if err != nil {
+	if errors.Is(err, persistence.ErrCorrupt) {
 		return nil, nil, fmt.Errorf("%w: snapshot %d: %w", ErrCorruptSnapshot, md.Index, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("actors: open snapshot %d: %w", md.Index, err)
 	}
 	h, err := readSnapshotHeader(bufio.NewReader(io.NewSectionReader(d, 0, d.Info().Size)))
 	if err != nil {

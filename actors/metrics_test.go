@@ -133,6 +133,9 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		if _, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(first), &actors.Read{}, 5*time.Second); !errors.Is(err, actors.ErrOverloaded) || !errors.Is(err, actors.ErrRetry) {
 			t.Fatalf("a second read with MaxPendingReads 1: %v, want ErrOverloaded and ErrRetry", err)
 		}
+		if o := c.status(first).Overloaded; o != (actors.OverloadCounts{PendingReads: 1}) {
+			t.Fatalf("Status.Overloaded %+v, want one read refused", o)
+		}
 		c.net.Heal()
 		if res, err := waiting.Result(); err != nil || res.(*actors.ReadResponse).Err != nil {
 			t.Fatalf("the waiting read: %v %+v", err, res)

@@ -60,6 +60,9 @@ func (n *node) processReady(ctx actor.Context) {
 		for _, m := range rd.Messages {
 			n.send(ctx, m)
 		}
+		if rd.Snapshot != nil {
+			n.proposalsCovered(ctx, rd.Snapshot.GetMetadata().GetIndex())
+		}
 		if rd.Snapshot != nil || len(rd.CommittedEntries) > 0 {
 			n.committedBytes(rd.Snapshot != nil, rd.CommittedEntries)
 			b := &applyBatch{snapshot: rd.Snapshot, entries: rd.CommittedEntries, trace: n.applyTrace(rd.CommittedEntries, rd.Snapshot)}

@@ -169,6 +169,20 @@ func (n *node) propose(ctx actor.Context, msg *Propose) {
 	n.scheduleFlush(ctx)
 }
 
+// proposalsCovered answers the proposals waiting at an index a snapshot
+// from the leader covers (this node proposed them as a leader since
+// deposed): whether their entries made it into the log the snapshot
+// covers is unknown here, and no entry of theirs will be applied.
+func (n *node) proposalsCovered(ctx actor.Context, index uint64) {
+	for idx, w := range n.pend.proposals {
+		if idx <= index {
+			err := fmt.Errorf("%w: a snapshot from the leader covers index %d, where the proposal was appended", ErrOutcomeUnknown, idx)
+			ctx.Send(w.pid, &ProposeResponse{Index: idx, Err: err})
+			delete(n.pend.proposals, idx)
+		}
+	}
+}
+
 // ---- reads ----
 
 type pendingRead struct {

@@ -37,54 +37,74 @@ func (d *durableCounter) AppliedIndex() (uint64, error) {
 }
 
 // A retried (client, sequence) is not applied again after a restart, even
-// though a state machine with a durable applied index is not replayed.
+// though a state machine with a durable applied index is not replayed; and
+// the session table rebuilt from the log expires what it expired before
+// the restart (MaxSessions), so a later sequence of an expired session is
+// refused, not applied.
 func TestSessionSurvivesRestartWithAppliedIndexer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		sys := actor.NewActorSystem()
-		store, sm, net := memstore.New(), &durableCounter{}, inmem.NewNetwork(1)
-		boot := &messages.ClusterConfig{Voters: []*messages.Member{{Id: 1, Address: "n1"}}}
-		start := func() *actor.PID {
-			cfg := actors.DefaultConfig()
-			cfg.ID, cfg.Bootstrap, cfg.Transport, cfg.LogStore, cfg.StateMachine = 1, boot, net.Transport(1), store, sm
-			cfg.TickInterval = 10 * time.Millisecond
-			props, err := actors.Props(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return sys.Root.Spawn(props)
-		}
-		propose := func(pid *actor.PID) (*actors.ProposeResponse, error) {
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				res, err := actors.ProposeAndWait(sys.Root, pid, &actors.Propose{Data: []byte("x"), ClientID: 7, Sequence: 1}, time.Second)
-				if !errors.Is(err, actors.ErrNotLeader) || time.Now().After(deadline) {
-					return res, err
+	type cmd struct{ client, seq uint64 }
+	for _, tc := range []struct {
+		name        string
+		maxSessions int
+		before      []cmd
+		after       cmd
+		want        error
+		applies     int
+	}{
+		{"retry", 0, []cmd{{7, 1}}, cmd{7, 1}, actors.ErrDuplicate, 1},
+		{"expired", 1, []cmd{{7, 1}, {8, 1}}, cmd{7, 2}, actors.ErrSessionExpired, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sys := actor.NewActorSystem()
+				store, sm, net := memstore.New(), &durableCounter{}, inmem.NewNetwork(1)
+				boot := &messages.ClusterConfig{Voters: []*messages.Member{{Id: 1, Address: "n1"}}}
+				start := func() *actor.PID {
+					cfg := actors.DefaultConfig()
+					cfg.ID, cfg.Bootstrap, cfg.Transport, cfg.LogStore, cfg.StateMachine = 1, boot, net.Transport(1), store, sm
+					cfg.TickInterval = 10 * time.Millisecond
+					cfg.MaxSessions = tc.maxSessions
+					props, err := actors.Props(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return sys.Root.Spawn(props)
 				}
-				time.Sleep(10 * time.Millisecond) // not leader yet
-			}
-		}
-		node := start()
-		if _, err := propose(node); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := actors.Request[*actors.Stopped](sys.Root, node, &actors.Stop{}, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		node = start()
-		_, err := propose(node)
-		if !errors.Is(err, actors.ErrDuplicate) {
-			t.Fatalf("retry after restart: %v, want ErrDuplicate", err)
-		}
-		if sm.applies != 1 {
-			t.Fatalf("applied %d times, want once", sm.applies)
-		}
-		if _, err := actors.Request[*actors.Stopped](sys.Root, node, &actors.Stop{}, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		_ = net.Transport(1).Close()
-		sys.Shutdown()
-		time.Sleep(sys.Config.DeadLetterThrottleInterval + time.Millisecond)
-	})
+				propose := func(pid *actor.PID, c cmd) (*actors.ProposeResponse, error) {
+					deadline := time.Now().Add(5 * time.Second)
+					for {
+						res, err := actors.ProposeAndWait(sys.Root, pid, &actors.Propose{Data: []byte("x"), ClientID: c.client, Sequence: c.seq}, time.Second)
+						if !errors.Is(err, actors.ErrNotLeader) || time.Now().After(deadline) {
+							return res, err
+						}
+						time.Sleep(10 * time.Millisecond) // not leader yet
+					}
+				}
+				node := start()
+				for _, c := range tc.before {
+					if _, err := propose(node, c); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := actors.Request[*actors.Stopped](sys.Root, node, &actors.Stop{}, 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				node = start()
+				if _, err := propose(node, tc.after); !errors.Is(err, tc.want) {
+					t.Fatalf("client %d seq %d after restart: %v, want %v", tc.after.client, tc.after.seq, err, tc.want)
+				}
+				if sm.applies != tc.applies {
+					t.Fatalf("applied %d commands, want %d", sm.applies, tc.applies)
+				}
+				if _, err := actors.Request[*actors.Stopped](sys.Root, node, &actors.Stop{}, 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				_ = net.Transport(1).Close()
+				sys.Shutdown()
+				time.Sleep(sys.Config.DeadLetterThrottleInterval + time.Millisecond)
+			})
+		})
+	}
 }
 
 // A read waiting on a leader that is cut off fails with ErrRetry once

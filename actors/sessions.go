@@ -54,8 +54,6 @@ func newSessionTable(max int, ttl uint64) *sessionTable {
 	return t
 }
 
-func (t *sessionTable) len() int { return len(t.m) }
-
 func (t *sessionTable) get(client uint64) (session, bool) {
 	if el, ok := t.m[client]; ok {
 		return el.Value.(*sessionEntry).s, true

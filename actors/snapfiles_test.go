@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/persistence/memstore"
 )
 
 // streamSM is a StreamSnapshotter over a listSM: its snapshot is the list
@@ -396,16 +397,7 @@ func TestCorruptSnapshotFile(t *testing.T) {
 		}
 		c.stop(lead)
 		_ = f.db.Close()
-		names, err := fs.List("db/snapshots")
-		if err != nil || len(names) != 1 {
-			t.Fatalf("snapshot files %v, %v", names, err)
-		}
-		file, err := fs.OpenReadWrite("db/snapshots/"+names[0], vfs.WriteCategoryUnspecified)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file.WriteAt([]byte{0xAA, 0xBB}, 1000)
-		file.Close()
+		damageSnapshotFile(t, fs)
 		c.drainEvents()
 		c.start(lead)
 		synctest.Wait()
@@ -428,8 +420,9 @@ func TestCorruptSnapshotFile(t *testing.T) {
 }
 
 // A leader whose snapshot file is damaged does not send it to a lagging
-// peer: Status.CorruptSnapshotFiles counts it, and the leader keeps
-// serving.
+// peer: Status.CorruptSnapshotFiles counts it, the leader keeps serving
+// and writes its snapshot again, and the peer catches up from the new
+// file.
 func TestCorruptSnapshotFileForALaggingPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fss := map[uint64]*crashFS{}
@@ -448,22 +441,12 @@ func TestCorruptSnapshotFileForALaggingPeer(t *testing.T) {
 				cfg.RetainEntries = -1
 			}
 		})
-		lead, lagging := c.leaveOneBehind(5)
-		snap, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 30*time.Second)
-		if err != nil || snap.Err != nil {
-			t.Fatalf("TakeSnapshot: %v %v", snap, err)
+		lead, _ := c.leaveOneBehind(5)
+		if res, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 30*time.Second); err != nil || res.Err != nil {
+			t.Fatalf("TakeSnapshot: %v %v", res, err)
 		}
 		fs := fss[lead].fs
-		names, err := fs.List("db/snapshots")
-		if err != nil || len(names) != 1 {
-			t.Fatalf("snapshot files %v, %v", names, err)
-		}
-		file, err := fs.OpenReadWrite("db/snapshots/"+names[0], vfs.WriteCategoryUnspecified)
-		if err != nil {
-			t.Fatal(err)
-		}
-		file.WriteAt([]byte{0xAA, 0xBB}, 1000)
-		file.Close()
+		damageSnapshotFile(t, fs)
 		c.net.Heal()
 		deadline := time.Now().Add(30 * time.Second)
 		for c.status(lead).CorruptSnapshotFiles == 0 {
@@ -472,12 +455,77 @@ func TestCorruptSnapshotFileForALaggingPeer(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		// Caught up with no new entry: from the same snapshot, written again.
+		c.waitApplied(5, c.ids...)
 		if _, err := c.propose(lead, "still serving"); err != nil {
 			t.Fatalf("propose after the damaged file was found: %v", err)
 		}
-		if st := c.status(lagging); st.Applied >= snap.Index {
-			t.Fatalf("the lagging peer applied %d: it got the snapshot at %d from a damaged file", st.Applied, snap.Index)
-		}
+		c.waitApplied(6, c.ids...)
 		c.failOnNodeStopped()
+	})
+}
+
+// damageSnapshotFile overwrites two bytes of the one snapshot file of the
+// database at "db" on fs.
+func damageSnapshotFile(t *testing.T, fs vfs.FS) {
+	t.Helper()
+	names, err := fs.List("db/snapshots")
+	if err != nil || len(names) != 1 {
+		t.Fatalf("snapshot files %v, %v; want one", names, err)
+	}
+	file, err := fs.OpenReadWrite("db/snapshots/"+names[0], vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := file.WriteAt([]byte{0xAA, 0xBB}, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A StreamSnapshotter on a store without snapshot files (SnapshotStore
+// alone): its view is collected into the []byte snapshot the store saves,
+// and a restart restores it through RestoreFrom.
+func TestStreamSnapshotterOnABytesOnlyStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sms := map[uint64]*streamSM{}
+		stores := map[uint64]*splittingStore{}
+		c := newClusterWith(t, 1, func(c *cluster) {
+			c.configure = func(id uint64, cfg *actors.Config) {
+				sms[id] = newStreamSM(cfg.StateMachine, 64<<10)
+				cfg.StateMachine = sms[id]
+				if stores[id] == nil {
+					stores[id] = &splittingStore{bytesOnlyStore: memstore.New()}
+				}
+				cfg.LogStore = stores[id]
+			}
+		})
+		lead := c.waitLeader()
+		for i := range 5 {
+			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := actors.Request[*actors.TakeSnapshotResponse](c.sys.Root, c.node(lead), &actors.TakeSnapshot{}, 30*time.Second)
+		if err != nil || snap.Err != nil {
+			t.Fatalf("TakeSnapshot: %v %v", snap, err)
+		}
+		synctest.Wait() // the persister saved the snapshot
+		stores[lead].mu.Lock()
+		apps := slices.Clone(stores[lead].apps)
+		stores[lead].mu.Unlock()
+		if len(apps) != 1 || len(apps[0]) < 64<<10 {
+			t.Fatalf("the store saved %d application sections, want one of more than %d bytes", len(apps), 64<<10)
+		}
+		want := c.sm(lead).list()
+		c.stop(lead)
+		c.drainEvents()
+		c.start(lead)
+		synctest.Wait()
+		c.failOnNodeStopped()
+		c.waitApplied(len(want), lead)
+		if metas, sizes := sms[lead].restores(); len(metas) != 1 || metas[0].Index != snap.Index || sizes[0] != 64<<10 {
+			t.Fatalf("restart restored %v (%v bytes), want the snapshot at %d", metas, sizes, snap.Index)
+		}
 	})
 }

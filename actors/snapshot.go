@@ -99,6 +99,12 @@ func (n *node) snapshotMade(ctx actor.Context, msg *snapshotMade) {
 			ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
 			n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 		}
+	} else if err == nil && msg.file && msg.index == n.r.Snapshot().GetMetadata().GetIndex() {
+		// The current snapshot written again (its file was found damaged,
+		// see lazySnapshotDone) with no entry applied since: saving its
+		// metadata makes the new file current.
+		ctx.Send(n.kids.persister, &compactRequest{snapshot: n.r.Snapshot(), compactTo: n.r.FirstIndex() - 1})
+		n.publish(ctx, &SnapshotTaken{NodeID: n.cfg.ID, Index: msg.index})
 	}
 	if msg.reply != nil {
 		ctx.Send(msg.reply, &TakeSnapshotResponse{Index: msg.index, Err: err})
@@ -224,8 +230,9 @@ func (n *node) readSnapshotFile(m *messages.Message, md *messages.SnapshotMetada
 	}()
 }
 
-// lazySnapshotDone sends the snapshot the applier made for a peer, with
-// the metadata of the index it covers. Should the node have lost its
+// lazySnapshotDone sends the snapshot the applier made (or the node read
+// from its file) for a peer, with the metadata of the index it covers. A
+// damaged file is counted and replaced: the node takes a new snapshot. Should the node have lost its
 // leadership meanwhile, or the index left the log, nothing is sent: the
 // leader asks again when the peer's snapshot times out.
 func (n *node) lazySnapshotDone(ctx actor.Context, msg *lazySnapshotMade) {
@@ -234,6 +241,9 @@ func (n *node) lazySnapshotDone(ctx actor.Context, msg *lazySnapshotMade) {
 		if msg.err != nil {
 			if errors.Is(msg.err, persistence.ErrCorrupt) || errors.Is(msg.err, ErrCorruptSnapshot) {
 				n.snap.corruptFiles++
+				if !n.snap.snapshotting && n.life.stop == nil && !n.life.failed {
+					n.requestSnapshot(ctx, nil)
+				}
 			}
 			n.log.Warn("snapshot for a lagging peer failed", "peer", msg.msg.To, "err", msg.err)
 		}

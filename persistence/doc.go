@@ -19,9 +19,15 @@
 // the stable log through [RaftStorage] while it runs ([LogStore.Entries],
 // [LogStore.Term]) whenever an entry has left its memory: it keeps only the
 // entries not yet durable and a bounded cache of recent ones. The replicators
-// send the messages the core built. A store is safe for concurrent use (the
-// node reads while the persister writes), but its writes are meant to come
-// from one goroutine at a time.
+// send the messages the core built. With a [SnapshotFileStore], the node
+// does not call LoadSnapshot: the applier child streams each snapshot's
+// data into [SnapshotFileStore.CreateSnapshot]'s sink (on a goroutine of
+// its own), the persister saves its metadata (which makes it current),
+// and the data is read through [SnapshotFileStore.OpenSnapshot] to restore
+// the state machine (at start-up, or a snapshot installed from the leader)
+// and to send it to a lagging peer. A store is safe for concurrent use (the
+// node reads while the persister writes), but its log writes are meant to
+// come from one goroutine at a time.
 //
 // # The log model
 //

@@ -371,6 +371,7 @@ func startServer(cfg *serverConfig, log *slog.Logger) (_ *server, err error) {
 	ncfg.Transport = tr
 	ncfg.LogStore = group
 	ncfg.StateMachine = s.ledger
+	ncfg.NoAutoSnapshots = true // the ledger keeps no snapshots: the log is never compacted (README, Limits)
 	ncfg.TickInterval = cfg.tick
 	ncfg.Logger = base
 	ncfg.TracerProvider, ncfg.MeterProvider = s.tel.tracerProvider, s.tel.meterProvider

@@ -25,6 +25,8 @@ func (o op) String() string {
 		return fmt.Sprintf("Compact(%d)", o.compactTo)
 	case "snapshot":
 		return fmt.Sprintf("SaveSnapshot(%d@%d)", o.snap.Metadata.Index, o.snap.Metadata.Term)
+	case "filesnapshot":
+		return fmt.Sprintf("CreateSnapshot+Commit+SaveSnapshot(%d@%d, metadata only)", o.snap.Metadata.Index, o.snap.Metadata.Term)
 	}
 	s := "Save("
 	if o.u.Snapshot != nil {
@@ -45,8 +47,36 @@ func (o op) apply(ctx context.Context, s Store) error {
 		return s.Compact(ctx, o.compactTo)
 	case "snapshot":
 		return s.SaveSnapshot(ctx, o.snap)
+	case "filesnapshot":
+		return saveFileSnapshot(ctx, s, o.snap)
 	}
 	return s.Save(ctx, o.u)
+}
+
+// saveFileSnapshot stores snap the way a node does with snapshot files:
+// the data streamed into a sink and committed, then the metadata saved
+// alone. A store without SnapshotFileStore saves snap whole instead.
+func saveFileSnapshot(ctx context.Context, s Store, snap *messages.Snapshot) error {
+	fs, ok := s.(persistence.SnapshotFileStore)
+	if !ok {
+		return s.SaveSnapshot(ctx, snap)
+	}
+	sink, err := fs.CreateSnapshot(ctx, snap.Metadata)
+	if err != nil {
+		return err
+	}
+	for rest := snap.Data; len(rest) > 0; {
+		n := min(len(rest), 700)
+		if _, err := sink.Write(rest[:n]); err != nil {
+			sink.Abort()
+			return err
+		}
+		rest = rest[n:]
+	}
+	if _, err := sink.Commit(); err != nil {
+		return err
+	}
+	return s.SaveSnapshot(ctx, &messages.Snapshot{Metadata: snap.Metadata})
 }
 
 // history generates valid writes against a model store.
@@ -132,6 +162,9 @@ func (h *history) next(t *testing.T) op {
 			t.Fatalf("model Term(%d): %v", idx, err)
 		}
 		o = op{kind: "snapshot", snap: snapshotAt(idx, term, h.rng)}
+		if h.rng.Intn(2) == 0 {
+			o.kind = "filesnapshot"
+		}
 	}
 	if err := o.apply(ctx, h.model); err != nil {
 		t.Fatalf("the model refused generated write %v: %v", o, err)

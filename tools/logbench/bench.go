@@ -382,7 +382,7 @@ func snapshotSetting(every int64) string {
 		return "the library's default (DefaultConfig)"
 	}
 	if every == 0 {
-		return "off (SnapshotEvery 0)"
+		return "off (NoAutoSnapshots)"
 	}
 	return fmt.Sprintf("every %d entries", every)
 }
@@ -402,7 +402,7 @@ func parseCheckpoints(s string, n uint64) ([]uint64, error) {
 		return defaultCheckpoints(n), nil
 	}
 	var out []uint64
-	for _, f := range splitComma(s) {
+	for _, f := range strings.Split(s, ",") {
 		v, err := parseCount(f)
 		if err != nil {
 			return nil, fmt.Errorf("-restart-at %q: %w", s, err)

@@ -109,3 +109,15 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckBound(t *testing.T) {
+	nodes := []nodeFigures{{ID: 1, PeakRSS: 100 << 20}, {ID: 2, PeakRSS: 300 << 20}, {ID: 3, PeakRSS: 256 << 20}}
+	err := checkBound(nodes, 256)
+	if err == nil || !strings.Contains(err.Error(), "node 2's peak RSS 300.0 MiB exceeds the bound of 256 MiB") ||
+		strings.Contains(err.Error(), "node 1") || strings.Contains(err.Error(), "node 3") {
+		t.Fatalf("checkBound: %v, want node 2 only named", err)
+	}
+	if err := checkBound(nodes[:1], 256); err != nil {
+		t.Fatalf("checkBound under the bound: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,6 @@ type response struct {
 	Err string `json:"err,omitempty"`
 	// status and wait
 	Leader    bool   `json:"leader,omitempty"`
-	Term      uint64 `json:"term,omitempty"`
 	Commit    uint64 `json:"commit,omitempty"`
 	Applied   uint64 `json:"applied,omitempty"`
 	LastIndex uint64 `json:"last_index,omitempty"`
@@ -90,7 +90,7 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeConfig, error) {
 	fs.StringVar(&c.listen, "listen", "", "Raft (gRPC) address, 127.0.0.1:port")
 	peers := fs.String("peers", "", "the other voters: id=host:port,...")
 	fs.StringVar(&c.dataDir, "data", "", "data directory (Pebble)")
-	fs.Int64Var(&c.snapshotEvery, "snapshot-every", -1, "Config.SnapshotEvery; negative: the library's default")
+	fs.Int64Var(&c.snapshotEvery, "snapshot-every", -1, "Config.SnapshotEvery; 0: no automatic snapshots (NoAutoSnapshots); negative: the library's default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func parsePeers(s string) (map[uint64]string, error) {
 	if s == "" {
 		return out, nil
 	}
-	for _, kv := range splitComma(s) {
+	for _, kv := range strings.Split(s, ",") {
 		var id uint64
 		var addr string
 		if _, err := fmt.Sscanf(kv, "%d=%s", &id, &addr); err != nil || id == 0 {
@@ -125,20 +125,6 @@ func parsePeers(s string) (map[uint64]string, error) {
 		out[id] = addr
 	}
 	return out, nil
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // runNode runs one node as users run it (the README's path): actors.Props
@@ -168,7 +154,9 @@ func runNode(args []string, in io.Reader, out, stderr io.Writer) int {
 	cfg := actors.DefaultConfig()
 	cfg.ID, cfg.Address, cfg.Bootstrap = c.id, c.listen, boot
 	cfg.Transport, cfg.StateMachine, cfg.DataDir, cfg.Logger = tr, sm, c.dataDir, log
-	if c.snapshotEvery >= 0 {
+	if c.snapshotEvery == 0 {
+		cfg.NoAutoSnapshots = true // SnapshotEvery 0 is the default, not off
+	} else if c.snapshotEvery > 0 {
 		cfg.SnapshotEvery = uint64(c.snapshotEvery)
 	}
 
@@ -298,7 +286,7 @@ func (s *nodeServer) status() response {
 	}
 	count, hash := s.sm.state()
 	heap, mapped := goMemory()
-	return response{Leader: st.Role == actors.Leader, Term: st.Term, Commit: st.Commit, Applied: st.Applied,
+	return response{Leader: st.Role == actors.Leader, Commit: st.Commit, Applied: st.Applied,
 		LastIndex: st.LastIndex, FirstIndex: st.FirstIndex, Count: count, Hash: hash, GoHeap: heap, GoMapped: mapped}
 }
 
