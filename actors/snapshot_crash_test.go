@@ -233,4 +233,3 @@ func TestLeaderPowerLossBetweenSnapshotSteps(t *testing.T) {
 		})
 	}
 }
-
