@@ -63,7 +63,8 @@
 // accept.go (proposals, reads, transfers and the one mapping from a
 // request to its error answer), membership.go, snapshot.go, ready.go
 // (feeding the core, handing out its Ready), events.go (events, history,
-// subscriptions, status), trace*.go and metrics*.go. The children are
+// subscriptions, status), sessions.go (the session table and its expiry),
+// trace*.go and metrics*.go. The children are
 // persister.go, applier.go, replicator.go (with snapshotsend.go) and
 // snapshotrecv.go; props.go and store.go make
 // the node and open its store when it starts; dispatch.go and mailbox.go
@@ -174,8 +175,11 @@
 // dropped connection or on a new leader, as long as the snapshot is the
 // same (index, term, size and CRC-32C); another snapshot makes the
 // follower discard its partial copy and start over. Each chunk carries
-// its own CRC-32C and the follower checks the whole before installing;
-// bad chunks are refused and counted (Status.Dropped.Invalid). The leader
+// its own CRC-32C and the follower checks the whole before installing
+// (its CRC-32C, then its framing, session table and the state machine's
+// SnapshotValidator, as for a snapshot sent whole); bad chunks are
+// refused and counted (Status.Dropped.Invalid), a whole that fails its
+// check too (Status.Dropped.CorruptSnapshot). The leader
 // gives a transfer up when it made no progress for an election timeout
 // (the core's rule), never while it progresses. Subscribers see
 // SnapshotSendProgress on the leader and SnapshotReceived on the follower;
