@@ -76,11 +76,17 @@ const testChunk, testWindow = 4 << 10, 16 << 10
 // flight when a drop comes) and keep no log below a snapshot; counters
 // count each node's chunk bytes sent.
 func newChunkCluster(t *testing.T) (*cluster, map[uint64]*chunkCounter) {
+	return newChunkClusterAt(t, 256<<10)
+}
+
+// newChunkClusterAt is newChunkCluster whose leader sends at most
+// bandwidth snapshot bytes a second to a peer.
+func newChunkClusterAt(t *testing.T, bandwidth uint64) (*cluster, map[uint64]*chunkCounter) {
 	counters := map[uint64]*chunkCounter{}
 	var mu sync.Mutex
 	c := newClusterWith(t, 3, func(c *cluster) {
 		c.configure = func(id uint64, cfg *actors.Config) {
-			cfg.SnapshotChunkBytes, cfg.SnapshotWindowBytes, cfg.SnapshotBandwidth = testChunk, testWindow, 256<<10
+			cfg.SnapshotChunkBytes, cfg.SnapshotWindowBytes, cfg.SnapshotBandwidth = testChunk, testWindow, bandwidth
 			cfg.SnapshotResendTimeout = 10 * time.Millisecond
 			cfg.RetainEntries = -1
 			mu.Lock()
@@ -373,5 +379,39 @@ func TestSnapshotBandwidthLimit(t *testing.T) {
 		} else {
 			t.Logf("%d bytes in %v at 256 KiB/s (at least %v)", size, took, least)
 		}
+	})
+}
+
+// A bandwidth limit so low that a chunk takes longer than an election
+// timeout (4 KiB chunks at 8 KiB/s: half a second each, the election
+// timeout 100ms): the leader's core gives each transfer up between two
+// chunks and asks for the snapshot again, and the new transfer, which
+// resumes where the follower is, still keeps to the limit (it used to
+// start with a full bucket, a chunk at once, every time).
+func TestSnapshotBandwidthLimitBelowAChunkPerElectionTimeout(t *testing.T) {
+	const bw = 8 << 10
+	synctest.Test(t, func(t *testing.T) {
+		c, counters := newChunkClusterAt(t, bw)
+		lead := c.waitLeader()
+		c.fill(lead, 0, 40)
+		c.takeSnapshot(lead)
+		c.addNode(4)
+		start := time.Now()
+		memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
+		var size uint64
+		c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
+			r, ok := ev.(*actors.SnapshotReceived)
+			if ok && r.NodeID == 4 {
+				size = r.Size
+			}
+			return ok && r.NodeID == 4
+		})
+		took := time.Since(start)
+		sent := counters[lead].bytes.Load()
+		// The bucket starts with one chunk.
+		if allowed := uint64(took.Seconds()*bw) + testChunk; sent > allowed {
+			t.Fatalf("the leader sent %d snapshot bytes (a snapshot of %d) in %v (fake time): more than the %d that %d bytes/s allows", sent, size, took, allowed, bw)
+		}
+		t.Logf("%d bytes (%d sent) in %v at %d bytes/s", size, sent, took, bw)
 	})
 }
