@@ -354,6 +354,23 @@ func TestSnapshotChunkConfigValidate(t *testing.T) {
 	}
 }
 
+// joinNode4 adds node 4 to the cluster through lead and waits until it
+// received the leader's snapshot: its size, and how long that took.
+func (c *cluster) joinNode4(lead uint64) (size uint64, took time.Duration) {
+	c.t.Helper()
+	c.addNode(4)
+	start := time.Now()
+	memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
+	c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
+		r, ok := ev.(*actors.SnapshotReceived)
+		if ok && r.NodeID == 4 {
+			size = r.Size
+		}
+		return ok && r.NodeID == 4
+	})
+	return size, time.Since(start)
+}
+
 // TestSnapshotBandwidthLimit: with Config.SnapshotBandwidth, a snapshot
 // takes at least its size divided by the limit to arrive.
 func TestSnapshotBandwidthLimit(t *testing.T) {
@@ -362,19 +379,9 @@ func TestSnapshotBandwidthLimit(t *testing.T) {
 		lead := c.waitLeader()
 		c.fill(lead, 0, 200)
 		c.takeSnapshot(lead)
-		c.addNode(4)
-		start := time.Now()
-		memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
-		var size uint64
-		c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
-			r, ok := ev.(*actors.SnapshotReceived)
-			if ok && r.NodeID == 4 {
-				size = r.Size
-			}
-			return ok && r.NodeID == 4
-		})
+		size, took := c.joinNode4(lead)
 		// The bucket starts with one chunk.
-		if took, least := time.Since(start), time.Duration(float64(size-testChunk)/(256<<10)*float64(time.Second)); took < least {
+		if least := time.Duration(float64(size-testChunk) / (256 << 10) * float64(time.Second)); took < least {
 			t.Fatalf("%d bytes arrived in %v (fake time), under the %v that 256 KiB/s allows", size, took, least)
 		} else {
 			t.Logf("%d bytes in %v at 256 KiB/s (at least %v)", size, took, least)
@@ -395,18 +402,7 @@ func TestSnapshotBandwidthLimitBelowAChunkPerElectionTimeout(t *testing.T) {
 		lead := c.waitLeader()
 		c.fill(lead, 0, 40)
 		c.takeSnapshot(lead)
-		c.addNode(4)
-		start := time.Now()
-		memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
-		var size uint64
-		c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
-			r, ok := ev.(*actors.SnapshotReceived)
-			if ok && r.NodeID == 4 {
-				size = r.Size
-			}
-			return ok && r.NodeID == 4
-		})
-		took := time.Since(start)
+		size, took := c.joinNode4(lead)
 		sent := counters[lead].bytes.Load()
 		// The bucket starts with one chunk.
 		if allowed := uint64(took.Seconds()*bw) + testChunk; sent > allowed {
