@@ -71,6 +71,10 @@ type snapshotReceivedAll struct {
 	progress SnapshotReceived
 }
 
+// snapshotCorrupt tells the node that a snapshot received whole failed
+// its checksum (Status.Dropped.CorruptSnapshot).
+type snapshotCorrupt struct{}
+
 // snapshotRefused tells the node that a snapshot received in chunks into
 // the store's files failed its check: it is not installed.
 type snapshotRefused struct {
@@ -141,6 +145,7 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 		r.log.Warn("snapshot refused; the transfer restarts", "from", m.From, "index", md.GetIndex(),
 			"err", fmt.Errorf("%w: snapshot %d: checksum %08x, the leader's %08x", ErrCorruptSnapshot, md.GetIndex(), sum, x.sum))
 		r.discard()
+		ctx.Send(ctx.Parent(), snapshotCorrupt{})
 		r.ack(ctx, m, 0)
 		return
 	}
