@@ -148,7 +148,10 @@
 // (CompactTo), and the leader asks it for snapshot bytes only when a
 // follower needs them. Either way the log keeps a tail below the
 // compaction point (Config.RetainEntries, RetainBytes) so that slightly
-// lagging followers catch up with appends. A Snapshotter that implements
+// lagging followers catch up with appends, and a leader keeps the entries
+// after a snapshot it is sending to a peer while the transfer progresses
+// (the peer goes on from there with appends once it installed it, however
+// many snapshots the leader took meanwhile). A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
 //
 // Snapshots stream when the store keeps snapshot files

@@ -3,8 +3,6 @@ package actors_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -28,10 +26,7 @@ func TestEntriesLargerThanEveryBound(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.dirs = map[uint64]string{}
-			for _, id := range c.ids {
-				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
-			}
+			c.onPebble(dir)
 			c.configure = func(_ uint64, cfg *actors.Config) {
 				cfg.Raft.MaxUncommittedBytes = 256 << 10
 				cfg.Raft.MaxApplyingBytes = 128 << 10
@@ -89,22 +84,7 @@ func TestEntriesLargerThanEveryBound(t *testing.T) {
 		})
 		c.waitApplied(4, c.ids...)
 		want = c.sm(lead).list()
-		for _, id := range c.ids {
-			c.stop(id)
-		}
-		c.drainEvents()
-		for _, id := range c.ids {
-			c.start(id)
-		}
-		synctest.Wait()
-		c.failOnNodeStopped()
-		c.waitLeader()
-		c.waitApplied(len(want), c.ids...)
-		for _, id := range c.ids {
-			if got := c.sm(id).list(); !slices.Equal(got, want) {
-				t.Fatalf("node %d after restart holds %d commands, want the leader's %d", id, len(got), len(want))
-			}
-		}
+		c.restartAll(want)
 	})
 }
 
