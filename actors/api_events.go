@@ -144,6 +144,13 @@ type Status struct {
 	// often it read the store.
 	Log    LogStats
 	Paused bool
+	// Quiesced: the group is quiet (raft.Config.QuiesceTicks; the raft
+	// package doc, "Quiescence"): this node's tick timer fires once per
+	// raft.Config.QuiescedHeartbeatTicks ticks instead of every
+	// TickInterval. TimerFires counts the tick timers it handled since it
+	// started.
+	Quiesced   bool
+	TimerFires uint64
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or
 	// while paused, stopping or failed (Paused). What the transport

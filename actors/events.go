@@ -114,7 +114,7 @@ func (n *node) status() *Status {
 	rs := n.r.Status()
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
-		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Log: rs.Log, Paused: n.life.paused, Dropped: n.inbox.drops,
+		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Log: rs.Log, Paused: n.life.paused, Quiesced: rs.Quiesced, TimerFires: n.life.timerFires, Dropped: n.inbox.drops,
 		Overloaded: n.pend.overloaded, CorruptSnapshotFiles: n.snap.corruptFiles,
 		SnapshotSends: n.snapshotSends()}
 	if r := n.snap.receiving; r != nil {

@@ -252,8 +252,18 @@ func (n *node) onTick(ctx actor.Context, t *tick) bool {
 	if n.life.paused {
 		return false
 	}
-	n.life.ticks++
-	n.r.Tick()
+	n.life.timerFires++
+	// A quiesced core is ticked in strides: QuiesceStride ticks per timer
+	// (armTick), until it wakes.
+	steps := 1
+	if n.life.quiet {
+		steps = n.r.QuiesceStride()
+	}
+	for i := 0; i < steps && (i == 0 || n.r.Quiesced()); i++ {
+		n.life.ticks++
+		n.r.Tick()
+	}
+	n.adjustTickRate()
 	n.traceTick()
 	n.obs.metrics.tick(n.r)
 	if s := n.life.stop; s != nil && s.transferring && (s.handOverEnded || n.r.Role() != raft.Leader) {
@@ -286,7 +296,32 @@ var tickGen atomic.Uint64
 // used rather than SendRepeatedly, whose cancel races with its timer in the
 // pinned protoactor version.
 func (n *node) armTick() {
-	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(n.cfg.TickInterval, n.self, &tick{gen: n.life.gen})
+	d := n.cfg.TickInterval
+	if n.life.quiet {
+		d *= time.Duration(n.r.QuiesceStride())
+	}
+	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(d, n.self, &tick{gen: n.life.gen})
+}
+
+// adjustTickRate follows the core's quiescence (raft package doc,
+// "Quiescence"): a quiesced core's timer fires once per QuiesceStride
+// ticks (the next arming takes the stride), and a core that woke (a
+// message, a proposal, a read) is ticked at every TickInterval from now:
+// the slow timer is replaced at once.
+func (n *node) adjustTickRate() {
+	q := n.r.Quiesced()
+	if q == n.life.quiet || n.life.gen == 0 {
+		return
+	}
+	n.life.quiet = q
+	if q {
+		return
+	}
+	if n.life.cancelTick != nil {
+		n.life.cancelTick()
+	}
+	n.life.gen = tickGen.Add(1)
+	n.armTick()
 }
 
 func (n *node) stopTicking() {
