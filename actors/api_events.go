@@ -66,6 +66,16 @@ type SnapshotTaken struct {
 	Index  uint64
 }
 
+// QuiescenceChanged: this node quiesced (Quiesced true: its group is idle,
+// its tick timer slows to one per raft.Config.QuiescedHeartbeatTicks) or
+// woke (false), with the core's reason. See raft.Config.QuiesceTicks.
+type QuiescenceChanged struct {
+	NodeID   uint64
+	Term     uint64
+	Quiesced bool
+	Reason   string
+}
+
 // SnapshotInstalled: this node installed a snapshot from the leader.
 type SnapshotInstalled struct {
 	NodeID uint64

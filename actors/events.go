@@ -58,6 +58,8 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event, traced bool) {
 		n.onRemoved(ctx, ev)
 	case raft.EventSnapshotRestored:
 		n.publish(ctx, &SnapshotInstalled{NodeID: id, Index: ev.Index})
+	case raft.EventQuiesced, raft.EventWoke:
+		n.publish(ctx, &QuiescenceChanged{NodeID: id, Term: ev.Term, Quiesced: ev.Kind == raft.EventQuiesced, Reason: ev.Reason})
 	case raft.EventTransferAborted:
 		// The core gave up (the transferee did not take over within an
 		// election timeout): the request is answered, a stopping leader

@@ -47,6 +47,10 @@ type Options struct {
 	// number of clients and a short SessionTTL, so that sessions expire
 	// and clients move to new ones (ErrSessionExpired).
 	SessionExpiry bool
+	// Quiesce turns quiescence on (raft.Config.QuiesceTicks 3,
+	// QuiescedHeartbeatTicks 15): groups quiesce whenever clients pause,
+	// and wake on the next operation or fault.
+	Quiesce bool
 }
 
 // DefaultOptions is what the sweep runs for a seed: 3 or 5 nodes, every
@@ -59,7 +63,8 @@ func DefaultOptions(seed uint64) Options {
 		n = 5
 	}
 	return Options{Seed: seed, Nodes: n, Clients: 3, Chaos: 3 * time.Second,
-		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true, Backpressure: seed%4 == 1, SessionExpiry: seed%5 == 3}
+		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true, Backpressure: seed%4 == 1, SessionExpiry: seed%5 == 3,
+		Quiesce: seed%3 == 1}
 }
 
 func (o *Options) ensureDefaults() {
