@@ -248,17 +248,14 @@ func (n *node) onTick(ctx actor.Context, t *tick) bool {
 	if t.gen != n.life.gen {
 		return false // a stale timer: ignore
 	}
+	steps := n.life.stride
 	n.armTick()
 	if n.life.paused {
 		return false
 	}
 	n.life.timerFires++
-	// A quiesced core is ticked in strides: QuiesceStride ticks per timer
+	// A quiesced core is ticked in strides: the ticks the timer stood for
 	// (armTick), until it wakes.
-	steps := 1
-	if n.life.quiet {
-		steps = n.r.QuiesceStride()
-	}
 	for i := 0; i < steps && (i == 0 || n.r.Quiesced()); i++ {
 		n.life.ticks++
 		n.r.Tick()
@@ -296,10 +293,11 @@ var tickGen atomic.Uint64
 // used rather than SendRepeatedly, whose cancel races with its timer in the
 // pinned protoactor version.
 func (n *node) armTick() {
-	d := n.cfg.TickInterval
+	n.life.stride = 1
 	if n.life.quiet {
-		d *= time.Duration(n.r.QuiesceStride())
+		n.life.stride = max(n.r.QuiesceStride(), 1)
 	}
+	d := n.cfg.TickInterval * time.Duration(n.life.stride)
 	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(d, n.self, &tick{gen: n.life.gen})
 }
 

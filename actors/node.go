@@ -45,6 +45,7 @@ type lifeState struct {
 	// quiesced and the timer runs at its stride (adjustTickRate).
 	timerFires  uint64
 	quiet       bool
+	stride      int  // ticks the armed timer stands for (armTick)
 	flushQueued bool // a flushNode is in the mailbox
 	paused      bool
 	failed      bool
