@@ -197,7 +197,8 @@ type Status struct {
 type DropCounts struct {
 	WrongCluster, NonMember, WrongTarget, Paused, Invalid uint64
 	// CorruptSnapshot: snapshots from a member whose data the state
-	// machine cannot restore, refused before the core installs them.
+	// machine cannot restore, or, received in chunks, whose whole does not
+	// match its checksum, refused before the core installs them.
 	CorruptSnapshot uint64
 }
 

@@ -147,6 +147,8 @@ func (n *node) common(ctx actor.Context) {
 		n.snapshotOpenFailed(ctx, msg)
 	case *snapshotAckOut:
 		n.send(ctx, msg.m)
+	case snapshotCorrupt:
+		n.inbox.drops.CorruptSnapshot++
 	case *snapshotRecvProgress:
 		n.snap.receiving = &msg.p
 	case *snapshotReceivedAll:

@@ -286,8 +286,10 @@ func TestSnapshotChunksRestartForAnotherSnapshot(t *testing.T) {
 // TestBadSnapshotChunksAreDroppedAndCounted: chunks with a wrong checksum,
 // data past the snapshot's size, or from a node that is not the leader of
 // the term are refused by the follower, each counted in
-// Status.Dropped.Invalid; the follower keeps its leader and term, starts
-// no transfer and goes on replicating.
+// Status.Dropped.Invalid; good chunks whose whole does not match the
+// snapshot's checksum are discarded, counted in Dropped.CorruptSnapshot,
+// and not installed. The follower keeps its leader and term and goes on
+// replicating.
 func TestBadSnapshotChunksAreDroppedAndCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 3)
@@ -318,12 +320,22 @@ func TestBadSnapshotChunksAreDroppedAndCounted(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		whole := chunk(lead, 0, []byte("0123456789")) // the snapshot's checksum (1) is not this data's
+		if err := attacker.Send(transport.Peer{ID: f}, whole); err != nil {
+			t.Fatal(err)
+		}
+		for c.status(f).Dropped.CorruptSnapshot < st.Dropped.CorruptSnapshot+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("dropped %+v, want a corrupt snapshot more than %+v", c.status(f).Dropped, st.Dropped)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if _, err := c.propose(lead, "after"); err != nil {
 			t.Fatal(err)
 		}
 		c.waitApplied(1, f)
-		if now := c.status(f); now.Leader != lead || now.Term != st.Term || now.SnapshotReceiving != nil || now.Dropped.Invalid != st.Dropped.Invalid+3 {
-			t.Fatalf("after the bad chunks: leader %d term %d receiving %+v dropped %+v (before: leader %d term %d)", now.Leader, now.Term, now.SnapshotReceiving, now.Dropped, lead, st.Term)
+		if now := c.status(f); now.Leader != lead || now.Term != st.Term || now.FirstIndex != st.FirstIndex || now.Dropped.Invalid != st.Dropped.Invalid+3 {
+			t.Fatalf("after the bad chunks: leader %d term %d first index %d dropped %+v (before: leader %d term %d first index %d)", now.Leader, now.Term, now.FirstIndex, now.Dropped, lead, st.Term, st.FirstIndex)
 		}
 	})
 }

@@ -62,6 +62,10 @@ type snapshotReceivedAll struct {
 	progress SnapshotReceived
 }
 
+// snapshotCorrupt tells the node that a snapshot received whole failed
+// its checksum (Status.Dropped.CorruptSnapshot).
+type snapshotCorrupt struct{}
+
 // snapshotRecvProgress reports how much of a snapshot the receiver holds.
 type snapshotRecvProgress struct{ p SnapshotReceiving }
 
@@ -125,6 +129,7 @@ func (r *receiver) onChunk(ctx actor.Context, m *messages.Message) {
 		r.log.Warn("snapshot refused; the transfer restarts", "from", m.From, "index", md.GetIndex(),
 			"err", fmt.Errorf("%w: snapshot %d: checksum %08x, the leader's %08x", ErrCorruptSnapshot, md.GetIndex(), sum, x.sum))
 		r.discard()
+		ctx.Send(ctx.Parent(), snapshotCorrupt{})
 		r.ack(ctx, m, 0)
 		return
 	}

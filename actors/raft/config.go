@@ -68,8 +68,10 @@ type Config struct {
 	// EntryCacheBytes caps the bytes (entries' data and trace context plus
 	// 24 each) of the entry cache: the most recent stable entries, kept in
 	// memory so that replication to followers that keep up and the
-	// applier are served without reading Storage. Default 4 MiB. Entries
-	// not yet persisted are in memory whatever this says; with no Storage
+	// applier are served without reading Storage. Default 4 MiB. Evicted
+	// entries may stay reachable from the cache's array until it moves
+	// (at most as many as it holds: memory up to twice this). Entries not
+	// yet persisted are in memory whatever this says; with no Storage
 	// (InitialState.Storage nil) the whole log is.
 	EntryCacheBytes uint64
 	// MaxCommittedSizePerReady caps the bytes of the committed entries one

@@ -56,6 +56,11 @@ type InitialState struct {
 	// Nil: the log is Entries, and the core keeps every entry in memory
 	// (tests and small logs).
 	Storage Storage
+	// OnStoredEntry, when set, is called by New with each entry of
+	// Storage after the snapshot, in order, as New reads them (one pass
+	// over the stored log serves the driver too). The entry must not be
+	// retained beyond what the driver needs.
+	OnStoredEntry func(*messages.Entry)
 	// Entries are the stored entries when Storage is nil, contiguous, up
 	// to the last one. They must continue the snapshot (the first at or
 	// below Snapshot's index + 1); those at or below its index are covered
@@ -294,7 +299,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 		}
 		r.log.storage, r.log.cache.maxBytes = st.Storage, cfg.EntryCacheBytes
 		var err error
-		if confs, err = r.loadStable(st.Storage); err != nil {
+		if confs, err = r.loadStable(st.Storage, st.OnStoredEntry); err != nil {
 			return nil, err
 		}
 	} else {

@@ -32,17 +32,18 @@ func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 	if err != nil {
 		return err
 	}
+	var ci, ct uint64 // the log's new start, when it moves
+	if index > keep && index-keep > r.log.snapIndex {
+		ci = index - keep
+		if ct, err = r.log.term(ci); err != nil {
+			return err // storage failed: Ready.StorageError; nothing changed
+		}
+	}
 	r.snapshot = &messages.Snapshot{Metadata: &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, Data: data}
-	if index > keep {
-		if ci := index - keep; ci > r.log.snapIndex {
-			ct, err := r.log.term(ci)
-			if err != nil {
-				return err // storage failed: Ready.StorageError
-			}
-			r.log.compact(ci, ct)
-			for len(r.ccHist) > 1 && r.ccHist[1].index <= ci {
-				r.ccHist = r.ccHist[1:]
-			}
+	if ci > 0 {
+		r.log.compact(ci, ct)
+		for len(r.ccHist) > 1 && r.ccHist[1].index <= ci {
+			r.ccHist = r.ccHist[1:]
 		}
 	}
 	return nil

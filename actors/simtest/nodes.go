@@ -126,6 +126,11 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.ReadOnly = raft.ReadOnlyLeaseBased
 	}
 	cfg.SnapshotEvery = uint64(10 + (s.opt.Seed+n.id)%30)
+	// Small entry caches (1 byte: none), apply batches and applier
+	// queues: the cores read their log back from Pebble while it runs.
+	cfg.Raft.EntryCacheBytes = []uint64{1, 512, 4096}[(s.opt.Seed+n.id)%3]
+	cfg.Raft.MaxCommittedSizePerReady = 256
+	cfg.Raft.MaxApplyingBytes = 1024
 	if s.opt.Seed%3 == 2 {
 		cfg.SnapshotBytes = 200 // a few commands: the byte trigger fires first
 	}
