@@ -138,8 +138,11 @@
 // its followers detect a dead leader: within 3 periods plus a stride they
 // wake, and an election follows after an election timeout (two, with
 // CheckQuorum, as quiesced peers woken by the vote request keep the lease
-// they promised for an election timeout). A host that knows its leader is
-// gone (one process) may wake a follower sooner by calling Campaign.
+// they promised for an election timeout). In one process a host could
+// know at once that a group's leader is gone; nothing uses that yet: the
+// rare heartbeat is the one detector, transport-independent (a
+// connection's state alone would not say that a live process's group
+// actor died).
 //
 // Safety: quiescence changes only timers, never terms, votes or the log,
 // so Raft's safety (election safety, log matching, leader completeness)
