@@ -773,8 +773,9 @@ type Message struct {
 	SnapshotChunk *SnapshotChunk `protobuf:"bytes,21,opt,name=snapshot_chunk,json=snapshotChunk,proto3" json:"snapshot_chunk,omitempty"`
 	// On MSG_HEARTBEAT: the leader quiesces the group (see actors/raft's
 	// package doc, "Quiescence"); its followers stop their election timers.
-	// On MSG_HEARTBEAT_RESP: the answer to such a heartbeat, which leaves a
-	// quiesced leader quiesced.
+	// On MSG_HEARTBEAT_RESP: echoed from the heartbeat (for traces; a
+	// quiesced leader stays quiesced on any heartbeat answer that echoes its
+	// clock in index).
 	Quiesce       bool `protobuf:"varint,22,opt,name=quiesce,proto3" json:"quiesce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
