@@ -1,11 +1,14 @@
 package actors_test
 
 import (
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
+	"github.com/flotilla-raft/flotilla/persistence/memstore"
 )
 
 // quietCluster is a 3-node cluster with quiescence on (idle 5 ticks,
@@ -122,4 +125,16 @@ func TestQuiescedLeaderKilledIsReplaced(t *testing.T) {
 		}
 		c.waitApplied(2, others...)
 	})
+}
+
+// A negative quiescence setting is refused by Props, naming the field.
+func TestQuiesceConfigRefused(t *testing.T) {
+	cfg := actors.DefaultConfig()
+	cfg.ID, cfg.LogStore, cfg.StateMachine = 1, memstore.New(), &listSM{}
+	cfg.Transport = inmem.NewNetwork(1).Transport(1)
+	cfg.Raft.QuiesceTicks = -3
+	_, err := actors.Props(cfg)
+	if err == nil || !strings.Contains(err.Error(), "Config.QuiesceTicks = -3") {
+		t.Fatalf("Props with QuiesceTicks -3: %v, want an error naming the field", err)
+	}
 }

@@ -154,7 +154,12 @@
 // strides may see its clock lag; so a waking leader trusts only heartbeat
 // answers sent after its next tick (reads meanwhile take a heartbeat
 // round). PreVote and CheckQuorum are unchanged once awake; a woken
-// leader starts a fresh check-quorum period. Snapshots and membership
+// leader starts a fresh check-quorum period. A quiesced leader checks no
+// quorum: cut off while quiet, it still reports itself leader (Status)
+// until something wakes it, while its followers elect another; anything
+// it is then asked (a proposal, a read) wakes it first, and it commits or
+// confirms nothing without a quorum, and steps down after an election
+// timeout. Snapshots and membership
 // changes keep a group awake until done: a peer that needs a snapshot, a
 // learner catching up or a joint configuration is not caught up.
 //

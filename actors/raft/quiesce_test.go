@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/flotilla-raft/flotilla/messages"
@@ -152,17 +153,8 @@ func TestQuiesceConfigValidate(t *testing.T) {
 		t.Fatal("negative quiescence settings accepted")
 	}
 	for _, want := range []string{"Config.QuiesceTicks = -1", "Config.QuiescedHeartbeatTicks = -2"} {
-		if !contains(err.Error(), want) {
+		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
