@@ -106,9 +106,13 @@
 // replica_raft_quiesce.go: a leader quiesces when every follower is caught
 // up, sending a quiesce heartbeat with its term and commit; a follower
 // unquiesces on any other message, a proposal, or when its liveness view
-// says the leader is gone) and dragonboat's Quiesce option
-// (internal/raft/quiesce.go: a node quiesces after an idle period and
-// exits on any message but a quiesce heartbeat).
+// says the leader is gone, from node liveness shared by all groups) and
+// dragonboat's Config.Quiesce (quiesce.go, quiesceManager: each node
+// quiesces on its own after ten election timeouts with no activity but
+// heartbeats, and leaves on any other message). Unlike dragonboat, only
+// the leader decides here, and only with every peer caught up; unlike
+// CockroachDB, there is no shared liveness to detect a dead leader, so a
+// quiesced leader keeps a rare heartbeat.
 //
 // Who and when: only a leader decides. It quiesces after QuiesceTicks
 // ticks in a row in which every entry is committed, one of its own term
@@ -124,13 +128,15 @@
 // firing at the heartbeat rate).
 //
 // What wakes: the leader wakes on a proposal, a configuration change, a
-// read, a leadership transfer, or any message but the answer to its
-// quiesce heartbeat; it then heartbeats at once, which wakes its
-// followers. A follower wakes on any message but its leader's quiesce
-// heartbeat, on a local read or campaign request, and when it heard no
-// quiesce heartbeat for 3 QuiescedHeartbeatTicks periods; woken by
-// anything but its leader, it sends the leader a plain heartbeat answer,
-// which wakes a live leader, and runs its election timer from zero.
+// read, a leadership transfer, or any message but a heartbeat answer of
+// its term (one that echoes its clock and confirms no read); it then
+// heartbeats at once, which wakes its followers. A follower wakes on any
+// message but its leader's quiesce heartbeat (or an older heartbeat of
+// the leader, delivered late), on a local read or campaign request, and
+// when it heard no quiesce heartbeat for 3 QuiescedHeartbeatTicks
+// periods; woken by anything but its leader, it sends the leader a
+// heartbeat answer without a clock, which wakes a live leader, and runs
+// its election timer from zero.
 //
 // A leader that dies while quiesced: a quiesced leader keeps sending its
 // quiesce heartbeat every QuiescedHeartbeatTicks (a few messages per
