@@ -229,8 +229,8 @@ func (a *applier) applySM(e *messages.Entry) (res any, err error) {
 // machine whose applied index is durable (entries up to it are not applied
 // again, so the table would otherwise start empty and a retried command
 // could apply twice): from the snapshot's table (loaded first), then the
-// stored entries up to the applied index, which the node reads in pages
-// (scanLog) and hands to rebuildSession one by one. Their results are not
+// stored entries up to the applied index, which raft.New reads in pages
+// and the node hands to rebuildSession one by one (InitialState.OnStoredEntry). Their results are not
 // known, so a retry of such a command is answered ErrDuplicate: applied
 // once, never twice.
 //

@@ -66,6 +66,9 @@ type Config struct {
 	// persisted entries; MaxCommittedSizePerReady (default MaxSizePerMsg,
 	// 1 MiB) per batch to the applier; MaxApplyingBytes, whose 0 here is
 	// DefaultMaxApplyingBytes, of batches queued to the applier.
+	// Quiescence of an idle group: QuiesceTicks (0, the default: off) and
+	// QuiescedHeartbeatTicks (50); a quiesced node's tick timer fires once
+	// per QuiescedHeartbeatTicks ticks.
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
 	// failures, a failed start, refused messages; LogLevel's level when
@@ -109,7 +112,8 @@ type Config struct {
 	// with cheap appends instead of a whole snapshot, at the cost of a
 	// longer log (memory, store, restart). Default (and 0)
 	// DefaultRetainEntries, 64; negative: none (the log starts right
-	// after the snapshot).
+	// after the snapshot). A leader keeps more while it sends a peer a
+	// snapshot: the entries after that snapshot (see raft.Raft.Compact).
 	RetainEntries int
 	// RetainBytes, when non-zero, also caps the bytes of the retained
 	// entries (their encoded size): fewer are kept when RetainEntries of

@@ -51,6 +51,27 @@ func (n *node) start(ctx actor.Context) error {
 			snapData.Close()
 		}
 	}()
+	// raft.New reads the stored log after the snapshot once, in pages, and
+	// shows each entry here: the clients' sequences among them (the
+	// node's duplicate check at accept), and, for a state machine whose
+	// applied index is durable, the session table the entries up to it
+	// built (the applier's, see rebuildsSessions).
+	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
+	n.noteSessions(snapSessions)
+	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
+	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
+	if rebuild && snapSessions != nil {
+		appSessions.load(snapSessions)
+	}
+	st.OnStoredEntry = func(e *messages.Entry) {
+		if e.ClientId == 0 {
+			return
+		}
+		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
+		if rebuild && e.Index <= st.Applied {
+			rebuildSession(appSessions, e)
+		}
+	}
 	rc := n.cfg.raftConfig()
 	if rc.Seed == 0 {
 		rc.Seed = time.Now().UnixNano()
@@ -61,29 +82,6 @@ func (n *node) start(ctx actor.Context) error {
 	}
 	n.r = r
 	n.applied = r.Applied()
-	// One paged read of the stored log after the snapshot: the clients'
-	// sequences among its entries (the node's duplicate check at accept),
-	// and, for a state machine whose applied index is durable, the session
-	// table the entries up to it built (the applier's, see rebuildsSessions).
-	n.pend.clientSeqs = newSessionTable(n.cfg.MaxSessions, 0)
-	n.noteSessions(snapSessions)
-	appSessions := newSessionTable(n.cfg.MaxSessions, n.cfg.SessionTTL)
-	rebuild := rebuildsSessions(n.cfg.StateMachine, st.Applied)
-	if rebuild && snapSessions != nil {
-		appSessions.load(snapSessions)
-	}
-	err = scanLog(st.Storage, st.Snapshot.GetMetadata().GetIndex()+1, func(e *messages.Entry) {
-		if e.ClientId == 0 {
-			return
-		}
-		n.noteClientSeq(e.ClientId, e.Sequence, e.Index)
-		if rebuild && e.Index <= st.Applied {
-			rebuildSession(appSessions, e)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("actors: load state: %w", err)
-	}
 	n.inbox.gate = transport.NewGate(n.cfg.ClusterID, n.cfg.ID, r.Admits)
 	var err2 error
 	n.kids.persister, err2 = ctx.SpawnNamed(n.sh.pool.props(func() actor.Actor {
@@ -163,36 +161,9 @@ func loadState(store persistence.LogStore, sm StateMachine) (raft.InitialState, 
 	return st, nil
 }
 
-// scanLogPageBytes is the page size of scanLog.
+// scanLogPageBytes is the page size of the node's paged reads of the log
+// (retention, traceCommits).
 const scanLogPageBytes = 1 << 20
-
-// scanLog calls fn for each stored entry from lo to the last, in order,
-// reading pages of scanLogPageBytes: memory stays bounded whatever the
-// log's length.
-func scanLog(s raft.Storage, lo uint64, fn func(*messages.Entry)) error {
-	first, err := s.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := s.LastIndex()
-	if err != nil {
-		return err
-	}
-	for lo = max(lo, first); lo <= last; {
-		ents, err := s.Entries(lo, last+1, scanLogPageBytes)
-		if err != nil {
-			return err
-		}
-		if len(ents) == 0 {
-			return fmt.Errorf("actors: the store answered no entries from %d (last %d)", lo, last)
-		}
-		for _, e := range ents {
-			fn(e)
-		}
-		lo += uint64(len(ents))
-	}
-	return nil
-}
 
 // openStartSnapshot opens the data of the snapshot the node starts on,
 // when it is in the store's files and is needed: to restore the state
@@ -248,12 +219,19 @@ func (n *node) onTick(ctx actor.Context, t *tick) bool {
 	if t.gen != n.life.gen {
 		return false // a stale timer: ignore
 	}
+	steps := n.life.stride
 	n.armTick()
 	if n.life.paused {
 		return false
 	}
-	n.life.ticks++
-	n.r.Tick()
+	n.life.timerFires++
+	// A quiesced core is ticked in strides: the ticks the timer stood for
+	// (armTick), until it wakes.
+	for i := 0; i < steps && (i == 0 || n.r.Quiesced()); i++ {
+		n.life.ticks++
+		n.r.Tick()
+	}
+	n.adjustTickRate()
 	n.traceTick()
 	n.obs.metrics.tick(n.r)
 	if s := n.life.stop; s != nil && s.transferring && (s.handOverEnded || n.r.Role() != raft.Leader) {
@@ -286,7 +264,33 @@ var tickGen atomic.Uint64
 // used rather than SendRepeatedly, whose cancel races with its timer in the
 // pinned protoactor version.
 func (n *node) armTick() {
-	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(n.cfg.TickInterval, n.self, &tick{gen: n.life.gen})
+	n.life.stride = 1
+	if n.life.quiet {
+		n.life.stride = max(n.r.QuiesceStride(), 1)
+	}
+	d := n.cfg.TickInterval * time.Duration(n.life.stride)
+	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(d, n.self, &tick{gen: n.life.gen})
+}
+
+// adjustTickRate follows the core's quiescence (raft package doc,
+// "Quiescence"): a quiesced core's timer fires once per QuiesceStride
+// ticks (the next arming takes the stride), and a core that woke (a
+// message, a proposal, a read) is ticked at every TickInterval from now:
+// the slow timer is replaced at once.
+func (n *node) adjustTickRate() {
+	q := n.r.Quiesced()
+	if q == n.life.quiet || n.life.gen == 0 {
+		return
+	}
+	n.life.quiet = q
+	if q {
+		return
+	}
+	if n.life.cancelTick != nil {
+		n.life.cancelTick()
+	}
+	n.life.gen = tickGen.Add(1)
+	n.armTick()
 }
 
 func (n *node) stopTicking() {

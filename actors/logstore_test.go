@@ -2,17 +2,22 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/actors/raft"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
+	"github.com/flotilla-raft/flotilla/persistence/memstore"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
 )
 
@@ -149,6 +154,48 @@ func TestLongLogOnPebbleKeepsMemoryBounded(t *testing.T) {
 			if got := c.sm(id).list(); !slices.Equal(got[:cmds], want) || got[cmds] != "after-restart" {
 				t.Fatalf("node %d's state machine differs after the restart", id)
 			}
+		}
+	})
+}
+
+// unreadableStore is a memstore whose log reads fail once failing is set.
+type unreadableStore struct {
+	*memstore.Store
+	failing atomic.Bool
+}
+
+var errUnreadable = errors.New("test: the disk returned garbage")
+
+func (s *unreadableStore) Entries(ctx context.Context, lo, hi, maxBytes uint64) ([]*messages.Entry, error) {
+	if s.failing.Load() {
+		return nil, errUnreadable
+	}
+	return s.Store.Entries(ctx, lo, hi, maxBytes)
+}
+
+// A node whose core cannot read its log from the store (no entry cache:
+// every committed entry is read back for the applier) stops with
+// NodeStopped carrying raft.ErrStorage and the cause, and the proposal
+// waiting on that read is answered ErrStopped with it: never a wrong or
+// missing answer.
+func TestLogReadFailureStopsTheNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &unreadableStore{Store: memstore.New()}
+		s := newSolo(t, func(cfg *actors.Config) {
+			cfg.LogStore = store
+			cfg.Raft.EntryCacheBytes = 1
+		})
+		if _, err := s.propose("before"); err != nil {
+			t.Fatal(err)
+		}
+		store.failing.Store(true)
+		_, err := actors.ProposeAndWait(s.sys.Root, s.node, &actors.Propose{Data: []byte("unreadable")}, 5*time.Second)
+		if !errors.Is(err, actors.ErrStopped) || !errors.Is(err, errUnreadable) {
+			t.Fatalf("proposal whose entry cannot be read back: %v, want ErrStopped wrapping the cause", err)
+		}
+		ns := s.stopped()
+		if !errors.Is(ns.Err, raft.ErrStorage) || !errors.Is(ns.Err, errUnreadable) {
+			t.Fatalf("NodeStopped %q %v, want raft.ErrStorage wrapping the cause", ns.Reason, ns.Err)
 		}
 	})
 }

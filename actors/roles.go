@@ -147,10 +147,14 @@ func (n *node) common(ctx actor.Context) {
 		n.snapshotOpenFailed(ctx, msg)
 	case *snapshotAckOut:
 		n.send(ctx, msg.m)
+	case snapshotCorrupt:
+		n.inbox.drops.CorruptSnapshot++
 	case *snapshotRecvProgress:
 		n.snap.receiving = &msg.p
 	case *snapshotReceivedAll:
 		n.snapshotReceived(ctx, msg)
+	case *snapshotRefused:
+		n.snapshotRefused(msg)
 
 	// Requests every role serves.
 	case *Read:

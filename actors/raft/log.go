@@ -23,8 +23,12 @@ type raftLog struct {
 	// stableTerm is the term of entry stable (snapTerm when stable ==
 	// snapIndex): the last term is always known without a read.
 	stableTerm uint64
-	mem        []*messages.Entry
-	cache      entryCache
+	// mem holds the entries after stable. Its array may keep, before
+	// mem[0], the slots of entries persisted since it was allocated: at
+	// most its capacity, about twice the most entries mem held
+	// (appendAfterLast).
+	mem   []*messages.Entry
+	cache entryCache
 	// committed is the highest index known to be committed (§5.3).
 	committed uint64
 	// applied is the highest index handed out for applying.
@@ -163,10 +167,20 @@ func (l *raftLog) maybeAppend(prevIndex, prevTerm uint64, ents []*messages.Entry
 	return lastNew, 0, true
 }
 
-// appendAfterLast appends entries that continue the log exactly.
+// appendAfterLast appends entries that continue the log exactly. mem
+// grows into a new array of at least minMemCap slots when full (stableTo
+// slides it forward, leaving little capacity).
 func (l *raftLog) appendAfterLast(ents []*messages.Entry) {
+	if n := len(l.mem) + len(ents); n > cap(l.mem) {
+		grown := make([]*messages.Entry, len(l.mem), max(2*n, minMemCap))
+		copy(grown, l.mem)
+		l.mem = grown
+	}
 	l.mem = append(l.mem, ents...)
 }
+
+// minMemCap is the least capacity mem grows to.
+const minMemCap = 64
 
 // truncateFrom drops every entry with index >= i; prevTerm is the term of
 // entry i-1. It copies, because slices handed out in Ready may share the
@@ -202,10 +216,9 @@ func (l *raftLog) stableTo(i uint64) {
 	k := i - l.stable
 	l.stableTerm = l.mem[k-1].Term
 	l.cache.add(l.mem[:k])
+	// The slots left behind are not reused (slices handed out may cover
+	// them): appends go after the last one.
 	l.mem = l.mem[k:]
-	if len(l.mem) == 0 {
-		l.mem = nil
-	}
 	l.stable = i
 }
 
@@ -249,7 +262,7 @@ func (l *raftLog) slice(lo, hi uint64, maxBytes uint64, maxEntries int) ([]*mess
 
 // stableSlice reads stable entries [lo, hi) (hi-1 <= stable): those
 // before the cache from storage, the others from the cache. The result
-// is a new slice.
+// shares no capacity with the log.
 func (l *raftLog) stableSlice(lo, hi, maxBytes uint64) ([]*messages.Entry, error) {
 	var ents []*messages.Entry
 	if cf := l.cache.firstIndex(); cf == 0 || lo < cf {
@@ -280,9 +293,11 @@ func (l *raftLog) stableSlice(lo, hi, maxBytes uint64) ([]*messages.Entry, error
 		}
 		ents, lo = got, end
 	}
-	cf := l.cache.firstIndex()
 	l.cacheHits++
-	return append(ents, limitSize(l.cache.ents[lo-cf:hi-cf], maxBytes)...), nil
+	if ents == nil {
+		return l.cache.slice(lo, hi, maxBytes), nil
+	}
+	return append(ents, l.cache.slice(lo, hi, maxBytes)...), nil
 }
 
 // limitSize returns the longest prefix of ents within maxBytes (0: no

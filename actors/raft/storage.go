@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/flotilla-raft/flotilla/messages"
 )
@@ -59,22 +60,33 @@ func (noStorage) Entries(_, _, _ uint64) ([]*messages.Entry, error) { return nil
 // (entrySize): the entries a follower that keeps up and the applier ask
 // for, read without going to Storage. Entries leave it from the front.
 //
-// Invariant: ents is contiguous and ascending; when not empty, it ends at
-// the log's last stable index (raftLog.stable).
-// Invariant: bytes == entriesSize(ents) <= maxBytes (0: no bound).
-// Invariant: ents's backing array is the cache's own: reads return copies,
-// so evicted slots can be cleared for the garbage collector.
+// Reads return subslices of buf (capacity trimmed, no copy), so a slot
+// once handed out is never written again: entries are appended after the
+// last slot, evicted ones stay in their slots (not cleared) until buf is
+// copied into a new array, and a truncation copies.
+//
+// Invariant: buf[start:] (the cached entries) is contiguous and
+// ascending; when not empty, it ends at the log's last stable index
+// (raftLog.stable).
+// Invariant: bytes == entriesSize(buf[start:]) <= maxBytes (0: no bound).
+// Invariant: start <= len(buf)-start: the evicted slots still referenced
+// are at most as many as the cached entries (the memory they hold is at
+// most the cache's again).
 type entryCache struct {
-	ents     []*messages.Entry
+	buf      []*messages.Entry
+	start    int
 	bytes    uint64
 	maxBytes uint64
 }
 
+// ents returns the cached entries.
+func (c *entryCache) ents() []*messages.Entry { return c.buf[c.start:] }
+
 func (c *entryCache) firstIndex() uint64 {
-	if len(c.ents) == 0 {
+	if c.start == len(c.buf) {
 		return 0
 	}
-	return c.ents[0].Index
+	return c.buf[c.start].Index
 }
 
 // add appends stable entries; those that do not continue the cache
@@ -83,10 +95,10 @@ func (c *entryCache) add(ents []*messages.Entry) {
 	if len(ents) == 0 {
 		return
 	}
-	if n := len(c.ents); n > 0 && c.ents[n-1].Index+1 != ents[0].Index {
+	if n := len(c.buf); n > c.start && c.buf[n-1].Index+1 != ents[0].Index {
 		c.reset()
 	}
-	c.ents = append(c.ents, ents...)
+	c.buf = append(c.buf, ents...)
 	c.bytes += entriesSize(ents)
 	c.evict()
 }
@@ -96,30 +108,40 @@ func (c *entryCache) evict() {
 		return
 	}
 	k := 0
-	for ; k < len(c.ents) && c.bytes > c.maxBytes; k++ {
-		c.bytes -= entrySize(c.ents[k])
+	live := c.ents()
+	for ; k < len(live) && c.bytes > c.maxBytes; k++ {
+		c.bytes -= entrySize(live[k])
 	}
 	c.dropFront(k)
 }
 
+// dropFront evicts the first k cached entries; once the evicted slots
+// outnumber the cached entries, the cached ones move to a new array.
 func (c *entryCache) dropFront(k int) {
-	if k == 0 {
-		return
-	}
-	clear(c.ents[:k])
-	c.ents = c.ents[k:]
-	if len(c.ents) == 0 {
-		c.ents = nil
+	c.start += k
+	switch live := len(c.buf) - c.start; {
+	case live == 0:
+		c.buf, c.start = nil, 0
+	case c.start > live:
+		c.buf, c.start = slices.Clone(c.buf[c.start:]), 0
 	}
 }
 
 // get returns entry i, nil when not cached.
 func (c *entryCache) get(i uint64) *messages.Entry {
 	f := c.firstIndex()
-	if f == 0 || i < f || i >= f+uint64(len(c.ents)) {
+	if f == 0 || i < f || i >= f+uint64(len(c.buf)-c.start) {
 		return nil
 	}
-	return c.ents[i-f]
+	return c.buf[c.start+int(i-f)]
+}
+
+// slice returns the cached entries [lo, hi), which must be cached, at
+// most about maxBytes of them, capacity trimmed.
+func (c *entryCache) slice(lo, hi, maxBytes uint64) []*messages.Entry {
+	f := c.firstIndex()
+	s := limitSize(c.buf[c.start+int(lo-f):c.start+int(hi-f)], maxBytes)
+	return s[:len(s):len(s)]
 }
 
 // compact drops the entries at or below i.
@@ -128,32 +150,32 @@ func (c *entryCache) compact(i uint64) {
 	if f == 0 || i < f {
 		return
 	}
-	k := min(int(i-f+1), len(c.ents))
-	c.bytes -= entriesSize(c.ents[:k])
+	k := min(int(i-f+1), len(c.buf)-c.start)
+	c.bytes -= entriesSize(c.buf[c.start : c.start+k])
 	c.dropFront(k)
 }
 
-// truncateFrom drops the entries at or after i.
+// truncateFrom drops the entries at or after i. The rest moves to a new
+// array: later appends must not write into slots handed out.
 func (c *entryCache) truncateFrom(i uint64) {
 	f := c.firstIndex()
-	if f == 0 || i >= f+uint64(len(c.ents)) {
+	if f == 0 || i >= f+uint64(len(c.buf)-c.start) {
 		return
 	}
 	k := 0
 	if i > f {
 		k = int(i - f)
 	}
-	c.bytes -= entriesSize(c.ents[k:])
-	clear(c.ents[k:])
-	c.ents = c.ents[:k]
+	c.bytes -= entriesSize(c.buf[c.start+k:])
 	if k == 0 {
-		c.ents = nil
+		c.buf, c.start = nil, 0
+		return
 	}
+	c.buf, c.start = slices.Clone(c.buf[c.start:c.start+k]), 0
 }
 
 func (c *entryCache) reset() {
-	clear(c.ents)
-	c.ents, c.bytes = nil, 0
+	c.buf, c.start, c.bytes = nil, 0, 0
 }
 
 // LogStats says what the log holds in memory and how it was read.
@@ -180,16 +202,16 @@ type LogStats struct {
 func (r *Raft) LogStats() LogStats {
 	l := &r.log
 	return LogStats{UnstableEntries: len(l.mem), UnstableBytes: entriesSize(l.mem),
-		CacheEntries: len(l.cache.ents), CacheBytes: l.cache.bytes, ApplyingBytes: l.applyingBytes,
+		CacheEntries: len(l.cache.ents()), CacheBytes: l.cache.bytes, ApplyingBytes: l.applyingBytes,
 		CacheHits: l.cacheHits, StorageReads: l.storageReads}
 }
 
 // loadStable finds the stable log in storage at New: its bounds, the
 // configuration entries after the snapshot (appended to ccHist), and the
-// tail that the entry cache keeps. It reads the log once, in pages of
-// scanPageBytes: memory stays bounded by a page and the cache, time grows
-// with the log kept since the snapshot.
-func (r *Raft) loadStable(s Storage) ([]confAt, error) {
+// tail that the entry cache keeps; visit, when set, sees every entry. It
+// reads the log once, in pages of scanPageBytes: memory stays bounded by
+// a page and the cache, time grows with the log kept since the snapshot.
+func (r *Raft) loadStable(s Storage, visit func(*messages.Entry)) ([]confAt, error) {
 	l := &r.log
 	first, err := s.FirstIndex()
 	if err != nil {
@@ -230,6 +252,9 @@ func (r *Raft) loadStable(s Storage) ([]confAt, error) {
 					return nil, err
 				}
 				confs = append(confs, confAt{e.Index, c})
+			}
+			if visit != nil {
+				visit(e)
 			}
 		}
 		if len(ents) == 0 {

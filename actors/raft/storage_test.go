@@ -305,3 +305,44 @@ func TestApplyQueueIsBounded(t *testing.T) {
 		handOut()
 	}
 }
+
+// TestHandedOutEntriesNeverChange: slices the log hands out (read from
+// its entry cache without a copy, or from memory) keep their entries
+// while the log moves on: entries persisted and evicted, and a suffix of
+// the stable log cut and replaced by a new leader's.
+func TestHandedOutEntriesNeverChange(t *testing.T) {
+	cc := clusterConfig([]uint64{1, 2, 3}, nil)
+	disk := newDiskLog()
+	disk.ents = logOfTerms(t, cc, 1, 2, 2, 2, 2)
+	r, err := New(storageConfig(2, nil, 1<<20), InitialState{HardState: &messages.HardState{Term: 2, Commit: 2}, Storage: disk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := r.Entries(3, 6, 0) // stable, in the cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := termsOf(old)
+	// Leader 3 of term 3 replaces 4-5 with entries of its own (as many
+	// as the cache's array has room for), then sends more.
+	for _, ents := range [][2]uint64{{4, 6}, {6, 40}} {
+		app := msg(messages.MessageType_MSG_APPEND, 3, 2, 3)
+		app.Index, app.LogTerm, app.Commit = ents[0]-1, 2, 2
+		if ents[0] > 4 {
+			app.LogTerm = 3
+		}
+		for i := ents[0]; i < ents[1]; i++ {
+			app.Entries = append(app.Entries, &messages.Entry{Term: 3, Index: i, Data: []byte("new")})
+		}
+		mustStep(t, r, app)
+		rd := r.Ready()
+		disk.save(rd)
+		r.Persisted(rd.PersistID)
+		if got := termsOf(old); !slices.Equal(got, want) || old[1].Index != 4 {
+			t.Fatalf("entries 3-5 handed out before the cut now have terms %v, want %v", got, want)
+		}
+	}
+	if got := logTerms(t, r); got[3] != 3 || len(got) != 39 {
+		t.Fatalf("log terms %v: want 39 entries, 4 of term 3", got)
+	}
+}

@@ -126,6 +126,11 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.ReadOnly = raft.ReadOnlyLeaseBased
 	}
 	cfg.SnapshotEvery = uint64(10 + (s.opt.Seed+n.id)%30)
+	// Small entry caches (1 byte: none), apply batches and applier
+	// queues: the cores read their log back from Pebble while it runs.
+	cfg.Raft.EntryCacheBytes = []uint64{1, 512, 4096}[(s.opt.Seed+n.id)%3]
+	cfg.Raft.MaxCommittedSizePerReady = 256
+	cfg.Raft.MaxApplyingBytes = 1024
 	if s.opt.Seed%3 == 2 {
 		cfg.SnapshotBytes = 200 // a few commands: the byte trigger fires first
 	}
@@ -133,6 +138,9 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.Raft.MaxUncommittedBytes = 40 // two or three commands
 		cfg.MaxPendingProposals = 1 + int(s.opt.Seed/4%2)
 		cfg.MaxPendingReads = 1
+	}
+	if s.opt.Quiesce {
+		cfg.Raft.QuiesceTicks, cfg.Raft.QuiescedHeartbeatTicks = 3, 15
 	}
 	if s.opt.SessionExpiry {
 		cfg.MaxSessions = 2 + int(s.opt.Seed%3) // fewer than the clients
@@ -240,6 +248,10 @@ func (s *sim) onEvent(n *simNode, inc int, ctx actor.Context) {
 	case *actors.SnapshotInstalled:
 		s.markSnapshot(ev.NodeID)
 		s.count(func(st *Stats) { st.SnapshotsInstalled++ })
+	case *actors.QuiescenceChanged:
+		if ev.Quiesced {
+			s.count(func(st *Stats) { st.Quiesced++ })
+		}
 	case *actors.SnapshotReceived:
 		s.count(func(st *Stats) { st.SnapshotsReceived++ })
 	case *actors.SnapshotSendProgress:

@@ -9,7 +9,9 @@
 //	}
 //
 // The suite checks ordering, suffix overwrite, compaction, snapshot install,
-// the range errors of Entries and Term, the maxBytes budget, ownership of
+// the range errors of Entries and Term, the maxBytes budget, reads of the
+// stable log while later entries are written (as the Raft core reads
+// through persistence.RaftStorage while the persister saves), ownership of
 // returned slices, context cancellation and Close. A harness that can reopen
 // its storage (Harness.Reopen) also gets the restart cases; one that can
 // simulate power loss (Harness.Crash) gets randomized crash cases, including a

@@ -92,6 +92,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"SaveSnapshot", testSaveSnapshot},
 		{"RangeErrors", testRangeErrors},
 		{"MaxBytes", testMaxBytes},
+		{"ReadsWhileWriting", testReadsWhileWriting},
 		{"Ownership", testOwnership},
 		{"ContextCancelled", testContextCancelled},
 		{"Closed", testClosed},
