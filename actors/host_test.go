@@ -359,3 +359,31 @@ func (fs slowSyncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ..
 func (fs slowSyncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	return slowFile(fs.FS.ReuseForWrite(oldname, newname, c))
 }
+
+// A HostConfig without its required fields is refused naming each; a
+// group whose Config brings its own store or transport is refused.
+func TestHostRefusesBadConfig(t *testing.T) {
+	_, err := actors.HostProps(actors.HostConfig{ActiveWindow: -time.Second})
+	for _, want := range []string{"HostConfig.DataDir", "HostConfig.Join", "HostConfig.ActiveWindow = -1s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("HostProps of an empty config: %v, want it to name %s", err, want)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newHostRig(t)
+		defer r.stop()
+		cfg := r.groupConfig(1, 0)
+		cfg.StateMachine = &listSM{}
+		cfg.Transport = r.net.Transport(1)
+		cfg.DataDir = "elsewhere"
+		_, err := actors.Request[*actors.CreateGroupResponse](r.sys.Root, r.hosts[0], &actors.CreateGroup{Config: cfg}, 5*time.Second)
+		for _, want := range []string{"Config.Transport must be nil", `Config.DataDir = "elsewhere"`} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("CreateGroup with its own transport and directory: %v, want it to name %s", err, want)
+			}
+		}
+		if s := r.status(0); s.Groups != 0 {
+			t.Errorf("a refused group runs: %d groups", s.Groups)
+		}
+	})
+}
