@@ -269,7 +269,8 @@ type Stopped struct{}
 
 // Subscribe registers PID (or the sender, when PID is nil) for events:
 // EntryApplied, LeaderChanged, RoleChanged, TermChanged, MembershipChanged,
-// MemberRemoved, SnapshotTaken, SnapshotInstalled, NodeStopped. Events
+// MemberRemoved, SnapshotTaken, SnapshotInstalled, QuiescenceChanged,
+// NodeStopped. Events
 // arrive in order.
 type Subscribe struct{ PID *actor.PID }
 

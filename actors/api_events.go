@@ -66,6 +66,16 @@ type SnapshotTaken struct {
 	Index  uint64
 }
 
+// QuiescenceChanged: this node quiesced (Quiesced true: its group is idle,
+// its tick timer slows to one per raft.Config.QuiescedHeartbeatTicks) or
+// woke (false), with the core's reason. See raft.Config.QuiesceTicks.
+type QuiescenceChanged struct {
+	NodeID   uint64
+	Term     uint64
+	Quiesced bool
+	Reason   string
+}
+
 // SnapshotInstalled: this node installed a snapshot from the leader.
 type SnapshotInstalled struct {
 	NodeID uint64
@@ -144,6 +154,13 @@ type Status struct {
 	// often it read the store.
 	Log    LogStats
 	Paused bool
+	// Quiesced: the group is quiet (raft.Config.QuiesceTicks; the raft
+	// package doc, "Quiescence"): this node's tick timer fires once per
+	// raft.Config.QuiescedHeartbeatTicks ticks instead of every
+	// TickInterval. TimerFires counts the tick timers it handled since it
+	// started.
+	Quiesced   bool
+	TimerFires uint64
 	// Dropped counts inbound messages refused: wrong cluster, non-member,
 	// wrong target, invalid (refused by the core), corrupt snapshots, or
 	// while paused, stopping or failed (Paused). What the transport

@@ -65,6 +65,9 @@ type Config struct {
 	// persisted entries; MaxCommittedSizePerReady (default MaxSizePerMsg,
 	// 1 MiB) per batch to the applier; MaxApplyingBytes, whose 0 here is
 	// DefaultMaxApplyingBytes, of batches queued to the applier.
+	// Quiescence of an idle group: QuiesceTicks (0, the default: off) and
+	// QuiescedHeartbeatTicks (50); a quiesced node's tick timer fires once
+	// per QuiescedHeartbeatTicks ticks.
 	Raft raft.Config
 	// Logger receives the node's logs. Default: Warn and above (storage
 	// failures, a failed start, refused messages; LogLevel's level when

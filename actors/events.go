@@ -58,6 +58,8 @@ func (n *node) onEvent(ctx actor.Context, ev raft.Event, traced bool) {
 		n.onRemoved(ctx, ev)
 	case raft.EventSnapshotRestored:
 		n.publish(ctx, &SnapshotInstalled{NodeID: id, Index: ev.Index})
+	case raft.EventQuiesced, raft.EventWoke:
+		n.publish(ctx, &QuiescenceChanged{NodeID: id, Term: ev.Term, Quiesced: ev.Kind == raft.EventQuiesced, Reason: ev.Reason})
 	case raft.EventTransferAborted:
 		// The core gave up (the transferee did not take over within an
 		// election timeout): the request is answered, a stopping leader
@@ -114,7 +116,7 @@ func (n *node) status() *Status {
 	rs := n.r.Status()
 	s := &Status{ID: rs.ID, Role: rs.Role, Term: rs.Term, Leader: rs.Leader, LeaderAddress: n.r.LeaderAddress(),
 		Commit: rs.Commit, Applied: n.applied, LastIndex: rs.LastIndex, FirstIndex: rs.FirstIndex,
-		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Log: rs.Log, Paused: n.life.paused, Dropped: n.inbox.drops,
+		Config: rs.Config, ConfigIndex: rs.ConfigIndex, Removed: rs.Removed, Progress: rs.Progress, Log: rs.Log, Paused: n.life.paused, Quiesced: rs.Quiesced, TimerFires: n.life.timerFires, Dropped: n.inbox.drops,
 		Overloaded: n.pend.overloaded, CorruptSnapshotFiles: n.snap.corruptFiles,
 		SnapshotSends: n.snapshotSends()}
 	if r := n.snap.receiving; r != nil {

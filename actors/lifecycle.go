@@ -219,12 +219,19 @@ func (n *node) onTick(ctx actor.Context, t *tick) bool {
 	if t.gen != n.life.gen {
 		return false // a stale timer: ignore
 	}
+	steps := n.life.stride
 	n.armTick()
 	if n.life.paused {
 		return false
 	}
-	n.life.ticks++
-	n.r.Tick()
+	n.life.timerFires++
+	// A quiesced core is ticked in strides: the ticks the timer stood for
+	// (armTick), until it wakes.
+	for i := 0; i < steps && (i == 0 || n.r.Quiesced()); i++ {
+		n.life.ticks++
+		n.r.Tick()
+	}
+	n.adjustTickRate()
 	n.traceTick()
 	n.obs.metrics.tick(n.r)
 	if s := n.life.stop; s != nil && s.transferring && (s.handOverEnded || n.r.Role() != raft.Leader) {
@@ -257,7 +264,33 @@ var tickGen atomic.Uint64
 // used rather than SendRepeatedly, whose cancel races with its timer in the
 // pinned protoactor version.
 func (n *node) armTick() {
-	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(n.cfg.TickInterval, n.self, &tick{gen: n.life.gen})
+	n.life.stride = 1
+	if n.life.quiet {
+		n.life.stride = max(n.r.QuiesceStride(), 1)
+	}
+	d := n.cfg.TickInterval * time.Duration(n.life.stride)
+	n.life.cancelTick = scheduler.NewTimerScheduler(n.root).SendOnce(d, n.self, &tick{gen: n.life.gen})
+}
+
+// adjustTickRate follows the core's quiescence (raft package doc,
+// "Quiescence"): a quiesced core's timer fires once per QuiesceStride
+// ticks (the next arming takes the stride), and a core that woke (a
+// message, a proposal, a read) is ticked at every TickInterval from now:
+// the slow timer is replaced at once.
+func (n *node) adjustTickRate() {
+	q := n.r.Quiesced()
+	if q == n.life.quiet || n.life.gen == 0 {
+		return
+	}
+	n.life.quiet = q
+	if q {
+		return
+	}
+	if n.life.cancelTick != nil {
+		n.life.cancelTick()
+	}
+	n.life.gen = tickGen.Add(1)
+	n.armTick()
 }
 
 func (n *node) stopTicking() {

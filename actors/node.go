@@ -38,10 +38,15 @@ type node struct {
 
 // lifeState is the node actor's life: ticking, paused, stopping, failed.
 type lifeState struct {
-	gen         uint64 // generation of the tick timer; 0 once stopped
-	cancelTick  scheduler.CancelFunc
-	ticks       uint64 // ticks since start (the membership catch-up's clock)
-	flushQueued bool   // a flushNode is in the mailbox
+	gen        uint64 // generation of the tick timer; 0 once stopped
+	cancelTick scheduler.CancelFunc
+	ticks      uint64 // ticks since start (the membership catch-up's clock)
+	// timerFires counts the tick timers handled; quiet: the core is
+	// quiesced and the timer runs at its stride (adjustTickRate).
+	timerFires  uint64
+	quiet       bool
+	stride      int  // ticks the armed timer stands for (armTick)
+	flushQueued bool // a flushNode is in the mailbox
 	paused      bool
 	failed      bool
 	failErr     error // ErrStopped wrapping the failure, once failed

@@ -91,6 +91,7 @@ func (n *node) processReady(ctx actor.Context) {
 	n.traceCommits()
 	n.obs.metrics.afterReady(n.r)
 	n.serveReads(ctx)
+	n.adjustTickRate()
 }
 
 // inbound feeds a message from the transport to the core: through the

@@ -771,6 +771,12 @@ type Message struct {
 	FromAddress string `protobuf:"bytes,20,opt,name=from_address,json=fromAddress,proto3" json:"from_address,omitempty"`
 	// MSG_SNAPSHOT_CHUNK and MSG_SNAPSHOT_ACK.
 	SnapshotChunk *SnapshotChunk `protobuf:"bytes,21,opt,name=snapshot_chunk,json=snapshotChunk,proto3" json:"snapshot_chunk,omitempty"`
+	// On MSG_HEARTBEAT: the leader quiesces the group (see actors/raft's
+	// package doc, "Quiescence"); its followers stop their election timers.
+	// On MSG_HEARTBEAT_RESP: echoed from the heartbeat (for traces; a
+	// quiesced leader stays quiesced on any heartbeat answer that echoes its
+	// clock in index).
+	Quiesce       bool `protobuf:"varint,22,opt,name=quiesce,proto3" json:"quiesce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -917,6 +923,13 @@ func (x *Message) GetSnapshotChunk() *SnapshotChunk {
 	return nil
 }
 
+func (x *Message) GetQuiesce() bool {
+	if x != nil {
+		return x.Quiesce
+	}
+	return false
+}
+
 var File_messages_raft_proto protoreflect.FileDescriptor
 
 const file_messages_raft_proto_rawDesc = "" +
@@ -960,7 +973,7 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\bchecksum\x18\x03 \x01(\rR\bchecksum\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12#\n" +
-	"\rdata_checksum\x18\x06 \x01(\rR\fdataChecksum\"\xa8\x04\n" +
+	"\rdata_checksum\x18\x06 \x01(\rR\fdataChecksum\"\xc2\x04\n" +
 	"\aMessage\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.flotilla.raft.v1.MessageTypeR\x04type\x12\x1d\n" +
 	"\n" +
@@ -980,7 +993,8 @@ const file_messages_raft_proto_rawDesc = "" +
 	"\acontext\x18\r \x01(\fR\acontext\x12!\n" +
 	"\ftrace_parent\x18\x0e \x01(\tR\vtraceParent\x12!\n" +
 	"\ffrom_address\x18\x14 \x01(\tR\vfromAddress\x12F\n" +
-	"\x0esnapshot_chunk\x18\x15 \x01(\v2\x1f.flotilla.raft.v1.SnapshotChunkR\rsnapshotChunk*?\n" +
+	"\x0esnapshot_chunk\x18\x15 \x01(\v2\x1f.flotilla.raft.v1.SnapshotChunkR\rsnapshotChunk\x12\x18\n" +
+	"\aquiesce\x18\x16 \x01(\bR\aquiesce*?\n" +
 	"\tEntryType\x12\x10\n" +
 	"\fENTRY_NORMAL\x10\x00\x12\x0e\n" +
 	"\n" +

@@ -28,6 +28,7 @@ func (r *Raft) ProposeConfig(target *messages.ClusterConfig) (index uint64, err 
 	if err := r.checkProposal(); err != nil {
 		return 0, err
 	}
+	r.wake("configuration change", false)
 	if membership.IsJoint(target) {
 		return 0, fmt.Errorf("%w: outgoing_voters is managed by the core", ErrInvalidConfigChange)
 	}

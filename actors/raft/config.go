@@ -98,10 +98,25 @@ type Config struct {
 	// append to every follower at once (lowest follower apply latency,
 	// most messages).
 	CommitNewsTicks int
+	// QuiesceTicks turns quiescence on (see the package doc,
+	// "Quiescence"): a leader that has been idle this many ticks in a row
+	// (every entry committed and held by every peer, nothing pending)
+	// quiesces the group. 0, the default: never (a follower still obeys a
+	// leader that quiesces). Give every member the same value.
+	QuiesceTicks int
+	// QuiescedHeartbeatTicks is the period of a quiesced leader's rare
+	// heartbeat, and the stride at which a driver may tick a quiesced node
+	// (QuiesceStride); a quiesced follower that hears none for 3 periods
+	// wakes and runs its election timer. Default (and 0) 50 ticks. Give
+	// every member the same value.
+	QuiescedHeartbeatTicks int
 	// Logger receives the core's deterministic log lines. Default: a
 	// logger that discards.
 	Logger *slog.Logger
 }
+
+// DefaultQuiescedHeartbeatTicks is the default Config.QuiescedHeartbeatTicks.
+const DefaultQuiescedHeartbeatTicks = 50
 
 // DefaultConfig returns a Config with every default filled in; set ID (and
 // Bootstrap for a founding member).
@@ -141,6 +156,9 @@ func (c *Config) ensureDefaults() {
 	if c.MaxUncommittedBytes == 0 {
 		c.MaxUncommittedBytes = d.MaxUncommittedBytes
 	}
+	if c.QuiescedHeartbeatTicks == 0 {
+		c.QuiescedHeartbeatTicks = DefaultQuiescedHeartbeatTicks
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +182,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitNewsTicks < -1 {
 		errs = append(errs, fmt.Errorf("raft: Config.CommitNewsTicks = %d, must be >= -1 (-1: broadcast every commit advance at once)", c.CommitNewsTicks))
+	}
+	if c.QuiesceTicks < 0 {
+		errs = append(errs, fmt.Errorf("raft: Config.QuiesceTicks = %d, must be >= 0 (0: quiescence off)", c.QuiesceTicks))
+	}
+	if c.QuiescedHeartbeatTicks < 0 {
+		errs = append(errs, fmt.Errorf("raft: Config.QuiescedHeartbeatTicks = %d, must be >= 0 (0: the default, %d)", c.QuiescedHeartbeatTicks, DefaultQuiescedHeartbeatTicks))
 	}
 	if c.ReadOnly > ReadOnlyLeaseBased {
 		errs = append(errs, fmt.Errorf("raft: Config.ReadOnly = %d is not a ReadOnlyOption", c.ReadOnly))

@@ -100,6 +100,76 @@
 // the driver that streams; a transfer without progress for an election
 // timeout goes back to probing, which asks for the snapshot again.
 //
+// # Quiescence
+//
+// An idle group need not heartbeat (Config.QuiesceTicks; off by default).
+// The rule follows CockroachDB's quiescence (pkg/kv/kvserver
+// replica_raft_quiesce.go: a leader quiesces when every follower is caught
+// up, sending a quiesce heartbeat with its term and commit; a follower
+// unquiesces on any other message, a proposal, or when its liveness view
+// says the leader is gone, from node liveness shared by all groups) and
+// dragonboat's Config.Quiesce (quiesce.go, quiesceManager: each node
+// quiesces on its own after ten election timeouts with no activity but
+// heartbeats, and leaves on any other message). Unlike dragonboat, only
+// the leader decides here, and only with every peer caught up; unlike
+// CockroachDB, there is no shared liveness to detect a dead leader, so a
+// quiesced leader keeps a rare heartbeat.
+//
+// Who and when: only a leader decides. It quiesces after QuiesceTicks
+// ticks in a row in which every entry is committed, one of its own term
+// among them, and every peer (voters and learners) holds every entry in
+// StateReplicate, with no read, leadership transfer, configuration change
+// (pending or joint), departing member or snapshot transfer in flight. It
+// sends every peer a heartbeat with Quiesce set; a follower that receives
+// it from its leader of its term quiesces too, whatever its own
+// QuiesceTicks. A quiesced node's ticks do nothing but count: the leader
+// neither heartbeats nor checks its quorum, the follower's election timer
+// stands still. A driver may therefore tick a quiesced node in strides of
+// QuiesceStride ticks (the node actor does: an idle group has no timer
+// firing at the heartbeat rate).
+//
+// What wakes: the leader wakes on a proposal, a configuration change, a
+// read, a leadership transfer, or any message but a heartbeat answer of
+// its term (one that echoes its clock and confirms no read); it then
+// heartbeats at once, which wakes its followers. A follower wakes on any
+// message but its leader's quiesce heartbeat (or an older heartbeat of
+// the leader, delivered late), on a local read or campaign request, and
+// when it heard no quiesce heartbeat for 3 QuiescedHeartbeatTicks
+// periods; woken by anything but its leader, it sends the leader a
+// heartbeat answer without a clock, which wakes a live leader, and runs
+// its election timer from zero.
+//
+// A leader that dies while quiesced: a quiesced leader keeps sending its
+// quiesce heartbeat every QuiescedHeartbeatTicks (a few messages per
+// group per period instead of one per heartbeat), so over any transport
+// its followers detect a dead leader: within 3 periods plus a stride they
+// wake, and an election follows after an election timeout (two, with
+// CheckQuorum, as quiesced peers woken by the vote request keep the lease
+// they promised for an election timeout). In one process a host could
+// know at once that a group's leader is gone; nothing uses that yet: the
+// rare heartbeat is the one detector, transport-independent (a
+// connection's state alone would not say that a live process's group
+// actor died).
+//
+// Safety: quiescence changes only timers, never terms, votes or the log,
+// so Raft's safety (election safety, log matching, leader completeness)
+// is untouched; a follower that missed the quiesce heartbeat merely
+// campaigns, and its pre-vote or vote wakes the leader. Leases
+// (ReadOnlyLeaseBased) rest on time: a follower's frozen election timer
+// only lengthens the lease it promised (it still refuses votes inside it,
+// and on waking waits a full election timeout), while a leader ticked in
+// strides may see its clock lag; so a waking leader trusts only heartbeat
+// answers sent after its next tick (reads meanwhile take a heartbeat
+// round). PreVote and CheckQuorum are unchanged once awake; a woken
+// leader starts a fresh check-quorum period. A quiesced leader checks no
+// quorum: cut off while quiet, it still reports itself leader (Status)
+// until something wakes it, while its followers elect another; anything
+// it is then asked (a proposal, a read) wakes it first, and it commits or
+// confirms nothing without a quorum, and steps down after an election
+// timeout. Snapshots and membership
+// changes keep a group awake until done: a peer that needs a snapshot, a
+// learner catching up or a joint configuration is not caught up.
+//
 // Ready consumes: each output is handed out once. Entries and messages are
 // never mutated after they are handed out; the driver must not mutate them
 // either.

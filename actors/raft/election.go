@@ -60,6 +60,7 @@ func (r *Raft) promotable() bool {
 // a leader's lease (CheckQuorum on, the leader heard within an election
 // timeout): it promised that leader not to help elect another meanwhile.
 func (r *Raft) Campaign() {
+	r.wake("campaign requested", true)
 	if r.role != Leader && r.promotable() && !r.inLease() {
 		r.campaignStart("campaign requested")
 	}

@@ -29,6 +29,11 @@ const (
 	// by a committed configuration, because it learned its removal (or
 	// stayed silent for departTimeouts election timeouts).
 	EventMemberDeparted
+	// EventQuiesced: this node quiesced (leader: idle with every peer
+	// caught up, Index its commit; follower: its leader Peer told it).
+	EventQuiesced
+	// EventWoke: this node left quiescence (Reason says why).
+	EventWoke
 )
 
 var eventNames = map[EventKind]string{
@@ -37,6 +42,7 @@ var eventNames = map[EventKind]string{
 	EventConfigChanged: "config-changed", EventSnapshotRestored: "snapshot-restored",
 	EventTransferStarted: "transfer-started", EventTransferAborted: "transfer-aborted", EventTransferTimeoutNow: "transfer-timeout-now",
 	EventRemoved: "removed", EventMemberDeparted: "member-departed",
+	EventQuiesced: "quiesced", EventWoke: "woke",
 }
 
 func (k EventKind) String() string {

@@ -196,6 +196,20 @@ type Raft struct {
 	randomizedElectionTimeout int
 	rand                      *rand.Rand // seeded from Config.Seed and id: the only randomness
 
+	// ---- quiescence (quiesce.go) ----
+
+	// quiesced: this leader heartbeats only every QuiescedHeartbeatTicks,
+	// or this follower's election timer is stopped. quietElapsed counts
+	// ticks: an awake leader's idle ones, a quiesced leader's since its
+	// last quiescing heartbeat, a quiesced follower's since it heard one.
+	//
+	// Invariant: quiesced only as Leader or Follower; reset clears it.
+	quiesced     bool
+	quietElapsed int
+	// quiescedAt (follower): the leader's clock on the heartbeat that
+	// quiesced it; its earlier heartbeats, delivered late, leave it quiet.
+	quiescedAt uint64
+
 	// ---- leases and reads (read.go) ----
 
 	// ticks counts Tick calls since New, from 1: the leader's lease clock.
@@ -203,6 +217,9 @@ type Raft struct {
 	// restartGuard: this node restarted with state and keeps the lease it
 	// may have given a leader before the restart (see inLease).
 	restartGuard bool
+	// leaseFrom: only heartbeats sent at this clock or later count for
+	// the lease (set when a quiesced leader wakes; see wake).
+	leaseFrom uint64
 	// leaseBroken: this leader sent a TimeoutNow in its term; the
 	// transferee's forced election ignores leases, so none is trusted.
 	leaseBroken  bool
@@ -385,6 +402,7 @@ func (r *Raft) reset(term uint64) {
 	r.reads.init()
 	r.pendingReads = nil
 	r.uncommittedBytes = 0
+	r.quiesced, r.quietElapsed = false, 0
 }
 
 func (r *Raft) becomeFollower(term, lead uint64, reason string) {
@@ -437,9 +455,13 @@ func (r *Raft) becomeLeader(reason string) {
 // Tick advances logical time by one tick.
 func (r *Raft) Tick() {
 	r.ticks++
-	if r.role == Leader {
+	switch {
+	case r.quiesced:
+		r.tickQuiesced()
+	case r.role == Leader:
 		r.tickHeartbeat()
-	} else {
+		r.tickQuiesce()
+	default:
 		r.tickElection()
 	}
 }

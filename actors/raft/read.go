@@ -42,6 +42,7 @@ func (ro *readOnly) lastContext() []byte {
 // unique per request; the answer arrives as a ReadState in a later Ready
 // (on this node, also when it is a follower: it asks the leader).
 func (r *Raft) ReadIndex(ctx []byte) error {
+	r.wake("read request", true)
 	if r.role == Leader {
 		r.readIndex(r.id, ctx)
 		return nil

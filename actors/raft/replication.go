@@ -18,6 +18,7 @@ func (r *Raft) Propose(e *messages.Entry) (index, term uint64, err error) {
 	if err := r.checkProposal(); err != nil {
 		return 0, 0, err
 	}
+	r.wake("proposal", false)
 	if len(e.Data) > r.cfg.MaxProposalBytes {
 		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrProposalTooLarge, len(e.Data), r.cfg.MaxProposalBytes)
 	}
@@ -243,7 +244,7 @@ func (r *Raft) handleAppendResp(m *messages.Message, pr *Progress) {
 // handleHeartbeatResp notes the peer's acknowledgement of the lease and of
 // a read round, and sends it what it lacks.
 func (r *Raft) handleHeartbeatResp(m *messages.Message, pr *Progress) {
-	if m.Index != 0 && m.Index <= r.ticks {
+	if m.Index != 0 && m.Index <= r.ticks && m.Index >= r.leaseFrom {
 		pr.leaseAck = max(pr.leaseAck, m.Index)
 	}
 	pr.probeSent = false
@@ -356,5 +357,6 @@ func (r *Raft) handleHeartbeat(m *messages.Message) {
 	}
 	// Index echoes the leader's clock of the heartbeat (its lease); Commit
 	// tells a departing peer how far it has caught up.
-	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context, Index: m.Index, Commit: r.log.committed})
+	r.send(&messages.Message{Type: messages.MessageType_MSG_HEARTBEAT_RESP, To: m.From, Context: m.Context, Index: m.Index, Commit: r.log.committed,
+		Quiesce: m.Quiesce})
 }

@@ -41,6 +41,8 @@ type Status struct {
 	ConfigIndex uint64
 	// Removed: this node knows it is no member (see Raft.Removed).
 	Removed bool
+	// Quiesced: see Raft.Quiesced.
+	Quiesced bool
 	// Progress is set on the leader only, sorted by id.
 	Progress []PeerProgress
 	// Log says what the log holds in memory and how it was read.
@@ -51,7 +53,7 @@ type Status struct {
 func (r *Raft) Status() Status {
 	s := Status{ID: r.id, Term: r.term, Vote: r.vote, Leader: r.lead, Role: r.role,
 		Commit: r.log.committed, Applied: r.log.applied, LastIndex: r.log.lastIndex(), FirstIndex: r.log.firstIndex(),
-		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed, Log: r.LogStats()}
+		LeadTransferee: r.leadTransferee, Config: r.cc, ConfigIndex: r.ccIndex, Removed: r.removed, Quiesced: r.quiesced, Log: r.LogStats()}
 	if r.role == Leader {
 		for _, id := range r.peers {
 			if pr := r.prs[id]; pr != nil {

@@ -72,6 +72,9 @@ func (r *Raft) Step(m *messages.Message) error {
 			}
 		}
 	}
+	if r.quiesced && !r.keepsQuiet(m) {
+		r.wake(fmt.Sprintf("%s from %d", m.Type, m.From), m.From != r.lead)
+	}
 	if m.Type == messages.MessageType_MSG_NOT_MEMBER {
 		r.handleNotMember(m)
 		return nil
@@ -165,6 +168,9 @@ func (r *Raft) stepFollower(m *messages.Message) {
 		r.electionElapsed = 0
 		r.setLeader(m.From)
 		r.handleHeartbeat(m)
+		if m.Quiesce {
+			r.quiesceFollower(m)
+		}
 	case messages.MessageType_MSG_SNAPSHOT:
 		r.electionElapsed = 0
 		r.setLeader(m.From)

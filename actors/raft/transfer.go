@@ -17,6 +17,7 @@ func (r *Raft) TransferLeadership(to uint64) error {
 	if r.role != Leader {
 		return &NotLeaderError{Leader: r.lead, LeaderAddress: r.addrs[r.lead]}
 	}
+	r.wake("leadership transfer", false)
 	if to == r.id {
 		return nil
 	}

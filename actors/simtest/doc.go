@@ -22,7 +22,9 @@
 // than the clients and short SessionTTLs on one seed in five
 // (Options.SessionExpiry: a client answered ErrSessionExpired goes on
 // with a new session; each session starts with a registration, its
-// sequence 1, outside the checked history); orderly stops, crashes (also right after a
+// sequence 1, outside the checked history); quiescence on one seed in
+// two (Options.Quiesce: groups quiesce whenever the clients pause, and
+// wake on the next operation, message or fault); orderly stops, crashes (also right after a
 // snapshot) and restarts; leadership transfers; PreVote and CheckQuorum
 // changed through the log; pause and resume (StartPaused, Resume);
 // stale-read probes (the leader cut off, an append acknowledged by the

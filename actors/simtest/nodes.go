@@ -139,6 +139,9 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 		cfg.MaxPendingProposals = 1 + int(s.opt.Seed/4%2)
 		cfg.MaxPendingReads = 1
 	}
+	if s.opt.Quiesce {
+		cfg.Raft.QuiesceTicks, cfg.Raft.QuiescedHeartbeatTicks = 3, 15
+	}
 	if s.opt.SessionExpiry {
 		cfg.MaxSessions = 2 + int(s.opt.Seed%3) // fewer than the clients
 		cfg.SessionTTL = 30 + s.opt.Seed%50     // entries
@@ -245,6 +248,10 @@ func (s *sim) onEvent(n *simNode, inc int, ctx actor.Context) {
 	case *actors.SnapshotInstalled:
 		s.markSnapshot(ev.NodeID)
 		s.count(func(st *Stats) { st.SnapshotsInstalled++ })
+	case *actors.QuiescenceChanged:
+		if ev.Quiesced {
+			s.count(func(st *Stats) { st.Quiesced++ })
+		}
 	case *actors.SnapshotReceived:
 		s.count(func(st *Stats) { st.SnapshotsReceived++ })
 	case *actors.SnapshotSendProgress:

@@ -40,6 +40,7 @@ type Stats struct {
 	HealTicks             int // ticks from heal to the first committed proposal, summed
 	Overloaded            int // appends and reads refused with ErrOverloaded (Options.Backpressure)
 	SessionsExpired       int // appends answered ErrSessionExpired (Options.SessionExpiry)
+	Quiesced              int // nodes that quiesced (Options.Quiesce)
 }
 
 // Add adds o to s.
@@ -54,6 +55,7 @@ func (s *Stats) Add(o Stats) {
 	s.SnapshotsInstalled += o.SnapshotsInstalled
 	s.SnapshotsReceived += o.SnapshotsReceived
 	s.TransfersResumed += o.TransfersResumed
+	s.Quiesced += o.Quiesced
 	s.MembershipChanges += o.MembershipChanges
 	s.SettingsChanges += o.SettingsChanges
 	s.Transfers += o.Transfers
@@ -127,10 +129,10 @@ func (s Stats) String() string {
 	return fmt.Sprintf("%d seeds; %d crashes (%d right after a snapshot), %d orderly stops, %d restarts (%d with a snapshot in the store), "+
 		"%d snapshots taken, %d installed (%d received in chunks, %d transfers resumed); %d membership changes, %d settings changes, %d leadership transfers, %d pauses, %d partitions; "+
 		"%d slow applies beyond the wait, %d nodes stopped themselves; %d operations checked by porcupine (%d reads, %d unknown outcomes), "+
-		"%d acknowledged appends checked on every replica; %d ticks from heal to progress (total); %d requests refused as overloaded, %d appends from expired sessions",
+		"%d acknowledged appends checked on every replica; %d ticks from heal to progress (total); %d requests refused as overloaded, %d appends from expired sessions; %d quiescences",
 		s.Seeds, s.Crashes, s.CrashesAfterSnapshot, s.Stops, s.Restarts, s.RestartsAfterSnapshot,
 		s.SnapshotsTaken, s.SnapshotsInstalled, s.SnapshotsReceived, s.TransfersResumed, s.MembershipChanges, s.SettingsChanges, s.Transfers, s.Pauses, s.Partitions,
-		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks, s.Overloaded, s.SessionsExpired)
+		s.SlowBeyondWait, s.NodeFailures, s.OpsChecked, s.ReadsChecked, s.Unknown, s.Acked, s.HealTicks, s.Overloaded, s.SessionsExpired, s.Quiesced)
 }
 
 // debugTrace (SIMSHELL_DEBUG=1) also prints the step trace as it grows, to

@@ -47,19 +47,24 @@ type Options struct {
 	// number of clients and a short SessionTTL, so that sessions expire
 	// and clients move to new ones (ErrSessionExpired).
 	SessionExpiry bool
+	// Quiesce turns quiescence on (raft.Config.QuiesceTicks 3,
+	// QuiescedHeartbeatTicks 15): groups quiesce whenever clients pause,
+	// and wake on the next operation or fault.
+	Quiesce bool
 }
 
 // DefaultOptions is what the sweep runs for a seed: 3 or 5 nodes, every
 // fault kind on, membership changes included, lease reads on one seed in
 // three, tiny backpressure caps on one in four, sessions that expire on
-// one in five.
+// one in five, quiescence on one in two (with lease reads on some).
 func DefaultOptions(seed uint64) Options {
 	n := 3
 	if seed%2 == 0 {
 		n = 5
 	}
 	return Options{Seed: seed, Nodes: n, Clients: 3, Chaos: 3 * time.Second,
-		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true, Backpressure: seed%4 == 1, SessionExpiry: seed%5 == 3}
+		Membership: true, LeaseReads: seed%3 == 0, Settings: true, SlowApply: true, Backpressure: seed%4 == 1, SessionExpiry: seed%5 == 3,
+		Quiesce: seed%4 <= 1}
 }
 
 func (o *Options) ensureDefaults() {

@@ -97,7 +97,7 @@ func TestSweep(t *testing.T) {
 		}
 		report(t, res)
 	}
-	if total.Crashes == 0 || total.Restarts == 0 || total.SnapshotsTaken == 0 || total.SnapshotsReceived == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 || total.Overloaded == 0 || total.SessionsExpired == 0 {
+	if total.Crashes == 0 || total.Restarts == 0 || total.SnapshotsTaken == 0 || total.SnapshotsReceived == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 || total.Overloaded == 0 || total.SessionsExpired == 0 || total.Quiesced == 0 {
 		t.Errorf("the sweep did not exercise what it claims: %s", total.String())
 	}
 }

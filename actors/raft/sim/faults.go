@@ -64,7 +64,9 @@ func (s *Sim) faults() {
 			s.tracef("transfer %d -> %d", l.id, to.id)
 		}
 	}
-	if s.rng.Float64() < o.Propose {
+	// With Quiesce, every other window of 300 steps (75 ticks) is idle:
+	// leaders quiesce in it and wake at the next proposal.
+	if s.rng.Float64() < o.Propose && (!o.Quiesce || (s.step/300)%2 == 0) {
 		s.propose()
 	}
 	if o.ConfChange > 0 && s.crng.Float64() < o.ConfChange {

@@ -39,6 +39,9 @@ func (s *Sim) start(n *node) {
 	cfg.EntryCacheBytes = []uint64{1, 300, 3000}[(s.opt.Seed+n.id)%3]
 	cfg.MaxCommittedSizePerReady = 200
 	cfg.MaxApplyingBytes = 500 // acknowledged at the node's next step (ready)
+	if s.opt.Quiesce {
+		cfg.QuiesceTicks, cfg.QuiescedHeartbeatTicks = 5, 8
+	}
 	st, err := n.disk.Load()
 	if err != nil {
 		s.fail("node %d cannot load its disk: %v", n.id, err)

@@ -20,6 +20,9 @@ type Options struct {
 	TickEvery   int
 	PreVote     bool
 	CheckQuorum bool
+	// Quiesce turns quiescence on (QuiesceTicks 5, QuiescedHeartbeatTicks
+	// 8, ElectionTicks 10): idle leaders quiesce between proposals.
+	Quiesce bool
 
 	Drop, Duplicate float64 // per message
 	MaxDelay        int     // steps; delays reorder messages
@@ -53,7 +56,7 @@ type Options struct {
 func AllFaults(seed uint64, nodes int) Options {
 	return Options{
 		Seed: seed, Nodes: nodes, Steps: 2500, TickEvery: 4,
-		PreVote: seed%2 == 0, CheckQuorum: seed%3 != 0,
+		PreVote: seed%2 == 0, CheckQuorum: seed%3 != 0, Quiesce: seed%4 == 1,
 		Drop: 0.05, Duplicate: 0.03, MaxDelay: 6,
 		Partition: 0.004, Heal: 0.01, Crash: 0.004, Restart: 0.02,
 		Propose: 0.25, Compact: 0.003, SlowDisk: 0.5, TransferLeader: 0.001, CrashAfterPromise: 0.2,
@@ -95,7 +98,9 @@ type Sim struct {
 type Stats struct {
 	Elections, Crashes, Restarts, Partitions, Compactions, Snapshots, Proposals, Applied int
 	ConfChanges                                                                          int
-	Dropped, Duplicated, Delivered                                                       int
+	// Quiesced and Woke count the cores' quiescence events.
+	Quiesced, Woke                 int
+	Dropped, Duplicated, Delivered int
 	// StorageReads counts the cores' reads of their disk (raft.LogStats):
 	// the small entry caches make the stable log come from it.
 	StorageReads int

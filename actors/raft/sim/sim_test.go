@@ -74,7 +74,7 @@ func TestSweep(t *testing.T) {
 		t.Error(v)
 	}
 	// The sweep must really exercise the faults it claims to.
-	if total.Crashes == 0 || total.Partitions == 0 || total.Snapshots == 0 || total.Duplicated == 0 || total.Elections < seeds || total.ConfChanges < seeds {
+	if total.Crashes == 0 || total.Partitions == 0 || total.Snapshots == 0 || total.Duplicated == 0 || total.Elections < seeds || total.ConfChanges < seeds || total.Quiesced == 0 || total.Woke == 0 {
 		t.Errorf("faults not exercised: %+v", total)
 	}
 }
@@ -133,6 +133,8 @@ func (s *Stats) add(o Stats) {
 	s.Delivered += o.Delivered
 	s.ConfChanges += o.ConfChanges
 	s.StorageReads += o.StorageReads
+	s.Quiesced += o.Quiesced
+	s.Woke += o.Woke
 }
 
 // saveTrace replays seed with its step trace and writes the trace to a file

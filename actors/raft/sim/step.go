@@ -112,6 +112,12 @@ func (s *Sim) ready(n *node, faulty bool) {
 				s.tracef("crash %d right after granting a vote to %d", n.id, ev.Peer)
 				return
 			}
+			switch ev.Kind {
+			case raft.EventQuiesced:
+				s.stats.Quiesced++
+			case raft.EventWoke:
+				s.stats.Woke++
+			}
 			if ev.Kind == raft.EventRoleChanged && ev.To == raft.Leader {
 				s.stats.Elections++
 				s.tracef("node %d leads term %d", n.id, ev.Term)
