@@ -3,7 +3,6 @@ package actors_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -243,10 +242,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sms := map[uint64]*ownSM{}
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.dirs = map[uint64]string{} // Pebble, on a directory per node
-			for _, id := range c.ids {
-				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
-			}
+			c.onPebble(dir)
 			c.configure = func(id uint64, cfg *actors.Config) {
 				if sms[id] == nil {
 					sms[id] = &ownSM{} // its state outlives a restart, as a durable one

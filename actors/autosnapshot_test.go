@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -50,10 +49,7 @@ func TestAutomaticSnapshotsByDefaultBoundTheLog(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.dirs = map[uint64]string{}
-			for _, id := range c.ids {
-				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
-			}
+			c.onPebble(dir)
 		})
 		lead := c.waitLeader()
 		const n = actors.DefaultSnapshotEvery + actors.DefaultRetainEntries + 2000

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -107,6 +109,37 @@ func newClusterWith(t testing.TB, n int, setup func(*cluster)) *cluster {
 		time.Sleep(c.sys.Config.DeadLetterThrottleInterval + time.Millisecond)
 	})
 	return c
+}
+
+// onPebble puts every node on Pebble, in a directory of its own under
+// dir (call it from newClusterWith's setup).
+func (c *cluster) onPebble(dir string) {
+	c.dirs = map[uint64]string{}
+	for _, id := range c.ids {
+		c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
+	}
+}
+
+// restartAll stops every node in order, starts them again and waits
+// until each holds want (or more, after it).
+func (c *cluster) restartAll(want []string) {
+	c.t.Helper()
+	for _, id := range c.ids {
+		c.stop(id)
+	}
+	c.drainEvents()
+	for _, id := range c.ids {
+		c.start(id)
+	}
+	synctest.Wait()
+	c.failOnNodeStopped()
+	c.waitLeader()
+	c.waitApplied(len(want), c.ids...)
+	for _, id := range c.ids {
+		if got := c.sm(id).list(); !slices.Equal(got[:len(want)], want) {
+			c.t.Fatalf("node %d after restart holds %v, want %v", id, got, want)
+		}
+	}
 }
 
 func (c *cluster) node(id uint64) *actor.PID {

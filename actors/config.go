@@ -111,7 +111,8 @@ type Config struct {
 	// with cheap appends instead of a whole snapshot, at the cost of a
 	// longer log (memory, store, restart). Default (and 0)
 	// DefaultRetainEntries, 64; negative: none (the log starts right
-	// after the snapshot).
+	// after the snapshot). A leader keeps more while it sends a peer a
+	// snapshot: the entries after that snapshot (see raft.Raft.Compact).
 	RetainEntries int
 	// RetainBytes, when non-zero, also caps the bytes of the retained
 	// entries (their encoded size): fewer are kept when RetainEntries of

@@ -63,7 +63,8 @@
 // accept.go (proposals, reads, transfers and the one mapping from a
 // request to its error answer), membership.go, snapshot.go, ready.go
 // (feeding the core, handing out its Ready), events.go (events, history,
-// subscriptions, status), trace*.go and metrics*.go. The children are
+// subscriptions, status), sessions.go (the session table and its expiry),
+// trace*.go and metrics*.go. The children are
 // persister.go, applier.go, replicator.go (with snapshotsend.go) and
 // snapshotrecv.go; props.go and store.go make
 // the node and open its store when it starts; dispatch.go and mailbox.go
@@ -147,7 +148,10 @@
 // (CompactTo), and the leader asks it for snapshot bytes only when a
 // follower needs them. Either way the log keeps a tail below the
 // compaction point (Config.RetainEntries, RetainBytes) so that slightly
-// lagging followers catch up with appends. A Snapshotter that implements
+// lagging followers catch up with appends, and a leader keeps the entries
+// after a snapshot it is sending to a peer while the transfer progresses
+// (the peer goes on from there with appends once it installed it, however
+// many snapshots the leader took meanwhile). A Snapshotter that implements
 // SnapshotRestorer learns the index, term and configuration it restores.
 //
 // Snapshots stream when the store keeps snapshot files
@@ -174,8 +178,11 @@
 // dropped connection or on a new leader, as long as the snapshot is the
 // same (index, term, size and CRC-32C); another snapshot makes the
 // follower discard its partial copy and start over. Each chunk carries
-// its own CRC-32C and the follower checks the whole before installing;
-// bad chunks are refused and counted (Status.Dropped.Invalid). The leader
+// its own CRC-32C and the follower checks the whole before installing
+// (its CRC-32C, then its framing, session table and the state machine's
+// SnapshotValidator, as for a snapshot sent whole); bad chunks are
+// refused and counted (Status.Dropped.Invalid), a whole that fails its
+// check too (Status.Dropped.CorruptSnapshot). The leader
 // gives a transfer up when it made no progress for an election timeout
 // (the core's rule), never while it progresses. Subscribers see
 // SnapshotSendProgress on the leader and SnapshotReceived on the follower;

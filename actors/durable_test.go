@@ -2,7 +2,6 @@ package actors_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -18,10 +17,7 @@ func TestRestartFromDataDir(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.dirs = map[uint64]string{}
-			for i := uint64(1); i <= 3; i++ {
-				c.dirs[i] = filepath.Join(dir, fmt.Sprint(i))
-			}
+			c.onPebble(dir)
 		})
 		lead := c.waitLeader()
 		for i := range 50 {

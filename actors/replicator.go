@@ -28,6 +28,8 @@ type replicator struct {
 	// ended is the last one that ended (its data closed), whose final
 	// acknowledgement may come after the core moved on.
 	xfer, ended *sendTransfer
+	// bucket paces the snapshot bytes sent (Config.SnapshotBandwidth).
+	bucket bucket
 	// timerGen tags the pending timer; a timer of another generation is
 	// stale (a cancelled timer can still fire).
 	timerGen     uint64

@@ -153,6 +153,8 @@ func (n *node) common(ctx actor.Context) {
 		n.snap.receiving = &msg.p
 	case *snapshotReceivedAll:
 		n.snapshotReceived(ctx, msg)
+	case *snapshotRefused:
+		n.snapshotRefused(msg)
 
 	// Requests every role serves.
 	case *Read:

@@ -250,10 +250,7 @@ func TestStreamSnapshotOnPebbleCatchUpAndRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sms := map[uint64]*streamSM{}
 		c := newClusterWith(t, 3, func(c *cluster) {
-			c.dirs = map[uint64]string{}
-			for _, id := range c.ids {
-				c.dirs[id] = filepath.Join(dir, fmt.Sprint(id))
-			}
+			c.onPebble(dir)
 			c.configure = func(id uint64, cfg *actors.Config) {
 				sms[id] = newStreamSM(cfg.StateMachine, size)
 				cfg.StateMachine = sms[id]
@@ -284,22 +281,7 @@ func TestStreamSnapshotOnPebbleCatchUpAndRestart(t *testing.T) {
 		}
 		c.waitApplied(9, c.ids...)
 		want := c.sm(lead).list()
-		for _, id := range c.ids {
-			c.stop(id)
-		}
-		c.drainEvents()
-		for _, id := range c.ids {
-			c.start(id)
-		}
-		synctest.Wait()
-		c.failOnNodeStopped()
-		c.waitLeader()
-		c.waitApplied(len(want), c.ids...)
-		for _, id := range c.ids {
-			if got := c.sm(id).list(); !slices.Equal(got[:len(want)], want) {
-				t.Fatalf("node %d after restart holds %v, want %v", id, got, want)
-			}
-		}
+		c.restartAll(want)
 		// The leader and the follower that installed the snapshot started
 		// on it (the third node took none, and replays its log).
 		for _, id := range []uint64{lead, lagging} {

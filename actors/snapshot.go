@@ -264,8 +264,9 @@ func (n *node) snapshotTransfer(ctx actor.Context, m *messages.Message) {
 	switch m.Type {
 	case messages.MessageType_MSG_SNAPSHOT_CHUNK:
 		if n.kids.receiver == nil {
-			log, files := n.log, n.snap.files
-			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log, files: files} }))
+			log, files, sm := n.log, n.snap.files, n.cfg.StateMachine
+			check := func(d persistence.SnapshotData) error { return checkSnapshotData(sm, d) }
+			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log, files: files, check: check} }))
 		}
 		ctx.Send(n.kids.receiver, &snapshotChunkIn{m})
 	case messages.MessageType_MSG_SNAPSHOT_ACK:
@@ -309,6 +310,14 @@ func (n *node) snapshotSends() []SnapshotSendProgress {
 	}
 	slices.SortFunc(out, func(a, b SnapshotSendProgress) int { return cmp.Compare(a.Peer, b.Peer) })
 	return out
+}
+
+// snapshotRefused counts a snapshot received in chunks whose data failed
+// its check, as a snapshot sent whole that checkSnapshot refuses.
+func (n *node) snapshotRefused(msg *snapshotRefused) {
+	n.snap.receiving = nil
+	n.inbox.drops.CorruptSnapshot++
+	n.log.Warn("snapshot refused", "from", msg.from, "index", msg.index, "err", msg.err)
 }
 
 // snapshotReceived steps a snapshot received whole in chunks into the

@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"github.com/flotilla-raft/flotilla/messages"
+	"github.com/flotilla-raft/flotilla/persistence"
 )
 
 // Snapshot data framing. The bytes a node hands its SnapshotStore (or
@@ -335,6 +336,56 @@ func checkSnapshot(sm StateMachine, s *messages.Snapshot) error {
 		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	if v, ok := sm.(SnapshotValidator); ok {
+		if err := v.ValidateSnapshot(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
+}
+
+// checkSnapshotData is checkSnapshot for data in the store's files (a
+// snapshot received in chunks), read from d with a bounded buffer: the
+// framing and the session table, and, for a SnapshotValidator, the state
+// machine's bytes, read whole into memory since it takes them as a
+// []byte. It runs on the snapshot receiver, before the node installs the
+// snapshot.
+func checkSnapshotData(sm StateMachine, d persistence.SnapshotData) error {
+	if !snapshotCapable(sm) {
+		return fmt.Errorf("%w: %w", ErrCorruptSnapshot, errNotSnapshotter)
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(d, 0, d.Info().Size), 64<<10)
+	h, err := readSnapshotHeader(br)
+	if err != nil {
+		return err
+	}
+	v, validate := sm.(SnapshotValidator)
+	if !validate && h.appLen < 0 {
+		return nil // version 2: the application's bytes run to the end
+	}
+	app := io.Reader(br)
+	if h.appLen >= 0 {
+		app = io.LimitReader(br, h.appLen)
+	}
+	var b []byte
+	var n int64
+	if validate {
+		b, err = io.ReadAll(app)
+		n = int64(len(b))
+	} else {
+		n, err = io.Copy(io.Discard, app)
+	}
+	if err != nil {
+		return fmt.Errorf("actors: read snapshot data: %w", err)
+	}
+	if h.appLen >= 0 {
+		if n != h.appLen {
+			return fmt.Errorf("%w: section %d overruns the data", ErrCorruptSnapshot, sectionApplication)
+		}
+		if err := skipSections(br, map[uint64]bool{sectionSessions: true, sectionApplication: true}); err != nil {
+			return err
+		}
+	}
+	if validate {
 		if err := v.ValidateSnapshot(b); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 		}

@@ -76,11 +76,17 @@ const testChunk, testWindow = 4 << 10, 16 << 10
 // flight when a drop comes) and keep no log below a snapshot; counters
 // count each node's chunk bytes sent.
 func newChunkCluster(t *testing.T) (*cluster, map[uint64]*chunkCounter) {
+	return newChunkClusterAt(t, 256<<10)
+}
+
+// newChunkClusterAt is newChunkCluster whose leader sends at most
+// bandwidth snapshot bytes a second to a peer.
+func newChunkClusterAt(t *testing.T, bandwidth uint64) (*cluster, map[uint64]*chunkCounter) {
 	counters := map[uint64]*chunkCounter{}
 	var mu sync.Mutex
 	c := newClusterWith(t, 3, func(c *cluster) {
 		c.configure = func(id uint64, cfg *actors.Config) {
-			cfg.SnapshotChunkBytes, cfg.SnapshotWindowBytes, cfg.SnapshotBandwidth = testChunk, testWindow, 256<<10
+			cfg.SnapshotChunkBytes, cfg.SnapshotWindowBytes, cfg.SnapshotBandwidth = testChunk, testWindow, bandwidth
 			cfg.SnapshotResendTimeout = 10 * time.Millisecond
 			cfg.RetainEntries = -1
 			mu.Lock()
@@ -360,6 +366,23 @@ func TestSnapshotChunkConfigValidate(t *testing.T) {
 	}
 }
 
+// joinNode4 adds node 4 to the cluster through lead and waits until it
+// received the leader's snapshot: its size, and how long that took.
+func (c *cluster) joinNode4(lead uint64) (size uint64, took time.Duration) {
+	c.t.Helper()
+	c.addNode(4)
+	start := time.Now()
+	memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
+	c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
+		r, ok := ev.(*actors.SnapshotReceived)
+		if ok && r.NodeID == 4 {
+			size = r.Size
+		}
+		return ok && r.NodeID == 4
+	})
+	return size, time.Since(start)
+}
+
 // TestSnapshotBandwidthLimit: with Config.SnapshotBandwidth, a snapshot
 // takes at least its size divided by the limit to arrive.
 func TestSnapshotBandwidthLimit(t *testing.T) {
@@ -368,22 +391,35 @@ func TestSnapshotBandwidthLimit(t *testing.T) {
 		lead := c.waitLeader()
 		c.fill(lead, 0, 200)
 		c.takeSnapshot(lead)
-		c.addNode(4)
-		start := time.Now()
-		memberReq[*actors.MembershipResponse](c, lead, &actors.AddMember{ID: 4, Address: "node-4"})
-		var size uint64
-		c.snapshotEvents("the snapshot received by 4", func(ev any) bool {
-			r, ok := ev.(*actors.SnapshotReceived)
-			if ok && r.NodeID == 4 {
-				size = r.Size
-			}
-			return ok && r.NodeID == 4
-		})
+		size, took := c.joinNode4(lead)
 		// The bucket starts with one chunk.
-		if took, least := time.Since(start), time.Duration(float64(size-testChunk)/(256<<10)*float64(time.Second)); took < least {
+		if least := time.Duration(float64(size-testChunk) / (256 << 10) * float64(time.Second)); took < least {
 			t.Fatalf("%d bytes arrived in %v (fake time), under the %v that 256 KiB/s allows", size, took, least)
 		} else {
 			t.Logf("%d bytes in %v at 256 KiB/s (at least %v)", size, took, least)
 		}
+	})
+}
+
+// A bandwidth limit so low that a chunk takes longer than an election
+// timeout (4 KiB chunks at 8 KiB/s: half a second each, the election
+// timeout 100ms): the leader's core gives each transfer up between two
+// chunks and asks for the snapshot again, and the new transfer, which
+// resumes where the follower is, still keeps to the limit (it used to
+// start with a full bucket, a chunk at once, every time).
+func TestSnapshotBandwidthLimitBelowAChunkPerElectionTimeout(t *testing.T) {
+	const bw = 8 << 10
+	synctest.Test(t, func(t *testing.T) {
+		c, counters := newChunkClusterAt(t, bw)
+		lead := c.waitLeader()
+		c.fill(lead, 0, 40)
+		c.takeSnapshot(lead)
+		size, took := c.joinNode4(lead)
+		sent := counters[lead].bytes.Load()
+		// The bucket starts with one chunk.
+		if allowed := uint64(took.Seconds()*bw) + testChunk; sent > allowed {
+			t.Fatalf("the leader sent %d snapshot bytes (a snapshot of %d) in %v (fake time): more than the %d that %d bytes/s allows", sent, size, took, allowed, bw)
+		}
+		t.Logf("%d bytes (%d sent) in %v at %d bytes/s", size, sent, took, bw)
 	})
 }

@@ -19,7 +19,13 @@ import (
 // the number of bytes it holds (MSG_SNAPSHOT_ACK, sent by the node), and,
 // once it holds the whole snapshot and its CRC-32C matches, hands it to
 // the node, which steps it into the core as a MSG_SNAPSHOT from the leader
-// (install, persist, restore, as a snapshot sent whole). A chunk of
+// (install, persist, restore, as a snapshot sent whole). Data written
+// into the store's files is checked first, here, as the node checks a
+// snapshot sent whole (checkSnapshotData: the framing, the session table
+// and the state machine's SnapshotValidator): a snapshot that fails is
+// not installed, and the node counts it (Status.Dropped.CorruptSnapshot);
+// its committed file is removed once a newer snapshot is current, or at
+// the next start. A chunk of
 // another snapshot (another index, term, size or checksum) discards the
 // partial data and starts over; one of the same snapshot from a new
 // leader continues it. Out-of-order chunks are not kept: the leader goes
@@ -31,6 +37,9 @@ type receiver struct {
 	// files, when the store keeps snapshot files, receives the data; nil:
 	// it is gathered in memory and stepped with the snapshot.
 	files persistence.SnapshotFileStore
+	// check checks the data of a whole snapshot in files before the node
+	// installs it (checkSnapshotData with the node's state machine).
+	check func(persistence.SnapshotData) error
 	cur   *recvTransfer
 }
 
@@ -65,6 +74,13 @@ type snapshotReceivedAll struct {
 // snapshotCorrupt tells the node that a snapshot received whole failed
 // its checksum (Status.Dropped.CorruptSnapshot).
 type snapshotCorrupt struct{}
+
+// snapshotRefused tells the node that a snapshot received in chunks into
+// the store's files failed its check: it is not installed.
+type snapshotRefused struct {
+	from, index uint64
+	err         error
+}
 
 // snapshotRecvProgress reports how much of a snapshot the receiver holds.
 type snapshotRecvProgress struct{ p SnapshotReceiving }
@@ -149,13 +165,29 @@ func (r *receiver) finish(ctx actor.Context, m *messages.Message) error {
 	}
 	s := &messages.Snapshot{Metadata: x.md} // in the store's files: stepped with its metadata
 	if x.mem != nil {
-		s.Data = x.mem.buf.Bytes()
+		s.Data = x.mem.buf.Bytes() // checked by the node (checkSnapshot)
+	} else if err := r.checkFile(x.md); err != nil {
+		ctx.Send(ctx.Parent(), &snapshotRefused{from: m.From, index: x.md.GetIndex(), err: err})
+		return nil
 	}
 	ctx.Send(ctx.Parent(), &snapshotReceivedAll{
 		m: &messages.Message{Type: messages.MessageType_MSG_SNAPSHOT, ClusterId: m.ClusterId, From: m.From, To: m.To, Term: x.term,
 			TraceParent: m.TraceParent, Snapshot: s},
 		progress: SnapshotReceived{From: m.From, Index: x.md.GetIndex(), Term: x.md.GetTerm(), Size: x.size}})
 	return nil
+}
+
+// checkFile checks the committed data of the snapshot at md.
+func (r *receiver) checkFile(md *messages.SnapshotMetadata) error {
+	d, err := r.files.OpenSnapshot(context.Background(), md.GetIndex(), md.GetTerm())
+	if err != nil {
+		return fmt.Errorf("%w: open the received snapshot: %w", ErrCorruptSnapshot, err)
+	}
+	defer d.Close()
+	if r.check == nil {
+		return nil
+	}
+	return r.check(d)
 }
 
 // ack asks the node to tell the leader that this node holds held bytes of

@@ -55,9 +55,14 @@ type sendTransfer struct {
 	bytesSent, rewinds uint64
 	// lastProgress is when the transfer began or last progressed.
 	lastProgress time.Time
-	// tokens and tokensAt are the bandwidth limit's bucket.
-	tokens   float64
-	tokensAt time.Time
+}
+
+// bucket is the bandwidth limit's token bucket of a replicator: it spans
+// its transfers, so that one started again (a stalled transfer the core
+// asked for anew) gets no fresh allowance. It starts with one chunk.
+type bucket struct {
+	tokens float64
+	at     time.Time // zero: not used yet
 }
 
 // replicatorTimer wakes the replicator to pace or go back; gen tells a
@@ -96,7 +101,6 @@ func (r *replicator) startTransfer(ctx actor.Context, m *messages.Message) {
 		x.data = persistence.BytesSnapshotData(snap.GetData())
 		x.info = x.data.Info()
 	}
-	x.tokens, x.tokensAt = float64(r.opts.chunk), x.lastProgress
 	r.xfer = x
 	r.probe()
 	r.arm(ctx, r.opts.resend)
@@ -205,7 +209,7 @@ func (r *replicator) fill(ctx actor.Context) {
 		if x.sent+n-x.acked > r.opts.window {
 			return
 		}
-		if wait := r.pace(x, n); wait > 0 {
+		if wait := r.pace(n); wait > 0 {
 			r.arm(ctx, wait)
 			return
 		}
@@ -226,18 +230,21 @@ func (r *replicator) fill(ctx actor.Context) {
 
 // pace takes n bytes from the bandwidth bucket; it returns how long to
 // wait first when the bucket holds fewer (0: send now).
-func (r *replicator) pace(x *sendTransfer, n uint64) time.Duration {
+func (r *replicator) pace(n uint64) time.Duration {
 	bw := float64(r.opts.bandwidth)
 	if bw == 0 {
 		return 0
 	}
-	now := time.Now()
-	x.tokens = min(x.tokens+now.Sub(x.tokensAt).Seconds()*bw, max(float64(r.opts.chunk), bw/10))
-	x.tokensAt = now
-	if x.tokens < float64(n) {
-		return max(time.Duration((float64(n)-x.tokens)/bw*float64(time.Second)), time.Millisecond)
+	b, now := &r.bucket, time.Now()
+	if b.at.IsZero() {
+		b.tokens, b.at = float64(r.opts.chunk), now
 	}
-	x.tokens -= float64(n)
+	b.tokens = min(b.tokens+now.Sub(b.at).Seconds()*bw, max(float64(r.opts.chunk), bw/10))
+	b.at = now
+	if b.tokens < float64(n) {
+		return max(time.Duration((float64(n)-b.tokens)/bw*float64(time.Second)), time.Millisecond)
+	}
+	b.tokens -= float64(n)
 	return 0
 }
 

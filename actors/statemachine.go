@@ -104,8 +104,10 @@ var errNotSnapshotter = errors.New("actors: the StateMachine implements neither 
 // it refuses is dropped and counted (Status.Dropped.CorruptSnapshot); the
 // leader keeps trying. Without it, only the node's own framing is checked
 // and a Restore error stops the node (NodeStopped with ErrCorruptSnapshot).
-// ValidateSnapshot runs on the node actor, concurrently with Apply: it must
-// only read data, never the state.
+// ValidateSnapshot runs on the node actor (a snapshot sent whole, or
+// received in chunks in memory) or on the snapshot receiver (received in
+// chunks into the store's snapshot files, read whole into memory for the
+// call), concurrently with Apply: it must only read data, never the state.
 type SnapshotValidator interface {
 	ValidateSnapshot(data []byte) error
 }

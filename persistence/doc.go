@@ -22,10 +22,12 @@
 // send the messages the core built. With a [SnapshotFileStore], the node
 // does not call LoadSnapshot: the applier child streams each snapshot's
 // data into [SnapshotFileStore.CreateSnapshot]'s sink (on a goroutine of
-// its own), the persister saves its metadata (which makes it current),
-// and the data is read through [SnapshotFileStore.OpenSnapshot] to restore
-// the state machine (at start-up, or a snapshot installed from the leader)
-// and to send it to a lagging peer. A store is safe for concurrent use (the
+// its own), and a follower's snapshot receiver child writes the chunks of
+// a snapshot sent by the leader into one; the persister saves the
+// metadata (which makes the data current), and the data is read through
+// [SnapshotFileStore.OpenSnapshot] to check a received snapshot, to
+// restore the state machine (at start-up, or a snapshot installed from the
+// leader) and, by a replicator, to send it to a lagging peer in chunks. A store is safe for concurrent use (the
 // node reads while the persister writes), but its log writes are meant to
 // come from one goroutine at a time.
 //
@@ -53,6 +55,9 @@
 // elements the store never mutates afterwards; the elements may be shared with
 // the store (memstore) or freshly decoded (pebblestore), so callers treat them
 // as immutable too.
+// A [SnapshotSink] and a [SnapshotData] belong to their caller, who ends
+// them (Commit or Abort, Close); an open SnapshotData stays readable after
+// a newer snapshot replaced its data.
 //
 // # Errors
 //
@@ -73,5 +78,6 @@
 // [AppliedIndexStore] lets the application put its own writes into the same
 // atomic write that records the applied index ("transactional apply"), so
 // that after a crash the application state and the applied index always agree
-// and every entry is applied exactly once across restarts.
+// and every entry is applied exactly once across restarts. [SnapshotFileStore]
+// keeps snapshot data as files (see above).
 package persistence

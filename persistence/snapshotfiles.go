@@ -106,7 +106,7 @@ func VerifySnapshot(r io.ReaderAt, size int64, want SnapshotInfo) error {
 
 // ReadSnapshotData reads the whole of d into memory: for the callers that
 // need a snapshot as one []byte (SnapshotStore.LoadSnapshot of a store that
-// keeps files, a node sending a whole snapshot in one message).
+// keeps files).
 func ReadSnapshotData(d SnapshotData) ([]byte, error) {
 	size := d.Info().Size
 	out := make([]byte, size)

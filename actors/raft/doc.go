@@ -93,7 +93,8 @@
 // term is refused as forged), and hands the accepted ones out in
 // Ready.SnapshotTransfers for the driver to write; once the driver holds
 // the whole snapshot and has checked it, it steps a MSG_SNAPSHOT from the
-// leader with the data, which installs it as before. The leader steps
+// leader with the data (or with the metadata alone, when the data is in
+// the driver's snapshot files), which installs it as before. The leader steps
 // acknowledgements: each that reports more bytes keeps the peer in
 // StateSnapshot for another election timeout, and it is handed out for
 // the driver that streams; a transfer without progress for an election

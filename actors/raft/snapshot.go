@@ -15,7 +15,11 @@ import (
 // must be applied, and not below the latest snapshot: ErrCompacted) and
 // drops the log entries before it, keeping the last `keep` entries for
 // followers that lag a little. data is kept to be sent to followers that
-// need it.
+// need it. A leader also keeps the entries after a snapshot it is sending
+// to a peer whose transfer progresses (acknowledged bytes): once the peer
+// installed it, it goes on from there with appends, instead of needing a
+// newer snapshot when the log moved on during a long transfer (etcd's
+// server pauses compaction while a snapshot is in flight, likewise).
 func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 	if index > r.log.applied {
 		return fmt.Errorf("raft: compact at %d: only %d applied", index, r.log.applied)
@@ -33,11 +37,15 @@ func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 		return err
 	}
 	var ci, ct uint64 // the log's new start, when it moves
-	if index > keep && index-keep > r.log.snapIndex {
-		ci = index - keep
+	if index > keep {
+		ci = r.keptForTransfers(index - keep)
+	}
+	if ci > r.log.snapIndex {
 		if ct, err = r.log.term(ci); err != nil {
 			return err // storage failed: Ready.StorageError; nothing changed
 		}
+	} else {
+		ci = 0
 	}
 	r.snapshot = &messages.Snapshot{Metadata: &messages.SnapshotMetadata{Index: index, Term: t, Config: r.configAt(index)}, Data: data}
 	if ci > 0 {
@@ -47,6 +55,20 @@ func (r *Raft) Compact(index uint64, data []byte, keep uint64) error {
 		}
 	}
 	return nil
+}
+
+// keptForTransfers lowers ci, a new start of a leader's log, to the
+// snapshot being sent to a peer whose transfer progresses, if lower.
+func (r *Raft) keptForTransfers(ci uint64) uint64 {
+	if r.role != Leader {
+		return ci
+	}
+	for _, pr := range r.prs {
+		if pr.State == StateSnapshot && pr.SnapshotAcked > 0 && pr.PendingSnapshot < ci {
+			ci = pr.PendingSnapshot
+		}
+	}
+	return ci
 }
 
 // Snapshot returns the latest snapshot (nil if none). Do not mutate it.

@@ -147,3 +147,39 @@ func TestSnapshotTransferKeptWhileItProgresses(t *testing.T) {
 		t.Fatalf("after the retry: %+v", pr)
 	}
 }
+
+// TestCompactKeepsEntriesAfterASnapshotBeingSent: while a transfer to a
+// peer progresses (acknowledged bytes), the leader's compaction keeps the
+// entries after the snapshot being sent: the peer needs them once it
+// installed it. Without an acknowledged byte, compaction is not held.
+func TestCompactKeepsEntriesAfterASnapshotBeingSent(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		nw := lagBehind(t, 3)
+		nw.compact(1, "state", 0)
+		nw.heal()
+		nw.filter = func(m *messages.Message) bool { return !(m.Type == mSnap && m.To == 3) }
+		nw.tick(1, 1)
+		l := nw.raft(1)
+		pending := l.Status().Progress[2].PendingSnapshot
+		if acked {
+			m := msg(mAck, 3, 1, l.Term())
+			m.SnapshotChunk = &messages.SnapshotChunk{Metadata: &messages.SnapshotMetadata{Index: pending, Term: l.Snapshot().Metadata.Term}, Size: 1 << 20, Offset: 4096}
+			mustStep(t, l, m)
+			nw.stabilize()
+		}
+		for range 4 {
+			nw.propose(1, "meanwhile")
+		}
+		nw.compact(1, "state", 0)
+		want := l.Applied() + 1
+		if acked {
+			want = pending + 1
+		}
+		if first := l.FirstIndex(); first != want {
+			t.Fatalf("acknowledged bytes %t: compaction while the snapshot at %d is sent: first index %d, want %d", acked, pending, first, want)
+		}
+		if pr := l.Status().Progress[2]; pr.State != StateSnapshot || pr.PendingSnapshot != pending {
+			t.Fatalf("progress of 3: %+v", pr)
+		}
+	}
+}
