@@ -42,6 +42,10 @@ bench-idle: ## CPU of idle groups: 1,000 idle 3-node groups in one process on in
 bench-snapshot: ## a new node catches up a 1 GiB on-disk state through chunked InstallSnapshot with two dropped connections; bytes re-sent, peak RSS (make bench-snapshot BYTES=4294967296)
 	$(GO) test -count=1 -timeout 60m ./actors/ -run TestLargeSnapshotCatchUp -snapshot.bytes=$(or $(BYTES),1073741824) -v
 
+.PHONY: test-hosts
+test-hosts: ## many Raft groups per process: 3 hosts (actors.Host) x GROUPS groups (default 1,000) on one in-memory network and crashable Pebbles: elect, commit, power loss, groups added and removed; prints fsyncs and groups per fsync
+	$(GO) test -count=1 -timeout 30m ./actors/ -run TestHostManyGroups -host.groups=$(or $(GROUPS),1000) -v
+
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v

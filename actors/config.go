@@ -46,8 +46,9 @@ type Config struct {
 	// DataDir is the directory of the node's Pebble database, used when
 	// LogStore is nil. Nodes of one process given the same DataDir share
 	// one database, each in the group of its ClusterID, so nodes of the
-	// same cluster need different directories. The node closes what it
-	// opened when it stops.
+	// same cluster need different directories; each node syncs its own
+	// writes (a Host shares one sync among its groups). The node closes
+	// what it opened when it stops.
 	DataDir string
 	// StateMachine receives committed commands. Required.
 	StateMachine StateMachine

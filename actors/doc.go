@@ -188,6 +188,29 @@
 // SnapshotSendProgress on the leader and SnapshotReceived on the follower;
 // Status shows SnapshotSends and SnapshotReceiving.
 //
+// # Many groups per process: Host
+//
+// A process that runs many Raft groups (one node of each) spawns a host
+// (HostProps, host.go) instead of a node per group: it owns one Pebble
+// database (every group keyed by its cluster id), reaches one transport
+// through HostConfig.Join (remote.Host.Join, inmem.Network.Join: inbound
+// messages are routed by cluster id and node id) and runs one shared
+// persister (host_persister.go). Each group's node keeps its own
+// persister child, which drains the group's pending writes into one Save
+// (group commit within the group); on a host that Save is a request to
+// the shared persister, which drains every group's requests in its
+// mailbox into one pebblestore.DB.SaveGroups: one batch and one fsync for
+// all the groups that wrote in that round, each group answered once it is
+// durable. Snapshots, compaction and the application's transactional
+// applies go to the group's store directly. CreateGroup and RemoveGroup
+// start and stop groups at run time (a cluster id the host runs already is
+// refused with ErrGroupExists; a removed group's data stays for a later
+// CreateGroup), and GetHostStatus counts groups, active groups, fsyncs
+// and group writes and entries per fsync. A group's node is a whole node:
+// send it what a node of Props takes (proposals, reads, membership,
+// snapshots, GetStatus, Subscribe). Props remains the way to run one
+// group.
+//
 // # Backpressure
 //
 // A node bounds what it holds for proposers and readers: the leader's

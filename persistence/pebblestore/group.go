@@ -311,23 +311,77 @@ func (g *Group) Save(ctx context.Context, u persistence.Update) error {
 	if u.Empty() {
 		return nil
 	}
-	plan, err := persistence.PlanUpdate(g.state, u, g.termLocked)
-	if err != nil {
-		return fmt.Errorf("pebblestore: group %d: %w", g.id, err)
-	}
-	cur, next := g.state, plan.Next
 	b := g.db.pdb.NewBatch()
 	defer b.Close()
+	op, err := g.prepareSave(b, u)
+	if err != nil {
+		return err
+	}
+	// Once the commit is tried, a file it may reference stays (load
+	// removes it if the batch did not make it current).
+	op.committing = true
+	if err := g.db.commit(b); err != nil {
+		return fmt.Errorf("pebblestore: group %d: save: %w", g.id, err)
+	}
+	op.saved()
+	return nil
+}
+
+// saveOp is an Update of one group written into a batch and not yet
+// committed (prepareSave). Once the batch committed, saved makes it the
+// group's state; if the batch is dropped instead, dropped removes the
+// snapshot file it wrote. The group's write lock is held throughout.
+type saveOp struct {
+	g          *Group
+	u          persistence.Update
+	next       persistence.State
+	snapNext   *snapFile
+	fresh      bool
+	committing bool // the commit was tried: a file it references stays
+}
+
+// saved records the committed update as the group's state.
+func (op *saveOp) saved() {
+	op.g.state = op.next
+	if op.u.Snapshot != nil {
+		op.g.madeCurrent(op.snapNext, op.u.Snapshot.Metadata)
+	}
+}
+
+// dropped undoes what prepareSave did outside the batch, unless the
+// commit was tried.
+func (op *saveOp) dropped() {
+	if !op.committing {
+		op.g.dropFresh(op.snapNext, op.fresh)
+	}
+}
+
+// prepareSave writes u into b: the entries, the hard state, the snapshot
+// and the deletions of the log's discarded prefix and suffix. On an error
+// b holds part of u: drop it. The caller holds the write lock and u is not
+// empty.
+func (g *Group) prepareSave(b *pebble.Batch, u persistence.Update) (op *saveOp, err error) {
+	plan, err := persistence.PlanUpdate(g.state, u, g.termLocked)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: group %d: %w", g.id, err)
+	}
+	cur, next := g.state, plan.Next
+	op = &saveOp{g: g, u: u, next: next}
+	defer func() {
+		if err != nil {
+			op.dropped()
+		}
+	}()
 	// Discard the prefix below the new log start.
 	if err := g.deleteEntries(b, cur.FirstIndex, min(next.FirstIndex, cur.LastIndex+1)); err != nil {
-		return err
+		return nil, err
 	}
 	if next.FirstIndex != cur.FirstIndex || next.StartTerm != cur.StartTerm {
 		var v [16]byte
 		binary.BigEndian.PutUint64(v[:], next.FirstIndex-1)
 		binary.BigEndian.PutUint64(v[8:], next.StartTerm)
 		if err := b.Set(g.keys.kind(kindLogStart), v[:], nil); err != nil {
-			return g.batchErr(err)
+			return nil, g.batchErr(err)
 		}
 	}
 	// Discard the suffix that is not rewritten: entries in
@@ -335,53 +389,35 @@ func (g *Group) Save(ctx context.Context, u persistence.Update) error {
 	// entries are simply overwritten by their new value.
 	if from := max(plan.DiscardFrom, next.LastIndex+1, next.FirstIndex); from <= cur.LastIndex {
 		if err := g.deleteEntries(b, from, cur.LastIndex+1); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	var snapNext *snapFile
-	committing := false
 	if u.Snapshot != nil {
-		var fresh bool
-		snapNext, fresh, err = g.setSnapshot(b, u.Snapshot)
-		defer func() {
-			if !committing {
-				g.dropFresh(snapNext, fresh)
-			}
-		}()
+		op.snapNext, op.fresh, err = g.setSnapshot(b, u.Snapshot)
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, e := range u.Entries {
 		g.keyBuf = g.keys.entry(g.keyBuf[:0], e.Index)
 		g.valBuf, err = marshal.MarshalAppend(g.valBuf[:0], e)
 		if err != nil {
-			return fmt.Errorf("pebblestore: group %d: encode entry %d: %w", g.id, e.Index, err)
+			return nil, fmt.Errorf("pebblestore: group %d: encode entry %d: %w", g.id, e.Index, err)
 		}
 		if err := b.Set(g.keyBuf, g.valBuf, nil); err != nil {
-			return g.batchErr(err)
+			return nil, g.batchErr(err)
 		}
 	}
 	if u.HardState != nil {
 		g.valBuf, err = marshal.MarshalAppend(g.valBuf[:0], u.HardState)
 		if err != nil {
-			return fmt.Errorf("pebblestore: group %d: encode hard state: %w", g.id, err)
+			return nil, fmt.Errorf("pebblestore: group %d: encode hard state: %w", g.id, err)
 		}
 		if err := b.Set(g.keys.kind(kindHardState), g.valBuf, nil); err != nil {
-			return g.batchErr(err)
+			return nil, g.batchErr(err)
 		}
 	}
-	// Once the commit is tried, a file it may reference stays (load
-	// removes it if the batch did not make it current).
-	committing = true
-	if err := g.db.commit(b); err != nil {
-		return fmt.Errorf("pebblestore: group %d: save: %w", g.id, err)
-	}
-	g.state = next
-	if u.Snapshot != nil {
-		g.madeCurrent(snapNext, u.Snapshot.Metadata)
-	}
-	return nil
+	return op, nil
 }
 
 func (g *Group) batchErr(err error) error {

@@ -60,7 +60,7 @@ type Network struct {
 	mu sync.Mutex
 	// rng draws every fault decision, under mu, in Send order.
 	rng        *rand.Rand
-	nodes      map[uint64]*Transport
+	nodes      map[endpoint]*Transport
 	faults     Faults
 	linkFaults map[Link]Faults
 	blocked    map[Link]bool
@@ -72,7 +72,7 @@ type Network struct {
 func NewNetwork(seed int64, opts ...Option) *Network {
 	n := &Network{
 		rng:        rand.New(rand.NewPCG(uint64(seed), 0x466c6f74696c6c61)),
-		nodes:      map[uint64]*Transport{},
+		nodes:      map[endpoint]*Transport{},
 		linkFaults: map[Link]Faults{},
 		blocked:    map[Link]bool{},
 		stats:      map[Link]*LinkStats{},
@@ -83,23 +83,37 @@ func NewNetwork(seed int64, opts ...Option) *Network {
 	return n
 }
 
+// endpoint is where a transport receives: its cluster id and node id.
+type endpoint struct{ cluster, id uint64 }
+
 // Transport returns the transport of node id, creating it if the id has
 // none or its previous transport is closed (a restart). While the current
-// one is open, it is returned again.
-func (n *Network) Transport(id uint64) *Transport {
+// one is open, it is returned again. It is Join(0, id): nodes of one
+// cluster, or of clusters that each have a network of their own.
+func (n *Network) Transport(id uint64) *Transport { return n.Join(0, id) }
+
+// Join returns the transport of node id of cluster clusterID, as
+// Transport does for cluster 0. A transport sends to the nodes of its own
+// cluster only, so nodes of many clusters (Raft groups) share one network
+// the way they share one remote host: routed by (cluster id, node id).
+// Links, their faults, partitions and statistics are by node id: a node id
+// stands for a host, whatever the cluster.
+func (n *Network) Join(clusterID, id uint64) *Transport {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if t, ok := n.nodes[id]; ok && !t.lc.Closed() {
+	ep := endpoint{clusterID, id}
+	if t, ok := n.nodes[ep]; ok && !t.lc.Closed() {
 		return t
 	}
 	t := &Transport{
 		net:     n,
 		id:      id,
+		cluster: clusterID,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	n.nodes[id] = t
+	n.nodes[ep] = t
 	return t
 }
 
@@ -166,8 +180,8 @@ func (n *Network) Partition(groups ...[]uint64) {
 func (n *Network) Isolate(id uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for other := range n.nodes {
-		if other != id {
+	for ep := range n.nodes {
+		if other := ep.id; other != id {
 			n.blocked[Link{id, other}] = true
 			n.blocked[Link{other, id}] = true
 		}
@@ -213,13 +227,13 @@ func (n *Network) linkStats(l Link) *LinkStats {
 	return s
 }
 
-// send routes m over from→to. It returns ErrUnknownPeer if no transport
-// was ever created for `to`.
-func (n *Network) send(from, to uint64, m *messages.Message) error {
+// send routes m over from→to in cluster. It returns ErrUnknownPeer if
+// no transport was ever created for `to` in cluster.
+func (n *Network) send(cluster, from, to uint64, m *messages.Message) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.nodes[to]; !ok {
-		return fmt.Errorf("%w: node %d is not on the network", transport.ErrUnknownPeer, to)
+	if _, ok := n.nodes[endpoint{cluster, to}]; !ok {
+		return fmt.Errorf("%w: node %d of cluster %d is not on the network", transport.ErrUnknownPeer, to, cluster)
 	}
 	l := Link{from, to}
 	st := n.linkStats(l)
@@ -247,21 +261,22 @@ func (n *Network) send(from, to uint64, m *messages.Message) error {
 			d += time.Duration(n.rng.Int64N(int64(span) + 1))
 		}
 		if d <= 0 {
-			n.arrive(l, m)
+			n.arrive(cluster, l, m)
 		} else {
 			time.AfterFunc(d, func() {
 				n.mu.Lock()
 				defer n.mu.Unlock()
-				n.arrive(l, m)
+				n.arrive(cluster, l, m)
 			})
 		}
 	}
 	return nil
 }
 
-// arrive queues m at the transport that holds l.To now. Caller holds mu.
-func (n *Network) arrive(l Link, m *messages.Message) {
-	t := n.nodes[l.To]
+// arrive queues m at the transport that holds l.To of cluster now.
+// Caller holds mu.
+func (n *Network) arrive(cluster uint64, l Link, m *messages.Message) {
+	t := n.nodes[endpoint{cluster, l.To}]
 	if t == nil || !t.enqueue(l.From, m) {
 		n.linkStats(l).Undeliverable++
 	}
@@ -282,9 +297,10 @@ func (n *Network) delivered(l Link, ok bool) {
 // Transport is one node's endpoint on a Network. It implements
 // transport.Transport, transport.PeerStatuser and transport.StatsReporter.
 type Transport struct {
-	net *Network
-	id  uint64
-	lc  transport.Lifecycle
+	net     *Network
+	id      uint64
+	cluster uint64
+	lc      transport.Lifecycle
 
 	mu       sync.Mutex
 	queue    []arrival
@@ -346,7 +362,7 @@ func (t *Transport) send(to transport.Peer, m *messages.Message) error {
 	if err := t.net.codec.CheckSize(m); err != nil {
 		return err
 	}
-	return t.net.send(t.id, to.ID, m)
+	return t.net.send(t.cluster, t.id, to.ID, m)
 }
 
 // Close implements transport.Transport.
@@ -428,8 +444,9 @@ func (t *Transport) PeerStatus() map[uint64]transport.PeerState {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := map[uint64]transport.PeerState{}
-	for id := range n.nodes {
-		if id == t.id {
+	for ep := range n.nodes {
+		id := ep.id
+		if id == t.id || ep.cluster != t.cluster {
 			continue
 		}
 		l := Link{t.id, id}

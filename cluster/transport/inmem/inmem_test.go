@@ -333,3 +333,48 @@ func TestSteadyStateDeliveryDoesNotAllocate(t *testing.T) {
 		t.Errorf("a send and its delivery allocated %.2f times, want 0", n)
 	}
 }
+
+// Join: nodes with the same ids in different clusters share one network
+// and each receives only its own cluster's messages.
+func TestJoinRoutesByCluster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := inmem.NewNetwork(1)
+		got := map[[2]uint64]chan *messages.Message{}
+		for _, c := range []uint64{7, 8} {
+			for _, id := range []uint64{1, 2} {
+				ch := make(chan *messages.Message, 4)
+				got[[2]uint64{c, id}] = ch
+				tr := net.Join(c, id)
+				if err := tr.Start(context.Background(), func(m *messages.Message) { ch <- m }); err != nil {
+					t.Fatal(err)
+				}
+				defer tr.Close()
+			}
+		}
+		if err := net.Join(7, 1).Send(transport.Peer{ID: 2}, &messages.Message{ClusterId: 7, From: 1, To: 2, Term: 70}); err != nil {
+			t.Fatal(err)
+		}
+		if err := net.Join(8, 1).Send(transport.Peer{ID: 2}, &messages.Message{ClusterId: 8, From: 1, To: 2, Term: 80}); err != nil {
+			t.Fatal(err)
+		}
+		if err := net.Join(9, 1).Send(transport.Peer{ID: 2}, &messages.Message{ClusterId: 9, From: 1, To: 2}); !errors.Is(err, transport.ErrUnknownPeer) {
+			t.Fatalf("send to a cluster with no node 2: %v, want ErrUnknownPeer", err)
+		}
+		synctest.Wait()
+		for key, want := range map[[2]uint64]uint64{{7, 2}: 70, {8, 2}: 80} {
+			select {
+			case m := <-got[key]:
+				if m.Term != want {
+					t.Errorf("cluster %d node %d received term %d, want %d", key[0], key[1], m.Term, want)
+				}
+			default:
+				t.Errorf("cluster %d node %d received nothing", key[0], key[1])
+			}
+		}
+		for key, ch := range got {
+			if len(ch) != 0 {
+				t.Errorf("cluster %d node %d received a message of another cluster", key[0], key[1])
+			}
+		}
+	})
+}
