@@ -37,7 +37,7 @@ type machine struct {
 func runHosts(opt Options) *Result {
 	top := &sim{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5348454c4c)), rec: newRecorder(), hist: newHistory(),
 		nodes: map[uint64]*simNode{}, stopped: map[uint64]error{}, start: time.Now()}
-	top.sys = actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
+	top.sys = actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(&traceHandler{s: top}) })))
 	top.root = top.sys.Root
 	top.net = inmem.NewNetwork(int64(opt.Seed))
 	top.stats.Seeds = 1
@@ -178,12 +178,16 @@ func (s *sim) crashMachine(m *machine) {
 	}
 	// The nodes first: none acknowledges anything once the power is off.
 	for _, pid := range pids {
-		_ = s.root.StopFuture(pid).Wait()
+		if err := s.root.StopFuture(pid).Wait(); err != nil {
+			s.violation("host %d: actor %s did not stop: %v", m.id, pid.Id, err)
+		}
 	}
 	// From here no sync reaches the disk: the host's closing is not an
 	// orderly one.
 	m.cut.frozen.Store(true)
-	_ = s.root.StopFuture(m.pid).Wait()
+	if err := s.root.StopFuture(m.pid).Wait(); err != nil {
+		s.violation("host %d did not stop: %v", m.id, err)
+	}
 	m.fs = m.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: s.rng.IntN(101), RNG: rand.New(rand.NewPCG(s.rng.Uint64(), 1))})
 	m.up = false
 	s.count(func(st *Stats) { st.Crashes++ })
@@ -300,7 +304,9 @@ func (s *sim) shutdownHosts() {
 	}
 	for _, m := range s.machines {
 		if m.up {
-			_ = s.root.StopFuture(m.pid).Wait()
+			if err := s.root.StopFuture(m.pid).Wait(); err != nil {
+				s.violation("host %d did not stop at the end: %v", m.id, err)
+			}
 		}
 	}
 	s.sys.Shutdown()
