@@ -172,6 +172,9 @@ func (n *node) replicator(ctx actor.Context, peer transport.Peer) *actor.PID {
 		return &replicator{peer: peer, tr: tr, log: n.log, metrics: n.obs.metrics, opts: opts, open: open}
 	}))
 	n.kids.replicators[peer.ID] = pid
+	if n.life.exiting {
+		ctx.Stop(pid) // the actor already stopped its children: stop this one too
+	}
 	return pid
 }
 

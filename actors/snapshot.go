@@ -267,6 +267,9 @@ func (n *node) snapshotTransfer(ctx actor.Context, m *messages.Message) {
 			log, files, sm := n.log, n.snap.files, n.cfg.StateMachine
 			check := func(d persistence.SnapshotData) error { return checkSnapshotData(sm, d) }
 			n.kids.receiver = ctx.Spawn(n.sh.pool.props(func() actor.Actor { return &receiver{log: log, files: files, check: check} }))
+			if n.life.exiting {
+				ctx.Stop(n.kids.receiver) // the actor already stopped its children: stop this one too
+			}
 		}
 		ctx.Send(n.kids.receiver, &snapshotChunkIn{m})
 	case messages.MessageType_MSG_SNAPSHOT_ACK:

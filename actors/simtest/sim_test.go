@@ -21,7 +21,6 @@ var (
 	flagMembership = flag.Bool("simshell.membership", true, "membership changes (learners added and promoted, voters removed, joint changes); =false leaves them out")
 	flagLease      = flag.String("simshell.lease", "some", "lease-based reads: some (one seed in three), all, none")
 	flagSlow       = flag.Bool("simshell.slow", true, "slow application actors, rarely slower than the applier waits")
-	flagHostSlow   = flag.Bool("simshell.hostslow", false, "TestHostSweep: slow application actors (see hostOptions)")
 	flagGroups     = flag.Int("simshell.groups", 0, "TestHostSweep: groups per host (0: the bounded slice of make test, 4); with -simshell.seeds for a longer sweep")
 )
 
@@ -61,10 +60,6 @@ func runSeed(t *testing.T, opt Options) *Result {
 func hostOptions(seed uint64, groups int) Options {
 	o := options(seed)
 	o.Groups, o.Membership, o.Settings = groups, false, false
-	// A node whose application actor outlasts the applier's wait while its
-	// host crashes has been seen never to terminate (StopFuture times out,
-	// its host never closes its database): off unless asked for.
-	o.SlowApply = *flagHostSlow
 	return o
 }
 
