@@ -49,37 +49,14 @@ func buildHostMetrics(meter metric.Meter, name string, window time.Duration) (*h
 	set := metric.WithAttributeSet(attribute.NewSet(tracing.AttrHost.String(name)))
 	m := &hostMetrics{add: []metric.AddOption{set}, rec: []metric.RecordOption{set},
 		obs: []metric.ObserveOption{set}, window: window, stats: map[uint64]*groupStats{}}
-	desc := map[string]tracing.Instrument{}
-	for _, in := range tracing.HostInstruments {
-		desc[in.Name] = in
-	}
-	var errs []error
-	ih := func(name string) metric.Int64Histogram {
-		d := desc[name]
-		h, err := meter.Int64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
-			metric.WithExplicitBucketBoundaries(d.Buckets...))
-		errs = append(errs, err)
-		return h
-	}
-	gauge := func(name string) metric.Int64ObservableGauge {
-		d := desc[name]
-		g, err := meter.Int64ObservableGauge(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
-		errs = append(errs, err)
-		return g
-	}
-	d := desc[tracing.MetricHostFsyncs]
-	var err error
-	m.fsyncs, err = meter.Int64Counter(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
-	errs = append(errs, err)
-	d = desc[tracing.MetricHostFsyncDuration]
-	m.fsyncDur, err = meter.Float64Histogram(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
-		metric.WithExplicitBucketBoundaries(d.Buckets...))
-	errs = append(errs, err)
-	m.fsyncGroups = ih(tracing.MetricHostFsyncGroups)
-	m.fsyncEntries = ih(tracing.MetricHostFsyncEntries)
-	m.groups = gauge(tracing.MetricHostGroups)
-	m.active = gauge(tracing.MetricHostGroupsActive)
-	if err := errors.Join(errs...); err != nil {
+	b := newInstruments(meter, tracing.HostInstruments)
+	m.fsyncs = b.ctr(tracing.MetricHostFsyncs)
+	m.fsyncGroups = b.ih(tracing.MetricHostFsyncGroups)
+	m.fsyncEntries = b.ih(tracing.MetricHostFsyncEntries)
+	m.fsyncDur = b.fh(tracing.MetricHostFsyncDuration)
+	m.groups = b.gauge(tracing.MetricHostGroups)
+	m.active = b.gauge(tracing.MetricHostGroupsActive)
+	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}
 	reg, err := meter.RegisterCallback(m.observe, m.groups, m.active)
