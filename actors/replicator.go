@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/messages"
 	"github.com/flotilla-raft/flotilla/persistence"
@@ -34,6 +35,7 @@ type replicator struct {
 	// stale (a cancelled timer can still fire).
 	timerGen     uint64
 	timerPending bool
+	cancelTimer  scheduler.CancelFunc
 }
 
 func (r *replicator) Receive(ctx actor.Context) {
@@ -58,6 +60,7 @@ func (r *replicator) Receive(ctx actor.Context) {
 			r.onTimer(ctx)
 		}
 	case *actor.Stopped:
+		r.disarm()
 		r.endTransfer()
 	}
 }

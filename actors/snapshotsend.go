@@ -251,9 +251,20 @@ func (r *replicator) pace(n uint64) time.Duration {
 // arm sets the replicator's one timer to fire after d, replacing the
 // pending one.
 func (r *replicator) arm(ctx actor.Context, d time.Duration) {
+	r.disarm()
 	r.timerGen++
 	r.timerPending = true
-	scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendOnce(d, ctx.Self(), &replicatorTimer{gen: r.timerGen})
+	r.cancelTimer = scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendOnce(d, ctx.Self(), &replicatorTimer{gen: r.timerGen})
+}
+
+// disarm cancels the pending timer (one that fires all the same is
+// stale: its generation is past), so that none reaches a stopped
+// replicator as a dead letter.
+func (r *replicator) disarm() {
+	if r.cancelTimer != nil {
+		r.cancelTimer()
+		r.cancelTimer = nil
+	}
 }
 
 // sameSnapshot reports whether c names the snapshot (md, size, checksum).
