@@ -6,7 +6,8 @@
 // (number of groups) it offers the same closed-loop load: max(256,
 // groups) clients in total, spread evenly over the groups, each proposing
 // 128-byte commands one at a time to its group's leader with
-// ProposeAndWait. It prints aggregate ops/s, p50/p99 latency, fsyncs per
+// ProposeAndWait, once every group has elected a leader and committed a
+// first command. It prints aggregate ops/s, p50/p99 latency, fsyncs per
 // second (the three hosts together) and operations per fsync (per host:
 // ops × 3 / fsyncs, since every operation is synced on all three hosts),
 // and each cell's throughput relative to the 1-group cell of the same run.
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +44,19 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "load before the window")
 	minClients := flag.Int("clients", 256, "clients in total per cell (at least one per group)")
 	size := flag.Int("size", 128, "bytes per proposal")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of all cells to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cpuprofile: %v\n", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var base float64
 	fmt.Printf("%-7s %8s %10s %9s %9s %10s %9s %7s\n", "groups", "clients", "ops/s", "p50", "p99", "fsyncs/s", "ops/fsync", "vs 1")
 	for _, f := range strings.Split(*cells, ",") {
@@ -54,6 +68,7 @@ func main() {
 		r, err := runCell(g, max(*minClients, g), *size, *warmup, *window)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cell %d groups: %v\n", g, err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		if g == 1 {
@@ -127,6 +142,41 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 		return n
 	}
 
+	// Every group elects and commits once before the load starts, so
+	// that no cell's window includes elections.
+	leaders := make([]int, groups)
+	var ready sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var electErr atomic.Value
+	for g := range groups {
+		ready.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			to, deadline := g%3, time.Now().Add(2*time.Minute)
+			for {
+				_, err := actors.ProposeAndWait(sys.Root, nodes[g][to], &actors.Propose{Data: []byte("hello")}, 30*time.Second)
+				var nl *actors.NotLeaderError
+				switch {
+				case err == nil:
+					leaders[g] = to
+					return
+				case time.Now().After(deadline):
+					electErr.Store(fmt.Errorf("group %d: no commit within 2 minutes: %w", g+1, err))
+					return
+				case errors.As(err, &nl) && nl.Leader >= 1 && nl.Leader <= 3:
+					to = int(nl.Leader - 1)
+				default:
+					to = (to + 1) % 3
+					time.Sleep(20 * time.Millisecond) // no leader yet: an election is under way
+				}
+			}
+		})
+	}
+	ready.Wait()
+	if err, _ := electErr.Load().(error); err != nil {
+		return result{}, err
+	}
+
 	var measuring, stop atomic.Bool
 	var ops atomic.Uint64
 	var mu sync.Mutex
@@ -136,7 +186,7 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 	for c := range clients {
 		g := c % groups
 		wg.Go(func() {
-			to := c % 3
+			to := leaders[g]
 			var mine []time.Duration
 			for !stop.Load() {
 				start := time.Now()
