@@ -50,6 +50,10 @@ bench-snapshot: ## a new node catches up a 1 GiB on-disk state through chunked I
 test-hosts: ## many Raft groups per process: 3 hosts (actors.Host) x GROUPS groups (default 1,000) on one in-memory network and crashable Pebbles: elect, commit, power loss, groups added and removed; prints fsyncs and groups per fsync
 	$(GO) test -count=1 -timeout 30m ./actors/ -run TestHostManyGroups -host.groups=$(or $(GROUPS),1000) -v
 
+.PHONY: bench-hosts
+bench-hosts: ## many groups per process: 3 hosts (actors.Host) in one process on the real disk (fsync on), 1/16/256/1,000 groups, a client per group, 128 B: ops/s, fsyncs/s per host, ops per fsync
+	$(GO) test -count=1 -timeout 30m ./actors/ -run '^$$' -bench BenchmarkHostGroups -benchtime $(or $(N),20000)x
+
 .PHONY: sim
 sim: ## long simulator sweep: make sim SEEDS=20000
 	$(GO) test -count=1 -timeout 120m ./actors/raft/sim/ -run TestSweep -sim.seeds=$(or $(SEEDS),20000) -v

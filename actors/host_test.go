@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,6 +33,8 @@ type hostRig struct {
 	sys   *actor.ActorSystem
 	net   *inmem.Network
 	fss   [3]*vfs.MemFS
+	dir   string        // set: the hosts' databases are in dir on the real disk
+	tick  time.Duration // the groups' TickInterval
 	hosts [3]*actor.PID
 
 	mu     sync.Mutex
@@ -40,8 +43,12 @@ type hostRig struct {
 	acked  map[uint64]map[string]bool // commands answered OK, by group
 }
 
-func newHostRig(t testing.TB) *hostRig {
-	r := &hostRig{t: t, net: inmem.NewNetwork(1),
+func newHostRig(t testing.TB) *hostRig { return newHostRigIn(t, "") }
+
+// newHostRigIn puts the hosts' databases in dir on the real disk, or on
+// crashable in-memory filesystems when dir is "".
+func newHostRigIn(t testing.TB, dir string) *hostRig {
+	r := &hostRig{t: t, net: inmem.NewNetwork(1), dir: dir, tick: 10 * time.Millisecond,
 		sys:    actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discardLogger() }))),
 		groups: map[uint64][3]*actor.PID{}, sms: map[uint64][3]*listSM{}, acked: map[uint64]map[string]bool{}}
 	for i := range r.fss {
@@ -56,6 +63,9 @@ func (r *hostRig) startHost(i int) {
 	cfg := actors.DefaultHostConfig()
 	cfg.DataDir = "db"
 	cfg.FS = slowSyncFS{r.fss[i]}
+	if r.dir != "" {
+		cfg.DataDir, cfg.FS = filepath.Join(r.dir, fmt.Sprint(i)), vfs.Default
+	}
 	cfg.Logger = discardLogger()
 	cfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return r.net.Join(clusterID, nodeID), nil }
 	props, err := actors.HostProps(cfg)
@@ -73,7 +83,7 @@ func (r *hostRig) groupConfig(g uint64, i int) actors.Config {
 	for id := uint64(1); id <= 3; id++ {
 		cfg.Bootstrap.Voters = append(cfg.Bootstrap.Voters, &messages.Member{Id: id, Address: fmt.Sprintf("host-%d", id)})
 	}
-	cfg.TickInterval = 10 * time.Millisecond
+	cfg.TickInterval = r.tick
 	cfg.Raft.Seed = int64(g*3 + uint64(i))
 	cfg.Logger = discardLogger()
 	return cfg
@@ -358,4 +368,104 @@ func (fs slowSyncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ..
 
 func (fs slowSyncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	return slowFile(fs.FS.ReuseForWrite(oldname, newname, c))
+}
+
+// A HostConfig without its required fields is refused naming each; a
+// group whose Config brings its own store or transport is refused.
+func TestHostRefusesBadConfig(t *testing.T) {
+	_, err := actors.HostProps(actors.HostConfig{ActiveWindow: -time.Second})
+	for _, want := range []string{"HostConfig.DataDir", "HostConfig.Join", "HostConfig.ActiveWindow = -1s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("HostProps of an empty config: %v, want it to name %s", err, want)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		r := newHostRig(t)
+		defer r.stop()
+		cfg := r.groupConfig(1, 0)
+		cfg.StateMachine = &listSM{}
+		cfg.Transport = r.net.Transport(1)
+		cfg.DataDir = "elsewhere"
+		_, err := actors.Request[*actors.CreateGroupResponse](r.sys.Root, r.hosts[0], &actors.CreateGroup{Config: cfg}, 5*time.Second)
+		for _, want := range []string{"Config.Transport must be nil", `Config.DataDir = "elsewhere"`} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("CreateGroup with its own transport and directory: %v, want it to name %s", err, want)
+			}
+		}
+		if s := r.status(0); s.Groups != 0 {
+			t.Errorf("a refused group runs: %d groups", s.Groups)
+		}
+	})
+}
+
+// BenchmarkHostGroups: 3 hosts in one process (one in-memory network, one
+// Pebble each on the real disk, fsync on) with 1 to 1,000 groups; one
+// client per group proposes 128 B commands one after another. Reports
+// ops/s, fsyncs/s (per host) and operations per fsync. make bench-hosts.
+func BenchmarkHostGroups(b *testing.B) {
+	for _, groups := range []int{1, 16, 256, 1000} {
+		b.Run(fmt.Sprintf("groups=%d", groups), func(b *testing.B) {
+			r := newHostRigIn(b, b.TempDir())
+			r.tick = 100 * time.Millisecond
+			defer r.stop()
+			gs := groupIDs(1, uint64(groups))
+			for _, g := range gs {
+				r.create(g)
+			}
+			r.proposeAll(gs, "warm-up") // every group has a leader
+			leaders := map[uint64]*actor.PID{}
+			for _, g := range gs {
+				for _, pid := range r.groups[g] {
+					if st, err := actors.Request[*actors.Status](r.sys.Root, pid, &actors.GetStatus{}, 5*time.Second); err == nil && st.Role == actors.Leader {
+						leaders[g] = pid
+					}
+				}
+			}
+			fsyncs := func() (n uint64) {
+				for i := range r.hosts {
+					n += r.status(i).Fsyncs
+				}
+				return n
+			}
+			data := make([]byte, 128)
+			var next sync.Mutex
+			left := b.N
+			f0 := fsyncs()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			var failed error
+			for _, g := range gs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						next.Lock()
+						if left == 0 || failed != nil {
+							next.Unlock()
+							return
+						}
+						left--
+						next.Unlock()
+						if _, err := actors.ProposeAndWait(r.sys.Root, leaders[g], &actors.Propose{Data: data}, 10*time.Second); err != nil {
+							next.Lock()
+							failed = fmt.Errorf("group %d: %w", g, err)
+							next.Unlock()
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			el := time.Since(start).Seconds()
+			b.StopTimer()
+			if failed != nil {
+				b.Fatal(failed)
+			}
+			f := float64(fsyncs() - f0)
+			b.ReportMetric(float64(b.N)/el, "ops/s")
+			b.ReportMetric(f/3/el, "fsyncs/s/host")
+			b.ReportMetric(float64(b.N)*3/f, "ops/fsync")
+		})
+	}
 }

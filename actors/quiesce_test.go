@@ -138,3 +138,22 @@ func TestQuiesceConfigRefused(t *testing.T) {
 		t.Fatalf("Props with QuiesceTicks -3: %v, want an error naming the field", err)
 	}
 }
+
+// An orderly Stop of a quiesced leader hands leadership over: a follower
+// leads within an election timeout, not after the missed quiesced
+// heartbeats (1.5 s) that a dead leader costs.
+func TestQuiescedLeaderStopHandsOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, lead := quietCluster(t)
+		c.waitQuiesced(c.ids...)
+		time.Sleep(1234 * time.Millisecond) // idle: the last quiesced heartbeat is ticks old
+		start := time.Now()
+		c.stop(lead)
+		others := c.others(lead)
+		newLead := c.waitLeader(others...)
+		t.Logf("node %d leads %v (fake time) after the quiesced leader stopped", newLead, time.Since(start))
+		if took := time.Since(start); took > 10*10*time.Millisecond {
+			t.Fatalf("node %d leads %v (fake time) after the quiesced leader's Stop, want a hand-over within an election timeout (100ms)", newLead, took)
+		}
+	})
+}

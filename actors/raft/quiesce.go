@@ -93,6 +93,7 @@ func (r *Raft) canQuiesce() bool {
 // Quiesce set, carrying the commit index (every peer holds it).
 func (r *Raft) bcastQuiesce() {
 	r.commitNews = false
+	r.quiesceBeatAt = r.ticks
 	for _, id := range r.peers {
 		pr := r.prs[id]
 		if id == r.id || pr == nil {

@@ -158,3 +158,24 @@ func TestQuiesceConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A quiesced leader still finds a transfer target (the node's Stop hands
+// over to it): a peer that answered its latest quiesce heartbeat is live,
+// however long ago that was.
+func TestQuiescedLeaderFindsTransferTarget(t *testing.T) {
+	nw := quiesceNetwork(t, withCheckQuorum, withPreVote)
+	nw.tick(5)
+	checkQuiesced(t, nw, true)
+	nw.tick(30) // quiesce heartbeats are 20 ticks apart: the last was 10+ ticks ago
+	to := nw.raft(1).TransferTarget()
+	if to == 0 {
+		t.Fatal("a quiesced leader found no transfer target")
+	}
+	if err := nw.raft(1).TransferLeadership(to); err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	if nw.leader() != to {
+		t.Fatalf("leader %d after the transfer to %d", nw.leader(), to)
+	}
+}

@@ -206,6 +206,9 @@ type Raft struct {
 	// Invariant: quiesced only as Leader or Follower; reset clears it.
 	quiesced     bool
 	quietElapsed int
+	// quiesceBeatAt (leader): its clock when it sent its latest quiesce
+	// heartbeat (TransferTarget).
+	quiesceBeatAt uint64
 	// quiescedAt (follower): the leader's clock on the heartbeat that
 	// quiesced it; its earlier heartbeats, delivered late, leave it quiet.
 	quiescedAt uint64

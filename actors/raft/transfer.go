@@ -43,7 +43,10 @@ func (r *Raft) TransferTarget() uint64 {
 	var best, bestMatch uint64
 	for _, id := range r.peers {
 		pr := r.prs[id]
-		if id == r.id || pr == nil || pr.IsLearner || pr.leaseAck == 0 || r.ticks-pr.leaseAck > recent {
+		// Quiesced, a peer that answered the latest quiesce heartbeat is
+		// as recent as any.
+		live := r.quiesced && pr != nil && pr.leaseAck != 0 && pr.leaseAck >= r.quiesceBeatAt
+		if id == r.id || pr == nil || pr.IsLearner || pr.leaseAck == 0 || r.ticks-pr.leaseAck > recent && !live {
 			continue
 		}
 		if best == 0 || pr.Match > bestMatch {
