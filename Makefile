@@ -34,6 +34,10 @@ bench-full: ## the published benchmark: median of 3 alternating runs, 5 s window
 bench-log: ## memory and restart time vs entries ever written: N entries of 128 B, 3 node processes on Pebble and gRPC (make bench-log N=1M ARGS='-pprof /tmp/heaps'); default N=10M
 	$(GO) run ./tools/logbench -n $(or $(N),10M) $(ARGS)
 
+.PHONY: bench-groups
+bench-groups: ## many groups per process: 1, 16, 256, 1,000 groups on 3 actors.Hosts (one process, inmem, Pebble with fsync in temp dirs), 128 B: ops/s, p50/p99, fsyncs/s, ops per fsync (make bench-groups ARGS='-groups 1,256 -window 10s')
+	cd bench && $(GO) run ./groups $(ARGS)
+
 .PHONY: bench-idle
 bench-idle: ## CPU of idle groups: 1,000 idle 3-node groups in one process on inmem, quiescence off and on, CPU (getrusage) over 10 s (make bench-idle GROUPS=100)
 	$(GO) test -count=1 -timeout 30m ./actors/ -run '^$$' -bench BenchmarkIdleGroups -benchtime 1x -idle.groups=$(or $(GROUPS),1000) $(ARGS)

@@ -228,6 +228,8 @@
 // measured through Config.MeterProvider (metrics.go); both default to
 // OpenTelemetry's global providers, which record nothing until the
 // application installs an SDK. The instruments, their units and attributes
-// are listed in tracing.Instruments. This package imports the OpenTelemetry
+// are listed in tracing.Instruments; a Host's own (groups, fsyncs, groups
+// and entries per fsync) go to HostConfig.MeterProvider (host_metrics.go),
+// listed in tracing.HostInstruments. This package imports the OpenTelemetry
 // API only; tracing/otlp sets up an exporter.
 package actors

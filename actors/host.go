@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/persistence/pebblestore"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Errors of a Host.
@@ -47,6 +48,17 @@ type HostConfig struct {
 	// ActiveWindow: a group that wrote to the store within it counts as
 	// active in HostStatus. Default (and 0) one second.
 	ActiveWindow time.Duration
+	// MeterProvider receives the host's metrics (instruments listed in
+	// tracing.HostInstruments: groups, active groups, fsyncs, groups and
+	// entries per fsync, fsync latency), each with the attribute raft.host
+	// = Name. The groups' nodes report theirs through their own
+	// Config.MeterProvider. Default nil: the global provider
+	// (otel.GetMeterProvider), which records nothing until the application
+	// sets one.
+	MeterProvider metric.MeterProvider
+	// Name is the value of the raft.host attribute of the host's metrics.
+	// Default: DataDir.
+	Name string
 }
 
 // DefaultHostConfig returns a HostConfig with every default set; DataDir
@@ -66,6 +78,9 @@ func (c *HostConfig) ensureDefaults() {
 	}
 	if c.ActiveWindow == 0 {
 		c.ActiveWindow = time.Second
+	}
+	if c.Name == "" {
+		c.Name = c.DataDir
 	}
 }
 
@@ -94,7 +109,8 @@ func (c *HostConfig) Validate() error {
 // (pebblestore.DB.SaveGroups). Its children are the groups' node actors,
 // each a complete node (events, status, snapshots, membership: send it
 // what a node of Props takes). Requests: CreateGroup, RemoveGroup,
-// GetHostStatus. To run one group, Props is simpler.
+// GetHostStatus; metrics go to HostConfig.MeterProvider (host_metrics.go).
+// To run one group, Props is simpler.
 func HostProps(cfg HostConfig) (*actor.Props, error) {
 	cfg.ensureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -178,6 +194,7 @@ type host struct {
 	stopping bool
 	root     *actor.RootContext
 	stats    *hostStats
+	metrics  *hostMetrics
 	sp       *actor.PID    // the shared persister
 	stopped  chan struct{} // closed when the shared persister stops
 	groups   map[uint64]*hostGroup
@@ -227,6 +244,7 @@ func (h *host) Receive(ctx actor.Context) {
 func (h *host) start(ctx actor.Context) {
 	h.lastStatus = time.Now()
 	h.root = ctx.ActorSystem().Root
+	h.metrics = newHostMetrics(h.cfg.MeterProvider, h.cfg.Name, h.cfg.ActiveWindow, h.log)
 	db, err := pebblestore.Open(h.cfg.DataDir, pebblestore.Options{FS: h.cfg.FS, Logger: h.cfg.Logger})
 	if err != nil {
 		h.openErr = fmt.Errorf("%w: open DataDir %q: %w", ErrHostStopped, h.cfg.DataDir, err)
@@ -238,7 +256,7 @@ func (h *host) start(ctx actor.Context) {
 	// Not a child: it outlives the groups' nodes, which flush their
 	// last writes through it as they stop with the host (close stops it).
 	h.sp = ctx.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &sharedPersister{db: db, stats: h.stats, stopped: h.stopped}
+		return &sharedPersister{db: db, stats: h.stats, metrics: h.metrics, stopped: h.stopped}
 	}))
 }
 
@@ -285,6 +303,7 @@ func (h *host) create(ctx actor.Context, cfg Config) (*actor.PID, error) {
 			g := &hostGroup{clusterID: cfg.ClusterID, nodeID: cfg.ID, pid: pid, store: store}
 			h.groups[cfg.ClusterID] = g
 			h.byActor[pid.Id] = g
+			h.metrics.setGroup(cfg.ClusterID, store.stats)
 			return pid, nil
 		}
 	}
@@ -317,6 +336,7 @@ func (h *host) terminated(ctx actor.Context, who *actor.PID) {
 	}
 	delete(h.byActor, who.Id)
 	delete(h.groups, g.clusterID)
+	h.metrics.setGroup(g.clusterID, nil)
 	err := g.store.Group.Close()
 	if len(g.removing) == 0 && !h.stopping {
 		h.log.Warn("a group's node stopped", "group", g.clusterID, "node", g.nodeID)
@@ -332,6 +352,9 @@ func (h *host) close() {
 		_ = g.store.Group.Close()
 	}
 	h.groups = nil
+	if h.metrics != nil {
+		h.metrics.close()
+	}
 	if h.sp != nil {
 		// Every node is gone: no Save waits on the shared persister.
 		h.root.Stop(h.sp)
@@ -363,9 +386,9 @@ func (h *host) status() *HostStatus {
 			Saves: g.store.stats.saves.Load(), Entries: g.store.stats.entries.Load()}
 		if ns := g.store.stats.lastSave.Load(); ns != 0 {
 			gs.LastSave = time.Unix(0, ns)
-			if now.Sub(gs.LastSave) <= h.cfg.ActiveWindow {
-				s.ActiveGroups++
-			}
+		}
+		if g.store.stats.activeAt(now, h.cfg.ActiveWindow) {
+			s.ActiveGroups++
 		}
 		s.PerGroup = append(s.PerGroup, gs)
 	}

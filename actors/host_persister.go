@@ -35,6 +35,13 @@ type groupStats struct {
 	lastSave       atomic.Int64 // unix nanoseconds; 0: none
 }
 
+// activeAt reports whether the group wrote to the store within window
+// before now.
+func (st *groupStats) activeAt(now time.Time, window time.Duration) bool {
+	ns := st.lastSave.Load()
+	return ns != 0 && now.Sub(time.Unix(0, ns)) <= window
+}
+
 // hostStats are the shared persister's rounds.
 type hostStats struct {
 	fsyncs, updates, entries atomic.Uint64
@@ -76,6 +83,7 @@ func (s *hostStore) Save(ctx context.Context, u persistence.Update) error {
 type sharedPersister struct {
 	db      *pebblestore.DB
 	stats   *hostStats
+	metrics *hostMetrics
 	stopped chan struct{}
 	buf     []*groupSave
 	queued  bool
@@ -125,8 +133,10 @@ func (p *sharedPersister) flush() {
 	}
 	clear(p.buf[len(rest):])
 	p.buf = rest
+	start := time.Now()
 	errs := p.db.SaveGroups(context.Background(), p.round)
-	now := time.Now().UnixNano()
+	end := time.Now()
+	now := end.UnixNano()
 	synced := false
 	for i, r := range p.reqs {
 		if errs[i] == nil {
@@ -144,6 +154,7 @@ func (p *sharedPersister) flush() {
 		return
 	}
 	st.fsyncs.Add(1)
+	p.metrics.synced(len(p.round), entries, end.Sub(start))
 	st.updates.Add(uint64(len(p.round)))
 	st.entries.Add(uint64(entries))
 	if n := int64(len(p.round)); n > st.maxUpdates.Load() {

@@ -21,6 +21,7 @@ import (
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
+	"go.opentelemetry.io/otel/metric"
 )
 
 var flagHostGroups = flag.Int("host.groups", 100, "groups of TestHostManyGroups (make test-hosts: 1,000)")
@@ -36,6 +37,7 @@ type hostRig struct {
 	dir   string        // set: the hosts' databases are in dir on the real disk
 	tick  time.Duration // the groups' TickInterval
 	hosts [3]*actor.PID
+	meter [3]metric.MeterProvider // host i's HostConfig.MeterProvider (nil: the global one)
 
 	mu     sync.Mutex
 	groups map[uint64][3]*actor.PID   // cluster id -> node of host i
@@ -48,7 +50,12 @@ func newHostRig(t testing.TB) *hostRig { return newHostRigIn(t, "") }
 // newHostRigIn puts the hosts' databases in dir on the real disk, or on
 // crashable in-memory filesystems when dir is "".
 func newHostRigIn(t testing.TB, dir string) *hostRig {
-	r := &hostRig{t: t, net: inmem.NewNetwork(1), dir: dir, tick: 10 * time.Millisecond,
+	return newHostRigWith(t, dir, [3]metric.MeterProvider{})
+}
+
+// newHostRigWith is newHostRigIn with host i's metrics on meter[i].
+func newHostRigWith(t testing.TB, dir string, meter [3]metric.MeterProvider) *hostRig {
+	r := &hostRig{meter: meter, t: t, net: inmem.NewNetwork(1), dir: dir, tick: 10 * time.Millisecond,
 		sys:    actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discardLogger() }))),
 		groups: map[uint64][3]*actor.PID{}, sms: map[uint64][3]*listSM{}, acked: map[uint64]map[string]bool{}}
 	for i := range r.fss {
@@ -67,6 +74,7 @@ func (r *hostRig) startHost(i int) {
 		cfg.DataDir, cfg.FS = filepath.Join(r.dir, fmt.Sprint(i)), vfs.Default
 	}
 	cfg.Logger = discardLogger()
+	cfg.MeterProvider = r.meter[i]
 	cfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return r.net.Join(clusterID, nodeID), nil }
 	props, err := actors.HostProps(cfg)
 	if err != nil {

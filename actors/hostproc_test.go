@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,8 +47,15 @@ type hostReport struct {
 	First           map[uint64]string // group -> its first applied command
 	Fsyncs          uint64
 	UpdatesPerFsync float64
-	Err             string
+	// Under load (hostProcLoad proposals in flight in each group this
+	// process leads): the remote host's batches, messages in them, and
+	// batches that carried messages of several groups.
+	Batches, Batched, Shared uint64
+	Err                      string
 }
+
+// hostProcLoad: proposals in flight per led group in the load phase.
+const hostProcLoad = 20
 
 // runHostChild runs one host process until its stdin closes.
 func runHostChild(cfgJSON string) int {
@@ -79,7 +87,14 @@ func hostChildRun(c hostChild) (rep hostReport) {
 	hcfg := actors.DefaultHostConfig()
 	hcfg.DataDir = c.Dir
 	hcfg.Logger = logger
-	hcfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return rh.Join(clusterID, nodeID) }
+	var tr *remote.Transport // any of the host's: each reports the host's batch counters
+	hcfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) {
+		t, err := rh.Join(clusterID, nodeID)
+		if err == nil {
+			tr = t // the host actor calls Join, one call at a time
+		}
+		return t, err
+	}
 	props, err := actors.HostProps(hcfg)
 	if err != nil {
 		return fail(err)
@@ -132,12 +147,36 @@ func hostChildRun(c hostChild) (rep hostReport) {
 		return fail(err)
 	}
 	rep.Fsyncs, rep.UpdatesPerFsync = st.Fsyncs, st.UpdatesPerFsync
+
+	// Load: proposals in flight at once in every group this process
+	// proposed in (its leader), so that messages of many groups wait for
+	// the same peer together and share batches. A leadership change
+	// meanwhile only lowers the load.
+	before := tr.Stats()
+	var wg sync.WaitGroup
+	for g, first := range rep.First {
+		if first != fmt.Sprintf("g%d-by-host%d", g, c.Index+1) {
+			continue
+		}
+		for k := range hostProcLoad {
+			wg.Go(func() {
+				_, _ = actors.ProposeAndWait(sys.Root, nodes[g], &actors.Propose{Data: fmt.Appendf(nil, "load-%d", k)}, 30*time.Second)
+			})
+		}
+	}
+	wg.Wait()
+	after := tr.Stats()
+	rep.Batches, rep.Batched, rep.Shared = after.BatchesSent-before.BatchesSent,
+		after.BatchedMessages-before.BatchedMessages, after.SharedBatches-before.SharedBatches
 	return rep
 }
 
 // Three OS processes, each a host of its node of every group over the
 // remote transport on loopback: every group elects and commits, and the
-// three processes applied the same first command in every group.
+// three processes applied the same first command in every group. Under
+// load, messages of several groups to one peer process share transport
+// batches (one gRPC message): more messages than batches, and batches
+// carrying several groups' messages (transport.Stats.SharedBatches).
 func TestHostProcesses(t *testing.T) {
 	groups := 100
 	if testing.Short() {
@@ -200,12 +239,20 @@ func TestHostProcesses(t *testing.T) {
 				t.Fatalf("host process %d: %s\n%s", i+1, rep.Err, ch.log.String())
 			}
 			reps = append(reps, rep)
-			t.Logf("host process %d: %d groups committed, %d fsyncs, %.1f group writes per fsync", i+1, len(rep.First), rep.Fsyncs, rep.UpdatesPerFsync)
+			t.Logf("host process %d: %d groups committed, %d fsyncs, %.1f group writes per fsync; under load %d messages in %d transport batches, %d carrying several groups' messages",
+				i+1, len(rep.First), rep.Fsyncs, rep.UpdatesPerFsync, rep.Batched, rep.Batches, rep.Shared)
 		case err := <-ch.done:
 			t.Fatalf("host process %d exited: %v\n%s", i+1, errors.Join(err), ch.log.String())
 		case <-time.After(4 * time.Minute):
 			t.Fatalf("host process %d: no report within 4 minutes\n%s", i+1, ch.log.String())
 		}
+	}
+	var batches, batched, shared uint64
+	for _, r := range reps {
+		batches, batched, shared = batches+r.Batches, batched+r.Batched, shared+r.Shared
+	}
+	if batches == 0 || batched <= batches || shared == 0 {
+		t.Errorf("under load, %d messages in %d transport batches, %d for several groups: want more messages than batches, and batches shared by groups", batched, batches, shared)
 	}
 	for g := uint64(1); g <= uint64(groups); g++ {
 		a, b, c := reps[0].First[g], reps[1].First[g], reps[2].First[g]

@@ -136,37 +136,8 @@ func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
 		m.byRole[r] = with(tracing.AttrRole.String(r.String()))
 	}
 
-	var errs []error
-	desc := map[string]tracing.Instrument{}
-	for _, in := range tracing.Instruments {
-		desc[in.Name] = in
-	}
-	fh := func(name string) metric.Float64Histogram {
-		d := desc[name]
-		h, err := meter.Float64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
-			metric.WithExplicitBucketBoundaries(d.Buckets...))
-		errs = append(errs, err)
-		return h
-	}
-	ih := func(name string) metric.Int64Histogram {
-		d := desc[name]
-		h, err := meter.Int64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
-			metric.WithExplicitBucketBoundaries(d.Buckets...))
-		errs = append(errs, err)
-		return h
-	}
-	ctr := func(name string) metric.Int64Counter {
-		d := desc[name]
-		c, err := meter.Int64Counter(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
-		errs = append(errs, err)
-		return c
-	}
-	gauge := func(name string) metric.Int64ObservableGauge {
-		d := desc[name]
-		g, err := meter.Int64ObservableGauge(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
-		errs = append(errs, err)
-		return g
-	}
+	b := newInstruments(meter, tracing.Instruments)
+	fh, ih, ctr, gauge := b.fh, b.ih, b.ctr, b.gauge
 	m.commitDur = fh(tracing.MetricProposalCommitDuration)
 	m.applyDur = fh(tracing.MetricProposalApplyDuration)
 	m.syncDur = fh(tracing.MetricStorageSyncDuration)
@@ -187,7 +158,7 @@ func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
 	m.snapDur = fh(tracing.MetricSnapshotDuration)
 	m.readDur = fh(tracing.MetricReadDuration)
 	m.overloads = ctr(tracing.MetricRequestsOverloaded)
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}
 	reg, err := meter.RegisterCallback(m.observe, m.term, m.commit, m.applied, m.applyLag, m.peerLag)
@@ -196,6 +167,53 @@ func buildMetrics(meter metric.Meter, id uint64) (*nodeMetrics, error) {
 	}
 	m.reg = reg
 	return m, nil
+}
+
+// instruments creates the instruments of a list (tracing.Instruments,
+// tracing.HostInstruments) by name, with the list's unit, description and
+// buckets, and gathers the SDK's refusals in errs.
+type instruments struct {
+	meter metric.Meter
+	desc  map[string]tracing.Instrument
+	errs  []error
+}
+
+func newInstruments(meter metric.Meter, list []tracing.Instrument) *instruments {
+	b := &instruments{meter: meter, desc: map[string]tracing.Instrument{}}
+	for _, in := range list {
+		b.desc[in.Name] = in
+	}
+	return b
+}
+
+func (b *instruments) fh(name string) metric.Float64Histogram {
+	d := b.desc[name]
+	h, err := b.meter.Float64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
+		metric.WithExplicitBucketBoundaries(d.Buckets...))
+	b.errs = append(b.errs, err)
+	return h
+}
+
+func (b *instruments) ih(name string) metric.Int64Histogram {
+	d := b.desc[name]
+	h, err := b.meter.Int64Histogram(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
+		metric.WithExplicitBucketBoundaries(d.Buckets...))
+	b.errs = append(b.errs, err)
+	return h
+}
+
+func (b *instruments) ctr(name string) metric.Int64Counter {
+	d := b.desc[name]
+	c, err := b.meter.Int64Counter(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+	b.errs = append(b.errs, err)
+	return c
+}
+
+func (b *instruments) gauge(name string) metric.Int64ObservableGauge {
+	d := b.desc[name]
+	g, err := b.meter.Int64ObservableGauge(name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+	b.errs = append(b.errs, err)
+	return g
 }
 
 // msgTypeName is the raft.msg.type value: "append" for MSG_APPEND.

@@ -66,7 +66,7 @@ func (c *cluster) snapshotEvents(what string, cond func(ev any) bool) []*actors.
 // election timeouts (the leader's core gives the stalled transfer up and
 // asks for the snapshot again; the new transfer resumes from the offset
 // the follower acknowledged). The bytes sent twice are about a window per
-// drop, not the snapshot; the new member ends with the leader's state.
+// drop (at most a window and a chunk), not the snapshot; the new member ends with the leader's state.
 // Chunk settings of the tests below: 4 KiB chunks, a 16 KiB window, at
 // most 256 KiB/s.
 const testChunk, testWindow = 4 << 10, 16 << 10
@@ -173,8 +173,13 @@ func TestSnapshotChunksResumeAfterDroppedConnections(t *testing.T) {
 		resent := sent - size
 		t.Logf("snapshot %d bytes: %d chunk bytes sent in %d chunks, %d sent again (window %d); resumed from %d; %d progress events",
 			size, sent, counters[lead].chunks.Load(), resent, window, resumed.ResumedFrom, len(seen))
-		if sent < size || resent > 2*window {
-			t.Fatalf("%d bytes sent for a %d-byte snapshot: %d sent again over two drops, want at most two windows (%d)", sent, size, resent, 2*window)
+		// Per drop: the window in flight when it came, plus at most the
+		// chunk that crossed the leader's probe (sent as the probe left, it
+		// arrives after the follower answered where it is, and is sent
+		// again from there: go-back-N). Seen once in a full run: 36,864
+		// bytes = two windows and one chunk.
+		if limit := uint64(2 * (window + testChunk)); sent < size || resent > limit {
+			t.Fatalf("%d bytes sent for a %d-byte snapshot: %d sent again over two drops, want at most two windows and two chunks (%d)", sent, size, resent, limit)
 		}
 		// The last acknowledgement may come after the install's answer:
 		// the leader still tells the transfer done.

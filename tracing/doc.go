@@ -102,4 +102,10 @@
 // changes, elections started and won, and gauges of term, commit and applied index,
 // apply lag and the leader's per-peer match lag; snapshot sizes and durations; read
 // latency. Every measurement carries raft.node_id.
+//
+// [HostInstruments] lists what an actors.Host records through
+// HostConfig.MeterProvider, each measurement with raft.host: gauges of its
+// groups and active groups, a counter of its shared persister's fsyncs (their
+// rate is fsyncs per second), histograms of groups and entries per fsync and of
+// the fsync's duration.
 package tracing

@@ -68,11 +68,35 @@ const (
 	MetricRequestsOverloaded = "raft.requests.overloaded"
 )
 
+// Metric instrument names of an actors.Host (many groups in one process).
+// Every measurement carries raft.host (HostConfig.Name) instead of
+// raft.node_id; the groups' nodes report the instruments above themselves.
+const (
+	// MetricHostGroups: the groups the host runs (gauge, {group}).
+	MetricHostGroups = "raft.host.groups"
+	// MetricHostGroupsActive: the host's groups that wrote to the store
+	// within HostConfig.ActiveWindow (gauge, {group}).
+	MetricHostGroupsActive = "raft.host.groups.active"
+	// MetricHostFsyncs: synced batches of the host's shared persister
+	// (counter, {fsync}); its rate is the host's fsyncs per second.
+	MetricHostFsyncs = "raft.host.fsyncs"
+	// MetricHostFsyncGroups: groups whose writes one synced batch held
+	// (histogram, {group}).
+	MetricHostFsyncGroups = "raft.host.fsync.groups"
+	// MetricHostFsyncEntries: log entries one synced batch held, all groups
+	// together (histogram, {entry}).
+	MetricHostFsyncEntries = "raft.host.fsync.entries"
+	// MetricHostFsyncDuration: the time of one batch of the shared persister
+	// (write and sync; histogram, s).
+	MetricHostFsyncDuration = "raft.host.fsync.duration"
+)
+
 // Attribute keys of metrics (beside AttrNodeID, AttrMsgType, AttrPeer, AttrRole).
 const (
 	AttrDropCause  = attribute.Key("raft.drop.cause")  // why a message was dropped
 	AttrSnapshotOp = attribute.Key("raft.snapshot.op") // take, send, install
 	AttrOverload   = attribute.Key("raft.overload.cause")
+	AttrHost       = attribute.Key("raft.host") // a host's metrics: HostConfig.Name
 )
 
 // Overload causes (AttrOverload): which cap refused a request.
@@ -114,11 +138,12 @@ type Instrument struct {
 var (
 	secondsBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 	entryBuckets   = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+	groupBuckets   = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}
 	byteBuckets    = []float64{1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28, 1 << 30}
 )
 
 // Instruments lists every metric instrument a node records, in the order of the
-// constants above.
+// constants above (a host's are in HostInstruments).
 var Instruments = []Instrument{
 	{MetricProposalCommitDuration, KindHistogram, "s", "Time from a proposal's arrival at the leader to its commit.", secondsBuckets},
 	{MetricProposalApplyDuration, KindHistogram, "s", "Time from a proposal's arrival at the leader to its application.", secondsBuckets},
@@ -140,4 +165,15 @@ var Instruments = []Instrument{
 	{MetricSnapshotDuration, KindHistogram, "s", "Time to take or install a snapshot.", secondsBuckets},
 	{MetricReadDuration, KindHistogram, "s", "Time from a linearizable read's arrival to its answer.", secondsBuckets},
 	{MetricRequestsOverloaded, KindCounter, "{request}", "Proposals and reads refused by a cap, by cause.", nil},
+}
+
+// HostInstruments lists every metric instrument an actors.Host records
+// through HostConfig.MeterProvider, in the order of the constants above.
+var HostInstruments = []Instrument{
+	{MetricHostGroups, KindGauge, "{group}", "Groups the host runs.", nil},
+	{MetricHostGroupsActive, KindGauge, "{group}", "Groups of the host that wrote to the store recently.", nil},
+	{MetricHostFsyncs, KindCounter, "{fsync}", "Synced batches of the host's shared persister.", nil},
+	{MetricHostFsyncGroups, KindHistogram, "{group}", "Groups whose writes one synced batch held.", groupBuckets},
+	{MetricHostFsyncEntries, KindHistogram, "{entry}", "Log entries one synced batch held.", entryBuckets},
+	{MetricHostFsyncDuration, KindHistogram, "s", "Time of one batch (write and sync) of the shared persister.", secondsBuckets},
 }

@@ -147,6 +147,19 @@ type Stats struct {
 	// RecoveredPanics: panics the transport recovered while handling input
 	// (a defect, counted rather than crashing the process).
 	RecoveredPanics uint64
+	// BatchesSent: transport batches written to peers (for the remote
+	// transport, gRPC messages each carrying a batch of envelopes; it
+	// counts the host's, shared by every node and group on it); 0 where a
+	// transport does not batch.
+	BatchesSent uint64
+	// BatchedMessages: messages those batches carried (the host's, like
+	// BatchesSent). BatchedMessages / BatchesSent is the mean batch size:
+	// messages of many groups to one peer process share a batch.
+	BatchedMessages uint64
+	// SharedBatches: batches that carried messages for more than one
+	// receiving node (of different groups, or different nodes of one
+	// host): the batches that shared their peer's connection across nodes.
+	SharedBatches uint64
 }
 
 // StatsReporter is implemented by transports that count drops.

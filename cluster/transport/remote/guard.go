@@ -320,6 +320,7 @@ func (l *logLimiter) allow(key string, now time.Time) bool {
 type splitStream struct {
 	grpc.ClientStream
 	limit int
+	h     *Host
 }
 
 func (h *Host) splitBatches(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -327,19 +328,24 @@ func (h *Host) splitBatches(ctx context.Context, desc *grpc.StreamDesc, cc *grpc
 	if err != nil {
 		return nil, err
 	}
-	return &splitStream{ClientStream: cs, limit: h.cfg.MaxMessageSize + batchOverhead}, nil
+	return &splitStream{ClientStream: cs, limit: h.cfg.MaxMessageSize + batchOverhead, h: h}, nil
 }
 
 func (s *splitStream) SendMsg(m any) error {
 	rm, ok := m.(*premote.RemoteMessage)
 	b := rm.GetMessageBatch()
 	if !ok || b == nil || len(b.Envelopes) < 2 || proto.Size(rm) <= s.limit {
-		return s.ClientStream.SendMsg(m)
+		err := s.ClientStream.SendMsg(m)
+		if err == nil && b != nil {
+			s.h.countBatch(b.Envelopes)
+		}
+		return err
 	}
 	for _, part := range splitBatch(b, s.limit) {
 		if err := s.ClientStream.SendMsg(&premote.RemoteMessage{MessageType: &premote.RemoteMessage_MessageBatch{MessageBatch: part}}); err != nil {
 			return err
 		}
+		s.h.countBatch(part.Envelopes)
 	}
 	return nil
 }

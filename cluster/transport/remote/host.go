@@ -55,7 +55,10 @@ func ReceiverName(prefix string, clusterID, id uint64) string {
 // one set of outbound connections — shared by the transports of several
 // local nodes (Join), which may belong to different clusters (groups).
 // Inbound messages are routed by receiver name, that is by cluster id and
-// node id.
+// node id. Outbound, every message waiting for one peer address, whatever
+// node or group sent it, leaves in one gRPC message (protoactor's
+// endpoint writer batches per address): Stats.BatchesSent,
+// BatchedMessages and SharedBatches count it.
 //
 // protoactor's Remote.Start writes gRPC's global logger without
 // synchronisation while gRPC goroutines read it: two Hosts in one process
@@ -85,6 +88,22 @@ type Host struct {
 
 	// Input refused for the whole host (see Transport.Stats).
 	undecodable, oversized, rejected, refusedCalls, refusedCompression, refusedIdentity, forged, recovered atomic.Uint64
+	// Outbound gRPC messages carrying a batch, and the envelopes in them
+	// (see Transport.Stats).
+	batches, batched, shared atomic.Uint64
+}
+
+// countBatch counts one batch written to a peer: its envelopes, and
+// whether they address more than one receiver (node of a group).
+func (h *Host) countBatch(envs []*premote.MessageEnvelope) {
+	h.batches.Add(1)
+	h.batched.Add(uint64(len(envs)))
+	for _, e := range envs[min(1, len(envs)):] {
+		if e.Target != envs[0].Target {
+			h.shared.Add(1)
+			return
+		}
+	}
 }
 
 type peerState struct {

@@ -167,7 +167,10 @@ func (t *Transport) Close() error {
 // this node's; refusals that happen before a message is routed to a node
 // (RejectedHandshakes, RefusedCalls, RefusedCompressed, RefusedIdentity,
 // DroppedForged, RecoveredPanics, undecodable batch entries, over-limit
-// gRPC messages) are the host's, reported by each of its transports.
+// gRPC messages) are the host's, reported by each of its transports, and
+// so are BatchesSent, BatchedMessages and SharedBatches: protoactor's endpoint writer
+// puts every envelope waiting for one peer address, whichever node or
+// group sent it, into one gRPC message (split only past MaxMessageSize).
 func (t *Transport) Stats() transport.Stats {
 	h := t.h
 	return transport.Stats{
@@ -184,6 +187,9 @@ func (t *Transport) Stats() transport.Stats {
 		RefusedIdentity:    h.refusedIdentity.Load(),
 		DroppedForged:      h.forged.Load(),
 		RecoveredPanics:    h.recovered.Load(),
+		BatchesSent:        h.batches.Load(),
+		BatchedMessages:    h.batched.Load(),
+		SharedBatches:      h.shared.Load(),
 	}
 }
 
