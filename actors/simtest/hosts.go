@@ -81,38 +81,13 @@ func runHosts(opt Options) *Result {
 	cw.Wait()
 	top.shutdownHosts()
 
-	res := &Result{Options: opt, hist: top.hist}
+	res := &Result{Options: opt}
 	top.mu.Lock()
-	res.Stats, res.Trace, res.Stacks = top.stats, top.trace, top.stacks
-	res.Violations = append(res.Violations, top.failures...)
+	res.Trace = top.trace
 	top.mu.Unlock()
+	top.collect(res, "")
 	for _, s := range top.groups {
-		s.mu.Lock()
-		st := s.stats
-		st.Seeds = 0
-		res.Stats.Add(st)
-		for _, v := range s.failures {
-			res.Violations = append(res.Violations, fmt.Sprintf("group %d: %s", s.cluster, v))
-		}
-		if s.stacks != "" {
-			res.Stacks = s.stacks
-		}
-		s.mu.Unlock()
-		s.rec.mu.Lock()
-		for _, v := range s.rec.violations {
-			res.Violations = append(res.Violations, fmt.Sprintf("group %d: %s", s.cluster, v))
-		}
-		s.rec.mu.Unlock()
-		for _, v := range s.rec.checkGaps() {
-			res.Violations = append(res.Violations, fmt.Sprintf("group %d: %s", s.cluster, v))
-		}
-		s.hist.mu.Lock()
-		res.Stats.ReadsChecked += s.hist.reads
-		res.Stats.OpsChecked += len(s.hist.ops)
-		for _, v := range s.hist.maybe {
-			res.Stats.Unknown += len(v)
-		}
-		s.hist.mu.Unlock()
+		s.collect(res, fmt.Sprintf("group %d: ", s.cluster))
 		res.groupHists = append(res.groupHists, s.hist)
 	}
 	return res
@@ -233,21 +208,12 @@ func (s *sim) hostStep() {
 		for _, m := range ups {
 			ids = append(ids, m.id)
 		}
-		s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		k := 1 + s.rng.IntN(max(1, len(ids)/2))
-		if k < len(ids) {
-			s.tracef("partition %v | %v", ids[:k], ids[k:])
-			s.net.Partition(ids[:k], ids[k:])
-			s.count(func(st *Stats) { st.Partitions++ })
-		}
+		s.partition(ids)
 	case p < 25:
 		s.tracef("heal partitions")
 		s.net.Heal()
 	case p < 32:
-		f := inmem.Faults{Drop: s.rng.Float64() * 0.2, Duplicate: s.rng.Float64() * 0.1,
-			MaxDelay: time.Duration(s.rng.IntN(30)) * time.Millisecond}
-		s.tracef("network faults %+v", f)
-		s.net.SetFaults(f)
+		s.networkFaults()
 	case p < 37:
 		s.tracef("network faults cleared")
 		s.net.ClearFaults()

@@ -21,22 +21,12 @@ func (s *sim) step() {
 	canFail := s.downCount() < (s.opt.Nodes-1)/2+boolInt(s.opt.Nodes == 3)
 	switch p := s.rng.IntN(100); {
 	case p < 8:
-		ids := s.runningIDs()
-		s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		k := 1 + s.rng.IntN(max(1, len(ids)/2))
-		if k < len(ids) {
-			s.tracef("partition %v | %v", ids[:k], ids[k:])
-			s.net.Partition(ids[:k], ids[k:])
-			s.count(func(st *Stats) { st.Partitions++ })
-		}
+		s.partition(s.runningIDs())
 	case p < 18:
 		s.tracef("heal partitions")
 		s.net.Heal()
 	case p < 24:
-		f := inmem.Faults{Drop: s.rng.Float64() * 0.2, Duplicate: s.rng.Float64() * 0.1,
-			MaxDelay: time.Duration(s.rng.IntN(30)) * time.Millisecond}
-		s.tracef("network faults %+v", f)
-		s.net.SetFaults(f)
+		s.networkFaults()
 	case p < 28:
 		s.tracef("network faults cleared")
 		s.net.ClearFaults()
@@ -92,6 +82,25 @@ func (s *sim) step() {
 	case p < 94:
 		s.staleReadProbe()
 	}
+}
+
+// partition cuts a random minority of ids from the rest.
+func (s *sim) partition(ids []uint64) {
+	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	k := 1 + s.rng.IntN(max(1, len(ids)/2))
+	if k < len(ids) {
+		s.tracef("partition %v | %v", ids[:k], ids[k:])
+		s.net.Partition(ids[:k], ids[k:])
+		s.count(func(st *Stats) { st.Partitions++ })
+	}
+}
+
+// networkFaults sets random loss, duplication and delay on every link.
+func (s *sim) networkFaults() {
+	f := inmem.Faults{Drop: s.rng.Float64() * 0.2, Duplicate: s.rng.Float64() * 0.1,
+		MaxDelay: time.Duration(s.rng.IntN(30)) * time.Millisecond}
+	s.tracef("network faults %+v", f)
+	s.net.SetFaults(f)
 }
 
 // staleReadProbe cuts the leader off, has an append acknowledged by the

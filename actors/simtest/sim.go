@@ -192,18 +192,35 @@ func Run(opt Options) *Result {
 	s.shutdown()
 	res := &Result{Options: opt, hist: s.hist}
 	s.mu.Lock()
-	res.Stats, res.Trace, res.Stacks = s.stats, s.trace, s.stacks
-	res.Violations = append(res.Violations, s.failures...)
+	res.Trace = s.trace
+	s.mu.Unlock()
+	s.collect(res, "")
+	return res
+}
+
+// collect adds s's counters, violations (each after prefix) and stacks to
+// res.
+func (s *sim) collect(res *Result, prefix string) {
+	s.mu.Lock()
+	res.Stats.Add(s.stats)
+	for _, v := range s.failures {
+		res.Violations = append(res.Violations, prefix+v)
+	}
+	if s.stacks != "" {
+		res.Stacks = s.stacks
+	}
 	s.mu.Unlock()
 	s.rec.mu.Lock()
-	res.Violations = append(res.Violations, s.rec.violations...)
+	violations := s.rec.violations
 	s.rec.mu.Unlock()
-	res.Violations = append(res.Violations, s.rec.checkGaps()...)
+	for _, v := range append(violations, s.rec.checkGaps()...) {
+		res.Violations = append(res.Violations, prefix+v)
+	}
 	s.hist.mu.Lock()
-	res.Stats.ReadsChecked, res.Stats.OpsChecked = s.hist.reads, len(s.hist.ops)
+	res.Stats.ReadsChecked += s.hist.reads
+	res.Stats.OpsChecked += len(s.hist.ops)
 	for _, v := range s.hist.maybe {
 		res.Stats.Unknown += len(v)
 	}
 	s.hist.mu.Unlock()
-	return res
 }

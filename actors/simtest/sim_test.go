@@ -75,41 +75,7 @@ func TestHostSweep(t *testing.T) {
 	if seeds == 0 {
 		seeds = 3
 	}
-	begin := time.Now()
-	var total Stats
-	var failed []*Result
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var next atomic.Uint64
-	next.Store(*flagStart)
-	end := *flagStart + uint64(seeds)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				seed := next.Add(1) - 1
-				if seed >= end {
-					return
-				}
-				res := runSeed(t, hostOptions(seed, groups))
-				mu.Lock()
-				total.Add(res.Stats)
-				if len(res.Violations) > 0 {
-					failed = append(failed, res)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("%d seeds of %d groups in %v", seeds, groups, time.Since(begin).Round(time.Millisecond))
-	t.Logf("exercised: %s", total.String())
-	for i, res := range failed {
-		if i == 5 {
-			t.Errorf("... and %d more failing seeds", len(failed)-5)
-			break
-		}
-		report(t, res)
-	}
+	total := sweep(t, seeds, func(seed uint64) Options { return hostOptions(seed, groups) })
 	if total.Crashes == 0 || total.Restarts == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 || total.Acked == 0 {
 		t.Errorf("the sweep did not exercise what it claims: %s", total.String())
 	}
@@ -123,6 +89,16 @@ func TestSweep(t *testing.T) {
 	if seeds == 0 {
 		seeds = sliceSeeds()
 	}
+	total := sweep(t, seeds, options)
+	if total.Crashes == 0 || total.Restarts == 0 || total.SnapshotsTaken == 0 || total.SnapshotsReceived == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 || total.Overloaded == 0 || total.SessionsExpired == 0 || total.Quiesced == 0 {
+		t.Errorf("the sweep did not exercise what it claims: %s", total.String())
+	}
+}
+
+// sweep runs seeds -simshell.start.. (seeds of them) with the options opt
+// gives, on every processor, and fails t with the failing seeds (their
+// replay commands and saved step traces). It returns what they exercised.
+func sweep(t *testing.T, seeds int, opt func(uint64) Options) Stats {
 	begin := time.Now()
 	var next atomic.Uint64
 	next.Store(*flagStart)
@@ -138,7 +114,7 @@ func TestSweep(t *testing.T) {
 				if seed >= end {
 					return
 				}
-				res := runSeed(t, options(seed))
+				res := runSeed(t, opt(seed))
 				mu.Lock()
 				total.Add(res.Stats)
 				if len(res.Violations) > 0 {
@@ -158,9 +134,7 @@ func TestSweep(t *testing.T) {
 		}
 		report(t, res)
 	}
-	if total.Crashes == 0 || total.Restarts == 0 || total.SnapshotsTaken == 0 || total.SnapshotsReceived == 0 || total.OpsChecked == 0 || total.ReadsChecked == 0 || total.Overloaded == 0 || total.SessionsExpired == 0 || total.Quiesced == 0 {
-		t.Errorf("the sweep did not exercise what it claims: %s", total.String())
-	}
+	return total
 }
 
 // TestReplay runs one seed with its step trace: the command a failing seed
