@@ -66,6 +66,10 @@ chaos: ## long randomized configuration-change sweep (safety and liveness): make
 sim-shell: ## whole-system simulator sweep (node actors, Pebble, faults): make sim-shell SEEDS=2000
 	$(GO) test -count=1 -timeout 180m ./actors/simtest/ -run TestSweep -simshell.seeds=$(or $(SEEDS),2000) -v $(ARGS)
 
+.PHONY: sim-hosts
+sim-hosts: ## the simulator on multi-group hosts: make sim-hosts SEEDS=100 GROUPS=4
+	$(GO) test -count=1 -timeout 180m ./actors/simtest/ -run TestHostSweep -simshell.seeds=$(or $(SEEDS),100) -simshell.groups=$(or $(GROUPS),4) -v $(ARGS)
+
 .PHONY: demo
 demo: ## run the banking demo: 3 server processes, concurrent clients, leader killed and restarted
 	$(GO) run ./examples/banking demo

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -20,7 +21,25 @@ import (
 // the history is illegal and visualize is set, porcupine's HTML view of it
 // is written to that path.
 func (r *Result) CheckHistory(timeout time.Duration, visualize string) error {
-	res, n, err := r.hist.check(timeout, visualize)
+	if len(r.groupHists) > 0 {
+		// Options.Groups > 1: every group's history on its own.
+		var errs []error
+		for i, h := range r.groupHists {
+			vis := ""
+			if visualize != "" {
+				vis = strings.TrimSuffix(visualize, ".html") + fmt.Sprintf("-group-%d.html", i+1)
+			}
+			if err := checkHistory(h, timeout, vis); err != nil {
+				errs = append(errs, fmt.Errorf("group %d: %w", i+1, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	return checkHistory(r.hist, timeout, visualize)
+}
+
+func checkHistory(h *history, timeout time.Duration, visualize string) error {
+	res, n, err := h.check(timeout, visualize)
 	if res == porcupine.Ok {
 		return nil
 	}

@@ -54,6 +54,20 @@
 //     applies it within a bounded time (20 s of fake time, 2000 ticks): a
 //     stuck seed fails with its seed.
 //
+// On multi-group hosts (Options.Groups > 1, TestHostSweep): every machine
+// is one actors.Host (one Pebble database on one crashable filesystem, the
+// shared persister) running its node of each of the groups, on one inmem
+// network joined per (cluster id, node id). The schedule acts per
+// machine: partitions and network faults (by node id, so every group's
+// links between two machines at once), host crashes (every group's node
+// on the machine stops where it stands, syncs stop reaching the disk, the
+// host goes, the disk is crash-cloned; a restart is a new Host on the
+// clone re-creating every group's node), and snapshots and leadership
+// transfers in one group. Every group has its own clients, history,
+// replicas and every check above; a violation names its group. Left out
+// in this mode: membership and settings changes, orderly stops, pauses
+// and stale-read probes (they act on one node of one group).
+//
 // Replay: the schedule, the network's fault decisions and every random
 // choice derive from the seed, so a seed replays its faults; the
 // interleaving of goroutines inside the bubble is the runtime's, so a replay
@@ -62,15 +76,18 @@
 // for a non-linearizable history, porcupine's HTML view) under
 // $FLOTILLA_TRACE_DIR or the temporary directory.
 //
-// make test runs a bounded slice of seeds (TestSweep); make sim-shell
-// SEEDS=N runs a long sweep and prints what it exercised. Flags of the
-// test: -simshell.seeds, -simshell.start, -simshell.seed (TestReplay),
+// make test runs a bounded slice of seeds (TestSweep, and TestHostSweep:
+// 3 seeds of 4 groups); make sim-shell SEEDS=N runs a long sweep and
+// prints what it exercised, make sim-hosts SEEDS=N GROUPS=G one on
+// multi-group hosts. Flags of the test: -simshell.seeds, -simshell.start,
+// -simshell.groups (TestHostSweep), -simshell.seed (TestReplay),
 // -simshell.lease (some, all, none), -simshell.slow, -simshell.membership
 // (on by default; =false leaves membership changes out).
 // SIMSHELL_DEBUG=1 prints the step trace as it grows.
 //
 // Files: sim.go (Options, Result, the simulator's state and Run, the
-// outline of a seed), nodes.go (the nodes' lifecycle: start, crash, stop,
+// outline of a seed), hosts.go (the machines of Options.Groups > 1, their
+// schedule, and the outline of such a seed), nodes.go (the nodes' lifecycle: start, crash, stop,
 // pause, resume, restart after a failure, and the questions asked of
 // them), schedule.go (the fault schedule and the heal), membership.go
 // (settings and member changes through the log), client.go (the clients),

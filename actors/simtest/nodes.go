@@ -105,7 +105,7 @@ func (s *sim) openStore(n *simNode) error {
 
 // startNode spawns a new node actor for n on its store (opened if needed).
 func (s *sim) startNode(n *simNode, startPaused bool) {
-	if n.db == nil {
+	if s.parent == nil && n.db == nil {
 		if err := s.openStore(n); err != nil {
 			s.violation("node %d: open its store: %v", n.id, err)
 			return
@@ -118,8 +118,12 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 	if n.founder {
 		cfg.Bootstrap = s.boot
 	}
-	cfg.Transport = s.net.Transport(n.id)
-	cfg.LogStore = n.group
+	if s.parent == nil {
+		cfg.Transport = s.net.Transport(n.id)
+		cfg.LogStore = n.group
+	} else {
+		cfg.ClusterID = s.cluster // the host gives it its store and transport
+	}
 	cfg.TickInterval = tickInterval
 	cfg.Raft.Seed = int64(s.opt.Seed*1000 + n.id*31 + uint64(n.inc))
 	if s.opt.LeaseReads {
@@ -169,12 +173,21 @@ func (s *sim) startNode(n *simNode, startPaused bool) {
 	} else {
 		cfg.StateMachine = &kvMachine{r: rep}
 	}
-	props, err := actors.Props(cfg)
-	if err != nil {
-		s.violation("node %d: props: %v", n.id, err)
-		return
+	var pid *actor.PID
+	if s.parent != nil {
+		var err error
+		if pid, err = s.parent.createGroup(cfg); err != nil {
+			s.violation("node %d: CreateGroup on its host: %v", n.id, err)
+			return
+		}
+	} else {
+		props, err := actors.Props(cfg)
+		if err != nil {
+			s.violation("node %d: props: %v", n.id, err)
+			return
+		}
+		pid = s.root.Spawn(props)
 	}
-	pid := s.root.Spawn(props)
 	s.mu.Lock()
 	n.pid, n.app, n.rep = pid, app, rep
 	n.state = running
@@ -207,6 +220,16 @@ func (s *sim) halt(n *simNode, crash bool) {
 	n.state = down
 	n.halted = n.inc
 	s.mu.Unlock()
+	if s.parent != nil {
+		// On a host (Options.Groups > 1) only after the node stopped
+		// itself: its actors go; the host releases its group.
+		s.tracef("stop node %d (its group only)", n.id)
+		_ = s.root.StopFuture(pid).Wait()
+		if app != nil {
+			_ = s.root.StopFuture(app).Wait()
+		}
+		return
+	}
 	if crash {
 		s.tracef("crash node %d", n.id)
 		// No orderly Stop: the actor is stopped where it stands (its

@@ -73,6 +73,10 @@ func (s *Stats) Add(o Stats) {
 }
 
 func (s *sim) tracef(format string, args ...any) {
+	if s.parent != nil {
+		s.parent.tracef("group %d: "+format, append([]any{s.cluster}, args...)...)
+		return
+	}
 	line := fmt.Sprintf("%7.3fs ", time.Since(s.start).Seconds()) + fmt.Sprintf(format, args...)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -51,6 +51,13 @@ type Options struct {
 	// QuiescedHeartbeatTicks 15): groups quiesce whenever clients pause,
 	// and wake on the next operation or fault.
 	Quiesce bool
+	// Groups > 1 runs the simulator on multi-group hosts (hosts.go): every
+	// machine is one actors.Host on one crashable disk running its node of
+	// each of Groups groups; a crash takes down every group's node on the
+	// machine at once. Every group has its own clients, history and
+	// checks. Membership changes, settings changes, orderly stops, pauses
+	// and stale-read probes are left out in this mode.
+	Groups int
 }
 
 // DefaultOptions is what the sweep runs for a seed: 3 or 5 nodes, every
@@ -92,6 +99,9 @@ type Result struct {
 	// Stacks: every goroutine's stack when the seed got stuck.
 	Stacks string
 	hist   *history
+	// groupHists: with Groups > 1, the history of every group (hist is
+	// then empty).
+	groupHists []*history
 }
 
 const (
@@ -127,6 +137,14 @@ type sim struct {
 	stacks   string
 	// healed: the faults are over (application actors are no longer slow).
 	healed atomic.Bool
+
+	// With Options.Groups > 1 (hosts.go): the machine-level sim holds the
+	// machines and the groups' sims; a group's sim has parent (the
+	// machine-level one) and cluster (its cluster id).
+	machines []*machine
+	groups   []*sim
+	parent   *sim
+	cluster  uint64
 }
 
 // Run runs one seed. It must be called inside a testing/synctest bubble
@@ -134,6 +152,9 @@ type sim struct {
 // time and far less of real time.
 func Run(opt Options) *Result {
 	opt.ensureDefaults()
+	if opt.Groups > 1 {
+		return runHosts(opt)
+	}
 	s := &sim{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5348454c4c)), rec: newRecorder(), hist: newHistory(),
 		nodes: map[uint64]*simNode{}, stopped: map[uint64]error{}, start: time.Now()}
 	s.sys = actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
