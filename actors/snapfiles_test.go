@@ -193,12 +193,17 @@ func TestStreamSnapshotApplyGoesOnWhileWriteToRuns(t *testing.T) {
 			}
 		})
 		lead := c.waitLeader()
+		// applied is the last command's index: the applier answers a
+		// proposal before the node's own count (Status.Applied) hears of
+		// it, so the status may still lag here.
+		var applied uint64
 		for i := range 10 {
-			if _, err := c.propose(lead, fmt.Sprint("cmd-", i)); err != nil {
+			res, err := c.propose(lead, fmt.Sprint("cmd-", i))
+			if err != nil {
 				t.Fatal(err)
 			}
+			applied = res.Index
 		}
-		applied := c.status(lead).Applied
 		writing, release := sms[lead].blockWrites()
 		answer := c.takeSnapshotAsync(lead)
 		<-writing
