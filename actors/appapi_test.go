@@ -252,7 +252,7 @@ func TestCompactToAndSnapshotOnDemand(t *testing.T) {
 			}
 		})
 		lead, lagging := c.leaveOneBehind(10)
-		applied := c.status(lead).Applied
+		applied := c.settledApplied(lead)
 		if _, err := actors.Request[*actors.CompactToResponse](c.sys.Root, c.node(lead), &actors.CompactTo{Index: applied + 1}, 5*time.Second); !errors.Is(err, actors.ErrBeyondApplied) {
 			t.Fatalf("CompactTo past applied: %v, want ErrBeyondApplied", err)
 		}

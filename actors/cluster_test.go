@@ -229,6 +229,25 @@ func (c *cluster) status(id uint64) *actors.Status {
 	return s
 }
 
+// settledApplied waits until node id has applied everything it knows
+// committed, and returns that index. Status.Applied is the node's count,
+// which hears of an apply one report after the applier answered the
+// proposer: read right after a proposal's answer, it may lag by a batch.
+func (c *cluster) settledApplied(id uint64) uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := c.status(id)
+		if st.Applied >= st.Commit {
+			return st.Applied
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node %d applied %d of %d committed for a minute", id, st.Applied, st.Commit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitLeader waits (fake time under synctest) until the given nodes agree
 // on one leader, and returns it.
 func (c *cluster) waitLeader(ids ...uint64) uint64 {

@@ -204,7 +204,7 @@ func TestSnapshotChunksResumeOnNewLeader(t *testing.T) {
 		c, _ := newChunkCluster(t)
 		lead := c.waitLeader()
 		c.fill(lead, 0, 200)
-		applied := c.status(lead).Applied
+		applied := c.settledApplied(lead)
 		for _, id := range c.ids {
 			deadline := time.Now().Add(time.Minute)
 			for c.status(id).Applied < applied {
