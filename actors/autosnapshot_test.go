@@ -1,17 +1,16 @@
 package actors_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/internal/testutil"
 )
 
 // proposeMany proposes n commands at lead, a window of them under way at
@@ -96,7 +95,7 @@ func TestSnapshotBytesTriggersASnapshot(t *testing.T) {
 func TestNoSnapshotterIsWarnedAtStart(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			s := newSolo(t, func(cfg *actors.Config) {
 				cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 				cfg.NoAutoSnapshots = off
@@ -111,23 +110,4 @@ func TestNoSnapshotterIsWarnedAtStart(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the node's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
