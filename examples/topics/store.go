@@ -48,7 +48,11 @@ type partState struct {
 	sealed uint64
 	// ready is the epoch whose handover this broker finished as owner;
 	// 0 while it is not the ready owner.
-	ready     uint64
+	ready uint64
+	// copied is the epoch whose owner's log the stored records follow
+	// (durable): replication at that epoch only adds records, a newer
+	// epoch's first push replaces everything from its start.
+	copied    uint64
 	producers map[uint64]producerState
 }
 
@@ -56,8 +60,8 @@ type producerState struct{ seq, offset uint64 }
 
 // store keeps the messages of the partitions this broker owns or follows,
 // in its own Pebble database (not in the Raft log): keys
-// r/<partition>\x00<offset, 8 bytes big-endian> → Record (JSON), and
-// s/<partition> → the sealed epoch.
+// r/<partition>\x00<offset, 8 bytes big-endian> → Record (JSON),
+// s/<partition> → the sealed epoch, and c/<partition> → the copied epoch.
 type store struct {
 	db    *pebble.DB
 	mu    sync.Mutex
@@ -80,6 +84,8 @@ func recordKey(part string, off uint64) []byte {
 }
 
 func sealKey(part string) []byte { return []byte("s/" + part) }
+
+func copiedKey(part string) []byte { return []byte("c/" + part) }
 
 // part returns the partition's state, locked, loading it on first use.
 func (s *store) part(name string) (*partState, error) {
@@ -111,16 +117,24 @@ func (s *store) load(name string, p *partState) error {
 	if err != nil {
 		return err
 	}
-	v, closer, err := s.db.Get(sealKey(name))
+	if p.sealed, err = s.getEpoch(sealKey(name)); err != nil {
+		return err
+	}
+	p.copied, err = s.getEpoch(copiedKey(name))
+	return err
+}
+
+// getEpoch reads an epoch stored under key (0 when there is none).
+func (s *store) getEpoch(key []byte) (uint64, error) {
+	v, closer, err := s.db.Get(key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
+		return 0, nil
 	case err != nil:
-		return err
-	default:
-		p.sealed = binary.BigEndian.Uint64(v)
-		closer.Close()
+		return 0, err
 	}
-	return nil
+	defer closer.Close()
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // scan calls fn on the records [from, to) of a partition, in order, until
@@ -186,10 +200,16 @@ func (s *store) appendLocked(name string, p *partState, r Record) (appendResult,
 	return appendResult{rec: r}, nil
 }
 
-// replicateLocked stores recs (starting at from) on a follower at epoch,
-// replacing whatever it held from there on (a deposed owner's
-// unacknowledged tail). It refuses an epoch older than the sealed one and
-// a start past its end (ErrGap, with its end).
+// replicateLocked stores recs (starting at from) on a follower at epoch.
+// The first request of a newer epoch than the copied one (a new owner's
+// push from its start) replaces whatever the follower held from there on
+// (a deposed owner's unacknowledged tail). A request of the copied epoch
+// only adds: an owner's log only grows within its epoch, so a request it
+// gave up on (its call timed out while the request waited here) and that
+// is handled after a later one carries a prefix of what the later one
+// stored, which the owner may have acknowledged since; truncating there
+// would lose acknowledged messages. It refuses an epoch older than the
+// sealed one and a start past its end (ErrGap, with its end).
 func (s *store) replicateLocked(name string, p *partState, epoch, from uint64, recs []Record) (uint64, error) {
 	if epoch < p.sealed {
 		return p.next, fmt.Errorf("%w: %s replicating at epoch %d, sealed at %d", ErrFenced, name, epoch, p.sealed)
@@ -203,7 +223,10 @@ func (s *store) replicateLocked(name string, p *partState, epoch, from uint64, r
 	if epoch > p.ready {
 		p.ready = 0 // an owner of an older epoch stops accepting
 	}
-	_ = b.DeleteRange(recordKey(name, from), recordKey(name, ^uint64(0)), nil)
+	if epoch > p.copied {
+		_ = b.DeleteRange(recordKey(name, from), recordKey(name, ^uint64(0)), nil)
+		_ = b.Set(copiedKey(name), binary.BigEndian.AppendUint64(nil, epoch), nil)
+	}
 	for i, r := range recs {
 		if r.Offset != from+uint64(i) {
 			return p.next, fmt.Errorf("%w: record %d at position %d", ErrBadCommand, r.Offset, from+uint64(i))

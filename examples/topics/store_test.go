@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 )
@@ -107,5 +108,72 @@ func TestStoreFencing(t *testing.T) {
 	})
 	if !errors.Is(err, ErrGap) {
 		t.Errorf("replication past the end: %v, want ErrGap", err)
+	}
+}
+
+// TestStoreReplicationReordered: a follower's copy of one owner's epoch
+// only grows. A replication request the owner gave up on (its HTTP call
+// timed out while the request waited for the partition here) can be
+// handled after a later one; it carries a prefix of what the later one
+// did, and must not truncate the records the later one stored — the owner
+// counted them as replicated and acknowledged them. A new owner's first
+// push (a newer epoch) still replaces everything from its start, also
+// after a restart.
+func TestStoreReplicationReordered(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	s, err := openStore(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "t/0"
+	rec := func(off, epoch uint64) Record {
+		return Record{Offset: off, Epoch: epoch, Broker: 3, Producer: 7, Seq: off + 1, Payload: fmt.Sprint("m", off)}
+	}
+	replicate := func(epoch, from uint64, recs ...Record) uint64 {
+		t.Helper()
+		var next uint64
+		if err := s.withPart(name, func(p *partState) (err error) {
+			next, err = s.replicateLocked(name, p, epoch, from, recs)
+			return err
+		}); err != nil {
+			t.Fatalf("replicate at epoch %d from %d: %v", epoch, from, err)
+		}
+		return next
+	}
+	stored := func() []Record {
+		t.Helper()
+		var out []Record
+		if err := s.scan(name, 0, ^uint64(0), func(r Record) bool { out = append(out, r); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	replicate(9, 0, rec(0, 9), rec(1, 9))
+	replicate(9, 2, rec(2, 9))
+	// The owner's earlier request (from 1) arrives last.
+	if next := replicate(9, 1, rec(1, 9)); next != 3 {
+		t.Errorf("a delayed request of the same epoch: next %d, want 3 (record 2 kept)", next)
+	}
+	if got := stored(); len(got) != 3 || got[2] != rec(2, 9) {
+		t.Fatalf("after a delayed request of the same epoch: stored %+v, want records 0..2", got)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = openStore(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if next := replicate(9, 0, rec(0, 9)); next != 3 {
+		t.Errorf("after a restart, a delayed request of the same epoch: next %d, want 3", next)
+	}
+	// A new owner (epoch 12) copied only records 0 and 1: its push from 0
+	// removes the old owner's tail.
+	if next := replicate(12, 0, rec(0, 9), rec(1, 9)); next != 2 {
+		t.Errorf("a new epoch's push: next %d, want 2 (the old tail removed)", next)
+	}
+	if got := stored(); len(got) != 2 {
+		t.Errorf("after a new epoch's push: stored %+v, want records 0 and 1", got)
 	}
 }
