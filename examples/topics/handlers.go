@@ -559,7 +559,12 @@ func (s *server) handovers() {
 //  2. push the copy to the follower (which seals it too);
 //  3. propose ready (compare-and-set on the epoch) and, once committed,
 //     accept writes with the partition's high watermark at its end.
+//
+// When p is ready already (this broker restarted, or stopped accepting
+// after its follower refused a replication), only the tail past the high
+// watermark is pushed to the follower before it accepts again.
 func (s *server) handover(p Partition) error {
+	pushed := false // the copy went to the follower
 	if !p.Ready {
 		var recs []Record
 		var got bool
@@ -599,6 +604,7 @@ func (s *server) handover(p Partition) error {
 		if err != nil {
 			return err
 		}
+		pushed = true
 		holders := []uint64{s.cfg.id}
 		if p.Follower != 0 {
 			holders = append(holders, p.Follower)
@@ -620,6 +626,16 @@ func (s *server) handover(p Partition) error {
 	return s.msgs.withPart(p.Name, func(ps *partState) error {
 		if ps.sealed > p.Epoch {
 			return fmt.Errorf("%w: sealed at %d", ErrFenced, ps.sealed)
+		}
+		// Ready already (a restart, or this broker stopped accepting when
+		// its follower refused a replication): records past the high
+		// watermark were never acknowledged; the follower takes them
+		// before consumers may read them (or refuses, fenced by a newer
+		// owner, and this broker stays not ready).
+		if from := min(ps.hw, ps.next); !pushed && p.Follower != 0 && from < ps.next {
+			if err := s.replicateTail(p.Name, ps, p, from); err != nil {
+				return err
+			}
 		}
 		ps.ready, ps.hw = p.Epoch, ps.next
 		s.log.Info("owner of partition", "partition", p.Name, "epoch", p.Epoch, "follower", p.Follower, "messages", ps.next)

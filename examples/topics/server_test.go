@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/flotilla-raft/flotilla/internal/testutil"
+	"github.com/flotilla-raft/flotilla/messages"
 )
 
 // TestBrokerAPI runs one broker in this process (remote transport,
@@ -104,5 +108,65 @@ func TestBrokerAPI(t *testing.T) {
 	}
 	if _, err := cl.Consume(ctx, "orders/9", 0, 10); !errors.As(err, new(*APIError)) {
 		t.Errorf("consume of a partition that does not exist: %v, want an APIError", err)
+	}
+}
+
+// TestHandoverAgainKeepsTheTailUnacknowledged: an owner whose follower
+// refused a replication as fenced (a newer owner exists) stops accepting;
+// its handover loop, still seeing itself as the ready owner in a table
+// that has not applied the move yet, finishes the handover again. It must
+// not count the record its follower never took as acknowledged: consumers
+// would read a message its producer then writes again at the new owner,
+// at the same offset (what failed TestDemo in CI). Becoming ready again
+// pushes the tail to the follower first; the follower refuses, so the
+// owner stays not ready and the tail unexposed.
+func TestHandoverAgainKeepsTheTailUnacknowledged(t *testing.T) {
+	follower := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: errFenced, Message: "sealed at a newer epoch"})
+	}))
+	defer follower.Close()
+	log := slog.New(slog.DiscardHandler)
+	msgs, err := openStore(t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msgs.close()
+	s := &server{cfg: &serverConfig{id: 3}, log: log, table: NewTable(), msgs: msgs, client: follower.Client()}
+	const name = "orders/1"
+	index := uint64(0)
+	apply := func(c Command) {
+		t.Helper()
+		index++
+		if res := s.table.Apply(&messages.Entry{Index: index, Data: c.Encode()}); res != nil {
+			t.Fatalf("apply %+v: %v", c, res)
+		}
+	}
+	apply(Command{Op: OpRegister, Broker: 1, API: strings.TrimPrefix(follower.URL, "http://")})
+	apply(Command{Op: OpCreate, Topic: "orders", Partitions: 2})
+	apply(Command{Op: OpAssign, Moves: []Move{{Partition: name, Epoch: 2, Owner: 3, Follower: 1}}})
+	apply(Command{Op: OpReady, Partition: name, Epoch: 3, Holders: []uint64{3, 1}})
+	p, _ := s.table.View().Get(name)
+	// The owner was ready at epoch 3 with one acknowledged record, then
+	// stored a second one whose replication was refused as fenced.
+	if err := msgs.withPart(name, func(ps *partState) error {
+		if _, err := msgs.replicateLocked(name, ps, 3, 0, []Record{{Offset: 0, Epoch: 3, Broker: 3, Producer: 7, Seq: 1}}); err != nil {
+			return err
+		}
+		ps.ready, ps.hw = 3, 1
+		if _, err := msgs.appendLocked(name, ps, Record{Epoch: 3, Broker: 3, Producer: 7, Seq: 2}); err != nil {
+			return err
+		}
+		if err := s.replicateTail(name, ps, p, ps.hw); !errors.Is(err, ErrFenced) {
+			return fmt.Errorf("replication to a fenced follower: %v, want ErrFenced", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.handover(p)
+	var ready, hw uint64
+	_ = msgs.withPart(name, func(ps *partState) error { ready, hw = ps.ready, ps.hw; return nil })
+	if hw != 1 || ready != 0 || err == nil {
+		t.Fatalf("handover again with a fenced follower: error %v, ready at %d, high watermark %d; want an error, not ready, high watermark 1", err, ready, hw)
 	}
 }
