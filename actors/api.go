@@ -155,6 +155,8 @@ type ProposeResponse struct {
 // state machine has applied everything committed when the read arrived,
 // Query is passed to the StateMachine's Query method. Answer:
 // *ReadResponse. Served on the leader or, via the leader, on a follower.
+// A Read sent without a sender (Send rather than Request) is served and
+// its answer dropped.
 type Read struct {
 	Query any
 }

@@ -338,3 +338,25 @@ func TestCompactToNeedsAnOwningStateMachine(t *testing.T) {
 		}
 	})
 }
+
+// Requests sent without a sender (RootContext.Send: nobody waits for the
+// answer) are served and their answers dropped: a Read so sent, to the
+// leader or to a follower, does not stop the node, nor does a Propose.
+func TestRequestsWithoutSenderAreServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3)
+		lead := c.waitLeader()
+		c.sys.Root.Send(c.node(lead), &actors.Propose{Data: []byte("x")})
+		for _, id := range c.ids {
+			c.sys.Root.Send(c.node(id), &actors.Read{})
+		}
+		for _, id := range c.ids {
+			if _, err := actors.Request[*actors.ReadResponse](c.sys.Root, c.node(id), &actors.Read{}, 5*time.Second); err != nil {
+				t.Fatalf("node %d, read after a read without a sender: %v", id, err)
+			}
+		}
+		synctest.Wait()
+		c.failOnNodeStopped()
+		c.waitApplied(1, c.ids...)
+	})
+}

@@ -88,7 +88,7 @@ func (a *applier) Receive(ctx actor.Context) {
 		if !ok {
 			err := errors.New("actors: the StateMachine does not implement Querier")
 			msg.trace.end(err)
-			ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: err})
+			msg.answer(ctx, &ReadResponse{Index: msg.index, Err: err})
 			return
 		}
 		res, err := q.Query(msg.query)
@@ -96,7 +96,7 @@ func (a *applier) Receive(ctx actor.Context) {
 		// scrapes the metrics or the spans, finds its read.
 		msg.trace.end(err)
 		a.metrics.readDone(msg.start)
-		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Result: res, Err: err})
+		msg.answer(ctx, &ReadResponse{Index: msg.index, Result: res, Err: err})
 	case *setSubscribers:
 		a.subs = msg.subs
 	case *snapshotRequest:
@@ -138,13 +138,22 @@ func (a *applier) refuse(ctx actor.Context) {
 			ctx.Send(iw.w.pid, &ProposeResponse{Index: iw.index, Err: a.failed})
 		}
 	case *readQuery:
-		ctx.Send(msg.from, &ReadResponse{Index: msg.index, Err: a.failed})
+		msg.answer(ctx, &ReadResponse{Index: msg.index, Err: a.failed})
 	case *snapshotRequest:
 		if msg.lazy != nil {
 			ctx.Send(a.node, &lazySnapshotMade{msg: msg.lazy, err: a.failed})
 			return
 		}
 		ctx.Send(a.node, &snapshotMade{index: a.applied, file: msg.md != nil && a.files != nil, err: a.failed, reply: msg.reply})
+	}
+}
+
+// answer sends the read's answer to whoever sent the Read; a Read sent
+// without a sender is served and its answer dropped, as the node does
+// with every request (node.respond).
+func (q *readQuery) answer(ctx actor.Context, r *ReadResponse) {
+	if q.from != nil {
+		ctx.Send(q.from, r)
 	}
 }
 

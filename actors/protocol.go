@@ -106,7 +106,7 @@ type (
 	// readQuery: answer a linearizable read once everything before it in
 	// the mailbox is applied.
 	readQuery struct {
-		from  *actor.PID
+		from  *actor.PID // nil: sent without a sender, nobody hears the answer
 		query any
 		index uint64
 		trace *readTrace
