@@ -35,8 +35,12 @@ bench-log: ## memory and restart time vs entries ever written: N entries of 128 
 	$(GO) run ./tools/logbench -n $(or $(N),10M) $(ARGS)
 
 .PHONY: bench-groups
-bench-groups: ## many groups per process: 1, 16, 256, 1,000 groups on 3 actors.Hosts (one process, inmem, Pebble with fsync in temp dirs), 128 B: ops/s, p50/p99, fsyncs/s, ops per fsync (make bench-groups ARGS='-groups 1,256 -window 10s')
-	cd bench && $(GO) run ./groups $(ARGS)
+bench-groups: ## many groups per process: 1, 16, 256, 1,000 groups on 3 actors.Hosts (one process, inmem, Pebble with fsync in temp dirs), 128 B: ops/s, p50/p99, fsyncs/s, ops per fsync, CPU; first 256 clients in total per cell, then 8 clients per group (make bench-groups ARGS='-groups 1,256 -window 10s')
+	cd bench && $(GO) build -o $(CURDIR)/.cache/bench-groups ./groups
+	@echo "== the same load in every cell: 256 clients in total (1,000 at 1,000 groups)"
+	.cache/bench-groups $(ARGS)
+	@echo "== the load grows with the groups: 8 clients per group"
+	.cache/bench-groups -per-group 8 $(ARGS)
 
 .PHONY: bench-idle
 bench-idle: ## CPU of idle groups: 1,000 idle 3-node groups in one process on inmem, quiescence off and on, CPU (getrusage) over 10 s (make bench-idle GROUPS=100)

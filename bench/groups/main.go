@@ -3,14 +3,17 @@
 // transport, each on its own Pebble database in a temporary directory
 // with fsync on (the host's shared persister syncs every group's writes
 // of a round in one batch), running node i of every group. For each cell
-// (number of groups) it offers the same closed-loop load: max(256,
-// groups) clients in total, spread evenly over the groups, each proposing
-// 128-byte commands one at a time to its group's leader with
-// ProposeAndWait, once every group has elected a leader and committed a
-// first command. It prints aggregate ops/s, p50/p99 latency, fsyncs per
-// second (the three hosts together) and operations per fsync (per host:
-// ops × 3 / fsyncs, since every operation is synced on all three hosts),
-// and each cell's throughput relative to the 1-group cell of the same run.
+// (number of groups) it offers a closed-loop load, by default the same in
+// every cell: max(256, groups) clients in total (-clients), spread evenly
+// over the groups; with -per-group N, N clients per group instead (the
+// load grows with the groups). Each client proposes 128-byte commands one
+// at a time to its group's leader with ProposeAndWait, once every group
+// has elected a leader and committed a first command. It prints aggregate
+// ops/s, p50/p99 latency, fsyncs per second (the three hosts together),
+// operations per fsync (per host: ops × 3 / fsyncs, since every operation
+// is synced on all three hosts), the process's CPU over the window (100%
+// is one core) and per operation, and each cell's throughput relative to
+// the 1-group cell of the same run.
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -43,9 +47,27 @@ func main() {
 	window := flag.Duration("window", 5*time.Second, "measured window per cell")
 	warmup := flag.Duration("warmup", time.Second, "load before the window")
 	minClients := flag.Int("clients", 256, "clients in total per cell (at least one per group)")
+	perGroup := flag.Int("per-group", 0, "clients per group (0: -clients in total per cell)")
 	size := flag.Int("size", 128, "bytes per proposal")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of all cells to this file")
+	blockprofile := flag.String("blockprofile", "", "write a profile of where goroutines waited (blocking and mutexes) in all cells to this file")
 	flag.Parse()
+	if *blockprofile != "" {
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
+		defer func() {
+			f, err := os.Create(*blockprofile)
+			if err == nil {
+				err = pprof.Lookup("block").WriteTo(f, 0)
+			}
+			if err == nil {
+				err = f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "blockprofile: %v\n", err)
+			}
+		}()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -58,14 +80,18 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	var base float64
-	fmt.Printf("%-7s %8s %10s %9s %9s %10s %9s %7s\n", "groups", "clients", "ops/s", "p50", "p99", "fsyncs/s", "ops/fsync", "vs 1")
+	fmt.Printf("%-7s %8s %10s %9s %9s %10s %9s %6s %9s %7s\n", "groups", "clients", "ops/s", "p50", "p99", "fsyncs/s", "ops/fsync", "cpu", "cpu/op", "vs 1")
 	for _, f := range strings.Split(*cells, ",") {
 		g, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || g < 1 {
 			fmt.Fprintf(os.Stderr, "groups: bad cell %q\n", f)
 			os.Exit(2)
 		}
-		r, err := runCell(g, max(*minClients, g), *size, *warmup, *window)
+		clients := max(*minClients, g)
+		if *perGroup > 0 {
+			clients = *perGroup * g
+		}
+		r, err := runCell(g, clients, *size, *warmup, *window)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cell %d groups: %v\n", g, err)
 			pprof.StopCPUProfile()
@@ -78,14 +104,17 @@ func main() {
 		if base > 0 {
 			rel = fmt.Sprintf("%.2fx", r.opsPerSec/base)
 		}
-		fmt.Printf("%-7d %8d %10.0f %9s %9s %10.0f %9.1f %7s\n", g, r.clients, r.opsPerSec,
-			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.fsyncsPerSec, r.opsPerFsync, rel)
+		cpuPerOp := time.Duration(r.cpu / r.opsPerSec * float64(time.Second))
+		fmt.Printf("%-7d %8d %10.0f %9s %9s %10.0f %9.1f %5.0f%% %9s %7s\n", g, r.clients, r.opsPerSec,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.fsyncsPerSec, r.opsPerFsync, r.cpu*100,
+			cpuPerOp.Round(100*time.Nanosecond), rel)
 	}
 }
 
 type result struct {
 	clients                              int
 	opsPerSec, fsyncsPerSec, opsPerFsync float64
+	cpu                                  float64 // CPU time of the process over the window / the window (1 = one core)
 	p50, p99                             time.Duration
 }
 
@@ -215,10 +244,10 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 	time.Sleep(warmup)
 	f0 := fsyncs()
 	measuring.Store(true)
-	t0 := time.Now()
+	t0, c0 := time.Now(), processCPU()
 	time.Sleep(window)
 	measuring.Store(false)
-	elapsed := time.Since(t0)
+	elapsed, cpu := time.Since(t0), processCPU()-c0
 	f1 := fsyncs()
 	stop.Store(true)
 	wg.Wait()
@@ -227,8 +256,8 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 	}
 	slices.Sort(lat)
 	r := result{clients: clients, opsPerSec: float64(ops.Load()) / elapsed.Seconds(),
-		fsyncsPerSec: float64(f1-f0) / elapsed.Seconds(),
-		p50:          lat[len(lat)/2], p99: lat[len(lat)*99/100]}
+		fsyncsPerSec: float64(f1-f0) / elapsed.Seconds(), cpu: cpu.Seconds() / elapsed.Seconds(),
+		p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
 	if f1 > f0 {
 		r.opsPerFsync = float64(ops.Load()) * 3 / float64(f1-f0)
 	}
