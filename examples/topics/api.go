@@ -44,8 +44,11 @@ type ErrorResponse struct {
 // ProduceRequest appends Payload to a partition of Topic: Partition, or
 // Seq modulo the topic's partition count when Partition is negative.
 // Producer (non-zero) and Seq (1, 2, 3, ... per partition) make retries
-// idempotent: the owner answers a retry with the offset it stored. An
-// unknown topic is created with the broker's --partitions.
+// idempotent: the owner answers a retry of the last message it stored for
+// Producer with the offset it stored; a Seq below that one is refused
+// (invalid_request), so a producer sends its next message to a partition
+// only once the previous one is acknowledged. An unknown topic is created
+// with the broker's --partitions.
 type ProduceRequest struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`

@@ -21,7 +21,8 @@ import (
 // and retries transient failures on any broker until its context ends.
 // Produce is idempotent: each message carries the client's producer id and
 // a sequence number per partition, and the owner answers a retry with the
-// offset it stored the first time. A Client is safe for concurrent use.
+// offset it stored the first time. A Client is safe for concurrent use;
+// its Produce calls to one partition are sent one at a time.
 type Client struct {
 	servers []string
 	http    *http.Client
@@ -33,6 +34,11 @@ type Client struct {
 	next   int               // round-robin start among servers
 	owners map[string]string // partition → the API of its last known owner
 	seq    map[string]uint64 // topic/partition key → last sequence sent
+	// sending holds a one-slot channel per topic/partition key, full
+	// while a Produce to it is in flight: a partition's messages go one at
+	// a time, in sequence order (the owner refuses a sequence number below
+	// the last one it stored for the producer).
+	sending map[string]chan struct{}
 	// Retries counts redirects followed and transient failures retried.
 	retries int
 }
@@ -58,7 +64,8 @@ func NewClient(servers []string) (*Client, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return &Client{servers: servers, http: &http.Client{Timeout: 5 * time.Second}, Backoff: 50 * time.Millisecond,
-		producer: binary.BigEndian.Uint64(b[:]) | 1, owners: map[string]string{}, seq: map[string]uint64{}}, nil
+		producer: binary.BigEndian.Uint64(b[:]) | 1, owners: map[string]string{}, seq: map[string]uint64{},
+		sending: map[string]chan struct{}{}}, nil
 }
 
 // SetServers replaces the brokers the client starts from (the owners it
@@ -80,11 +87,26 @@ func (c *Client) Retries() int {
 }
 
 // Produce appends payload to partition of topic (negative: the broker
-// picks by sequence number) and returns the acknowledgement. On an error
-// the message may or may not be stored; calling Produce again after an
-// error would use a new sequence number, so retry with ProduceSeq.
+// picks by sequence number) and returns the acknowledgement. Calls for one
+// partition (or one topic, when partition is negative) wait for each
+// other: each is sent once the previous one returned. On an error the
+// message may or may not be stored; calling Produce again after an error
+// would use a new sequence number, so retry with ProduceSeq.
 func (c *Client) Produce(ctx context.Context, topic string, partition int, payload string) (*ProduceResponse, error) {
 	key := fmt.Sprintf("%s/%d", topic, partition)
+	c.mu.Lock()
+	slot := c.sending[key]
+	if slot == nil {
+		slot = make(chan struct{}, 1)
+		c.sending[key] = slot
+	}
+	c.mu.Unlock()
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v (waiting for an earlier message to %s)", ErrUnavailable, ctx.Err(), key)
+	}
+	defer func() { <-slot }()
 	c.mu.Lock()
 	c.seq[key]++
 	seq := c.seq[key]
@@ -92,7 +114,10 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, paylo
 	return c.ProduceSeq(ctx, ProduceRequest{Topic: topic, Partition: partition, Producer: c.producer, Seq: seq, Payload: payload})
 }
 
-// ProduceSeq sends req, retrying until acknowledged or ctx ends.
+// ProduceSeq sends req, retrying until acknowledged or ctx ends. The
+// caller picks the sequence number: per partition, it sends the next one
+// only once this one is acknowledged (a number below the last one the
+// owner stored for the producer is refused, an *APIError).
 func (c *Client) ProduceSeq(ctx context.Context, req ProduceRequest) (*ProduceResponse, error) {
 	var out ProduceResponse
 	hint := ""

@@ -38,7 +38,8 @@
 // anything, and everything it acknowledged is in the copy. The new owner
 // pushes the copy to its follower, proposes ready, and only then accepts
 // writes. Produce is idempotent: producer id + sequence number per
-// partition, deduplicated by the owner from what it stores.
+// partition, deduplicated by the owner from what it stores (the last
+// number per producer; an older one is refused).
 //
 // The demo (demo.go) runs the brokers as processes on 127.0.0.1 and checks
 // (check.go) that every acknowledged message is consumed exactly once, in

@@ -171,7 +171,7 @@ func (s *server) handleProduce(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		out = ProduceResponse{Partition: name, Offset: res.rec.Offset, Epoch: res.rec.Epoch, Broker: res.rec.Broker, Duplicate: res.duplicate}
-		if res.duplicate && res.rec.Offset < ps.hw || res.rec.Offset == ^uint64(0) {
+		if res.duplicate && res.rec.Offset < ps.hw {
 			return nil // acknowledged before
 		}
 		if p.Follower != 0 {
@@ -182,11 +182,14 @@ func (s *server) handleProduce(w http.ResponseWriter, r *http.Request) {
 		ps.hw = ps.next
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrSeqOutOfOrder):
+		s.invalid(w, err.Error())
+	case err != nil:
 		s.writeErr(w, err)
-		return
+	default:
+		writeJSON(w, http.StatusOK, out)
 	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // partitionOf names the partition a produce request goes to, creating the

@@ -57,6 +57,12 @@ func TestBrokerAPI(t *testing.T) {
 	if err != nil || b.Offset != a.Offset+1 {
 		t.Fatalf("second message: %+v, %v", b, err)
 	}
+	// A sequence number below the last stored one is refused as invalid,
+	// not acknowledged: the message was not stored.
+	late, err := cl.ProduceSeq(ctx, ProduceRequest{Topic: "orders", Partition: 1, Producer: 42, Seq: 1, Payload: "late"})
+	if ae := (*APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.ErrorResponse.Error != errInvalid {
+		t.Fatalf("a sequence number below the last stored one: %+v, %v; want a 400 %s", late, err, errInvalid)
+	}
 	res, err := cl.Consume(ctx, "orders/1", 0, 10)
 	if err != nil || len(res.Records) != 2 || res.Records[0].Payload != "first" || res.Records[1].Payload != "second" || res.HighWatermark != 2 {
 		t.Fatalf("consume: %+v, %v", res, err)

@@ -19,6 +19,11 @@ var (
 	// ErrGap: a replication starts past the follower's end; the owner
 	// resends from Next.
 	ErrGap = errors.New("topics: replication gap")
+	// ErrSeqOutOfOrder: a producer's sequence number is below the last one
+	// the partition stored for it. The message is not stored; it may have
+	// been stored before (a late retry) or never (a producer that had
+	// several messages to one partition in flight).
+	ErrSeqOutOfOrder = errors.New("topics: sequence number below the producer's last stored one")
 )
 
 // Record is one message of a partition, as stored and as consumed.
@@ -171,9 +176,11 @@ type appendResult struct {
 	duplicate bool // an earlier attempt stored it
 }
 
-// append stores r (Offset assigned here) at epoch r.Epoch unless the
-// partition was sealed at a newer epoch, or unless the producer's Seq was
-// stored already (then it answers that record's offset). The caller holds
+// appendLocked stores r (Offset assigned here) at epoch r.Epoch unless the
+// partition was sealed at a newer epoch, or unless the producer's Seq is
+// its last stored one (then it answers that record, marked duplicate), or
+// below it (ErrSeqOutOfOrder: only the last one is remembered, so an older
+// one cannot be told apart from a message never stored). The caller holds
 // the partition (see withPart).
 func (s *store) appendLocked(name string, p *partState, r Record) (appendResult, error) {
 	if r.Epoch < p.sealed || p.ready != r.Epoch {
@@ -181,7 +188,7 @@ func (s *store) appendLocked(name string, p *partState, r Record) (appendResult,
 	}
 	if last, ok := p.producers[r.Producer]; ok && r.Seq <= last.seq {
 		if r.Seq < last.seq {
-			return appendResult{duplicate: true, rec: Record{Offset: ^uint64(0)}}, nil
+			return appendResult{}, fmt.Errorf("%w: %s producer %x seq %d, last stored %d", ErrSeqOutOfOrder, name, r.Producer, r.Seq, last.seq)
 		}
 		var got Record
 		err := s.scan(name, last.offset, last.offset+1, func(x Record) bool { got = x; return false })

@@ -177,3 +177,39 @@ func TestStoreReplicationReordered(t *testing.T) {
 		t.Errorf("after a new epoch's push: stored %+v, want records 0 and 1", got)
 	}
 }
+
+// TestStoreOlderSeqRefused: a producer's sequence number below the last one
+// the partition stored for it is refused with ErrSeqOutOfOrder and stores
+// nothing. It used to be answered as a duplicate at offset 2^64-1: a
+// producer with two messages in flight to one partition whose later one
+// was stored first was told the earlier one was stored, and it was lost.
+func TestStoreOlderSeqRefused(t *testing.T) {
+	s, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	const name = "t/0"
+	err = s.withPart(name, func(p *partState) error {
+		if _, err := s.replicateLocked(name, p, 5, 0, nil); err != nil {
+			return err
+		}
+		p.ready = 5
+		for _, seq := range []uint64{1, 3} {
+			if _, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: seq}); err != nil {
+				return err
+			}
+		}
+		res, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: 2, Payload: "late"})
+		if !errors.Is(err, ErrSeqOutOfOrder) {
+			t.Errorf("seq 2 after seq 3: %+v, %v; want ErrSeqOutOfOrder", res, err)
+		}
+		if p.next != 2 {
+			t.Errorf("after the refused append: next %d, want 2", p.next)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
