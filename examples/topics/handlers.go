@@ -226,18 +226,32 @@ func (s *server) partitionOf(req ProduceRequest) (string, error) {
 	}
 }
 
-// maxReplicate bounds the records of one replication request.
-const maxReplicate = 1000
+// maxReplicate bounds the records of one replication request, and
+// maxReplicateBytes their encoded size (a follower reads at most maxBody; a
+// record with a maxPayload payload encodes in less than 7*maxPayload).
+const (
+	maxReplicate      = 1000
+	maxReplicateBytes = maxBody / 2
+)
 
 // replicateTail sends the follower the records [from, next) of the
-// partition, in requests of at most maxReplicate records, resending from
-// the follower's end on a gap.
+// partition, in requests of at most maxReplicate records and
+// maxReplicateBytes (at least one record), resending from the follower's
+// end on a gap.
 func (s *server) replicateTail(name string, ps *partState, p Partition, from uint64) error {
 	api := s.table.View().Brokers[p.Follower]
 	for tries := 0; tries < 3; {
 		var recs []Record
+		size := 0
 		end := min(ps.next, from+maxReplicate)
-		if err := s.msgs.scan(name, from, end, func(r Record) bool { recs = append(recs, r); return true }); err != nil {
+		if err := s.msgs.scan(name, from, end, func(r Record) bool {
+			b, _ := json.Marshal(r)
+			if size += len(b) + 1; len(recs) > 0 && size > maxReplicateBytes {
+				return false
+			}
+			recs = append(recs, r)
+			return true
+		}); err != nil {
 			return err
 		}
 		var resp ReplicateResponse

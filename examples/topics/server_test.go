@@ -176,3 +176,59 @@ func TestHandoverAgainKeepsTheTailUnacknowledged(t *testing.T) {
 		t.Fatalf("handover again with a fenced follower: error %v, ready at %d, high watermark %d; want an error, not ready, high watermark 1", err, ready, hw)
 	}
 }
+
+// TestReplicationOfLargeMessages: an owner pushes its log to a follower
+// (through the follower's real HTTP handlers) in requests its follower
+// accepts, however large the messages: a request of maxReplicate records
+// of a few KiB each was bigger than a follower reads (maxBody), so an
+// owner restarting with such a partition (it pushes its whole log again)
+// or handing it over never became ready.
+func TestReplicationOfLargeMessages(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	open := func() *store {
+		st, err := openStore(t.TempDir(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.close() })
+		return st
+	}
+	f := &server{cfg: &serverConfig{id: 1}, log: log, table: NewTable(), msgs: open()}
+	follower := httptest.NewServer(f.routes())
+	defer follower.Close()
+	o := &server{cfg: &serverConfig{id: 3}, log: log, table: NewTable(), msgs: open(), client: follower.Client()}
+	const name = "orders/0"
+	for i, c := range []Command{
+		{Op: OpRegister, Broker: 1, API: strings.TrimPrefix(follower.URL, "http://")},
+		{Op: OpCreate, Topic: "orders", Partitions: 1},
+		{Op: OpAssign, Moves: []Move{{Partition: name, Epoch: 2, Owner: 3, Follower: 1}}},
+	} {
+		for _, s := range []*server{o, f} {
+			if res := s.table.Apply(&messages.Entry{Index: uint64(i + 1), Data: c.Encode()}); res != nil {
+				t.Fatalf("apply %+v: %v", c, res)
+			}
+		}
+	}
+	p, _ := o.table.View().Get(name)
+	// maxReplicate messages of 8 KiB (of the 64 KiB a message may have),
+	// stored on the owner by its handover's copy.
+	payload := strings.Repeat("x", 8<<10)
+	recs := make([]Record, maxReplicate)
+	for i := range recs {
+		recs[i] = Record{Offset: uint64(i), Epoch: 2, Broker: 2, Producer: 7, Seq: uint64(i + 1), Payload: payload}
+	}
+	err := o.msgs.withPart(name, func(ps *partState) error {
+		if _, err := o.msgs.replicateLocked(name, ps, p.Epoch, 0, recs); err != nil {
+			return err
+		}
+		return o.replicateTail(name, ps, p, 0)
+	})
+	if err != nil {
+		t.Fatalf("push of %d messages of %d bytes: %v", len(recs), len(payload), err)
+	}
+	var next uint64
+	_ = f.msgs.withPart(name, func(ps *partState) error { next = ps.next; return nil })
+	if next != maxReplicate {
+		t.Fatalf("the follower has %d messages, want %d", next, maxReplicate)
+	}
+}
