@@ -572,7 +572,8 @@ func (s *server) handovers() {
 //  1. copy the partition from a holder of the last ready epoch (itself if
 //     it is one), sealing that holder at p.Epoch: from then on it refuses
 //     writes and replication of older epochs, so every message the old
-//     owner acknowledged is in the copy;
+//     owner acknowledged is in the copy (a handover run again at an
+//     epoch this broker copied at already keeps that copy);
 //  2. push the copy to the follower (which seals it too);
 //  3. propose ready (compare-and-set on the epoch) and, once committed,
 //     accept writes with the partition's high watermark at its end.
@@ -583,42 +584,7 @@ func (s *server) handovers() {
 func (s *server) handover(p Partition) error {
 	pushed := false // the copy went to the follower
 	if !p.Ready {
-		var recs []Record
-		var got bool
-		for _, h := range sortedHolders(p, s.cfg.id) {
-			if h == s.cfg.id {
-				err := s.msgs.withPart(p.Name, func(ps *partState) error {
-					var err error
-					recs, err = s.msgs.sealAndRead(p.Name, ps, p.Epoch)
-					return err
-				})
-				if err == nil {
-					got = true
-					break
-				}
-				continue
-			}
-			var fr FetchResponse
-			code, er, err := s.call(s.table.View().Brokers[h], pathFetch, FetchRequest{Partition: p.Name, Epoch: p.Epoch}, &fr)
-			if err == nil && code == http.StatusOK {
-				recs, got = fr.Records, true
-				break
-			}
-			s.log.Info("handover: holder did not answer", "partition", p.Name, "holder", h, "err", err, "answer", er.Message)
-		}
-		if !got && len(p.Holders) > 0 {
-			return fmt.Errorf("no holder of %v answered", p.Holders)
-		}
-		err := s.msgs.withPart(p.Name, func(ps *partState) error {
-			if _, err := s.msgs.replicateLocked(p.Name, ps, p.Epoch, 0, recs); err != nil {
-				return err
-			}
-			if p.Follower != 0 {
-				return s.replicateTail(p.Name, ps, p, 0)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.copyPartition(p); err != nil {
 			return err
 		}
 		pushed = true
@@ -658,6 +624,71 @@ func (s *server) handover(p Partition) error {
 		s.log.Info("owner of partition", "partition", p.Name, "epoch", p.Epoch, "follower", p.Follower, "messages", ps.next)
 		return nil
 	})
+}
+
+// copyPartition is steps 1 and 2 of a handover of p (not ready): copy the
+// partition from a holder, then push it to the follower. A broker that
+// copied at p.Epoch already (a handover run again: the ready entry was not
+// applied yet, or, after a restart, not re-applied yet) keeps its copy and
+// only pushes it: it holds everything acknowledged before p.Epoch, and
+// maybe messages it acknowledged itself since, which a holder's copy would
+// overwrite with the holder's unacknowledged tail.
+func (s *server) copyPartition(p Partition) error {
+	var copied bool
+	err := s.msgs.withPart(p.Name, func(ps *partState) error {
+		if ps.sealed > p.Epoch {
+			return fmt.Errorf("%w: sealed at %d", ErrFenced, ps.sealed)
+		}
+		copied = ps.copied == p.Epoch
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var recs []Record
+	if !copied {
+		var got bool
+		if recs, got = s.fetchCopy(p); !got && len(p.Holders) > 0 {
+			return fmt.Errorf("no holder of %v answered", p.Holders)
+		}
+	}
+	return s.msgs.withPart(p.Name, func(ps *partState) error {
+		if ps.copied != p.Epoch {
+			if _, err := s.msgs.replicateLocked(p.Name, ps, p.Epoch, 0, recs); err != nil {
+				return err
+			}
+		}
+		if p.Follower != 0 {
+			return s.replicateTail(p.Name, ps, p, 0)
+		}
+		return nil
+	})
+}
+
+// fetchCopy reads every record of p from a holder of the last ready epoch
+// (this broker first), sealing it at p.Epoch; got is false when none
+// answered.
+func (s *server) fetchCopy(p Partition) (recs []Record, got bool) {
+	for _, h := range sortedHolders(p, s.cfg.id) {
+		if h == s.cfg.id {
+			err := s.msgs.withPart(p.Name, func(ps *partState) error {
+				var err error
+				recs, err = s.msgs.sealAndRead(p.Name, ps, p.Epoch)
+				return err
+			})
+			if err == nil {
+				return recs, true
+			}
+			continue
+		}
+		var fr FetchResponse
+		code, er, err := s.call(s.table.View().Brokers[h], pathFetch, FetchRequest{Partition: p.Name, Epoch: p.Epoch}, &fr)
+		if err == nil && code == http.StatusOK {
+			return fr.Records, true
+		}
+		s.log.Info("handover: holder did not answer", "partition", p.Name, "holder", h, "err", err, "answer", er.Message)
+	}
+	return nil, false
 }
 
 // sortedHolders lists p's holders, this broker first, then the follower.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,102 @@ func TestReplicationOfLargeMessages(t *testing.T) {
 	_ = f.msgs.withPart(name, func(ps *partState) error { next = ps.next; return nil })
 	if next != maxReplicate {
 		t.Fatalf("the follower has %d messages, want %d", next, maxReplicate)
+	}
+}
+
+// TestHandoverAgainAfterAppendsKeepsTheCopy: an owner that restarts reads
+// the table from its Raft log again, and may see its own epoch before the
+// ready entry is re-applied; its handover loop then runs the copy again.
+// The first copy came from one holder of the previous epoch (broker 4),
+// which lacked the other holder's (broker 2's) unacknowledged tail record
+// at offset 2; the owner has since been ready and stored and acknowledged
+// its own message at offset 2. Copying again from broker 2 would replace
+// that acknowledged message with the old tail, on the owner and on its
+// follower: two messages at one offset. The copy is kept: a handover at an
+// epoch this broker has copied already only pushes it to the follower.
+func TestHandoverAgainAfterAppendsKeepsTheCopy(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	open := func(dir string) *store {
+		st, err := openStore(dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	rec := func(off, epoch, broker uint64, payload string) Record {
+		return Record{Offset: off, Epoch: epoch, Broker: broker, Producer: 7, Seq: off + 1, Payload: payload}
+	}
+	// Broker 2, the owner at epoch 3, still has its unacknowledged record 2.
+	var fetched atomic.Int32
+	holder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		writeJSON(w, http.StatusOK, FetchResponse{Records: []Record{rec(0, 3, 2, "a"), rec(1, 3, 2, "b"), rec(2, 3, 2, "old tail")}})
+	}))
+	defer holder.Close()
+	f := &server{cfg: &serverConfig{id: 1}, log: log, table: NewTable(), msgs: open(t.TempDir())}
+	defer f.msgs.close()
+	follower := httptest.NewServer(f.routes())
+	defer follower.Close()
+	dir := t.TempDir()
+	o := &server{cfg: &serverConfig{id: 3}, log: log, table: NewTable(), msgs: open(dir), client: &http.Client{Timeout: 3 * time.Second}}
+	const name = "orders/0"
+	for i, c := range []Command{
+		{Op: OpRegister, Broker: 1, API: strings.TrimPrefix(follower.URL, "http://")},
+		{Op: OpRegister, Broker: 2, API: strings.TrimPrefix(holder.URL, "http://")},
+		{Op: OpCreate, Topic: "orders", Partitions: 1},
+		{Op: OpAssign, Moves: []Move{{Partition: name, Epoch: 3, Owner: 2, Follower: 4}}}, // epoch 4
+		{Op: OpReady, Partition: name, Epoch: 4, Holders: []uint64{2, 4}},
+		{Op: OpAssign, Moves: []Move{{Partition: name, Epoch: 4, Owner: 3, Follower: 1}}}, // epoch 6
+	} {
+		for _, s := range []*server{o, f} {
+			if res := s.table.Apply(&messages.Entry{Index: uint64(i + 1), Data: c.Encode()}); res != nil {
+				t.Fatalf("apply %+v: %v", c, res)
+			}
+		}
+	}
+	p, _ := o.table.View().Get(name)
+	// The first handover at epoch 6 copied [0, 2) from broker 4 and pushed
+	// it; then broker 3 was ready and acknowledged its own record 2.
+	err := o.msgs.withPart(name, func(ps *partState) error {
+		if _, err := o.msgs.replicateLocked(name, ps, p.Epoch, 0, []Record{rec(0, 3, 2, "a"), rec(1, 3, 2, "b")}); err != nil {
+			return err
+		}
+		if err := o.replicateTail(name, ps, p, 0); err != nil {
+			return err
+		}
+		ps.ready, ps.hw = p.Epoch, ps.next
+		res, err := o.msgs.appendLocked(name, ps, Record{Epoch: p.Epoch, Broker: 3, Producer: 8, Seq: 1, Payload: "acknowledged"})
+		if err != nil || res.rec.Offset != 2 {
+			return fmt.Errorf("append: %+v, %v", res, err)
+		}
+		if err := o.replicateTail(name, ps, p, ps.hw); err != nil {
+			return err
+		}
+		ps.hw = ps.next
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A restart, and the copy again.
+	if err := o.msgs.close(); err != nil {
+		t.Fatal(err)
+	}
+	o.msgs = open(dir)
+	defer o.msgs.close()
+	if err := o.copyPartition(p); err != nil {
+		t.Fatalf("handover again: %v", err)
+	}
+	for _, s := range []*server{o, f} {
+		var got []Record
+		if err := s.msgs.scan(name, 0, ^uint64(0), func(r Record) bool { got = append(got, r); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[2].Payload != "acknowledged" {
+			t.Errorf("broker %d after the handover again: %+v; want the acknowledged message at offset 2", s.cfg.id, got)
+		}
+	}
+	if n := fetched.Load(); n != 0 {
+		t.Errorf("the handover again fetched from a holder %d times, want 0 (this broker copied at epoch %d already)", n, p.Epoch)
 	}
 }
