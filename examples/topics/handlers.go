@@ -509,6 +509,8 @@ func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrGap):
 		writeJSON(w, http.StatusConflict, ErrorResponse{Error: errGap, Next: next, Message: err.Error()})
+	case errors.Is(err, ErrBadCommand):
+		s.invalid(w, err.Error())
 	case err != nil:
 		s.writeErr(w, err)
 	default:

@@ -215,14 +215,20 @@ func (s *store) appendLocked(name string, p *partState, r Record) (appendResult,
 // gave up on (its call timed out while the request waited here) and that
 // is handled after a later one carries a prefix of what the later one
 // stored, which the owner may have acknowledged since; truncating there
-// would lose acknowledged messages. It refuses an epoch older than the
-// sealed one and a start past its end (ErrGap, with its end).
+// would lose acknowledged messages. It refuses, changing nothing, an epoch
+// older than the sealed one, a start past its end (ErrGap, with its end),
+// and records that do not follow from (ErrBadCommand).
 func (s *store) replicateLocked(name string, p *partState, epoch, from uint64, recs []Record) (uint64, error) {
 	if epoch < p.sealed {
 		return p.next, fmt.Errorf("%w: %s replicating at epoch %d, sealed at %d", ErrFenced, name, epoch, p.sealed)
 	}
 	if from > p.next {
 		return p.next, fmt.Errorf("%w: %s from %d, have %d", ErrGap, name, from, p.next)
+	}
+	for i, r := range recs {
+		if r.Offset != from+uint64(i) {
+			return p.next, fmt.Errorf("%w: record %d at position %d", ErrBadCommand, r.Offset, from+uint64(i))
+		}
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -234,10 +240,7 @@ func (s *store) replicateLocked(name string, p *partState, epoch, from uint64, r
 		_ = b.DeleteRange(recordKey(name, from), recordKey(name, ^uint64(0)), nil)
 		_ = b.Set(copiedKey(name), binary.BigEndian.AppendUint64(nil, epoch), nil)
 	}
-	for i, r := range recs {
-		if r.Offset != from+uint64(i) {
-			return p.next, fmt.Errorf("%w: record %d at position %d", ErrBadCommand, r.Offset, from+uint64(i))
-		}
+	for _, r := range recs {
 		v, _ := json.Marshal(r)
 		_ = b.Set(recordKey(name, r.Offset), v, nil)
 	}

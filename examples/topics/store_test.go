@@ -213,3 +213,33 @@ func TestStoreOlderSeqRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreBadReplicationChangesNothing: a replication request whose
+// records do not follow its start is refused with ErrBadCommand before it
+// changes anything: the seal (in memory too), the copied epoch, the ready
+// epoch and the records stay as they were.
+func TestStoreBadReplicationChangesNothing(t *testing.T) {
+	s, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	const name = "t/0"
+	err = s.withPart(name, func(p *partState) error {
+		if _, err := s.replicateLocked(name, p, 5, 0, []Record{{Offset: 0, Epoch: 5}, {Offset: 1, Epoch: 5}}); err != nil {
+			return err
+		}
+		p.ready = 5
+		_, err := s.replicateLocked(name, p, 9, 0, []Record{{Offset: 0, Epoch: 5}, {Offset: 7, Epoch: 5}})
+		if !errors.Is(err, ErrBadCommand) {
+			t.Errorf("records that do not follow the start: %v, want ErrBadCommand", err)
+		}
+		if p.sealed != 5 || p.copied != 5 || p.ready != 5 || p.next != 2 {
+			t.Errorf("after a refused replication: sealed %d, copied %d, ready %d, next %d; want 5, 5, 5, 2", p.sealed, p.copied, p.ready, p.next)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
