@@ -38,6 +38,9 @@ type hostRig struct {
 	tick  time.Duration // the groups' TickInterval
 	hosts [3]*actor.PID
 	meter [3]metric.MeterProvider // host i's HostConfig.MeterProvider (nil: the global one)
+	// wrapSM, when set, is the state machine of group g's node on host
+	// i, around the listSM that records what it applies.
+	wrapSM func(g uint64, i int, sm *listSM) actors.StateMachine
 
 	mu     sync.Mutex
 	groups map[uint64][3]*actor.PID   // cluster id -> node of host i
@@ -106,6 +109,9 @@ func (r *hostRig) create(g uint64) {
 		cfg := r.groupConfig(g, i)
 		sms[i] = &listSM{}
 		cfg.StateMachine = sms[i]
+		if r.wrapSM != nil {
+			cfg.StateMachine = r.wrapSM(g, i, sms[i])
+		}
 		res, err := actors.Request[*actors.CreateGroupResponse](r.sys.Root, r.hosts[i], &actors.CreateGroup{Config: cfg}, 5*time.Second)
 		if err != nil {
 			r.t.Fatalf("CreateGroup %d on host %d: %v", g, i+1, err)

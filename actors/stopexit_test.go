@@ -21,7 +21,8 @@ import (
 // a child the node spawns after that (a leader's replicator, a follower's
 // snapshot receiver) must be stopped at once by the node, or the actor never
 // terminates and its store is never released. One test per child, each
-// on a node of a real cluster on the in-memory network, under
+// on a node of a real cluster on the in-memory network, and one through
+// an actors.Host (its database on Pebble's in-memory filesystem), under
 // testing/synctest.
 
 // gateSM is listSM whose Apply of the command "block", once armed, waits
@@ -142,7 +143,10 @@ func stopChildren(sys *actor.ActorSystem, pid *actor.PID) {
 // A client's read at the follower is forwarded to the leader
 // (MSG_READ_INDEX), which confirms its leadership with a heartbeat round:
 // the heartbeat to the follower leaves through a new replicator. Once
-// Apply returns, the leader's actor terminates.
+// Apply returns, the leader's actor terminates. Two nodes: the follower
+// alone cannot elect a leader (the stopped leader, in its lease, ignores
+// its pre-votes), so the leader never steps down, which would stop its
+// replicators and hide a stray one.
 func TestReplicatorSpawnedWhileExitingIsStopped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, gates := newGatedCluster(t, 2, nil)
@@ -206,5 +210,80 @@ func TestSnapshotReceiverSpawnedWhileExitingIsStopped(t *testing.T) {
 			t.Fatalf("the leader %d sent no snapshot chunk to %d within a minute (fake time)", lead, f)
 		}
 		c.releaseAndWaitGone(gates, f, pid, gone, "snapshot receiver")
+	})
+}
+
+// TestHostStoppedWhileApplyWaitsClosesItsDatabase: the host of a group's
+// leader stops while that node's applier waits in Apply; the node exits
+// with it, and a read at a follower on another host makes it spawn a
+// replicator meanwhile (as in TestReplicatorSpawnedWhileExitingIsStopped).
+// Once Apply returns, the host terminates, having closed its database: a
+// host started again on the same filesystem opens it and runs the group.
+func TestHostStoppedWhileApplyWaitsClosesItsDatabase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newHostRig(t)
+		var gates [3]*gateSM
+		r.wrapSM = func(_ uint64, i int, sm *listSM) actors.StateMachine {
+			gates[i] = newGateSM(sm)
+			return gates[i]
+		}
+		r.create(1)
+		if err := r.propose(1, "a"); err != nil {
+			t.Fatal(err)
+		}
+		li := -1
+		for i, pid := range r.groups[1] {
+			st, err := actors.Request[*actors.Status](r.sys.Root, pid, &actors.GetStatus{}, 5*time.Second)
+			if err != nil {
+				t.Fatalf("status of group 1 on host %d: %v", i+1, err)
+			}
+			if st.Role == actors.Leader {
+				li = i
+			}
+		}
+		if li < 0 {
+			t.Fatal("group 1 has no leader after a commit")
+		}
+		lead, fi := r.groups[1][li], (li+1)%3
+		gates[li].armed.Store(true)
+		me, _ := inbox(r.sys)
+		r.sys.Root.RequestWithCustomSender(lead, &actors.Propose{Data: []byte("block")}, me)
+		select {
+		case <-gates[li].entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("host %d's node did not apply \"block\" within 10s (fake time)", li+1)
+		}
+		synctest.Wait()
+		gone := r.sys.Root.StopFuture(r.hosts[li])
+		synctest.Wait()
+		if _, ok := r.sys.ProcessRegistry.Get(lead); !ok {
+			t.Fatalf("host %d's node terminated while its applier waits in Apply: the scenario needs it exiting", li+1)
+		}
+		r.sys.Root.RequestWithCustomSender(r.groups[1][fi], &actors.Read{}, me)
+		synctest.Wait()
+		// The other two elect a leader of their own once their election
+		// timeout passes; cut off, the stopped leader never hears of it
+		// (it would step down and stop its replicators).
+		r.net.Isolate(uint64(li + 1))
+		close(gates[li].release)
+		if err := gone.Wait(); err != nil {
+			stopChildren(r.sys, lead) // so that the hosts end, and the bubble
+			r.stop()
+			t.Fatalf("host %d, stopped while its node's applier waited in Apply, did not terminate within 10s (fake time) of its stop once the Apply returned: %v", li+1, err)
+		}
+		r.startHost(li)
+		if st := r.status(li); st.Err != nil {
+			t.Fatalf("host %d started again on its filesystem: %v", li+1, st.Err)
+		}
+		cfg := r.groupConfig(1, li)
+		cfg.StateMachine = &listSM{}
+		res, err := actors.Request[*actors.CreateGroupResponse](r.sys.Root, r.hosts[li], &actors.CreateGroup{Config: cfg}, 5*time.Second)
+		if err == nil {
+			err = res.Err
+		}
+		if err != nil {
+			t.Fatalf("group 1 on host %d started again: %v", li+1, err)
+		}
+		r.stop()
 	})
 }
