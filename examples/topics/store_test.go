@@ -184,20 +184,14 @@ func TestStoreReplicationReordered(t *testing.T) {
 // producer with two messages in flight to one partition whose later one
 // was stored first was told the earlier one was stored, and it was lost.
 func TestStoreOlderSeqRefused(t *testing.T) {
-	s, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	const name = "t/0"
-	err = s.withPart(name, func(p *partState) error {
+	withTestPart(t, func(s *store, name string, p *partState) {
 		if _, err := s.replicateLocked(name, p, 5, 0, nil); err != nil {
-			return err
+			t.Fatal(err)
 		}
 		p.ready = 5
 		for _, seq := range []uint64{1, 3} {
 			if _, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: seq}); err != nil {
-				return err
+				t.Fatal(err)
 			}
 		}
 		res, err := s.appendLocked(name, p, Record{Epoch: 5, Broker: 1, Producer: 7, Seq: 2, Payload: "late"})
@@ -207,11 +201,7 @@ func TestStoreOlderSeqRefused(t *testing.T) {
 		if p.next != 2 {
 			t.Errorf("after the refused append: next %d, want 2", p.next)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestStoreBadReplicationChangesNothing: a replication request whose
@@ -219,15 +209,9 @@ func TestStoreOlderSeqRefused(t *testing.T) {
 // changes anything: the seal (in memory too), the copied epoch, the ready
 // epoch and the records stay as they were.
 func TestStoreBadReplicationChangesNothing(t *testing.T) {
-	s, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	const name = "t/0"
-	err = s.withPart(name, func(p *partState) error {
+	withTestPart(t, func(s *store, name string, p *partState) {
 		if _, err := s.replicateLocked(name, p, 5, 0, []Record{{Offset: 0, Epoch: 5}, {Offset: 1, Epoch: 5}}); err != nil {
-			return err
+			t.Fatal(err)
 		}
 		p.ready = 5
 		_, err := s.replicateLocked(name, p, 9, 0, []Record{{Offset: 0, Epoch: 5}, {Offset: 7, Epoch: 5}})
@@ -237,9 +221,22 @@ func TestStoreBadReplicationChangesNothing(t *testing.T) {
 		if p.sealed != 5 || p.copied != 5 || p.ready != 5 || p.next != 2 {
 			t.Errorf("after a refused replication: sealed %d, copied %d, ready %d, next %d; want 5, 5, 5, 2", p.sealed, p.copied, p.ready, p.next)
 		}
-		return nil
 	})
+}
+
+// withTestPart runs fn on partition t/0 of a new store, locked.
+func withTestPart(t *testing.T, fn func(s *store, name string, p *partState)) {
+	t.Helper()
+	s, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.close()
+	const name = "t/0"
+	p, err := s.part(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.mu.Unlock()
+	fn(s, name, p)
 }
