@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/flotilla-raft/flotilla/bench/internal/cpuclock"
 )
 
 // Modes: durable means every acknowledged write is fsynced on a quorum
@@ -185,7 +187,7 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 		dg0 = dg.counters()
 	}
 	runtime.ReadMemStats(&ms0)
-	cpu0 = processCPU()
+	cpu0 = cpuclock.Process()
 	if o.profileDir != "" {
 		stopProfile, err = startProfiles(o.profileDir, spec)
 		if err != nil {
@@ -198,7 +200,7 @@ func runCell(ctx context.Context, d *driver, spec cellSpec, o runOptions) (res c
 	case <-ctx.Done():
 	}
 	runtime.ReadMemStats(&ms1)
-	cpu1 = processCPU()
+	cpu1 = cpuclock.Process()
 	if dg != nil {
 		dg1 = dg.counters()
 	}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
+	"github.com/flotilla-raft/flotilla/bench/internal/cpuclock"
 	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
@@ -246,10 +247,10 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 	time.Sleep(warmup)
 	f0 := fsyncs()
 	measuring.Store(true)
-	t0, c0 := time.Now(), processCPU()
+	t0, c0 := time.Now(), cpuclock.Process()
 	time.Sleep(window)
 	measuring.Store(false)
-	elapsed, cpu := time.Since(t0), processCPU()-c0
+	elapsed, cpu := time.Since(t0), cpuclock.Process()-c0
 	f1 := fsyncs()
 	stop.Store(true)
 	wg.Wait()
