@@ -97,7 +97,9 @@ const (
 // Propose asks the leader to replicate Data and apply it. Answer:
 // *ProposeResponse. ClientID+Sequence (optional, both non-zero) make
 // retries idempotent: a client's session starts at Sequence 1, and its
-// sequences grow, one command under way at a time. Sessions expire
+// sequences grow, one command under way at a time. Sessions are per group
+// (cluster id): a client of several groups numbers its commands of each
+// from 1. Sessions expire
 // (Config.MaxSessions, SessionTTL): a later sequence of a client without
 // a session is answered ErrSessionExpired. A session's first command
 // retried after the session expired cannot be told from a new client's

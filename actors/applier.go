@@ -188,8 +188,13 @@ func (a *applier) apply(ctx actor.Context, e *messages.Entry, w *waiter, parent 
 	if w != nil {
 		if w.term == e.Term {
 			resp := &ProposeResponse{Index: e.Index, Term: e.Term, Result: result}
-			if result == ErrDuplicate || result == ErrSessionExpired {
-				resp.Result, resp.Err = nil, result.(error)
+			switch result {
+			case ErrDuplicate:
+				resp.Result, resp.Err = nil, ErrDuplicate
+			case ErrSessionExpired:
+				resp.Result, resp.Err = nil, fmt.Errorf("%w: client %d has no session in this group at sequence %d "+
+					"(it expired, or the client's sequence 1 was never applied here: sessions are per group); "+
+					"continue with a new ClientID from Sequence 1", ErrSessionExpired, e.ClientId, e.Sequence)
 			}
 			ctx.Send(w.pid, resp)
 		} else {

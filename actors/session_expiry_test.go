@@ -3,6 +3,7 @@ package actors_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -139,6 +140,26 @@ func TestSessionsExpireTheSameWayOnEveryReplica(t *testing.T) {
 		}
 		if len(results[restarted]) == 0 {
 			t.Errorf("the restarted node %d applied no client entry", restarted)
+		}
+	})
+}
+
+// A client's first proposal to a group past Sequence 1 (its session
+// expired, or it never had one in this group: sessions are per group) is
+// answered with an error that names the client and its sequence and says
+// what to do, still ErrSessionExpired for errors.Is.
+func TestSessionExpiredErrorSaysWhatToDo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		lead := c.waitLeader()
+		_, err := actors.ProposeAndWait(c.sys.Root, c.node(lead), &actors.Propose{Data: []byte("x"), ClientID: 5, Sequence: 3}, 5*time.Second)
+		if !errors.Is(err, actors.ErrSessionExpired) {
+			t.Fatalf("client 5 seq 3 without a session: %v, want ErrSessionExpired", err)
+		}
+		for _, want := range []string{"client 5", "sequence 3", "new ClientID", "Sequence 1"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
 		}
 	})
 }

@@ -14,7 +14,7 @@ import (
 // SessionTTL), or its first command was never applied. The proposal is not
 // applied. An earlier attempt of it may have been, before the session
 // expired: its outcome is unknown. Continue with a new client id, from
-// sequence 1.
+// sequence 1. A ProposeResponse wraps it with the client id and sequence.
 var ErrSessionExpired = errors.New("actors: session expired")
 
 // session is what the applier remembers of a client: its last applied
