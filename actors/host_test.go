@@ -18,7 +18,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 	"go.opentelemetry.io/otel/metric"
@@ -78,7 +77,7 @@ func (r *hostRig) startHost(i int) {
 	}
 	cfg.Logger = discardLogger()
 	cfg.MeterProvider = r.meter[i]
-	cfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return r.net.Join(clusterID, nodeID), nil }
+	cfg.Join = r.net.HostJoin
 	props, err := actors.HostProps(cfg)
 	if err != nil {
 		r.t.Fatal(err)

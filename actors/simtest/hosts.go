@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/flotilla-raft/flotilla/actors"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 )
@@ -118,7 +117,7 @@ func (s *sim) startMachine(m *machine) {
 	m.cut = &cutFS{FS: m.fs}
 	cfg.FS = m.cut
 	cfg.Logger = slog.New(&traceHandler{s: s, node: m.id})
-	cfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return s.net.Join(clusterID, nodeID), nil }
+	cfg.Join = s.net.HostJoin
 	props, err := actors.HostProps(cfg)
 	if err != nil {
 		s.violation("host %d: props: %v", m.id, err)

@@ -35,7 +35,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/flotilla-raft/flotilla/actors"
 	"github.com/flotilla-raft/flotilla/bench/internal/cpuclock"
-	"github.com/flotilla-raft/flotilla/cluster/transport"
 	"github.com/flotilla-raft/flotilla/cluster/transport/inmem"
 	"github.com/flotilla-raft/flotilla/messages"
 )
@@ -135,7 +134,7 @@ func runCell(groups, clients, size int, warmup, window time.Duration) (result, e
 		cfg := actors.DefaultHostConfig()
 		cfg.DataDir = dir
 		cfg.Logger = logger
-		cfg.Join = func(clusterID, nodeID uint64) (transport.Transport, error) { return net.Join(clusterID, nodeID), nil }
+		cfg.Join = net.HostJoin
 		props, err := actors.HostProps(cfg)
 		if err != nil {
 			return result{}, err

@@ -117,6 +117,12 @@ func (n *Network) Join(clusterID, id uint64) *Transport {
 	return t
 }
 
+// HostJoin is Join in the form actors.HostConfig.Join takes
+// (hcfg.Join = network.HostJoin); it never fails.
+func (n *Network) HostJoin(clusterID, id uint64) (transport.Transport, error) {
+	return n.Join(clusterID, id), nil
+}
+
 // SetFaults sets the faults of every link without its own (SetLinkFaults).
 func (n *Network) SetFaults(f Faults) {
 	n.mu.Lock()

@@ -378,3 +378,17 @@ func TestJoinRoutesByCluster(t *testing.T) {
 		}
 	})
 }
+
+// HostJoin is Join in the form actors.HostConfig.Join takes, so a host's
+// config names it directly: the same transport, never an error.
+func TestHostJoinIsJoin(t *testing.T) {
+	net := inmem.NewNetwork(1)
+	var join func(clusterID, id uint64) (transport.Transport, error) = net.HostJoin
+	tr, err := join(7, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr != transport.Transport(net.Join(7, 2)) {
+		t.Fatalf("HostJoin(7, 2) = %p, want Join(7, 2) = %p", tr, net.Join(7, 2))
+	}
+}

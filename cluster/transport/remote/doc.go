@@ -4,7 +4,8 @@
 // A [Host] is one protoactor remote: one gRPC server on one listen address
 // and the outbound connections, in an actor system of its own or the
 // application's. It serves the transports of any number of local nodes,
-// of one or several clusters ([Host.Join]); [New] is a Host with one node.
+// of one or several clusters ([Host.Join]; [Host.HostJoin] is the same in
+// the form actors.HostConfig.Join takes); [New] is a Host with one node.
 // Each node has a receiver actor named "<ReceiverPrefix>-<cluster id>-<node
 // id>" (see [ReceiverName]). Send wraps the Raft message in the single
 // registered wire type, [messages.Envelope], and sends it to the peer's

@@ -272,6 +272,17 @@ func (h *Host) Join(clusterID, id uint64) (*Transport, error) {
 	return t, nil
 }
 
+// HostJoin is Join in the form actors.HostConfig.Join takes
+// (hcfg.Join = rhost.HostJoin): on an error its transport is nil, not a
+// nil *Transport inside the interface.
+func (h *Host) HostJoin(clusterID, id uint64) (transport.Transport, error) {
+	t, err := h.Join(clusterID, id)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // leave removes t from the routing table.
 func (h *Host) leave(t *Transport) {
 	h.mu.Lock()

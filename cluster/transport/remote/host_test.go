@@ -197,3 +197,34 @@ func TestHostJoinErrors(t *testing.T) {
 		t.Error("Send after the host closed")
 	}
 }
+
+// HostJoin is Join in the form actors.HostConfig.Join takes: the same
+// node, and on a refusal a nil transport (not a nil *Transport in the
+// interface) with Join's error.
+func TestHostJoinForActorsHost(t *testing.T) {
+	if !inOwnProcess(t) {
+		return
+	}
+	cfg := remote.DefaultConfig()
+	cfg.Insecure = true
+	h, err := remote.NewHost(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var join func(clusterID, id uint64) (transport.Transport, error) = h.HostJoin
+	tr, err := join(7, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := tr.(*remote.Transport); !ok || got.Addr() != h.Addr() {
+		t.Fatalf("HostJoin(7, 2) = %v, want a *remote.Transport at %s", tr, h.Addr())
+	}
+	if tr, err := join(7, 2); err == nil || tr != nil {
+		t.Fatalf("HostJoin(7, 2) again = %v, %v: want nil and an error", tr, err)
+	}
+	if tr, err := join(7, 0); err == nil || tr != nil {
+		t.Fatalf("HostJoin(7, 0) = %v, %v: want nil and an error", tr, err)
+	}
+	_ = tr.Close()
+}
