@@ -193,8 +193,8 @@
 // A process that runs many Raft groups (one node of each) spawns a host
 // (HostProps, host.go) instead of a node per group: it owns one Pebble
 // database (every group keyed by its cluster id), reaches one transport
-// through HostConfig.Join (remote.Host.Join, inmem.Network.Join: inbound
-// messages are routed by cluster id and node id) and runs one shared
+// through HostConfig.Join (remote.Host.HostJoin, inmem.Network.HostJoin:
+// inbound messages are routed by cluster id and node id) and runs one shared
 // persister (host_persister.go). Each group's node keeps its own
 // persister child, which drains the group's pending writes into one Save
 // (group commit within the group); on a host that Save is a request to
@@ -208,8 +208,12 @@
 // CreateGroup), and GetHostStatus counts groups, active groups, fsyncs
 // and group writes and entries per fsync. A group's node is a whole node:
 // send it what a node of Props takes (proposals, reads, membership,
-// snapshots, GetStatus, Subscribe). Props remains the way to run one
-// group.
+// snapshots, GetStatus, Subscribe); client sessions (Propose's ClientID
+// and Sequence) are per group. RemoveGroup every group before stopping
+// the host for an orderly stop (leaders hand over); a host stopped with
+// groups stops their nodes at once, losing nothing they acknowledged.
+// ExampleHostProps runs three hosts with two groups each. Props remains
+// the way to run one group.
 //
 // # Backpressure
 //

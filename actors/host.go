@@ -38,9 +38,10 @@ type HostConfig struct {
 	FS vfs.FS
 	// Join returns the transport of node nodeID of group clusterID: the
 	// endpoint, on the host's one transport, that routes by (cluster id,
-	// node id). For the remote transport, wrap remote.Host.Join; for the
-	// in-memory one, inmem.Network.Join. A group's node starts its
-	// transport and closes it when it stops. Required.
+	// node id): remote.Host.HostJoin for the remote transport,
+	// inmem.Network.HostJoin for the in-memory one (hcfg.Join =
+	// rhost.HostJoin). A group's node starts its transport and closes it
+	// when it stops. Required.
 	Join func(clusterID, nodeID uint64) (transport.Transport, error)
 	// Logger receives the host's logs, and the groups' when their Config
 	// has none. Default: Warn and above as text on os.Stderr.
@@ -110,7 +111,11 @@ func (c *HostConfig) Validate() error {
 // each a complete node (events, status, snapshots, membership: send it
 // what a node of Props takes). Requests: CreateGroup, RemoveGroup,
 // GetHostStatus; metrics go to HostConfig.MeterProvider (host_metrics.go).
-// To run one group, Props is simpler.
+// To stop in order, RemoveGroup every group, then stop the host actor
+// (StopFuture(host).Wait() returns once its database is closed). Stopping a
+// host that still runs groups stops their nodes at once, as a crash would
+// but losing nothing they acknowledged: no hand-over of leadership, no
+// answer to pending requests. To run one group, Props is simpler.
 func HostProps(cfg HostConfig) (*actor.Props, error) {
 	cfg.ensureDefaults()
 	if err := cfg.Validate(); err != nil {
