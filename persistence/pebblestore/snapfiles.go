@@ -86,7 +86,9 @@ func (db *DB) openSnapshotDir(dir string) error {
 			top = max(top, f.seq)
 		}
 		if strings.HasSuffix(n, ".tmp") {
-			if err := db.fs.Remove(db.fs.PathJoin(db.snapDir, n)); err != nil {
+			// Gone already is fine: the sink of a node that stopped in
+			// this process may remove its own temporary file meanwhile.
+			if err := db.fs.Remove(db.fs.PathJoin(db.snapDir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("pebblestore: remove leftover %s: %w", n, err)
 			}
 		}
